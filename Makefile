@@ -1,0 +1,72 @@
+# greenprune: `make demo` runs the study end to end; `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.greenprune-installed
+DEMO_SERVE ?= 1
+DEMO_FILE ?= experiments/demo.yaml
+PYTEST_ARGS ?=
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test lint protos check-protos format bench venv up down clean
+
+# The virtual environment: torch first and pinned (a CPU build), then the project.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+# google/rpc/status.proto comes from googleapis-common-protos, so imports resolve offline.
+protos/google/rpc/status.proto: $(STAMP)
+	@mkdir -p $(@D)
+	@cp "$$($(PY) -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')/status.proto" $@
+
+protos: protos/google/rpc/status.proto
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. \
+	  $$(find protos/greenprune -name '*.proto' | sort)
+
+lint: protos/google/rpc/status.proto
+	cd protos && ../$(BIN)/buf lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(PY) bench/results_ingest.py
+	$(PY) bench/prune_overhead.py
+	$(PY) bench/eval_overhead.py
+
+up: venv
+	$(BIN)/greenprune up
+
+down: venv
+	$(BIN)/greenprune down
+
+# The demo: reference model, local stack, the experiment, the table, then the app.
+demo: venv
+	$(BIN)/greenprune reference-model build
+	$(BIN)/greenprune up
+	$(BIN)/greenprune run $(DEMO_FILE) || { $(BIN)/greenprune down; exit 1; }
+	@if [ "$(DEMO_SERVE)" = "1" ]; then \
+	  echo "The app is at $$($(BIN)/greenprune status --app-url). Ctrl-C stops the stack."; \
+	  trap '$(BIN)/greenprune down' INT TERM EXIT; while true; do sleep 3600; done; \
+	else \
+	  $(BIN)/greenprune down; \
+	fi
+
+clean:
+	rm -rf .state .pytest_cache .ruff_cache artifacts

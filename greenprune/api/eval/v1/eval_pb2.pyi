@@ -1,0 +1,160 @@
+from greenprune.api.common.v1 import energy_pb2 as _energy_pb2
+from greenprune.api.common.v1 import jobs_pb2 as _jobs_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class EvalSpec(_message.Message):
+    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TASK_PATHS_FIELD_NUMBER: _ClassVar[int]
+    NUM_FEWSHOT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    REPEATS_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_BATCHES_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    model: str
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    task_paths: _containers.RepeatedScalarFieldContainer[str]
+    num_fewshot: int
+    limit: int
+    batch_size: int
+    device: str
+    repeats: int
+    warmup_batches: int
+    idle_seconds: float
+    seed: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class MetricValue(_message.Message):
+    __slots__ = ("task", "metric", "value", "stderr", "samples")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    STDERR_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    metric: str
+    value: float
+    stderr: float
+    samples: int
+    def __init__(self, task: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., stderr: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("task", "metrics", "samples", "energy")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_FIELD_NUMBER: _ClassVar[int]
+    task: str
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
+    samples: int
+    energy: _energy_pb2.EnergyReport
+    def __init__(self, task: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., samples: _Optional[int] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ...) -> None: ...
+
+class EvalResult(_message.Message):
+    __slots__ = ("tasks", "versions")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskResult]
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class EvalJob(_message.Message):
+    __slots__ = ("name", "status", "spec", "result")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: _jobs_pb2.JobStatus
+    spec: EvalSpec
+    result: EvalResult
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobStatus, _Mapping]] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
+
+class CreateEvalJobRequest(_message.Message):
+    __slots__ = ("request_id", "spec", "experiment")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    spec: EvalSpec
+    experiment: str
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ..., experiment: _Optional[str] = ...) -> None: ...
+
+class CreateEvalJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: EvalJob
+    def __init__(self, job: _Optional[_Union[EvalJob, _Mapping]] = ...) -> None: ...
+
+class GetEvalJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetEvalJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: EvalJob
+    def __init__(self, job: _Optional[_Union[EvalJob, _Mapping]] = ...) -> None: ...
+
+class ListEvalJobsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "experiment")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    experiment: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., experiment: _Optional[str] = ...) -> None: ...
+
+class ListEvalJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[EvalJob]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[EvalJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelEvalJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CancelEvalJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: EvalJob
+    def __init__(self, job: _Optional[_Union[EvalJob, _Mapping]] = ...) -> None: ...
+
+class WatchEvalJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WatchEvalJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: EvalJob
+    def __init__(self, job: _Optional[_Union[EvalJob, _Mapping]] = ...) -> None: ...

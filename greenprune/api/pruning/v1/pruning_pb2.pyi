@@ -1,0 +1,204 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from greenprune.api.common.v1 import energy_pb2 as _energy_pb2
+from greenprune.api.common.v1 import jobs_pb2 as _jobs_pb2
+from greenprune.api.common.v1 import layers_pb2 as _layers_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PruningMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRUNING_METHOD_UNSPECIFIED: _ClassVar[PruningMethod]
+    PRUNING_METHOD_MAGNITUDE_L1: _ClassVar[PruningMethod]
+    PRUNING_METHOD_MAGNITUDE_L2: _ClassVar[PruningMethod]
+    PRUNING_METHOD_TAYLOR: _ClassVar[PruningMethod]
+    PRUNING_METHOD_RANDOM: _ClassVar[PruningMethod]
+PRUNING_METHOD_UNSPECIFIED: PruningMethod
+PRUNING_METHOD_MAGNITUDE_L1: PruningMethod
+PRUNING_METHOD_MAGNITUDE_L2: PruningMethod
+PRUNING_METHOD_TAYLOR: PruningMethod
+PRUNING_METHOD_RANDOM: PruningMethod
+
+class CalibrationSpec(_message.Message):
+    __slots__ = ("samples", "sequence_length", "source")
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    samples: int
+    sequence_length: int
+    source: str
+    def __init__(self, samples: _Optional[int] = ..., sequence_length: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class PruneSpec(_message.Message):
+    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_ATTENTION_HEADS_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_MLP_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_HIDDEN_FIELD_NUMBER: _ClassVar[int]
+    KEEP_FIRST_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    KEEP_LAST_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    ROUND_TO_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    method: PruningMethod
+    ratio: float
+    prune_attention_heads: bool
+    prune_mlp: bool
+    prune_hidden: bool
+    keep_first_layers: int
+    keep_last_layers: int
+    round_to: int
+    calibration: CalibrationSpec
+    seed: int
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class PruneResult(_message.Message):
+    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions")
+    class VersionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    PRUNABLE_PARAMETERS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PRUNABLE_PARAMETERS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ACHIEVED_RATIO_FIELD_NUMBER: _ClassVar[int]
+    MACS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    MACS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    BYTES_ON_DISK_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_FIELD_NUMBER: _ClassVar[int]
+    UNIFORM_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    parameters_before: int
+    parameters_after: int
+    prunable_parameters_before: int
+    prunable_parameters_after: int
+    achieved_ratio: float
+    macs_before: int
+    macs_after: int
+    bytes_on_disk: int
+    layers: _containers.RepeatedCompositeFieldContainer[_layers_pb2.LayerShape]
+    wall_seconds: float
+    energy: _energy_pb2.EnergyReport
+    uniform: bool
+    content_hash: str
+    architecture: str
+    versions: _containers.ScalarMap[str, str]
+    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PruneJob(_message.Message):
+    __slots__ = ("name", "status", "spec", "result")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    status: _jobs_pb2.JobStatus
+    spec: PruneSpec
+    result: PruneResult
+    def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobStatus, _Mapping]] = ..., spec: _Optional[_Union[PruneSpec, _Mapping]] = ..., result: _Optional[_Union[PruneResult, _Mapping]] = ...) -> None: ...
+
+class CreatePruneJobRequest(_message.Message):
+    __slots__ = ("request_id", "spec", "experiment")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    spec: PruneSpec
+    experiment: str
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[PruneSpec, _Mapping]] = ..., experiment: _Optional[str] = ...) -> None: ...
+
+class CreatePruneJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: PruneJob
+    def __init__(self, job: _Optional[_Union[PruneJob, _Mapping]] = ...) -> None: ...
+
+class GetPruneJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetPruneJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: PruneJob
+    def __init__(self, job: _Optional[_Union[PruneJob, _Mapping]] = ...) -> None: ...
+
+class ListPruneJobsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "experiment")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    experiment: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., experiment: _Optional[str] = ...) -> None: ...
+
+class ListPruneJobsResponse(_message.Message):
+    __slots__ = ("jobs", "next_page_token")
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[PruneJob]
+    next_page_token: str
+    def __init__(self, jobs: _Optional[_Iterable[_Union[PruneJob, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelPruneJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CancelPruneJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: PruneJob
+    def __init__(self, job: _Optional[_Union[PruneJob, _Mapping]] = ...) -> None: ...
+
+class WatchPruneJobRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class WatchPruneJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: PruneJob
+    def __init__(self, job: _Optional[_Union[PruneJob, _Mapping]] = ...) -> None: ...
+
+class GetCheckpointRequest(_message.Message):
+    __slots__ = ("checkpoint_id",)
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    def __init__(self, checkpoint_id: _Optional[str] = ...) -> None: ...
+
+class GetCheckpointResponse(_message.Message):
+    __slots__ = ("checkpoint_id", "manifest_json", "create_time")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    manifest_json: str
+    create_time: _timestamp_pb2.Timestamp
+    def __init__(self, checkpoint_id: _Optional[str] = ..., manifest_json: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,115 @@
+"""The one place that maps domain errors to gRPC status codes.
+
+Servicers raise :mod:`greenprune.errors` exceptions; :class:`ErrorMappingInterceptor` turns them
+into statuses. Unexpected exceptions become INTERNAL with a generic message: the traceback goes to
+the server log, never onto the wire.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.rpc import code_pb2, status_pb2
+
+from greenprune.errors import (
+    FailedPreconditionError,
+    GreenpruneError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+)
+
+log = logging.getLogger(__name__)
+
+_CODES: dict[type[GreenpruneError], grpc.StatusCode] = {
+    InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFoundError: grpc.StatusCode.NOT_FOUND,
+    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+}
+
+INTERNAL_MESSAGE = "internal error; see the server log"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """Returns the status code and wire-safe message for an exception."""
+    for kind, code in _CODES.items():
+        if isinstance(exc, kind):
+            return code, str(exc)
+    if isinstance(exc, GreenpruneError):
+        return grpc.StatusCode.INTERNAL, str(exc)
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+def code_name(exc: BaseException) -> str:
+    """Returns the canonical code name ("NOT_FOUND", ...) for an exception."""
+    return status_for(exc)[0].name
+
+
+def rpc_status(code: str, message: str) -> status_pb2.Status:
+    """Builds a ``google.rpc.Status`` from a canonical code name and a message."""
+    return status_pb2.Status(code=code_pb2.Code.Value(code), message=message)
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await behavior(request, context)
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the error boundary
+            await _abort(exc, context)
+
+    return wrapper
+
+
+def _wrap_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+    async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for item in behavior(request, context):
+                yield item
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - this is the error boundary
+            await _abort(exc, context)
+
+    return wrapper
+
+
+async def _abort(exc: BaseException, context: grpc.aio.ServicerContext) -> None:
+    code, message = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("unexpected error in RPC", exc_info=exc)
+    await context.abort(code, message)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every unary-unary and unary-stream handler in the error map."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        """Returns the handler with its behaviour wrapped."""
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler

@@ -1,0 +1,431 @@
+"""A persisted job runner: each job runs in a spawned child process.
+
+The job table is a SQLite file in the service's state directory. Jobs run one at a time per
+*lane* (a device, say), each in a fresh ``spawn`` child, so torch never runs on the event loop,
+cancel is ``terminate``, memory is freed on exit and a crash of the job does not crash the
+server. A repeated ``request_id`` returns the existing job unless that job failed or was
+cancelled, in which case a new attempt is queued. On start, jobs left RUNNING by a previous
+process are marked FAILED with the reason "interrupted"; QUEUED jobs are run.
+
+A worker is a function ``work(spec: dict, context: dict, progress) -> dict`` named as
+``"module:function"``; it runs in the child and returns a JSON-serialisable result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sqlite3
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from greenprune.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
+from greenprune.rpc.errors import code_name
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
+    "QUEUED",
+    "RUNNING",
+    "SUCCEEDED",
+    "FAILED",
+    "CANCELLED",
+)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+INTERRUPTED = "interrupted"
+
+Progress = Callable[[str, float], None]
+OnSucceeded = Callable[["Job"], Awaitable[None]]
+
+
+@dataclass
+class Job:
+    """One job as the table stores it."""
+
+    id: str
+    request_id: str
+    spec: dict[str, Any]
+    lane: str = "default"
+    experiment: str = ""
+    state: str = QUEUED
+    stage: str = "queued"
+    progress: float = 0.0
+    create_time: float = field(default_factory=time.time)
+    start_time: float | None = None
+    end_time: float | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    result: dict[str, Any] | None = None
+
+    @property
+    def done(self) -> bool:
+        """Whether the job reached a terminal state."""
+        return self.state in TERMINAL
+
+
+_COLUMNS = [name for name in Job.__dataclass_fields__]
+_JSON_COLUMNS = {"spec", "result"}
+
+
+class JobTable:
+    """The jobs of one service, in a SQLite file.
+
+    Args:
+        path: The SQLite file; its folder is created.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
+            " spec TEXT, lane TEXT, experiment TEXT, state TEXT, stage TEXT, progress REAL,"
+            " create_time REAL, start_time REAL, end_time REAL, error_code TEXT,"
+            " error_message TEXT, result TEXT)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_request ON jobs (request_id)")
+
+    def close(self) -> None:
+        """Closes the file."""
+        self._db.close()
+
+    def save(self, job: Job) -> None:
+        """Inserts or replaces ``job``."""
+        values = [
+            json.dumps(getattr(job, c)) if c in _JSON_COLUMNS else getattr(job, c) for c in _COLUMNS
+        ]
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self._db.execute(
+            f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) VALUES ({marks})", values
+        )
+
+    def _rows(self, where: str = "", params: tuple[Any, ...] = (), tail: str = "") -> list[Job]:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM jobs {where} {tail}"
+        jobs = []
+        for row in self._db.execute(sql, params):
+            data = dict(zip(_COLUMNS, row, strict=True))
+            for c in _JSON_COLUMNS:
+                data[c] = json.loads(data[c]) if data[c] is not None else None
+            jobs.append(Job(**data))
+        return jobs
+
+    def get(self, job_id: str) -> Job | None:
+        """Returns the job with ``job_id``, or None."""
+        found = self._rows("WHERE id = ?", (job_id,))
+        return found[0] if found else None
+
+    def latest_for_request(self, request_id: str) -> Job | None:
+        """Returns the newest job created with ``request_id``, or None."""
+        found = self._rows(
+            "WHERE request_id = ?", (request_id,), "ORDER BY create_time DESC LIMIT 1"
+        )
+        return found[0] if found else None
+
+    def in_state(self, state: str) -> list[Job]:
+        """Returns the jobs in ``state``, oldest first."""
+        return self._rows("WHERE state = ?", (state,), "ORDER BY create_time")
+
+    def page(self, experiment: str, limit: int, offset: int) -> list[Job]:
+        """Returns a page of jobs, newest first, optionally of one experiment."""
+        where, params = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+        return self._rows(
+            where, params, f"ORDER BY create_time DESC LIMIT {int(limit)} OFFSET {int(offset)}"
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Returns the number of jobs in each state."""
+        return dict(self._db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+
+
+def _send_or_exit(conn: Connection, message: tuple[Any, ...]) -> None:
+    """Sends to the parent; a parent that stopped listening ends the child quietly."""
+    try:
+        conn.send(message)
+    except (BrokenPipeError, OSError):
+        os._exit(1)
+
+
+def _child_main(
+    worker: str, spec: dict[str, Any], context: dict[str, Any], conn: Connection
+) -> None:
+    """Runs a worker in the child and reports progress, result or error over ``conn``."""
+    # Ctrl-C in a terminal reaches the whole process group; the server decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        module_name, function_name = worker.split(":")
+        work = getattr(importlib.import_module(module_name), function_name)
+
+        def progress(stage: str, fraction: float) -> None:
+            _send_or_exit(conn, ("progress", stage, min(max(float(fraction), 0.0), 1.0)))
+
+        result = work(spec, context, progress)
+    except Exception as exc:  # noqa: BLE001 - everything is reported to the parent
+        traceback.print_exc(file=sys.stderr)
+        message = str(exc) if isinstance(exc, GreenpruneError) else f"{type(exc).__name__}: {exc}"
+        _send_or_exit(conn, ("error", code_name(exc), message))
+    else:
+        _send_or_exit(conn, ("result", result))
+    finally:
+        conn.close()
+
+
+def _receive(conn: Connection) -> tuple[Any, ...] | None:
+    try:
+        return conn.recv()
+    except (EOFError, OSError):
+        return None
+
+
+class JobRunner:
+    """Runs the jobs of one service.
+
+    Args:
+        state_dir: The service's state folder; the table is ``jobs.sqlite`` in it and each job
+            gets a work folder under ``jobs/``.
+        worker: The worker function, ``"module:function"``.
+        context: JSON-serialisable settings passed to every worker call.
+        lane_of: Picks a job's lane from its spec; one job runs at a time per lane.
+        max_queued: The most jobs waiting at once; more is RESOURCE_EXHAUSTED.
+        on_succeeded: Awaited in the server after a worker succeeds (the "reporting" stage);
+            if it raises, the job fails with its message.
+    """
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path,
+        worker: str,
+        context: dict[str, Any] | None = None,
+        lane_of: Callable[[dict[str, Any]], str] = lambda spec: "default",
+        max_queued: int = 256,
+        on_succeeded: OnSucceeded | None = None,
+    ) -> None:
+        self._state_dir = state_dir
+        self._table = JobTable(state_dir / "jobs.sqlite")
+        self._worker = worker
+        self._context = dict(context or {})
+        self._lane_of = lane_of
+        self._max_queued = max_queued
+        self._on_succeeded = on_succeeded
+        self._changed = asyncio.Condition()
+        self._lane_wakeups: dict[str, asyncio.Event] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._cancelled: set[str] = set()
+        self._stopping = False
+
+    @property
+    def table(self) -> JobTable:
+        """The job table."""
+        return self._table
+
+    async def start(self) -> None:
+        """Marks jobs a previous process left RUNNING as FAILED, then runs the queue."""
+        for job in self._table.in_state(RUNNING):
+            self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+        for job in self._table.in_state(QUEUED):
+            self._wake(job.lane)
+
+    async def stop(self) -> None:
+        """Stops taking jobs; running ones are terminated and marked FAILED "interrupted"."""
+        self._stopping = True
+        for job_id, process in list(self._processes.items()):
+            job = self._table.get(job_id)
+            if job is not None and not job.done:
+                self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+                self._cancelled.add(job_id)
+            process.terminate()
+        for task in self._lane_tasks.values():
+            task.cancel()
+        for task in self._lane_tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for process in self._processes.values():
+            await asyncio.to_thread(process.join, 5)
+        self._table.close()
+
+    async def submit(self, request_id: str, spec: dict[str, Any], experiment: str = "") -> Job:
+        """Queues a job, or returns the live or finished job of the same ``request_id``."""
+        existing = self._table.latest_for_request(request_id)
+        if existing is not None and existing.state not in (FAILED, CANCELLED):
+            return existing
+        if len(self._table.in_state(QUEUED)) >= self._max_queued:
+            raise ResourceExhaustedError(f"the job queue is full ({self._max_queued} waiting)")
+        job = Job(
+            id=uuid.uuid4().hex[:16],
+            request_id=request_id,
+            spec=spec,
+            lane=self._lane_of(spec),
+            experiment=experiment,
+        )
+        self._table.save(job)
+        await self._notify()
+        self._wake(job.lane)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        """Returns a job, or raises NotFoundError."""
+        job = self._table.get(job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return job
+
+    def list(self, experiment: str = "", limit: int = 100, offset: int = 0) -> list[Job]:
+        """Returns a page of jobs, newest first."""
+        return self._table.page(experiment, limit, offset)
+
+    def counts(self) -> dict[str, int]:
+        """Returns the number of jobs in each state."""
+        return self._table.counts()
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancels a queued or running job; a finished job is returned unchanged."""
+        job = self.get(job_id)
+        if job.done:
+            return job
+        self._cancelled.add(job_id)
+        process = self._processes.get(job_id)
+        self._finish(job, CANCELLED, "CANCELLED", "cancelled by a client")
+        if process is not None:
+            process.terminate()
+            await asyncio.to_thread(process.join, 10)
+        await self._notify()
+        return self.get(job_id)
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """Yields the job now and after each change, until it is done."""
+        last: Job | None = None
+        while True:
+            job = self.get(job_id)
+            if job != last:
+                yield job
+                last = job
+            if job.done:
+                return
+            async with self._changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout=1.0)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _wake(self, lane: str) -> None:
+        if self._stopping:
+            return
+        event = self._lane_wakeups.setdefault(lane, asyncio.Event())
+        event.set()
+        if lane not in self._lane_tasks or self._lane_tasks[lane].done():
+            self._lane_tasks[lane] = asyncio.create_task(self._lane_loop(lane), name=f"lane-{lane}")
+
+    async def _lane_loop(self, lane: str) -> None:
+        event = self._lane_wakeups[lane]
+        while not self._stopping:
+            event.clear()
+            waiting = [job for job in self._table.in_state(QUEUED) if job.lane == lane]
+            if not waiting:
+                await event.wait()
+                continue
+            try:
+                await self._run(waiting[0])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a broken job must not stop the lane
+                log.exception("job %s could not be run", waiting[0].id)
+                job = self._table.get(waiting[0].id)
+                if job is not None and not job.done:
+                    self._finish(job, FAILED, "INTERNAL", "the job could not be run")
+
+    def _finish(self, job: Job, state: str, code: str | None, message: str | None) -> None:
+        job.state = state
+        job.end_time = time.time()
+        if state == SUCCEEDED:
+            job.progress = 1.0
+            job.stage = "done"
+        else:
+            job.error_code, job.error_message = code, message
+            job.stage = state.lower()
+        self._table.save(job)
+
+    async def _run(self, job: Job) -> None:
+        workdir = self._state_dir / "jobs" / job.id
+        workdir.mkdir(parents=True, exist_ok=True)
+        context = {**self._context, "job_id": job.id, "workdir": str(workdir)}
+        mp = multiprocessing.get_context("spawn")
+        receiver, sender = mp.Pipe(duplex=False)
+        process = mp.Process(
+            target=_child_main,
+            args=(self._worker, job.spec, context, sender),
+            name=f"job-{job.id}",
+            daemon=True,
+        )
+        job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
+        self._table.save(job)
+        self._processes[job.id] = process
+        process.start()
+        sender.close()
+        await self._notify()
+        outcome: tuple[Any, ...] | None = None
+        try:
+            while (message := await asyncio.to_thread(_receive, receiver)) is not None:
+                if message[0] == "progress" and job.id not in self._cancelled:
+                    job.stage, job.progress = message[1], message[2]
+                    self._table.save(job)
+                    await self._notify()
+                else:
+                    outcome = message
+            await asyncio.to_thread(process.join)
+        finally:
+            receiver.close()
+            self._processes.pop(job.id, None)
+        if job.id in self._cancelled:
+            return
+        await self._conclude(job, outcome, process.exitcode)
+
+    async def _conclude(
+        self, job: Job, outcome: tuple[Any, ...] | None, exitcode: int | None
+    ) -> None:
+        if outcome is None:
+            reason = f"the worker process died (exit code {exitcode})"
+            if exitcode == -signal.SIGKILL:
+                reason += "; it was killed, possibly for lack of memory"
+            self._finish(job, FAILED, "INTERNAL", reason)
+        elif outcome[0] == "error":
+            self._finish(job, FAILED, outcome[1], outcome[2])
+        else:
+            job.result = outcome[1]
+            if self._on_succeeded is not None:
+                job.stage = "reporting"
+                self._table.save(job)
+                await self._notify()
+                try:
+                    await self._on_succeeded(job)
+                except Exception as exc:  # noqa: BLE001 - reported on the job
+                    log.exception("reporting job %s failed", job.id)
+                    self._finish(job, FAILED, "UNAVAILABLE", f"reporting failed: {exc}")
+                    await self._notify()
+                    return
+            self._finish(job, SUCCEEDED, None, None)
+        await self._notify()
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """Returns the job as a plain dict (for logs and the CLI)."""
+    return asdict(job)

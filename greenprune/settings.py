@@ -1,0 +1,87 @@
+"""Settings of every service, read from the environment through pydantic-settings.
+
+Each service has its own prefix (``GREENPRUNE_RESULTS_``, ``GREENPRUNE_PRUNING_``,
+``GREENPRUNE_EVAL_``); the bearer token is shared as ``GREENPRUNE_TOKEN``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """Returns the folder greenprune keeps its state in (``GREENPRUNE_HOME`` or ``./.state``)."""
+    import os
+
+    return Path(os.environ.get("GREENPRUNE_HOME", ".state")).resolve()
+
+
+class ServerSettings(BaseSettings):
+    """What every gRPC server needs."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    state_dir: Path = Field(default_factory=lambda: default_home())
+    token: str | None = Field(
+        default=None, validation_alias=AliasChoices("GREENPRUNE_TOKEN", "token")
+    )
+    max_message_bytes: int = 64 * 1024 * 1024
+    grace_seconds: float = 10.0
+    max_queued_jobs: int = 256
+
+    @property
+    def address(self) -> str:
+        """The ``host:port`` the server binds."""
+        return f"{self.host}:{self.port}"
+
+
+class ResultsSettings(ServerSettings):
+    """Settings of the ResultsService (prefix ``GREENPRUNE_RESULTS_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GREENPRUNE_RESULTS_", extra="ignore")
+
+    port: int = Field(default=50053, ge=0, le=65535)
+    db_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _default_db_path(self) -> ResultsSettings:
+        if self.db_path is None:
+            self.db_path = self.state_dir / "results" / "results.duckdb"
+        return self
+
+
+class WorkerServiceSettings(ServerSettings):
+    """Settings shared by the services that run jobs and report to the ResultsService."""
+
+    results_address: str = "127.0.0.1:50053"
+    models_root: Path = Field(default_factory=lambda: default_home() / "models")
+    checkpoints_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _default_checkpoints_dir(self) -> WorkerServiceSettings:
+        if self.checkpoints_dir is None:
+            self.checkpoints_dir = self.state_dir / "checkpoints"
+        return self
+
+
+class PruningSettings(WorkerServiceSettings):
+    """Settings of the PruningService (prefix ``GREENPRUNE_PRUNING_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GREENPRUNE_PRUNING_", extra="ignore")
+
+    port: int = Field(default=50051, ge=0, le=65535)
+
+
+class EvalSettings(WorkerServiceSettings):
+    """Settings of the EvalService (prefix ``GREENPRUNE_EVAL_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GREENPRUNE_EVAL_", extra="ignore")
+
+    port: int = Field(default=50052, ge=0, le=65535)
+    default_batch_size: int = 8
+    default_repeats: int = 3
