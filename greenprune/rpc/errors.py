@@ -56,10 +56,22 @@ def rpc_status(code: str, message: str) -> status_pb2.Status:
     return status_pb2.Status(code=code_pb2.Code.Value(code), message=message)
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+def _decode(deserializer: Callable[[bytes], Any] | None, request: Any) -> Any:
+    """Parses the request here, so malformed bytes are INVALID_ARGUMENT, not UNKNOWN."""
+    if deserializer is None:
+        return request
+    try:
+        return deserializer(request)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's fault
+        raise InvalidArgumentError("request", "is not a valid message of this method") from exc
+
+
+def _wrap_unary(
+    behavior: Callable[..., Awaitable[Any]], deserializer: Callable[[bytes], Any] | None
+) -> Callable[..., Awaitable[Any]]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(_decode(deserializer, request), context)
         except grpc.aio.AbortError:
             raise
         except Exception as exc:  # noqa: BLE001 - this is the error boundary
@@ -68,10 +80,12 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]]) -> Callable[..., Awaita
     return wrapper
 
 
-def _wrap_stream(behavior: Callable[..., Any]) -> Callable[..., Any]:
+def _wrap_stream(
+    behavior: Callable[..., Any], deserializer: Callable[[bytes], Any] | None
+) -> Callable[..., Any]:
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            async for item in behavior(request, context):
+            async for item in behavior(_decode(deserializer, request), context):
                 yield item
         except grpc.aio.AbortError:
             raise
@@ -89,7 +103,11 @@ async def _abort(exc: BaseException, context: grpc.aio.ServicerContext) -> None:
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary-unary and unary-stream handler in the error map."""
+    """Wraps every unary-unary and unary-stream handler in the error map.
+
+    The request is parsed inside the wrapper too, so that a malformed message is answered
+    INVALID_ARGUMENT like any other bad input.
+    """
 
     async def intercept_service(
         self,
@@ -102,14 +120,14 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                _wrap_unary(handler.unary_unary, handler.request_deserializer),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                _wrap_stream(handler.unary_stream, handler.request_deserializer),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         return handler

@@ -144,9 +144,9 @@ async def _serve(
     await stopping.wait()
     log.info("draining %s", running.address)
     await running.set_serving(False)
+    await running.server.stop(settings.grace_seconds)
     if cleanup is not None:
         await cleanup()
-    await running.server.stop(settings.grace_seconds)
     log.info("stopped")
 
 

@@ -1,0 +1,1 @@
+"""The ResultsService: the DuckDB results store, its views and its gRPC servicer."""

@@ -1,0 +1,249 @@
+"""Synthetic ResultsService records, for tests, benchmarks and demos of the app.
+
+Nothing here is measured: the figures follow simple formulas so that a reader can predict every
+view. Use these to fill a store, never to report results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from greenprune.api.common.v1 import energy_pb2, layers_pb2
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.api.results.v1 import results_pb2
+
+
+def interval(median: float, spread: float = 0.05, count: int = 3) -> energy_pb2.Interval:
+    """Returns an Interval of ``median`` +- ``spread`` (a fraction of the median)."""
+    return energy_pb2.Interval(
+        median=median,
+        low=median * (1 - spread),
+        high=median * (1 + spread),
+        count=count,
+        method="bootstrap-percentile-95",
+    )
+
+
+def energy_report(
+    net_joules: float,
+    *,
+    tokens: int = 10_000,
+    samples: int = 100,
+    wall_seconds: float = 10.0,
+    estimated: bool = True,
+    repeats: int = 3,
+) -> energy_pb2.EnergyReport:
+    """Returns an EnergyReport whose headline (cpu) net energy is ``net_joules``.
+
+    The RAM component draws a constant 20 W, as CodeCarbon estimates it on a machine without
+    power counters.
+    """
+    ram_gross = 20.0 * wall_seconds
+    idle_cpu_watts = 1.0
+    cpu_gross = net_joules + idle_cpu_watts * wall_seconds
+    components = [
+        energy_pb2.ComponentEnergy(
+            component="cpu",
+            method="cpu-load-estimate",
+            estimated=estimated,
+            gross_joules=interval(cpu_gross, count=repeats),
+            net_joules=interval(net_joules, count=repeats),
+            idle_watts=idle_cpu_watts,
+        ),
+        energy_pb2.ComponentEnergy(
+            component="ram",
+            method="constant-estimate",
+            estimated=True,
+            gross_joules=interval(ram_gross, spread=0.0, count=repeats),
+            net_joules=interval(0.0, spread=0.0, count=repeats),
+            idle_watts=20.0,
+        ),
+    ]
+    return energy_pb2.EnergyReport(
+        components=components,
+        headline_component="cpu",
+        net_joules=interval(net_joules, count=repeats),
+        gross_joules=interval(cpu_gross, count=repeats),
+        wall_seconds=interval(wall_seconds, count=repeats),
+        tokens_per_second=interval(tokens / wall_seconds, count=repeats),
+        tokens=tokens,
+        samples=samples,
+        joules_per_token=net_joules / tokens,
+        joules_per_sample=net_joules / samples,
+        peak_rss_bytes=512 * 1024 * 1024,
+        peak_cuda_bytes=0,
+        device_name="cpu",
+        hardware="synthetic 2-core CPU",
+        gpu_shared=False,
+        estimated=estimated,
+        repeats=repeats,
+        repeat_net_joules=[net_joules * 0.98, net_joules, net_joules * 1.03][:repeats],
+    )
+
+
+def prune_run(
+    request_id: str,
+    *,
+    model: str,
+    ratio: float,
+    checkpoint_id: str,
+    experiment: str = "",
+    parameters_before: int = 2_400_000,
+    layers: int = 4,
+    keep_first_layers: int = 1,
+    keep_last_layers: int = 1,
+) -> results_pb2.PruneRun:
+    """Returns a PruneRun that removed ``ratio`` of the prunable parameters of the middle layers.
+
+    Kept layers have 8 query heads, 2 key/value heads and an MLP width of 512.
+    """
+    prunable_before = parameters_before // 2
+    prunable_after = round(prunable_before * (1 - ratio))
+    shapes = []
+    for index in range(layers):
+        kept = index < keep_first_layers or index >= layers - keep_last_layers
+        keep = 1.0 if kept else 1 - ratio
+        shapes.append(
+            layers_pb2.LayerShape(
+                index=index,
+                attention_heads=max(2, round(8 * keep)),
+                key_value_heads=2,
+                intermediate_size=round(512 * keep),
+                kept=kept,
+            )
+        )
+    parameters_after = parameters_before - (prunable_before - prunable_after)
+    return results_pb2.PruneRun(
+        request_id=request_id,
+        experiment=experiment,
+        job_name=f"pruneJobs/{request_id}",
+        spec=pruning_pb2.PruneSpec(
+            model=model,
+            method=pruning_pb2.PRUNING_METHOD_TAYLOR,
+            ratio=ratio,
+            prune_attention_heads=True,
+            prune_mlp=True,
+            keep_first_layers=keep_first_layers,
+            keep_last_layers=keep_last_layers,
+            calibration=pruning_pb2.CalibrationSpec(samples=32, sequence_length=64, source="x"),
+            seed=7,
+        ),
+        result=pruning_pb2.PruneResult(
+            checkpoint_id=checkpoint_id,
+            parameters_before=parameters_before,
+            parameters_after=parameters_after,
+            prunable_parameters_before=prunable_before,
+            prunable_parameters_after=prunable_after,
+            achieved_ratio=1 - prunable_after / prunable_before,
+            macs_before=parameters_before * 64,
+            macs_after=parameters_after * 64,
+            bytes_on_disk=parameters_after * 4,
+            layers=shapes,
+            wall_seconds=3.0,
+            energy=energy_report(30.0, tokens=2048, samples=32, wall_seconds=3.0),
+            uniform=keep_first_layers == 0 and keep_last_layers == 0,
+            content_hash=f"sha256:{request_id}",
+            architecture="LlamaForCausalLM",
+            versions={"torch": "2.13.0", "torch_pruning": "1.6.1"},
+        ),
+    )
+
+
+def eval_run(
+    request_id: str,
+    *,
+    task: str,
+    metrics: Mapping[str, float],
+    net_joules: float | None,
+    model: str = "",
+    checkpoint_id: str = "",
+    experiment: str = "",
+    samples: int = 100,
+    stderr: float | None = 0.01,
+) -> results_pb2.EvalRun:
+    """Returns an EvalRun of one task; ``net_joules`` None leaves the energy report out."""
+    spec = eval_pb2.EvalSpec(tasks=[task], batch_size=8, repeats=3, device="cpu", seed=1)
+    if checkpoint_id:
+        spec.checkpoint_id = checkpoint_id
+    else:
+        spec.model = model
+    result = eval_pb2.TaskResult(
+        task=task,
+        samples=samples,
+        metrics=[
+            eval_pb2.MetricValue(
+                task=task,
+                metric=name,
+                value=value,
+                stderr=None if "perplexity" in name else stderr,
+                samples=samples,
+            )
+            for name, value in metrics.items()
+        ],
+    )
+    if net_joules is not None:
+        result.energy.CopyFrom(energy_report(net_joules, samples=samples))
+    return results_pb2.EvalRun(
+        request_id=request_id,
+        experiment=experiment,
+        checkpoint_id=checkpoint_id,
+        model=model,
+        spec=spec,
+        result=result,
+        versions={"lm_eval": "0.4.13", "codecarbon": "3.3.2"},
+        job_name=f"evalJobs/{request_id}",
+    )
+
+
+def demo_study(
+    experiment: str = "demo",
+    models: Sequence[str] = ("reference:tiny-llama",),
+    ratios: Sequence[float] = (0.0, 0.2, 0.4),
+    tasks: Sequence[str] = ("greenprune_facts", "greenprune_arith"),
+    perplexity_task: str | None = "greenprune_text",
+) -> tuple[list[results_pb2.PruneRun], list[results_pb2.EvalRun]]:
+    """Returns a small sweep: one prune run per model and ratio, one eval run per task.
+
+    Accuracy falls as 0.9 - 0.5 x ratio (acc_norm 0.02 lower), net energy as 100 x
+    (1 - 0.5 x ratio) J, and the perplexity task's word_perplexity rises as 10 x (1 + ratio).
+    """
+    prune_runs: list[results_pb2.PruneRun] = []
+    eval_runs: list[results_pb2.EvalRun] = []
+    for model_index, model in enumerate(models):
+        for ratio in ratios:
+            checkpoint = f"ckpt-{model_index}-{round(ratio * 100):03d}"
+            prune_runs.append(
+                prune_run(
+                    f"{experiment}-prune-{checkpoint}",
+                    model=model,
+                    ratio=ratio,
+                    checkpoint_id=checkpoint,
+                    experiment=experiment,
+                )
+            )
+            for task in tasks:
+                eval_runs.append(
+                    eval_run(
+                        f"{experiment}-eval-{checkpoint}-{task}",
+                        task=task,
+                        metrics={"acc": 0.9 - 0.5 * ratio, "acc_norm": 0.88 - 0.5 * ratio},
+                        net_joules=100.0 * (1 - 0.5 * ratio),
+                        model=model,
+                        checkpoint_id=checkpoint,
+                        experiment=experiment,
+                    )
+                )
+            if perplexity_task:
+                eval_runs.append(
+                    eval_run(
+                        f"{experiment}-eval-{checkpoint}-{perplexity_task}",
+                        task=perplexity_task,
+                        metrics={"word_perplexity": 10.0 * (1 + ratio), "bits_per_byte": 1.5},
+                        net_joules=50.0 * (1 - 0.5 * ratio),
+                        model=model,
+                        checkpoint_id=checkpoint,
+                        experiment=experiment,
+                    )
+                )
+    return prune_runs, eval_runs

@@ -1,0 +1,154 @@
+"""The ResultsService servicer: converts messages and hands the work to ``store.py``.
+
+Store calls run in worker threads (``asyncio.to_thread``) so DuckDB never blocks the event loop.
+Errors are raised as ``greenprune.errors`` exceptions; the server's interceptor maps them to
+status codes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from analytics import convert
+from analytics.store import EXPORT_MEDIA_TYPES, ResultsStore
+from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.errors import InvalidArgumentError
+from greenprune.rpc.convert import page_bounds, require_request_id
+
+
+def _view_name(view: int) -> str:
+    name = convert.VIEW_NAMES.get(view)
+    if name is None:
+        choices = ", ".join(results_pb2.View.Name(value) for value in convert.VIEW_NAMES)
+        raise InvalidArgumentError("view", f"must be one of {choices}")
+    return name
+
+
+def _next_token(next_offset: int | None) -> str:
+    return "" if next_offset is None else str(next_offset)
+
+
+class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
+    """Serves the ResultsService from a ``ResultsStore``.
+
+    Args:
+        store: The open store; the servicer does not close it.
+    """
+
+    def __init__(self, store: ResultsStore) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> ResultsStore:
+        """The store served."""
+        return self._store
+
+    async def RecordPruneRun(  # noqa: D102
+        self, request: results_pb2.RecordPruneRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.RecordPruneRunResponse:
+        require_request_id(request.run.request_id, "run.request_id")
+
+        def record() -> tuple[bool, dict[str, Any]]:
+            created = self._store.record_prune_run(convert.prune_run_from_pb(request.run))
+            return created, self._store.get_prune_run(request.run.request_id)
+
+        created, stored = await asyncio.to_thread(record)
+        return results_pb2.RecordPruneRunResponse(
+            run=convert.prune_run_to_pb(stored), created=created
+        )
+
+    async def RecordEvalRun(  # noqa: D102
+        self, request: results_pb2.RecordEvalRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.RecordEvalRunResponse:
+        require_request_id(request.run.request_id, "run.request_id")
+
+        def record() -> tuple[bool, dict[str, Any]]:
+            created = self._store.record_eval_run(convert.eval_run_from_pb(request.run))
+            return created, self._store.get_eval_run(request.run.request_id)
+
+        created, stored = await asyncio.to_thread(record)
+        return results_pb2.RecordEvalRunResponse(
+            run=convert.eval_run_to_pb(stored), created=created
+        )
+
+    async def BatchRecordEvalRuns(  # noqa: D102
+        self, request: results_pb2.BatchRecordEvalRunsRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.BatchRecordEvalRunsResponse:
+        for index, run in enumerate(request.runs):
+            require_request_id(run.request_id, f"runs[{index}].request_id")
+
+        def record() -> int:
+            return self._store.record_eval_runs(
+                [convert.eval_run_from_pb(run) for run in request.runs]
+            )
+
+        created = await asyncio.to_thread(record)
+        return results_pb2.BatchRecordEvalRunsResponse(created_count=created)
+
+    async def GetPruneRun(  # noqa: D102
+        self, request: results_pb2.GetPruneRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.GetPruneRunResponse:
+        require_request_id(request.request_id)
+        stored = await asyncio.to_thread(self._store.get_prune_run, request.request_id)
+        return results_pb2.GetPruneRunResponse(run=convert.prune_run_to_pb(stored))
+
+    async def GetEvalRun(  # noqa: D102
+        self, request: results_pb2.GetEvalRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.GetEvalRunResponse:
+        require_request_id(request.request_id)
+        stored = await asyncio.to_thread(self._store.get_eval_run, request.request_id)
+        return results_pb2.GetEvalRunResponse(run=convert.eval_run_to_pb(stored))
+
+    async def ListPruneRuns(  # noqa: D102
+        self, request: results_pb2.ListPruneRunsRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.ListPruneRunsResponse:
+        limit, offset = page_bounds(request.page_size, request.page_token)
+        runs, next_offset = await asyncio.to_thread(
+            self._store.list_prune_runs, request.experiment, limit, offset
+        )
+        return results_pb2.ListPruneRunsResponse(
+            runs=[convert.prune_run_to_pb(run) for run in runs],
+            next_page_token=_next_token(next_offset),
+        )
+
+    async def ListEvalRuns(  # noqa: D102
+        self, request: results_pb2.ListEvalRunsRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.ListEvalRunsResponse:
+        limit, offset = page_bounds(request.page_size, request.page_token)
+        runs, next_offset = await asyncio.to_thread(
+            self._store.list_eval_runs, request.experiment, limit, offset
+        )
+        return results_pb2.ListEvalRunsResponse(
+            runs=[convert.eval_run_to_pb(run) for run in runs],
+            next_page_token=_next_token(next_offset),
+        )
+
+    async def QueryView(  # noqa: D102
+        self, request: results_pb2.QueryViewRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.QueryViewResponse:
+        view = _view_name(request.view)
+        view_filter = convert.view_filter_from_pb(request.filter)
+
+        def query() -> results_pb2.Table:
+            return convert.table_to_pb(self._store.query_view(view, view_filter))
+
+        return results_pb2.QueryViewResponse(table=await asyncio.to_thread(query))
+
+    async def ExportView(  # noqa: D102
+        self, request: results_pb2.ExportViewRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.ExportViewResponse:
+        view = _view_name(request.view)
+        fmt = convert.EXPORT_FORMATS.get(request.format)
+        if fmt is None:
+            raise InvalidArgumentError(
+                "format", "must be EXPORT_FORMAT_CSV or EXPORT_FORMAT_PARQUET"
+            )
+        data = await asyncio.to_thread(
+            self._store.export_view, view, convert.view_filter_from_pb(request.filter), fmt
+        )
+        return results_pb2.ExportViewResponse(
+            data=data, media_type=EXPORT_MEDIA_TYPES[fmt], filename=f"{view}.{fmt}"
+        )

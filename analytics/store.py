@@ -1,0 +1,628 @@
+"""The results store: one DuckDB file holding every prune run, eval run, metric and energy row.
+
+Only the ResultsService process opens the file (DuckDB allows one writing process). This module
+is plain Python and DuckDB, no gRPC: ``convert.py`` turns protobuf messages into the dicts
+described below and back.
+
+Runs are dicts keyed by column name (see ``schema.py``):
+
+* A prune run holds the columns of ``schema.PRUNE_RUNS`` except ``create_time`` (set here) and
+  ``versions_json``, plus ``versions`` (dict of str), ``layers`` (dicts of
+  ``schema.LAYER_KEYS``) and ``components`` (dicts of ``schema.COMPONENT_KEYS``).
+* An eval run holds the columns of ``schema.EVAL_RUNS`` except ``create_time``, ``spec_json``
+  and ``versions_json``, plus ``spec`` (the EvalSpec as a JSON-able dict), ``versions``,
+  ``metrics`` (dicts of ``schema.METRIC_KEYS``; an empty metric task means the run's task) and
+  ``components``.
+
+The energy columns (``schema.ENERGY_KEYS``) are NULL when ``has_energy`` is false. Reads return
+the same shape with ``create_time`` (a naive UTC datetime) added.
+
+Recording is idempotent by ``request_id``: a run whose id is already stored is left as it is
+and reported as not created. A run is written together with its metrics, energy components,
+layer shapes and model row in one transaction, so a crash never leaves half a run.
+
+Headline metric rule (implemented by ``headline_metric`` here and by the SQL in ``views.py``):
+a run's accuracy is its ``acc`` metric where present, else ``acc_norm``; both appear as separate
+rows in ``accuracy_vs_sparsity``. Perplexity metrics (``word_perplexity``, ``byte_perplexity``,
+``bits_per_byte``, anything containing "perplexity") appear in the ``runs`` and
+``task_breakdown`` views but never in ``accuracy_vs_sparsity`` or ``pareto_front``; a task that
+reports only perplexity has no accuracy and is left out of the Pareto front.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from analytics import schema
+from analytics.migrations import migrate
+from analytics.views import ACCURACY_METRICS, VIEW_DOCS, VIEW_SQL, view_parameters
+from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+
+VIEWS: tuple[str, ...] = tuple(VIEW_SQL)
+"""The names of the views ``query_view`` and ``export_view`` serve."""
+
+EXPORT_MEDIA_TYPES: dict[str, str] = {
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+"""The export formats and their media types."""
+
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+_PRUNE_COLUMNS = tuple(
+    name for name in schema.PRUNE_RUNS.names if name not in ("create_time", "versions_json")
+)
+_EVAL_COLUMNS = tuple(
+    name
+    for name in schema.EVAL_RUNS.names
+    if name not in ("create_time", "spec_json", "versions_json")
+)
+
+
+def headline_metric(metrics: Iterable[str]) -> str | None:
+    """Returns the metric that stands for a task's accuracy, or None for perplexity-only tasks.
+
+    Args:
+        metrics: The metric names a task reports.
+    """
+    names = set(metrics)
+    return next((name for name in ACCURACY_METRICS if name in names), None)
+
+
+@dataclass(frozen=True)
+class ViewFilter:
+    """Narrows a view; empty fields do not filter.
+
+    Attributes:
+        experiment: Only rows of this experiment.
+        model: Only rows of this base model.
+        task: Only rows of this task (ignored by views without tasks).
+    """
+
+    experiment: str = ""
+    model: str = ""
+    task: str = ""
+
+
+@dataclass(frozen=True)
+class ViewColumn:
+    """One column of a view.
+
+    Attributes:
+        name: The column name.
+        type: "string", "double", "int64", "bool" or "timestamp".
+    """
+
+    name: str
+    type: str
+
+
+@dataclass
+class ViewTable:
+    """The rows of a view.
+
+    Attributes:
+        view: The view's name.
+        columns: The columns, in order.
+        rows: One list of values per row, None where absent.
+    """
+
+    view: str
+    columns: list[ViewColumn]
+    rows: list[list[Any]] = field(default_factory=list)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Returns the rows as a DataFrame with the view's column names."""
+        return pd.DataFrame(self.rows, columns=[column.name for column in self.columns])
+
+
+def _column_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type):
+        return "int64"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "double"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return "timestamp"
+    return "string"
+
+
+def _arrow(rows: Sequence[dict[str, Any]], table_schema: pa.Schema) -> pa.Table:
+    columns = {name: [row.get(name) for row in rows] for name in table_schema.names}
+    return pa.Table.from_pydict(columns, schema=table_schema)
+
+
+def _metrics_table(runs: Sequence[dict[str, Any]]) -> pa.Table:
+    """Returns the metric rows of eval runs, built column by column."""
+    columns: dict[str, list[Any]] = {name: [] for name in schema.METRICS.names}
+    for run in runs:
+        metrics = run.get("metrics") or []
+        task = run["task"]
+        columns["run_id"].extend([run["request_id"]] * len(metrics))
+        columns["position"].extend(range(len(metrics)))
+        columns["task"].extend([metric.get("task") or task for metric in metrics])
+        for key in ("metric", "value", "stderr", "samples"):
+            columns[key].extend([metric.get(key) for metric in metrics])
+    return pa.Table.from_pydict(columns, schema=schema.METRICS)
+
+
+def _fetch_dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [column[0] for column in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def _check_request_id(run: dict[str, Any], where: str) -> str:
+    request_id = run.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidArgumentError(f"{where}.request_id", "must not be empty")
+    return request_id
+
+
+def _check_unique(items: Iterable[tuple[Any, ...]], field_path: str, what: str) -> None:
+    seen: set[tuple[Any, ...]] = set()
+    for key in items:
+        if key in seen:
+            raise InvalidArgumentError(field_path, f"duplicate {what} {key!r}")
+        seen.add(key)
+
+
+def _component_rows(
+    run: dict[str, Any], kind: str, run_id: str, field_path: str
+) -> list[dict[str, Any]]:
+    components = run.get("components") or []
+    _check_unique(
+        ((component.get("component"),) for component in components), field_path, "component"
+    )
+    return [
+        {**component, "run_kind": kind, "run_id": run_id, "position": position}
+        for position, component in enumerate(components)
+    ]
+
+
+class ResultsStore:
+    """The results database, safe to share between threads.
+
+    Writes are serialised by a lock; reads each use their own DuckDB cursor.
+
+    Args:
+        path: The DuckDB file; created with its parent directory when missing (or empty), and
+            migrated to the latest schema on open.
+
+    Raises:
+        FailedPreconditionError: The file is not a DuckDB database, another process holds it,
+            or its schema is newer than this code.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = Path(path)
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        if self._path.is_file() and self._path.stat().st_size == 0:
+            self._path.unlink()  # an empty file holds no data; DuckDB refuses to open it
+        try:
+            self._connection: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self._path))
+        except duckdb.Error as exc:
+            raise FailedPreconditionError(
+                f"cannot open the results database {self._path}: {exc}"
+            ) from exc
+        try:
+            self.applied_migrations = migrate(self._connection)
+        except BaseException:
+            self._connection.close()
+            raise
+
+    @property
+    def path(self) -> Path:
+        """The DuckDB file."""
+        return self._path
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes the file; later calls raise FailedPreconditionError."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        if self._connection is None:
+            raise FailedPreconditionError("the results store is closed")
+        return self._connection.cursor()
+
+    def _read_cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self._cursor()
+
+    def _write(self, work: Any) -> Any:
+        """Runs ``work(cursor)`` in one transaction under the write lock."""
+        with self._lock:
+            cursor = self._cursor()
+            try:
+                cursor.execute("BEGIN TRANSACTION")
+                try:
+                    outcome = work(cursor)
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                return outcome
+            finally:
+                cursor.close()
+
+    # Recording ---------------------------------------------------------------------------
+
+    def record_prune_run(self, run: dict[str, Any]) -> bool:
+        """Stores a prune run with its layer shapes and energy components.
+
+        Args:
+            run: The run, shaped as the module docstring says.
+
+        Returns:
+            True when stored, False when its request_id was already recorded.
+
+        Raises:
+            InvalidArgumentError: The request_id is empty, or layers or components repeat.
+        """
+        request_id = _check_request_id(run, "run")
+        layers = run.get("layers") or []
+        _check_unique(
+            ((layer.get("layer_index"),) for layer in layers), "run.result.layers", "layer"
+        )
+        components = _component_rows(run, "prune", request_id, "run.result.energy.components")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        row = {name: run.get(name) for name in _PRUNE_COLUMNS}
+        row["create_time"] = now
+        row["versions_json"] = json.dumps(run.get("versions") or {}, sort_keys=True)
+        checkpoint_id = run.get("checkpoint_id") or ""
+        layer_rows = [
+            {**layer, "prune_run_id": request_id, "checkpoint_id": checkpoint_id}
+            for layer in layers
+        ]
+
+        def work(cursor: duckdb.DuckDBPyConnection) -> bool:
+            exists = cursor.execute(
+                "SELECT 1 FROM prune_runs WHERE request_id = ?", [request_id]
+            ).fetchone()
+            if exists:
+                return False
+            self._insert(cursor, "prune_runs", _arrow([row], schema.PRUNE_RUNS))
+            if layer_rows:
+                self._insert(cursor, "layer_shapes", _arrow(layer_rows, schema.LAYER_SHAPES))
+            if components:
+                self._insert(
+                    cursor, "energy_components", _arrow(components, schema.ENERGY_COMPONENTS)
+                )
+            if row.get("model"):
+                cursor.execute(
+                    """
+                    INSERT INTO models VALUES (?, NULLIF(?, ''), ?, ?, ?, ?)
+                    ON CONFLICT (model) DO UPDATE SET
+                        architecture = COALESCE(excluded.architecture, models.architecture),
+                        parameters = COALESCE(excluded.parameters, models.parameters),
+                        macs = COALESCE(excluded.macs, models.macs),
+                        last_seen = excluded.last_seen
+                    """,
+                    [
+                        row["model"],
+                        row.get("architecture") or "",
+                        row.get("parameters_before") or None,
+                        row.get("macs_before") or None,
+                        now,
+                        now,
+                    ],
+                )
+            return True
+
+        return bool(self._write(work))
+
+    def record_eval_run(self, run: dict[str, Any]) -> bool:
+        """Stores one eval run; see ``record_eval_runs``.
+
+        Returns:
+            True when stored, False when its request_id was already recorded.
+        """
+        return self._record_eval_runs([run], single=True) == 1
+
+    def record_eval_runs(self, runs: Sequence[dict[str, Any]]) -> int:
+        """Stores eval runs with their metrics and energy components in one transaction.
+
+        Runs whose request_id is already stored, or repeats an earlier run of the same call,
+        are skipped.
+
+        Args:
+            runs: The runs, shaped as the module docstring says.
+
+        Returns:
+            The number of runs stored.
+
+        Raises:
+            InvalidArgumentError: A request_id or task is empty, or metrics or components of a
+                run repeat; nothing is stored then.
+        """
+        return self._record_eval_runs(runs, single=False)
+
+    def _record_eval_runs(self, runs: Sequence[dict[str, Any]], *, single: bool) -> int:
+        now = datetime.now(UTC).replace(tzinfo=None)
+        accepted: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        component_rows: list[dict[str, Any]] = []
+        batch_ids: set[str] = set()
+        for index, run in enumerate(runs):
+            where = "run" if single else f"runs[{index}]"
+            request_id = _check_request_id(run, where)
+            task = run.get("task")
+            if not isinstance(task, str) or not task:
+                raise InvalidArgumentError(f"{where}.result.task", "must not be empty")
+            metric_keys = [
+                (metric.get("task") or task, metric.get("metric"))
+                for metric in run.get("metrics") or []
+            ]
+            if len(set(metric_keys)) != len(metric_keys):
+                _check_unique(metric_keys, f"{where}.result.metrics", "metric")
+            components = _component_rows(
+                run, "eval", request_id, f"{where}.result.energy.components"
+            )
+            if request_id in batch_ids:
+                continue
+            batch_ids.add(request_id)
+            row = {name: run.get(name) for name in _EVAL_COLUMNS}
+            row["create_time"] = now
+            row["spec_json"] = json.dumps(run.get("spec") or {}, sort_keys=True)
+            row["versions_json"] = json.dumps(run.get("versions") or {}, sort_keys=True)
+            accepted.append((row, run))
+            component_rows.extend(components)
+        if not accepted:
+            return 0
+
+        def work(cursor: duckdb.DuckDBPyConnection) -> int:
+            stored = {
+                found
+                for (found,) in cursor.execute(
+                    "SELECT request_id FROM eval_runs"
+                    " WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [list(batch_ids)],
+                ).fetchall()
+            }
+            new_runs = [row for row, _ in accepted if row["request_id"] not in stored]
+            if not new_runs:
+                return 0
+            metrics = _metrics_table(
+                [run for row, run in accepted if row["request_id"] not in stored]
+            )
+            new_components = [row for row in component_rows if row["run_id"] not in stored]
+            self._insert(cursor, "eval_runs", _arrow(new_runs, schema.EVAL_RUNS))
+            if metrics.num_rows:
+                self._insert(cursor, "metrics", metrics)
+            if new_components:
+                self._insert(
+                    cursor, "energy_components", _arrow(new_components, schema.ENERGY_COMPONENTS)
+                )
+            models = sorted({row["model"] for row in new_runs if row.get("model")})
+            if models:
+                cursor.execute(
+                    """
+                    INSERT INTO models (model, first_seen, last_seen)
+                    SELECT unnest(?::VARCHAR[]), ?, ?
+                    ON CONFLICT (model) DO UPDATE SET last_seen = excluded.last_seen
+                    """,
+                    [models, now, now],
+                )
+            return len(new_runs)
+
+        return int(self._write(work))
+
+    @staticmethod
+    def _insert(cursor: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+        cursor.register("_incoming", rows)
+        try:
+            cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+        finally:
+            cursor.unregister("_incoming")
+
+    # Reading runs ------------------------------------------------------------------------
+
+    def get_prune_run(self, request_id: str) -> dict[str, Any]:
+        """Returns one prune run.
+
+        Raises:
+            NotFoundError: No prune run has this request_id.
+        """
+        runs = self._prune_runs("WHERE request_id = ?", [request_id])
+        if not runs:
+            raise NotFoundError(f"prune run {request_id!r} not found")
+        return runs[0]
+
+    def get_eval_run(self, request_id: str) -> dict[str, Any]:
+        """Returns one eval run.
+
+        Raises:
+            NotFoundError: No eval run has this request_id.
+        """
+        runs = self._eval_runs("WHERE request_id = ?", [request_id])
+        if not runs:
+            raise NotFoundError(f"eval run {request_id!r} not found")
+        return runs[0]
+
+    def list_prune_runs(
+        self, experiment: str = "", limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Returns a page of prune runs, newest first.
+
+        Args:
+            experiment: Only runs of this experiment, when not empty.
+            limit: The most runs to return, 1 to ``MAX_PAGE_SIZE``.
+            offset: The runs to skip.
+
+        Returns:
+            The runs and the offset of the next page, None on the last page.
+        """
+        limit, offset = _check_page(limit, offset)
+        runs = self._prune_runs(
+            "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
+            [experiment, limit + 1, offset],
+        )
+        return runs[:limit], (offset + limit if len(runs) > limit else None)
+
+    def list_eval_runs(
+        self, experiment: str = "", limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """Returns a page of eval runs, newest first; arguments as ``list_prune_runs``."""
+        limit, offset = _check_page(limit, offset)
+        runs = self._eval_runs(
+            "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
+            [experiment, limit + 1, offset],
+        )
+        return runs[:limit], (offset + limit if len(runs) > limit else None)
+
+    def _prune_runs(self, where: str, parameters: list[Any]) -> list[dict[str, Any]]:
+        cursor = self._read_cursor()
+        try:
+            runs = _fetch_dicts(cursor.execute(f"SELECT * FROM prune_runs {where}", parameters))
+            ids = [run["request_id"] for run in runs]
+            layers = _group(
+                cursor,
+                "SELECT prune_run_id AS owner, * FROM layer_shapes"
+                " WHERE prune_run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY layer_index",
+                ids,
+                schema.LAYER_KEYS,
+            )
+            components = _components(cursor, "prune", ids)
+        finally:
+            cursor.close()
+        for run in runs:
+            run.pop("seq", None)
+            run["versions"] = json.loads(run.pop("versions_json"))
+            run["layers"] = layers.get(run["request_id"], [])
+            run["components"] = components.get(run["request_id"], [])
+        return runs
+
+    def _eval_runs(self, where: str, parameters: list[Any]) -> list[dict[str, Any]]:
+        cursor = self._read_cursor()
+        try:
+            runs = _fetch_dicts(cursor.execute(f"SELECT * FROM eval_runs {where}", parameters))
+            ids = [run["request_id"] for run in runs]
+            metrics = _group(
+                cursor,
+                "SELECT run_id AS owner, * FROM metrics"
+                " WHERE run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY position",
+                ids,
+                schema.METRIC_KEYS,
+            )
+            components = _components(cursor, "eval", ids)
+        finally:
+            cursor.close()
+        for run in runs:
+            run.pop("seq", None)
+            run["spec"] = json.loads(run.pop("spec_json"))
+            run["versions"] = json.loads(run.pop("versions_json"))
+            run["metrics"] = metrics.get(run["request_id"], [])
+            run["components"] = components.get(run["request_id"], [])
+        return runs
+
+    # Views -------------------------------------------------------------------------------
+
+    def view_arrow(self, view: str, view_filter: ViewFilter | None = None) -> pa.Table:
+        """Returns a view as an Arrow table.
+
+        Args:
+            view: One of ``VIEWS``.
+            view_filter: Narrows the rows; None does not filter.
+
+        Raises:
+            InvalidArgumentError: The view is unknown.
+        """
+        if view not in VIEW_SQL:
+            raise InvalidArgumentError("view", f"unknown view {view!r}; one of {', '.join(VIEWS)}")
+        view_filter = view_filter or ViewFilter()
+        parameters = view_parameters(
+            view, view_filter.experiment, view_filter.model, view_filter.task
+        )
+        cursor = self._read_cursor()
+        try:
+            return cursor.sql(VIEW_SQL[view], params=parameters).to_arrow_table()
+        finally:
+            cursor.close()
+
+    def query_view(self, view: str, view_filter: ViewFilter | None = None) -> ViewTable:
+        """Returns a view's columns and rows; arguments as ``view_arrow``."""
+        table = self.view_arrow(view, view_filter)
+        columns = [ViewColumn(item.name, _column_type(item.type)) for item in table.schema]
+        data = table.to_pydict()
+        names = table.schema.names
+        rows = [[data[name][i] for name in names] for i in range(table.num_rows)]
+        return ViewTable(view, columns, rows)
+
+    def export_view(
+        self, view: str, view_filter: ViewFilter | None = None, fmt: str = "csv"
+    ) -> bytes:
+        """Returns a view as a CSV (with a header row) or Parquet file.
+
+        Args:
+            view: One of ``VIEWS``.
+            view_filter: Narrows the rows; None does not filter.
+            fmt: "csv" or "parquet".
+
+        Raises:
+            InvalidArgumentError: The view or the format is unknown.
+        """
+        if fmt not in EXPORT_MEDIA_TYPES:
+            raise InvalidArgumentError("format", f"unknown format {fmt!r}; csv or parquet")
+        table = self.view_arrow(view, view_filter)
+        sink = io.BytesIO()
+        if fmt == "csv":
+            pa_csv.write_csv(table, sink)
+        else:
+            table = table.replace_schema_metadata({"greenprune.view": view, "doc": VIEW_DOCS[view]})
+            pq.write_table(table, sink)
+        return sink.getvalue()
+
+
+def _check_page(limit: int, offset: int) -> tuple[int, int]:
+    if limit < 0:
+        raise InvalidArgumentError("page_size", "must not be negative")
+    if not 0 <= offset < 2**62:
+        raise InvalidArgumentError("page_token", "is not a token this service issued")
+    return min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), offset
+
+
+def _group(
+    cursor: duckdb.DuckDBPyConnection, sql: str, ids: list[str], keys: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    if not ids:
+        return grouped
+    for row in _fetch_dicts(cursor.execute(sql, [ids])):
+        grouped.setdefault(row["owner"], []).append({key: row[key] for key in keys})
+    return grouped
+
+
+def _components(
+    cursor: duckdb.DuckDBPyConnection, kind: str, ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    return _group(
+        cursor,
+        "SELECT run_id AS owner, * FROM energy_components"
+        f" WHERE run_kind = '{kind}' AND run_id IN (SELECT unnest($1::VARCHAR[]))"
+        " ORDER BY position",
+        ids,
+        schema.COMPONENT_KEYS,
+    )

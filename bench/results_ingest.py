@@ -1,0 +1,178 @@
+"""Ingestion through the ResultsService against DuckDB used directly.
+
+Records 100 eval runs x 100 metrics (10,000 metric rows, plus 200 energy component rows)
+through BatchRecordEvalRuns in several RPCs, against a real server process, and inserts the same
+rows into a fresh DuckDB file with the same schema as pandas DataFrames in one transaction.
+Prints the times of every trial and the ratio of the best and of the median times (target: at
+most 2). The best-of-trials ratio is the headline: on a shared machine it is the least disturbed
+by other processes.
+
+The service time runs from the first RPC to the last response: the client already holds the runs
+as messages, as the eval service does. The direct time runs from the plain row dicts to the
+commit: building the DataFrames, inserting, committing. Schema creation is left out of both
+(the server migrates at start-up).
+
+Run: ``python bench/results_ingest.py [--runs 100] [--metrics 100] [--batch 25] [--trials 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from analytics import convert, samples  # noqa: E402
+from analytics.migrations import migrate  # noqa: E402
+from greenprune.api.results.v1 import results_pb2, results_pb2_grpc  # noqa: E402
+from greenprune.rpc.client import channel  # noqa: E402
+
+
+def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
+    """Returns ``runs`` eval runs of ``metrics`` metrics each, ids unique to the trial."""
+    made = []
+    for index in range(runs):
+        values = {f"metric_{m:03d}": (index * metrics + m) % 997 / 997 for m in range(metrics)}
+        made.append(
+            samples.eval_run(
+                f"bench-{trial}-{index:04d}",
+                task=f"task_{index % 10}",
+                metrics=values,
+                net_joules=50.0 + index,
+                model="bench-model",
+                checkpoint_id=f"ckpt-{index % 5}",
+                experiment="bench",
+            )
+        )
+    return made
+
+
+def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
+    """Starts ``python -m analytics.server`` on a free port and returns it and its address."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "GREENPRUNE_RESULTS_PORT": "0",
+        "GREENPRUNE_RESULTS_STATE_DIR": str(home),
+    }
+    env.pop("GREENPRUNE_TOKEN", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analytics.server"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"listening on (\S+)", line)
+        if found:
+            return process, found.group(1)
+    raise RuntimeError("the results server did not start")
+
+
+async def through_service(
+    address: str, runs: list[results_pb2.EvalRun], batch: int
+) -> tuple[float, int]:
+    """Returns the seconds the batched RPCs took and the runs they created."""
+    async with channel(address) as chan:
+        stub = results_pb2_grpc.ResultsServiceStub(chan)
+        await stub.ListPruneRuns(results_pb2.ListPruneRunsRequest(page_size=1))  # connect
+        requests = [
+            results_pb2.BatchRecordEvalRunsRequest(runs=runs[i : i + batch])
+            for i in range(0, len(runs), batch)
+        ]
+        start = time.perf_counter()
+        created = 0
+        for request in requests:
+            created += (await stub.BatchRecordEvalRuns(request, timeout=120)).created_count
+        return time.perf_counter() - start, created
+
+
+def direct(path: Path, rows: list[dict]) -> float:
+    """Returns the seconds a DataFrame insert of the same rows into a fresh file took."""
+    connection = duckdb.connect(str(path))
+    migrate(connection)
+    start = time.perf_counter()
+    run_rows, metric_rows, component_rows = [], [], []
+    for row in rows:
+        run = {k: v for k, v in row.items() if k not in ("metrics", "components", "spec")}
+        run["versions_json"] = str(run.pop("versions"))
+        run["spec_json"] = str(row["spec"])
+        run["create_time"] = pd.Timestamp.now()
+        run_rows.append(run)
+        for position, metric in enumerate(row["metrics"]):
+            metric_rows.append({**metric, "run_id": row["request_id"], "position": position})
+        for position, component in enumerate(row["components"]):
+            component_rows.append(
+                {**component, "run_kind": "eval", "run_id": row["request_id"], "position": position}
+            )
+    runs_frame = pd.DataFrame(run_rows)  # noqa: F841 - read by DuckDB's replacement scan
+    metrics_frame = pd.DataFrame(metric_rows)  # noqa: F841
+    components_frame = pd.DataFrame(component_rows)  # noqa: F841
+    connection.execute("BEGIN TRANSACTION")
+    connection.execute("INSERT INTO eval_runs BY NAME SELECT * FROM runs_frame")
+    connection.execute("INSERT INTO metrics BY NAME SELECT * FROM metrics_frame")
+    connection.execute("INSERT INTO energy_components BY NAME SELECT * FROM components_frame")
+    connection.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    stored = connection.execute("SELECT count(*) FROM metrics").fetchone()
+    connection.close()
+    assert stored is not None and stored[0] == len(metric_rows)
+    return elapsed
+
+
+def main() -> None:
+    """Runs the benchmark and prints the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--metrics", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=25, help="runs per RPC")
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        server, address = start_server(home / "service")
+        service_times, direct_times = [], []
+        try:
+            for trial in range(args.trials):
+                runs = make_runs(trial, args.runs, args.metrics)
+                rows = [convert.eval_run_from_pb(run) for run in runs]
+                seconds, created = asyncio.run(through_service(address, runs, args.batch))
+                assert created == args.runs, created
+                service_times.append(seconds)
+                direct_times.append(direct(home / f"direct-{trial}.duckdb", rows))
+        finally:
+            server.terminate()
+            server.wait(30)
+
+    rows_total = args.runs * args.metrics
+    print(f"metric rows per trial: {rows_total} ({args.runs} runs x {args.metrics} metrics)")
+    print(f"RPCs per trial: {-(-args.runs // args.batch)} BatchRecordEvalRuns of {args.batch}")
+    print(f"service  trials (ms): {_ms(service_times)}")
+    print(f"direct   trials (ms): {_ms(direct_times)}")
+    best = min(service_times) / min(direct_times)
+    median = statistics.median(service_times) / statistics.median(direct_times)
+    print(f"ratio service/direct, median of trials: {median:.2f}")
+    print(f"ratio service/direct, best of trials:   {best:.2f} (target <= 2)")
+
+
+def _ms(values: list[float]) -> str:
+    return ", ".join(f"{value * 1000:.0f}" for value in values)
+
+
+if __name__ == "__main__":
+    main()
