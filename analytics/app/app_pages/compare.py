@@ -1,0 +1,54 @@
+"""Compare: two configurations side by side, task by task."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics.app import charts, data, frames, ui
+
+
+def _summary(row: pd.Series) -> None:
+    st.markdown(f"**{row['label']}**")
+    st.caption(f"experiment `{row['experiment']}` · {row['tasks']} tasks")
+    tiles = st.columns(2)
+    tiles[0].metric("Mean accuracy", f"{row['accuracy']:.3f}")
+    energy = row["net_joules"]
+    tiles[1].metric("Net energy (J)", "n/a" if pd.isna(energy) else f"{energy:.4g}")
+    removed = row["achieved_ratio"]
+    st.caption(
+        f"target ratio {row['ratio']:.0%}, "
+        f"{'n/a' if pd.isna(removed) else f'{removed:.1%}'} of parameters removed"
+    )
+
+
+st.title("Compare two configurations")
+view_filter = ui.current_filter()
+points = frames.task_points(data.query_view("runs", view_filter))
+summaries = frames.averaged_points(points).sort_values(["model", "ratio"], ignore_index=True)
+labels = list(summaries["label"])
+if len(labels) < 2:
+    st.info("Comparing needs at least two configurations with accuracy results.")
+else:
+    left, right = st.columns(2)
+    with left:
+        first = ui.pick("First", labels, key="compare_first", default=labels[0])
+        _summary(summaries[summaries["label"] == first].iloc[0])
+    with right:
+        second = ui.pick("Second", labels, key="compare_second", default=labels[-1])
+        _summary(summaries[summaries["label"] == second].iloc[0])
+    chosen = summaries[summaries["label"].isin([first, second])]
+    ui.estimate_warning(chosen["estimated"])
+    comparison = frames.compare_configs(points, first, second)
+    if comparison.empty:
+        st.info("The two configurations share no task.")
+    else:
+        ui.chart(charts.compare_chart(comparison, first, second))
+        percent = st.column_config.NumberColumn(format="percent")
+        st.dataframe(
+            comparison,
+            hide_index=True,
+            column_config={"accuracy_change": percent, "energy_change": percent},
+        )
+        st.caption("Changes are of the second configuration against the first.")
+ui.downloads("runs")

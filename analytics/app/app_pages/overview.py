@@ -1,0 +1,68 @@
+"""Overview: the store at a glance and, per model, what pruning buys."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from analytics.app import data, frames, ui
+
+st.title("Overview")
+view_filter = ui.current_filter()
+experiments = data.query_view("experiments", view_filter)
+runs = data.query_view("runs", view_filter)
+
+models = sorted(
+    {name for text in experiments["model_names"].dropna() for name in str(text).split(", ")}
+)
+prune_count = int(experiments["prune_runs"].sum())
+eval_count = int(experiments["eval_runs"].sum())
+last_update = experiments["last_updated"].max()
+tiles = st.columns(4)
+tiles[0].metric("Experiments", len(experiments))
+tiles[1].metric("Models", len(models))
+tiles[2].metric(
+    "Runs", prune_count + eval_count, help=f"{prune_count} prune runs, {eval_count} eval runs"
+)
+tiles[3].metric(
+    "Last update",
+    "n/a" if pd.isna(last_update) else last_update.strftime("%d %b %H:%M"),
+    help=None if pd.isna(last_update) else last_update.strftime("%Y-%m-%d %H:%M:%S UTC"),
+)
+
+st.subheader("What pruning buys")
+points = frames.task_points(runs)
+headlines = frames.headlines(points)
+if headlines.empty:
+    st.info("No pruned model has an unpruned baseline on the same tasks yet.")
+else:
+    for _, row in frames.nearest_ratio(headlines).iterrows():
+        experiment = f" ({row['experiment']})" if row["experiment"] else ""
+        st.markdown(f"**{row['model']}**{experiment}: {frames.headline_text(row)}")
+    st.caption(
+        "Accuracy: mean over the tasks both runs report, relative to the unpruned model. "
+        "Net energy: summed over those tasks, idle power subtracted; the interval divides "
+        "the ends of the pruned interval by the opposite ends of the baseline's."
+    )
+    ui.estimate_warning(headlines["estimated"])
+    with st.expander("Every pruning ratio"):
+        st.dataframe(
+            headlines.drop(columns=["checkpoint_id", "label"]),
+            hide_index=True,
+            column_config={
+                column: st.column_config.NumberColumn(format="percent")
+                for column in (
+                    "ratio",
+                    "achieved_ratio",
+                    "accuracy_change",
+                    "energy_change",
+                    "energy_change_low",
+                    "energy_change_high",
+                )
+            },
+        )
+
+st.subheader("Experiments")
+st.dataframe(experiments, hide_index=True)
+ui.downloads("experiments")
+ui.downloads("runs", label="all runs")
