@@ -1,0 +1,195 @@
+"""EvalService overhead against lm-eval used directly, and metering on against off.
+
+In one run, on the same random-initialised Llama (saved under a temporary models root with the
+reference tokenizer) and the same local task:
+
+1. direct: ``AutoModelForCausalLM.from_pretrained`` + ``lm_eval.simple_evaluate`` in this process;
+2. service: ``CreateEvalJob`` to SUCCEEDED through a real EvalService process (one repeat, no
+   idle baseline, no warm-up), which adds the job's child process, imports, energy metering and
+   reporting to a real ResultsService;
+3. metering: ``run_eval`` (metered, one repeat) against ``simple_evaluate`` on the already
+   loaded model (wall time).
+
+Targets: service/direct <= 1.10 with the direct run at least 20 s; metered/unmetered <= 1.03.
+
+Run: ``python bench/eval_overhead.py [--hidden 512] [--layers 8] [--task greenprune_facts]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_model(root: Path, hidden: int, layers: int) -> Path:
+    """Saves a random Llama with the reference tokenizer under ``root/bench-model``."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from greenprune.reference import ensure_reference_model
+
+    reference = ensure_reference_model()
+    tokenizer = AutoTokenizer.from_pretrained(reference)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 3,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=hidden // 8,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    target = root / "bench-model"
+    LlamaForCausalLM(config).save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def direct(model_dir: Path, task: str, batch_size: int) -> tuple[float, float]:
+    """Returns (seconds with load, seconds of evaluation alone) of lm-eval used directly."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eval_service.tasks import task_manager
+
+    manager = task_manager()
+    started = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, backend="causal", batch_size=batch_size)
+    evaluated = time.perf_counter()
+    lm_eval.simple_evaluate(model=lm, tasks=[task], task_manager=manager, cache_requests=False)
+    done = time.perf_counter()
+    return done - started, done - evaluated
+
+
+def metered(model_dir: Path, task: str, batch_size: int, workdir: Path) -> float:
+    """Returns the seconds ``run_eval`` takes for one metered repeat, model already loaded."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from eval_service.evaluator import EvalConfig, run_eval
+    from eval_service.tasks import task_manager
+
+    manager = task_manager()
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    config = EvalConfig(
+        tasks=(task,), batch_size=batch_size, device="cpu", repeats=1, warmup_batches=0,
+        idle_seconds=0.0,
+    )  # fmt: skip
+    started = time.perf_counter()
+    run_eval(model, tokenizer, config, task_manager=manager, workdir=workdir)
+    return time.perf_counter() - started
+
+
+def service(home: Path, task: str, batch_size: int) -> float:
+    """Returns the seconds from CreateEvalJob to SUCCEEDED through real service processes."""
+    from greenprune.api.common.v1 import jobs_pb2
+    from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
+    from greenprune.rpc.client import channel, wait_until_serving
+
+    results_port, eval_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "GREENPRUNE_HOME": str(home),
+        "GREENPRUNE_RESULTS_PORT": str(results_port),
+        "GREENPRUNE_EVAL_PORT": str(eval_port),
+        "GREENPRUNE_EVAL_RESULTS_ADDRESS": f"127.0.0.1:{results_port}",
+        "GREENPRUNE_EVAL_MODELS_ROOT": str(home / "models"),
+    }
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            cwd=REPO,
+            stdout=(logs / f"{module}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for module in ("analytics.server", "eval_service.server")
+    ]
+
+    async def run() -> float:
+        address = f"127.0.0.1:{eval_port}"
+        await wait_until_serving(f"127.0.0.1:{results_port}", timeout=120)
+        await wait_until_serving(address, timeout=120)
+        async with channel(address) as chan:
+            stub = eval_pb2_grpc.EvalServiceStub(chan)
+            spec = eval_pb2.EvalSpec(
+                model="bench-model", tasks=[task], batch_size=batch_size, device="cpu",
+                repeats=1, warmup_batches=0, idle_seconds=0.0,
+            )  # fmt: skip
+            started = time.perf_counter()
+            job = (
+                await stub.CreateEvalJob(
+                    eval_pb2.CreateEvalJobRequest(request_id="bench", spec=spec)
+                )
+            ).job
+            async for update in stub.WatchEvalJob(eval_pb2.WatchEvalJobRequest(name=job.name)):
+                job = update.job
+            elapsed = time.perf_counter() - started
+            if job.status.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+                raise RuntimeError(f"the eval job failed: {job.status.error.message}")
+            return elapsed
+
+    try:
+        return asyncio.run(run())
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+
+
+def main() -> None:
+    """Runs the three measurements and prints the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--task", default="greenprune_facts")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="greenprune-bench-") as tmp:
+        home = Path(tmp)
+        model_dir = build_model(home / "models", args.hidden, args.layers)
+        with_load, evaluation = direct(model_dir, args.task, args.batch_size)
+        print(f"direct lm-eval: {with_load:.1f} s with model load ({evaluation:.1f} s evaluating)")
+        through_service = service(home, args.task, args.batch_size)
+        print(f"EvalService end to end: {through_service:.1f} s")
+        metered_seconds = metered(model_dir, args.task, args.batch_size, home / "metered")
+        print(f"run_eval metered, model loaded: {metered_seconds:.1f} s")
+        if with_load < 20:
+            print("warning: the direct run took under 20 s; raise --hidden or --layers")
+        print(f"ratio service/direct: {through_service / with_load:.3f} (target <= 1.10)")
+        print(f"ratio metered/unmetered: {metered_seconds / evaluation:.3f} (target <= 1.03)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,386 @@
+"""Accuracy with lm-eval and energy with CodeCarbon, per task, for an already loaded model.
+
+A run: validate the config, wrap the model in lm-eval's ``HFLM`` and that in a
+:class:`~eval_service.metered_lm.MeteredLM`; warm up on a few batches of each task's requests
+(unmetered); measure the idle baseline; then run each task ``repeats`` times with one
+``lm_eval.simple_evaluate`` per run (response cache off), metering only the model's calls. The
+metrics come from the first repeat and must agree across repeats; the energy of the repeats is
+summarised by :func:`greenprune.energy.summarize`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from greenprune.energy import EnergyMeter, EnergyReport, summarize
+from greenprune.errors import InvalidArgumentError
+
+_CUDA = re.compile(r"cuda(?::(\d+))?")
+_VERSIONED = ("lm_eval", "codecarbon", "torch", "transformers")
+_BOOTSTRAP_ITERS = 100_000  # lm-eval's default, for stderrs of metrics without a closed form
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation job runs.
+
+    Attributes:
+        tasks: lm-eval task, group or tag names.
+        task_paths: Folders of task YAML to index besides lm-eval's and greenprune's own.
+        num_fewshot: Few-shot examples per prompt (tasks whose config fixes 0 keep 0).
+        limit: At most this many documents per task; None for all.
+        batch_size: Requests per forward pass.
+        device: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda:N``.
+        repeats: How many times each task's metered run repeats.
+        warmup_batches: Batches of each task's requests run unmetered before measuring.
+        idle_seconds: Length of the idle baseline; 0 for none (net then equals gross).
+        seed: Seed for Python, NumPy, torch and the few-shot sampler.
+    """
+
+    tasks: tuple[str, ...]
+    task_paths: tuple[str, ...] = ()
+    num_fewshot: int = 0
+    limit: int | None = None
+    batch_size: int = 8
+    device: str = "auto"
+    repeats: int = 3
+    warmup_batches: int = 2
+    idle_seconds: float = 2.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """One metric of one lm-eval task (or group).
+
+    Attributes:
+        task: The lm-eval task or group that reported it.
+        metric: Metric name, with the filter appended (``exact_match,strict-match``) unless it
+            is lm-eval's ``none`` filter.
+        value: The metric's value.
+        stderr: Its standard error, None when lm-eval gives none.
+        samples: Documents it was computed on.
+    """
+
+    task: str
+    metric: str
+    value: float
+    stderr: float | None
+    samples: int
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """Accuracy and energy of one requested task.
+
+    Attributes:
+        task: The requested task name.
+        metrics: Its metrics (and its subtasks' when it is a group).
+        samples: Documents evaluated (summed over subtasks).
+        energy: Energy of the model's work over the repeats.
+        versions: Versions of lm-eval, CodeCarbon, torch and transformers.
+    """
+
+    task: str
+    metrics: list[MetricValue]
+    samples: int
+    energy: EnergyReport
+    versions: dict[str, str]
+
+
+def noop(stage: str, fraction: float) -> None:
+    """Progress callback that ignores its arguments."""
+
+
+def resolve_device(device: str) -> str:
+    """Turn a device spec into a torch device string.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns:
+        ``cpu`` or ``cuda:N``; ``auto`` means ``cuda:0`` when CUDA is available, else ``cpu``.
+
+    Raises:
+        InvalidArgumentError: ``spec.device`` for an unknown device or one this machine lacks.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        return "cpu"
+    match = _CUDA.fullmatch(device)
+    if match is None:
+        raise InvalidArgumentError(
+            "spec.device", f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda:N'"
+        )
+    if not torch.cuda.is_available():
+        raise InvalidArgumentError("spec.device", f"{device!r} requested but CUDA is unavailable")
+    index = int(match.group(1) or 0)
+    if index >= torch.cuda.device_count():
+        raise InvalidArgumentError(
+            "spec.device", f"{device!r} requested but only {torch.cuda.device_count()} GPUs exist"
+        )
+    return f"cuda:{index}"
+
+
+def validate_config(config: EvalConfig, task_manager: Any) -> None:
+    """Check a config before any work starts.
+
+    Args:
+        config: The job's config.
+        task_manager: Anything with ``all_tasks`` (an lm-eval ``TaskManager``) listing the
+            task names the job may use.
+
+    Raises:
+        InvalidArgumentError: Naming the first offending field (``spec.tasks[i]``,
+            ``spec.task_paths[i]``, ``spec.num_fewshot``, ``spec.limit``, ``spec.batch_size``,
+            ``spec.device``, ``spec.repeats``, ``spec.warmup_batches``, ``spec.idle_seconds``).
+    """
+    if not config.tasks:
+        raise InvalidArgumentError("spec.tasks", "name at least one task")
+    known = list(task_manager.all_tasks)
+    known_set = set(known)
+    for index, name in enumerate(config.tasks):
+        if name not in known_set:
+            close = difflib.get_close_matches(name, known, n=5)
+            hint = ", ".join(close) if close else "none"
+            raise InvalidArgumentError(
+                f"spec.tasks[{index}]", f"unknown task {name!r}; close names: {hint}"
+            )
+        if name in config.tasks[:index]:
+            raise InvalidArgumentError(f"spec.tasks[{index}]", f"task {name!r} is listed twice")
+    for index, path in enumerate(config.task_paths):
+        if not Path(path).is_dir():
+            raise InvalidArgumentError(f"spec.task_paths[{index}]", f"{path!r} is not a folder")
+    _require(config, "num_fewshot", _is_int(config.num_fewshot) and config.num_fewshot >= 0, ">= 0")
+    limit_ok = config.limit is None or (_is_int(config.limit) and config.limit > 0)
+    _require(config, "limit", limit_ok, "> 0 (or unset for every document)")
+    _require(config, "batch_size", _is_int(config.batch_size) and config.batch_size > 0, "> 0")
+    resolve_device(config.device)
+    _require(config, "repeats", _is_int(config.repeats) and config.repeats >= 1, ">= 1")
+    warmup_ok = _is_int(config.warmup_batches) and config.warmup_batches >= 0
+    _require(config, "warmup_batches", warmup_ok, ">= 0")
+    idle = config.idle_seconds
+    idle_ok = _is_number(idle) and math.isfinite(idle) and idle >= 0
+    _require(config, "idle_seconds", idle_ok, "finite and >= 0")
+
+
+def run_eval(
+    model: Any,
+    tokenizer: Any,
+    config: EvalConfig,
+    *,
+    task_manager: Any,
+    workdir: Path,
+    progress: Callable[[str, float], None] = noop,
+) -> list[TaskOutcome]:
+    """Evaluate a loaded model on every task of ``config`` with metered energy.
+
+    Args:
+        model: A Hugging Face causal LM (moved to the resolved device here).
+        tokenizer: Its tokenizer.
+        config: What to run.
+        task_manager: The lm-eval ``TaskManager`` that knows the tasks.
+        workdir: The job's folder (CodeCarbon's output folder; nothing is written there).
+        progress: Called with (stage, overall fraction) at the start of each stage: ``warmup``,
+            ``idle-baseline``, ``evaluating <task> (repeat i/N)``.
+
+    Returns:
+        One outcome per task, in the config's order.
+
+    Raises:
+        InvalidArgumentError: For a bad config (see :func:`validate_config`).
+        RuntimeError: When repeats disagree on a metric, or lm-eval returns nothing.
+        Exception: Whatever lm-eval raises.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    from eval_service.metered_lm import MeteredLM
+
+    validate_config(config, task_manager)
+    device = resolve_device(config.device)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    model.eval()
+    inner = HFLM(
+        pretrained=model, tokenizer=tokenizer, backend="causal", batch_size=config.batch_size
+    )
+    meter = EnergyMeter(device, workdir)
+    meter.prepare()
+    lm = MeteredLM(inner, tokenizer, meter)
+    steps = _Steps(config, progress)
+
+    if config.warmup_batches > 0:
+        steps.begin("warmup")
+        warm_requests = config.warmup_batches * config.batch_size
+        warm_limit = warm_requests if config.limit is None else min(warm_requests, config.limit)
+        lm.warmup(warm_requests)
+        try:
+            for task in config.tasks:
+                _evaluate(lm, task, config, task_manager, warm_limit, bootstrap_iters=0)
+                steps.advance()
+        finally:
+            lm.warmup(None)
+    if config.idle_seconds > 0:
+        steps.begin("idle-baseline")
+        meter.measure_idle(config.idle_seconds)
+        steps.advance()
+
+    versions = library_versions()
+    outcomes = []
+    for task in config.tasks:
+        first: list[MetricValue] | None = None
+        readings = []
+        for repeat in range(1, config.repeats + 1):
+            steps.begin(f"evaluating {task} (repeat {repeat}/{config.repeats})")
+            lm.reset()
+            # Only the first repeat's stderr is reported: later repeats skip the bootstrap.
+            bootstrap_iters = _BOOTSTRAP_ITERS if repeat == 1 else 0
+            results = _evaluate(lm, task, config, task_manager, config.limit, bootstrap_iters)
+            metrics = metric_values(results)
+            if first is None:
+                first, samples, tokens = metrics, sample_count(results), lm.tokens
+            else:
+                _check_agreement(task, first, metrics, repeat)
+            readings.append(lm.measurement())
+            steps.advance()
+        report = summarize(readings, meter, tokens=tokens, samples=samples, seed=config.seed)
+        outcomes.append(TaskOutcome(task, first, samples, report, dict(versions)))
+    return outcomes
+
+
+def metric_values(results: Mapping[str, Any]) -> list[MetricValue]:
+    """The metrics of an lm-eval results dict, with their stderr and sample counts."""
+    values = []
+    for name, entries in results["results"].items():
+        samples = _samples_of(name, results)
+        for key, value in entries.items():
+            metric, sep, filter_name = key.partition(",")
+            if not sep or metric.endswith("_stderr") or not _is_number(value):
+                continue
+            stderr = entries.get(f"{metric}_stderr,{filter_name}")
+            values.append(
+                MetricValue(
+                    task=name,
+                    metric=metric if filter_name == "none" else key,
+                    value=float(value),
+                    stderr=float(stderr) if _is_number(stderr) else None,
+                    samples=samples,
+                )
+            )
+    return values
+
+
+def sample_count(results: Mapping[str, Any]) -> int:
+    """Documents evaluated, summed over the leaf tasks of an lm-eval results dict."""
+    return sum(int(n["effective"]) for n in results.get("n-samples", {}).values())
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries the measurements depend on."""
+    versions = {}
+    for name in _VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+# --------------------------------------------------------------------------- internals
+
+
+class _Steps:
+    """Progress through warm-up, baseline and the repeats, as an overall fraction."""
+
+    def __init__(self, config: EvalConfig, progress: Callable[[str, float], None]) -> None:
+        self._progress = progress
+        self._done = 0
+        warmup = len(config.tasks) if config.warmup_batches > 0 else 0
+        idle = 1 if config.idle_seconds > 0 else 0
+        self._total = warmup + idle + len(config.tasks) * config.repeats
+
+    def begin(self, stage: str) -> None:
+        self._progress(stage, self._done / self._total)
+
+    def advance(self) -> None:
+        self._done += 1
+
+
+def _evaluate(
+    lm: Any,
+    task: str,
+    config: EvalConfig,
+    task_manager: Any,
+    limit: int | None,
+    bootstrap_iters: int,
+) -> dict[str, Any]:
+    from lm_eval import simple_evaluate
+
+    results = simple_evaluate(
+        model=lm,
+        tasks=[task],
+        num_fewshot=config.num_fewshot,
+        limit=limit,
+        task_manager=task_manager,
+        use_cache=None,
+        cache_requests=False,
+        log_samples=False,
+        bootstrap_iters=bootstrap_iters,
+        random_seed=config.seed,
+        numpy_random_seed=config.seed,
+        torch_random_seed=config.seed,
+        fewshot_random_seed=config.seed,
+    )
+    if results is None:
+        raise RuntimeError(f"lm-eval returned no results for task {task!r}")
+    return results
+
+
+def _check_agreement(
+    task: str, first: list[MetricValue], other: list[MetricValue], repeat: int
+) -> None:
+    expected = {(m.task, m.metric): m.value for m in first}
+    found = {(m.task, m.metric): m.value for m in other}
+    if expected.keys() != found.keys():
+        raise RuntimeError(f"task {task!r}: repeat {repeat} reported different metrics")
+    for key, value in expected.items():
+        if not math.isclose(value, found[key], rel_tol=1e-6, abs_tol=1e-9) and not (
+            math.isnan(value) and math.isnan(found[key])
+        ):
+            raise RuntimeError(
+                f"task {task!r}: {key[1]} of {key[0]} was {value} in repeat 1 but "
+                f"{found[key]} in repeat {repeat}; the evaluation is not deterministic"
+            )
+
+
+def _samples_of(name: str, results: Mapping[str, Any]) -> int:
+    counts = results.get("n-samples", {})
+    if name in counts:
+        return int(counts[name]["effective"])
+    children = results.get("group_subtasks", {}).get(name, [])
+    return sum(_samples_of(child, results) for child in children if child != name)
+
+
+def _require(config: EvalConfig, field_name: str, ok: bool, expectation: str) -> None:
+    if not ok:
+        value = getattr(config, field_name)
+        raise InvalidArgumentError(f"spec.{field_name}", f"must be {expectation}, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

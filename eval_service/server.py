@@ -1,0 +1,98 @@
+"""Entry point of the EvalService: ``python -m eval_service.server``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eval_service.convert import COLLECTION, spec_to_pb, task_result_to_pb
+from eval_service.evaluator import resolve_device
+from eval_service.servicer import EvalServicer
+from eval_service.task_index import TaskIndex
+from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
+from greenprune.api.results.v1 import results_pb2
+from greenprune.rpc.jobs import Job, JobRunner
+from greenprune.rpc.reporting import ResultsReporter
+from greenprune.rpc.server import Cleanup, ServiceBinding, serve
+from greenprune.settings import EvalSettings
+
+SERVICE_NAME = eval_pb2.DESCRIPTOR.services_by_name["EvalService"].full_name
+WORKER = "eval_service.worker:run"
+
+
+def eval_runs_to_pb(job: Job) -> list[results_pb2.EvalRun]:
+    """Returns one EvalRun per task of a finished job, keyed ``{request_id}/{task}``."""
+    result: dict[str, Any] = job.result or {}
+    spec = spec_to_pb(job.spec)
+    return [
+        results_pb2.EvalRun(
+            request_id=f"{job.request_id}/{task['task']}",
+            experiment=job.experiment,
+            checkpoint_id=job.spec.get("checkpoint_id", ""),
+            model=result.get("model", ""),
+            spec=spec,
+            result=task_result_to_pb(task),
+            versions=result.get("versions", {}),
+            job_name=f"{COLLECTION}/{job.id}",
+        )
+        for task in result.get("tasks", [])
+    ]
+
+
+def lane_of(spec: dict[str, Any]) -> str:
+    """One job at a time per device, so no two energy windows overlap on one device."""
+    return resolve_device(spec["config"]["device"])
+
+
+async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
+    """Starts the job runner and returns the service binding and its cleanup."""
+    assert settings.checkpoints_dir is not None
+    reporter = ResultsReporter(settings.results_address, settings.token)
+
+    async def report(job: Job) -> None:
+        request = results_pb2.BatchRecordEvalRunsRequest(runs=eval_runs_to_pb(job))
+        await reporter.call(lambda stub: stub.BatchRecordEvalRuns(request, timeout=30))
+
+    runner = JobRunner(
+        state_dir=settings.state_dir / "eval",
+        worker=WORKER,
+        context={
+            "checkpoints_dir": str(settings.checkpoints_dir),
+            "models_root": str(settings.models_root),
+        },
+        lane_of=lane_of,
+        max_queued=settings.max_queued_jobs,
+        on_succeeded=report,
+    )
+    tasks = TaskIndex()
+    await tasks.warm()
+    await runner.start()
+
+    async def cleanup() -> None:
+        await runner.stop()
+        await reporter.close()
+
+    servicer = EvalServicer(
+        runner,
+        tasks,
+        settings.checkpoints_dir,
+        settings.models_root,
+        settings.default_batch_size,
+        settings.default_repeats,
+    )
+    return [
+        ServiceBinding(SERVICE_NAME, eval_pb2_grpc.add_EvalServiceServicer_to_server, servicer)
+    ], cleanup
+
+
+def main() -> None:
+    """Runs the EvalService until SIGTERM or SIGINT."""
+    settings = EvalSettings()
+
+    async def factory() -> tuple[list[ServiceBinding], Cleanup]:
+        return await build(settings)
+
+    serve(factory, settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The eval job's body; runs in a spawned child process, never on the server's event loop."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eval_service.convert import config_from_stored
+
+
+def run(
+    spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
+) -> dict[str, Any]:
+    """Loads the model, evaluates every task under the energy meter and returns plain data.
+
+    Args:
+        spec: The stored spec: ``checkpoint_id`` or ``model``, and ``config``.
+        context: ``checkpoints_dir``, ``models_root`` and ``workdir``.
+        progress: Reports (stage, fraction).
+
+    Returns:
+        ``{"model": base model source, "tasks": [...], "versions": {...}}``.
+    """
+    from eval_service.evaluator import resolve_device, run_eval
+    from eval_service.tasks import task_manager
+    from greenprune import checkpoint
+    from greenprune.models import load_source_model
+
+    config = config_from_stored(spec)
+    device = resolve_device(config.device)
+    progress("loading", 0.0)
+    if spec.get("checkpoint_id"):
+        path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), spec["checkpoint_id"])
+        model, tokenizer, manifest = checkpoint.load_checkpoint(path, device=device)
+        base_model = (
+            manifest.get("source", {}).get("model", "")
+            if isinstance(manifest.get("source"), dict)
+            else manifest.get("source", "")
+        )
+    else:
+        model, tokenizer = load_source_model(
+            spec["model"], Path(context["models_root"]), device=device
+        )
+        base_model = spec["model"]
+    manager = task_manager(
+        [Path(p) for p in config.task_paths],
+        include_defaults=_needs_defaults(config.tasks, config.task_paths),
+    )
+    outcomes = run_eval(
+        model,
+        tokenizer,
+        config,
+        task_manager=manager,
+        workdir=Path(context["workdir"]),
+        progress=progress,
+    )
+    versions: dict[str, str] = {}
+    tasks = []
+    for outcome in outcomes:
+        versions.update(outcome.versions)
+        tasks.append(
+            {
+                "task": outcome.task,
+                "samples": outcome.samples,
+                "metrics": [dataclasses.asdict(m) for m in outcome.metrics],
+                "energy": dataclasses.asdict(outcome.energy),
+            }
+        )
+    return {"model": base_model, "tasks": tasks, "versions": versions}
+
+
+def _needs_defaults(tasks: tuple[str, ...], task_paths: tuple[str, ...]) -> bool:
+    from eval_service.task_index import _names
+
+    local = _names(tuple(sorted(str(Path(p).resolve()) for p in task_paths)), False)
+    return not set(tasks) <= local

@@ -1,0 +1,233 @@
+"""greenprune.energy: interval statistics and real CodeCarbon metering on this machine."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from greenprune.energy import (
+    METHODS,
+    EnergyMeter,
+    Interval,
+    WindowReading,
+    interval,
+    student_t_quantile,
+    summarize,
+)
+
+
+def _busy(seconds: float) -> int:
+    """Spin for ``seconds`` of wall time (its CPU time shrinks if the machine is contended)."""
+    count, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        count += 1
+    return count
+
+
+def _work(units: int) -> int:
+    """A fixed amount of CPU work: about 0.1 s per unit on this machine's cores."""
+    total = 0
+    for _ in range(units):
+        total += sum(i * i for i in range(3_000_000))
+    return total
+
+
+# --------------------------------------------------------------------------- interval()
+
+
+def test_single_value_is_a_degenerate_interval() -> None:
+    assert interval([3.5]) == Interval(3.5, 3.5, 3.5, 1, "single-value")
+
+
+def test_small_samples_use_student_t_around_the_mean() -> None:
+    values = [1.0, 2.0, 4.0]
+    result = interval(values)
+    half = student_t_quantile(0.975, 2) * statistics.stdev(values) / math.sqrt(3)
+    assert result.method == "student-t-mean"
+    assert result.median == 2.0
+    assert result.low == pytest.approx(statistics.fmean(values) - half)
+    assert result.high == pytest.approx(statistics.fmean(values) + half)
+
+
+@pytest.mark.parametrize(("n", "rank"), [(6, 1), (10, 2), (20, 6), (100, 40)])
+def test_larger_samples_use_order_statistics_of_the_median(n: int, rank: int) -> None:
+    values = [float(v) for v in range(1, n + 1)]
+    random.Random(n).shuffle(values)
+    result = interval(values)
+    assert result.method == "order-statistic-median"
+    # Known ranks of the 95% distribution-free median interval (binomial tables).
+    assert (result.low, result.high) == (float(rank), float(n + 1 - rank))
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 4, 5, 7, 10, 30])
+@pytest.mark.parametrize("probability", [0.6, 0.9, 0.975, 0.995])
+def test_student_t_quantile_matches_scipy(dof: int, probability: float) -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    expected = scipy_stats.t.ppf(probability, dof)
+    assert student_t_quantile(probability, dof) == pytest.approx(expected, rel=1e-7)
+    assert student_t_quantile(1 - probability, dof) == pytest.approx(-expected, rel=1e-7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=1, max_size=40
+    ),
+    confidence=st.sampled_from([0.5, 0.8, 0.9, 0.95, 0.99]),
+)
+def test_interval_always_contains_the_median(values: list[float], confidence: float) -> None:
+    result = interval(values, confidence=confidence)
+    assert result.low <= result.median <= result.high
+    assert result.median == statistics.median(values)
+    assert result.n == len(values)
+
+
+@pytest.mark.parametrize("n", [3, 5, 8, 15])
+def test_interval_reaches_its_coverage_on_normal_data(n: int) -> None:
+    rng = random.Random(1234 + n)
+    trials = 2000
+    hits = 0
+    for _ in range(trials):
+        result = interval([rng.gauss(10.0, 2.0) for _ in range(n)])
+        hits += result.low <= 10.0 <= result.high
+    # 95% nominal; the binomial SE of 2000 trials is 0.5%, order statistics over-cover.
+    assert hits / trials >= 0.93
+
+
+@pytest.mark.parametrize(
+    ("values", "confidence"),
+    [([], 0.95), ([1.0, math.nan], 0.95), ([1.0, math.inf], 0.95), ([1.0], 0.0), ([1.0], 1.0)],
+)
+def test_interval_rejects_bad_input(values: list[float], confidence: float) -> None:
+    with pytest.raises(ValueError):
+        interval(values, confidence=confidence)
+
+
+# --------------------------------------------------------------------------- metering
+
+
+@pytest.fixture(scope="module")
+def idle_meter(tmp_path_factory: pytest.TempPathFactory) -> EnergyMeter:
+    meter = EnergyMeter("cpu", tmp_path_factory.mktemp("meter"))
+    meter.measure_idle(0.5)
+    return meter
+
+
+def test_meter_names_how_each_component_is_measured(idle_meter: EnergyMeter) -> None:
+    by_name = {c.component: c for c in idle_meter.components}
+    assert {"cpu", "ram"} <= by_name.keys()
+    assert all(c.method in METHODS for c in idle_meter.components)
+    assert by_name["ram"].method == "constant-estimate" and by_name["ram"].estimated
+    if not Path("/sys/class/powercap/intel-rapl").exists():
+        assert by_name["cpu"].method == "cpu-load-estimate" and by_name["cpu"].estimated
+    assert idle_meter.headline_component == "cpu"
+    assert set(idle_meter.idle_watts) == set(by_name)
+
+
+def test_busy_window_costs_more_than_an_idle_one(idle_meter: EnergyMeter) -> None:
+    with idle_meter.window() as idle:
+        time.sleep(0.6)
+    with idle_meter.window() as busy:
+        _busy(0.6)
+    assert busy.wall_seconds >= 0.6
+    assert busy.metered_seconds >= busy.wall_seconds
+    assert busy.joules["cpu"] > 3 * idle.joules["cpu"] >= 0
+    assert busy.joules["cpu"] > 0
+    assert busy.peak_rss_bytes > 10_000_000
+    assert busy.peak_cuda_bytes == 0 and busy.gpu_shared is False
+
+
+def test_window_energy_grows_with_work(idle_meter: EnergyMeter) -> None:
+    joules = {}
+    for units in (4, 8):
+        with idle_meter.window() as reading:
+            _work(units)
+        joules[units] = reading.joules["cpu"]
+    # The estimate follows this process's CPU time, which doubles with the work even when
+    # other processes compete for the cores.
+    assert joules[8] / joules[4] == pytest.approx(2.0, rel=0.25)
+
+
+def test_window_writes_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    meter = EnergyMeter("cpu", workdir)
+    with meter.window():
+        _busy(0.1)
+    assert list(workdir.iterdir()) == [] and list(cwd.iterdir()) == []
+
+
+def test_window_closes_its_tracker_when_the_work_fails(idle_meter: EnergyMeter) -> None:
+    with pytest.raises(ZeroDivisionError), idle_meter.window():
+        _ = 1 / 0
+    with idle_meter.window() as after:
+        _busy(0.05)
+    assert after.joules["cpu"] > 0
+
+
+def test_summarize_reports_net_below_gross_with_the_headline(idle_meter: EnergyMeter) -> None:
+    readings = []
+    for _ in range(3):
+        with idle_meter.window() as reading:
+            _work(3)
+        readings.append(reading)
+    report = summarize(readings, idle_meter, tokens=3000, samples=30)
+    assert report.headline_component == "cpu" and report.repeats == 3
+    assert len(report.repeat_net_joules) == 3
+    cpu = next(c for c in report.components if c.component == "cpu")
+    assert report.net_joules == cpu.net_joules and report.gross_joules == cpu.gross_joules
+    for component in report.components:
+        assert component.net_joules.median <= component.gross_joules.median
+        assert component.net_joules.low <= component.net_joules.median
+        assert component.net_joules.median <= component.net_joules.high
+        expected_net = [
+            r.joules[component.component] - component.idle_watts * r.metered_seconds
+            for r in readings
+        ]
+        assert component.net_joules.median == pytest.approx(statistics.median(expected_net))
+    assert report.estimated == cpu.estimated
+    assert report.joules_per_token == pytest.approx(report.net_joules.median / 3000)
+    assert report.joules_per_sample == pytest.approx(report.net_joules.median / 30)
+    rates = [3000 / r.wall_seconds for r in readings]
+    assert report.tokens_per_second.median == pytest.approx(statistics.median(rates))
+    walls = [r.wall_seconds for r in readings]
+    assert report.wall_seconds.median == pytest.approx(statistics.median(walls))
+    assert report.peak_rss_bytes == max(r.peak_rss_bytes for r in readings)
+    assert report.device_name and "cpu:" in report.hardware and "ram:" in report.hardware
+    assert report.gpu_shared is False
+
+
+def test_summarize_without_idle_baseline_has_net_equal_gross(tmp_path: Path) -> None:
+    meter = EnergyMeter("cpu", tmp_path)
+    with meter.window() as reading:
+        _busy(0.1)
+    report = summarize([reading], meter, tokens=0, samples=0)
+    for component in report.components:
+        assert component.idle_watts == 0.0
+        assert component.net_joules == component.gross_joules
+    assert report.joules_per_token == 0.0 and report.joules_per_sample == 0.0
+
+
+def test_combine_sums_energy_and_time_and_keeps_peaks() -> None:
+    first = WindowReading({"cpu": 1.0, "ram": 2.0}, 1.1, 1.0, 100, 0, False)
+    second = WindowReading({"cpu": 3.0, "ram": 4.0}, 2.2, 2.0, 50, 7, True)
+    total = WindowReading.combine([first, second])
+    assert total.joules == {"cpu": 4.0, "ram": 6.0}
+    assert total.metered_seconds == pytest.approx(3.3) and total.wall_seconds == 3.0
+    assert (total.peak_rss_bytes, total.peak_cuda_bytes, total.gpu_shared) == (100, 7, True)
+
+
+def test_meter_rejects_unknown_tracking_mode() -> None:
+    with pytest.raises(ValueError):
+        EnergyMeter("cpu", os.getcwd(), tracking_mode="galaxy")
