@@ -23,8 +23,9 @@ class ServerThread:
     """
 
     def __init__(self, build: Build, settings: ServerSettings) -> None:
-        self._build = build
-        self._settings = settings
+        self.build = build
+        self.settings = settings
+        self._stopped = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._cleanup: Cleanup | None = None
@@ -37,8 +38,8 @@ class ServerThread:
         return self
 
     async def _start(self) -> None:
-        bindings, self._cleanup = await self._build()
-        self.running = await start_server(bindings, self._settings)
+        bindings, self._cleanup = await self.build()
+        self.running = await start_server(bindings, self.settings)
 
     def call(self, coro: Awaitable[Any], timeout: float = 120) -> Any:
         """Runs a coroutine in the server's loop and returns its result."""
@@ -52,7 +53,10 @@ class ServerThread:
         return self.running.address
 
     def stop(self, grace: float = 1.0) -> None:
-        """Drains, runs the cleanup and stops the loop."""
+        """Drains, runs the cleanup and stops the loop; later calls do nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
 
         async def _stop() -> None:
             assert self.running is not None

@@ -160,12 +160,26 @@ def _send_or_exit(conn: Connection, message: tuple[Any, ...]) -> None:
         os._exit(1)
 
 
+def _die_with_parent() -> None:
+    """Asks Linux to SIGKILL this child when the server dies, so no job outlives it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _child_main(
     worker: str, spec: dict[str, Any], context: dict[str, Any], conn: Connection
 ) -> None:
     """Runs a worker in the child and reports progress, result or error over ``conn``."""
     # Ctrl-C in a terminal reaches the whole process group; the server decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     try:
         module_name, function_name = worker.split(":")
         work = getattr(importlib.import_module(module_name), function_name)

@@ -167,8 +167,21 @@ def test_running_job_of_a_killed_process_is_failed_interrupted_after_restart(
         time.sleep(0.1)
     assert table.get(job_id).state == RUNNING
     table.close()
+    pid_file = tmp_path / "jobs" / job_id / "pid"
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(pid_file.read_text())
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    # The job's child dies with its server (parent-death signal), so no job outlives it.
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
 
     async def restart() -> None:
         runner = JobRunner(state_dir=tmp_path, worker="tests.rpc.workers:slow")

@@ -1,0 +1,312 @@
+"""The checkpoint format: a directory addressed by id, written atomically, loaded without pickle.
+
+A checkpoint directory holds ``config.json``, ``model.safetensors`` (or shards plus
+``model.safetensors.index.json``), the tokenizer files and ``greenprune.json`` (the
+manifest). When every decoder layer has the same shape the config says so, and plain
+``AutoModelForCausalLM.from_pretrained`` loads it. When layers differ (some were kept out of
+pruning) the config describes the unpruned layers and the manifest lists each layer's heads
+and MLP width; :func:`load_checkpoint` then builds the model on the ``meta`` device, resizes
+each layer from the manifest, assigns the safetensors weights and rebuilds the rotary
+embeddings. Writes go to a hidden temporary directory next to the final one and are renamed
+into place, so a checkpoint id never names a half-written directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+
+MANIFEST_NAME = "greenprune.json"
+FORMAT_NAME = "greenprune-checkpoint"
+FORMAT_VERSION = 1
+DEFAULT_MAX_SHARD_SIZE = "2GB"
+TEMPORARY_PREFIX = ".tmp-"
+_CHECKPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_WEIGHT_SUFFIX = ".safetensors"
+_FORBIDDEN_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def validate_checkpoint_id(checkpoint_id: str) -> str:
+    """Checks that a checkpoint id is a safe single path component.
+
+    Raises:
+        InvalidArgumentError: ``checkpoint_id`` is empty, too long, or has characters other
+            than letters, digits, ``_``, ``.`` and ``-`` (or starts with ``.``, ``_``, ``-``).
+    """
+    if not isinstance(checkpoint_id, str) or not _CHECKPOINT_ID.match(checkpoint_id):
+        raise InvalidArgumentError(
+            "checkpoint_id",
+            f"{checkpoint_id!r} is not a checkpoint id (1-128 of [A-Za-z0-9_.-], "
+            "starting with a letter or digit)",
+        )
+    return checkpoint_id
+
+
+def checkpoint_dir(checkpoints_dir: Path, checkpoint_id: str) -> Path:
+    """The directory of an existing checkpoint.
+
+    Raises:
+        InvalidArgumentError: The id is malformed.
+        NotFoundError: No complete checkpoint has this id.
+    """
+    path = Path(checkpoints_dir) / validate_checkpoint_id(checkpoint_id)
+    if not (path / MANIFEST_NAME).is_file():
+        raise NotFoundError(f"no checkpoint {checkpoint_id!r}")
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Reads a checkpoint's ``greenprune.json``.
+
+    Raises:
+        NotFoundError: The directory has no manifest.
+        FailedPreconditionError: The manifest is unreadable or of another format.
+    """
+    try:
+        text = (Path(path) / MANIFEST_NAME).read_text()
+    except FileNotFoundError as error:
+        raise NotFoundError(f"no checkpoint manifest in {str(path)!r}") from error
+    try:
+        manifest = json.loads(text)
+    except ValueError as error:
+        raise FailedPreconditionError(f"corrupt checkpoint manifest in {str(path)!r}") from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise FailedPreconditionError(f"{str(path)!r} is not a greenprune checkpoint")
+    return manifest
+
+
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors weight files of a checkpoint directory, sorted by name."""
+    return sorted(p for p in Path(path).iterdir() if p.name.endswith(_WEIGHT_SUFFIX))
+
+
+def weights_content_hash(path: Path) -> tuple[str, dict[str, str]]:
+    """The sha256 of every weight file and one hash over all of them.
+
+    Returns:
+        ``("sha256:<hex>", {file name: hex digest})``; the combined hash covers the sorted
+        ``name digest`` lines, so it changes when any weight file changes.
+    """
+    digests: dict[str, str] = {}
+    for file in weight_files(path):
+        digest = hashlib.sha256()
+        with file.open("rb") as handle:
+            for block in iter(lambda handle=handle: handle.read(1 << 22), b""):
+                digest.update(block)
+        digests[file.name] = digest.hexdigest()
+    combined = hashlib.sha256(
+        "".join(f"{name} {value}\n" for name, value in sorted(digests.items())).encode()
+    )
+    return f"sha256:{combined.hexdigest()}", digests
+
+
+def save_checkpoint(
+    model: Any,
+    tokenizer: Any,
+    manifest: dict[str, Any],
+    checkpoints_dir: Path,
+    checkpoint_id: str,
+    *,
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+) -> Path:
+    """Writes a checkpoint atomically and returns its directory.
+
+    The manifest is completed with ``format``, ``format_version``, ``checkpoint_id``,
+    ``bytes_on_disk`` (every file but the manifest), ``content_hash`` and ``weight_files``.
+
+    Args:
+        model: The (pruned) model; its config must already describe uniform shapes when the
+            manifest says ``uniform``.
+        tokenizer: Saved next to the weights.
+        manifest: What greenprune records about the checkpoint (JSON-serialisable).
+        checkpoints_dir: The directory holding all checkpoints.
+        checkpoint_id: The new checkpoint's id.
+        max_shard_size: Largest weight shard, as ``save_pretrained`` takes it.
+
+    Returns:
+        The checkpoint directory.
+
+    Raises:
+        InvalidArgumentError: The id is malformed.
+        FailedPreconditionError: A checkpoint with this id exists already.
+    """
+    from transformers.utils import logging as hf_logging
+
+    validate_checkpoint_id(checkpoint_id)
+    checkpoints_dir = Path(checkpoints_dir)
+    checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    final = checkpoints_dir / checkpoint_id
+    if final.exists():
+        raise FailedPreconditionError(f"checkpoint {checkpoint_id!r} exists already")
+    staging = Path(
+        tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{checkpoint_id}-", dir=checkpoints_dir)
+    )
+    try:
+        hf_logging.disable_progress_bar()
+        model.save_pretrained(staging, max_shard_size=max_shard_size)
+        tokenizer.save_pretrained(staging)
+        forbidden = [p.name for p in staging.iterdir() if p.name.endswith(_FORBIDDEN_SUFFIXES)]
+        if forbidden:
+            raise FailedPreconditionError(f"refusing to write pickle files: {forbidden}")
+        content_hash, digests = weights_content_hash(staging)
+        complete = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "checkpoint_id": checkpoint_id,
+            **manifest,
+            "bytes_on_disk": sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()),
+            "content_hash": content_hash,
+            "weight_files": digests,
+        }
+        _write_text_durably(staging / MANIFEST_NAME, json.dumps(complete, indent=2) + "\n")
+        _fsync_tree(staging)
+        os.rename(staging, final)
+        _fsync_directory(checkpoints_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def remove_stale_temporaries(checkpoints_dir: Path) -> int:
+    """Deletes half-written checkpoint directories left by a crash; returns how many."""
+    checkpoints_dir = Path(checkpoints_dir)
+    if not checkpoints_dir.is_dir():
+        return 0
+    removed = 0
+    for entry in checkpoints_dir.iterdir():
+        if entry.name.startswith(TEMPORARY_PREFIX) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def load_checkpoint(
+    path: Path,
+    device: str = "cpu",
+    dtype: Any = None,
+    *,
+    verify_hash: bool = False,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Loads a checkpoint (uniform or not) without pickle or remote code.
+
+    Args:
+        path: The checkpoint directory.
+        device: Where to put the model.
+        dtype: A torch dtype; None keeps the saved dtype.
+        verify_hash: Re-hash the weight files and compare with the manifest first.
+
+    Returns:
+        ``(model, tokenizer, manifest)``, the model in eval mode.
+
+    Raises:
+        NotFoundError: ``path`` holds no checkpoint.
+        FailedPreconditionError: The weights do not match the manifest's hash, or the
+            architecture is not supported.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    if verify_hash and weights_content_hash(path)[0] != manifest.get("content_hash"):
+        raise FailedPreconditionError(f"weights in {str(path)!r} do not match the manifest")
+    if manifest.get("uniform", True):
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            dtype=dtype if dtype is not None else "auto",
+            trust_remote_code=False,
+            use_safetensors=True,
+        )
+    else:
+        model = _load_non_uniform(path, manifest, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    model.to(device)
+    model.eval()
+    return model, tokenizer, manifest
+
+
+def _load_non_uniform(path: Path, manifest: dict[str, Any], dtype: Any) -> Any:
+    """Builds the architecture on ``meta``, resizes layers from the manifest, assigns weights."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    from greenprune.architectures import LayerShape, adapter_for
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+    adapter = adapter_for(config)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+    layers = adapter.decoder_layers(model)
+    entries = manifest.get("layers") or []
+    if len(entries) != len(layers):
+        raise FailedPreconditionError(
+            f"manifest lists {len(entries)} layers, the config {len(layers)}"
+        )
+    for entry in entries:
+        shape = LayerShape(
+            attention_heads=int(entry["attention_heads"]),
+            key_value_heads=int(entry["key_value_heads"]),
+            head_dim=int(entry.get("head_dim", manifest["head_dim"])),
+            intermediate_size=int(entry["intermediate_size"]),
+        )
+        adapter.resize_layer(model, layers[int(entry["index"])], shape)
+    state: dict[str, torch.Tensor] = {}
+    for file in weight_files(path):
+        state.update(load_file(file))
+    result = model.load_state_dict(state, strict=False, assign=True)
+    if result.unexpected_keys:
+        raise FailedPreconditionError(f"unexpected weights: {sorted(result.unexpected_keys)[:5]}")
+    model.tie_weights()
+    _rebuild_rotary_embeddings(model)
+    still_meta = [name for name, t in _named_tensors(model) if t.device.type == "meta"]
+    if still_meta:
+        raise FailedPreconditionError(f"weights missing from the checkpoint: {still_meta[:5]}")
+    if dtype is not None:
+        model.to(dtype)
+    if (path / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(path)
+    return model
+
+
+def _rebuild_rotary_embeddings(model: Any) -> None:
+    """Re-creates rotary-embedding modules, whose buffers are computed, not saved."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__.endswith("RotaryEmbedding"):
+                setattr(parent, name, type(child)(config=child.config))
+
+
+def _named_tensors(model: Any) -> list[tuple[str, Any]]:
+    return list(model.named_parameters()) + list(model.named_buffers())
+
+
+def _write_text_durably(path: Path, text: str) -> None:
+    with path.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_tree(root: Path) -> None:
+    for file in root.rglob("*"):
+        if file.is_file():
+            with file.open("rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_directory(root)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,3 @@
+"""The PruningService: structural pruning of causal LMs into greenprune checkpoints."""
+
+from __future__ import annotations

@@ -1,0 +1,537 @@
+"""Structural pruning of a causal LM into a checkpoint: the domain core of the PruningService.
+
+``run_prune`` loads the model, plans how many heads and MLP channels each pruned layer keeps
+so that the removed fraction of prunable parameters matches the target (see
+:mod:`pruning_service.planning`), scores heads and channels with torch-pruning's importance
+criteria on its dependency graph, cuts them, measures what was actually removed, and writes
+the checkpoint atomically. Ratio 0 writes an unpruned copy through the same path. No grpc
+here: the servicer converts messages and runs this in a child process.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from greenprune.architectures import (
+    LayerGeometry,
+    LayerShape,
+    LlamaFamilyAdapter,
+    adapter_for,
+    architecture_name,
+)
+from greenprune.checkpoint import read_manifest, save_checkpoint, validate_checkpoint_id
+from greenprune.errors import FailedPreconditionError, InvalidArgumentError
+from greenprune.models import (
+    MODEL_FIELD,
+    REFERENCE_PREFIX,
+    is_causal_lm_config,
+    load_model_at,
+    local_model_path,
+    looks_like_hub_id,
+    read_local_config,
+    resolve_model_source,
+)
+from pruning_service import calibration, graph, measure, planning, surgery
+
+METHODS = ("magnitude-l1", "magnitude-l2", "taylor", "random")
+MAX_RATIO = 0.9
+MAX_CALIBRATION_SAMPLES = 4096
+MAX_SEQUENCE_LENGTH = 32768
+MAX_ROUND_TO = 1 << 16
+STAGES = ("loading", "calibrating", "pruning", "saving")
+_STAGE_SPANS = {
+    "loading": (0.0, 0.15),
+    "calibrating": (0.15, 0.45),
+    "pruning": (0.45, 0.8),
+    "saving": (0.8, 1.0),
+}
+
+Progress = Callable[[str, float], None]
+
+
+def noop(stage: str, fraction: float) -> None:
+    """Ignores progress reports."""
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Where Taylor importance gets its gradients from.
+
+    Attributes:
+        samples: Token windows to run.
+        sequence_length: Tokens per window.
+        source: ``reference`` (the reference corpus) or a text file under the models root.
+    """
+
+    samples: int = 32
+    sequence_length: int = 128
+    source: str = "reference"
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """What to prune and how.
+
+    Attributes:
+        model: ``reference:NAME``, a directory under the models root, or a hub id.
+        method: One of :data:`METHODS`.
+        ratio: Fraction of the prunable parameters to remove, ``0 <= ratio < 0.9``.
+        prune_attention_heads: Remove whole attention heads.
+        prune_mlp: Remove MLP channels.
+        prune_hidden: Prune the hidden size (not supported; must stay False).
+        keep_first_layers: Leading decoder layers left untouched.
+        keep_last_layers: Trailing decoder layers left untouched.
+        round_to: Kept MLP widths are multiples of this.
+        calibration: Calibration data (used by ``taylor``).
+        seed: Seeds calibration sampling and ``random`` importance.
+    """
+
+    model: str
+    method: str = "taylor"
+    ratio: float = 0.2
+    prune_attention_heads: bool = True
+    prune_mlp: bool = True
+    prune_hidden: bool = False
+    keep_first_layers: int = 0
+    keep_last_layers: int = 0
+    round_to: int = 1
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    seed: int = 0
+
+
+@dataclass
+class PruneOutcome:
+    """What ``run_prune`` produced.
+
+    Attributes:
+        checkpoint_id: The checkpoint's id.
+        path: The checkpoint directory.
+        manifest: The checkpoint's ``greenprune.json``.
+        wall_seconds: Time from start to the checkpoint being in place.
+    """
+
+    checkpoint_id: str
+    path: Path
+    manifest: dict[str, Any]
+    wall_seconds: float
+
+
+def validate_config(config: PruneConfig, models_root: Path) -> None:
+    """Checks a spec without loading weights (a local model's config is read).
+
+    Raises:
+        InvalidArgumentError: A field is out of range; the error names it.
+        FailedPreconditionError: A local model's architecture is not supported.
+    """
+    _check_fields(config, models_root)
+    if config.model.startswith(REFERENCE_PREFIX):
+        from greenprune.reference import reference_model_names
+
+        name = config.model.removeprefix(REFERENCE_PREFIX)
+        if name not in reference_model_names():
+            known = ", ".join(reference_model_names())
+            raise InvalidArgumentError(MODEL_FIELD, f"no reference model {name!r} (known: {known})")
+        return
+    local = local_model_path(config.model, models_root)
+    if local is None:
+        if not looks_like_hub_id(config.model):
+            raise InvalidArgumentError(MODEL_FIELD, f"{config.model!r} names no model")
+        return
+    raw = read_local_config(local)
+    if not is_causal_lm_config(raw):
+        raise InvalidArgumentError(MODEL_FIELD, f"{config.model!r} is not a causal language model")
+    from transformers import AutoConfig
+
+    model_config = AutoConfig.from_pretrained(local, trust_remote_code=False)
+    adapter = adapter_for(model_config)
+    with torch.device("meta"):
+        from transformers import AutoModelForCausalLM
+
+        skeleton = AutoModelForCausalLM.from_config(model_config, trust_remote_code=False)
+    _check_against_model(config, skeleton, adapter)
+
+
+def _check_fields(config: PruneConfig, models_root: Path) -> None:
+    if not isinstance(config.model, str) or not config.model.strip():
+        raise InvalidArgumentError(MODEL_FIELD, "is empty; name a model")
+    if config.method not in METHODS:
+        raise InvalidArgumentError(
+            "spec.method", f"{config.method!r} is not one of {', '.join(METHODS)}"
+        )
+    ratio = config.ratio
+    if not isinstance(ratio, int | float) or not math.isfinite(ratio) or not 0 <= ratio < MAX_RATIO:
+        raise InvalidArgumentError("spec.ratio", f"{ratio!r} is outside [0, {MAX_RATIO})")
+    if config.prune_hidden:
+        raise InvalidArgumentError("spec.prune_hidden", "pruning the hidden size is not supported")
+    if ratio > 0 and not (config.prune_attention_heads or config.prune_mlp):
+        raise InvalidArgumentError(
+            "spec.prune_mlp", "nothing to prune: enable prune_attention_heads or prune_mlp"
+        )
+    for name in ("keep_first_layers", "keep_last_layers"):
+        value = getattr(config, name)
+        if not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"spec.{name}", f"{value!r} is not a count >= 0")
+    if not isinstance(config.round_to, int) or not 1 <= config.round_to <= MAX_ROUND_TO:
+        raise InvalidArgumentError(
+            "spec.round_to", f"{config.round_to!r} is not in [1, {MAX_ROUND_TO}]"
+        )
+    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
+        raise InvalidArgumentError("spec.seed", f"{config.seed!r} is not in [0, 2**63)")
+    calib = config.calibration
+    if not isinstance(calib.samples, int) or not 1 <= calib.samples <= MAX_CALIBRATION_SAMPLES:
+        raise InvalidArgumentError(
+            "spec.calibration.samples",
+            f"{calib.samples!r} is not in [1, {MAX_CALIBRATION_SAMPLES}]",
+        )
+    length = calib.sequence_length
+    if not isinstance(length, int) or not 2 <= length <= MAX_SEQUENCE_LENGTH:
+        raise InvalidArgumentError(
+            "spec.calibration.sequence_length", f"{length!r} is not in [2, {MAX_SEQUENCE_LENGTH}]"
+        )
+    if calib.source != calibration.REFERENCE_SOURCE:
+        calibration.resolve_text_file(calib.source, models_root)
+
+
+def _kept_layers(config: PruneConfig, layer_count: int) -> list[int]:
+    if config.keep_first_layers + config.keep_last_layers >= layer_count:
+        raise InvalidArgumentError(
+            "spec.keep_last_layers",
+            f"keep_first_layers + keep_last_layers = "
+            f"{config.keep_first_layers + config.keep_last_layers} leaves none of the "
+            f"model's {layer_count} layers to prune",
+        )
+    first = range(config.keep_first_layers)
+    last = range(layer_count - config.keep_last_layers, layer_count)
+    return sorted(set(first) | set(last))
+
+
+def _source_geometry(model: nn.Module, adapter: LlamaFamilyAdapter) -> LayerGeometry:
+    layers = adapter.decoder_layers(model)
+    geometries = {adapter.layer_geometry(layer) for layer in layers}
+    if len(geometries) != 1:
+        raise FailedPreconditionError("the source model's decoder layers differ in shape")
+    return geometries.pop()
+
+
+def _check_against_model(
+    config: PruneConfig, model: nn.Module, adapter: LlamaFamilyAdapter
+) -> None:
+    """The checks that need the model's shape: layers to keep, reachable ratio, context."""
+    _kept_layers(config, len(adapter.decoder_layers(model)))
+    _plan(config, model, adapter)
+    context = getattr(model.config, "max_position_embeddings", None)
+    length = config.calibration.sequence_length
+    if config.method == "taylor" and config.ratio > 0 and context and length > context:
+        raise InvalidArgumentError(
+            "spec.calibration.sequence_length", f"{length} exceeds the model's context of {context}"
+        )
+
+
+def _plan(config: PruneConfig, model: nn.Module, adapter: LlamaFamilyAdapter) -> planning.LayerPlan:
+    """The shape of every pruned layer.
+
+    When every layer is pruned the result is uniform and its config must load with plain
+    ``from_pretrained``, so only head counts the config class accepts are planned (Llama's
+    config, for one, wants the hidden size to be a multiple of the query heads).
+    """
+    uniform = config.keep_first_layers == config.keep_last_layers == 0
+    geometry = _source_geometry(model, adapter)
+    return planning.plan_layer(
+        geometry,
+        config.ratio,
+        attention=config.prune_attention_heads,
+        mlp=config.prune_mlp,
+        round_to=config.round_to,
+        layout_allowed=_config_accepts(model.config, geometry.shape.head_dim) if uniform else None,
+    )
+
+
+def _config_accepts(model_config: Any, head_dim: int) -> Callable[[int, int], bool]:
+    """Whether the config class accepts a uniform ``(query heads, key/value heads)`` layout."""
+    base = model_config.to_dict()
+
+    def accepts(heads: int, kv_heads: int) -> bool:
+        changed = {**base, "num_attention_heads": heads, "num_key_value_heads": kv_heads}
+        try:
+            type(model_config).from_dict({**changed, "head_dim": head_dim})
+        except Exception:  # noqa: BLE001 - any refusal of the config class means "no"
+            return False
+        return True
+
+    return accepts
+
+
+def _prunable_modules(
+    config: PruneConfig, adapter: LlamaFamilyAdapter, layers: list[nn.Module]
+) -> list[nn.Module]:
+    modules: list[nn.Module] = []
+    for layer in layers:
+        if config.prune_attention_heads:
+            modules.extend(adapter.attention_projections(layer))
+        if config.prune_mlp:
+            modules.extend(adapter.mlp_projections(layer))
+    return modules
+
+
+class _Reporter:
+    """Maps per-stage fractions onto the overall 0..1 progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._done = 0.0
+
+    def __call__(self, stage: str, within: float = 0.0) -> None:
+        start, end = _STAGE_SPANS[stage]
+        overall = round(start + (end - start) * min(max(within, 0.0), 1.0), 6)
+        self._done = max(self._done, overall)
+        self._progress(stage, self._done)
+
+
+def run_prune(
+    config: PruneConfig,
+    *,
+    checkpoints_dir: Path,
+    checkpoint_id: str,
+    models_root: Path,
+    progress: Progress = noop,
+) -> PruneOutcome:
+    """Prunes a model as the spec says and writes the checkpoint.
+
+    Args:
+        config: The spec.
+        checkpoints_dir: Where checkpoints live.
+        checkpoint_id: The new checkpoint's id.
+        models_root: The only tree local models and calibration files may come from.
+        progress: Called with a stage (``loading``, ``calibrating``, ``pruning``,
+            ``saving``) and the overall fraction done.
+
+    Returns:
+        The checkpoint's id, directory, manifest and the wall time.
+
+    Raises:
+        InvalidArgumentError: A spec field is unusable (the error names it).
+        FailedPreconditionError: Unsupported architecture, or the checkpoint id is taken.
+    """
+    started = time.monotonic()
+    validate_checkpoint_id(checkpoint_id)
+    if (Path(checkpoints_dir) / checkpoint_id).exists():
+        raise FailedPreconditionError(f"checkpoint {checkpoint_id!r} exists already")
+    validate_config(config, models_root)
+    report = _Reporter(progress)
+    report("loading")
+    location = resolve_model_source(config.model, models_root)
+    model, tokenizer = load_model_at(location, config.model)
+    manifest = prune_model(
+        config, model, tokenizer, models_root=models_root, progress=progress, loaded=True
+    )
+    manifest["source"] = {"model": config.model, "resolved": str(location)}
+    manifest["prune_wall_seconds"] = round(time.monotonic() - started, 3)
+    report("saving")
+    path = save_checkpoint(model, tokenizer, manifest, Path(checkpoints_dir), checkpoint_id)
+    report("saving", 1.0)
+    return PruneOutcome(
+        checkpoint_id=checkpoint_id,
+        path=path,
+        manifest=read_manifest(path),
+        wall_seconds=time.monotonic() - started,
+    )
+
+
+def prune_model(
+    config: PruneConfig,
+    model: nn.Module,
+    tokenizer: Any,
+    *,
+    models_root: Path,
+    progress: Progress = noop,
+    loaded: bool = False,
+) -> dict[str, Any]:
+    """Prunes a loaded model in place and returns its manifest (not yet saved).
+
+    ``config.model`` is only recorded; the model given is the one pruned. Kept layers,
+    embeddings and norms are left bitwise unchanged.
+
+    Args:
+        config: The spec (already checked with :func:`validate_config` where possible).
+        model: A supported causal LM.
+        tokenizer: Its tokenizer (for calibration text).
+        models_root: Where a calibration text file may come from.
+        progress: As for :func:`run_prune` (stages up to ``pruning``).
+        loaded: Whether the ``loading`` stage was reported already.
+
+    Returns:
+        The manifest: shapes, parameter counts, MACs, ratios, versions.
+    """
+    started = time.monotonic()
+    report = _Reporter(progress)
+    if not loaded:
+        report("loading")
+    _check_fields(config, models_root)
+    torch.manual_seed(config.seed)
+    adapter = adapter_for(model.config)
+    _check_against_model(config, model, adapter)
+    layers = list(adapter.decoder_layers(model))
+    kept = _kept_layers(config, len(layers))
+    pruned = [layers[i] for i in range(len(layers)) if i not in kept]
+    plan = _plan(config, model, adapter)
+    prunable = _prunable_modules(config, adapter, pruned)
+    parameters_before = measure.count_parameters([model])
+    prunable_before = measure.count_parameters(prunable)
+    macs_length = measure.macs_sequence_length(model)
+    macs_before = measure.count_macs(model, macs_length)
+    report("loading", 1.0)
+
+    calibration_record = None
+    original_shape = adapter.layer_shape(pruned[0])
+    needs_pruning = plan.shape != original_shape
+    report("calibrating")
+    if needs_pruning and config.method == "taylor":
+        tokens = calibration.calibration_tokens(
+            tokenizer,
+            source=config.calibration.source,
+            samples=config.calibration.samples,
+            sequence_length=config.calibration.sequence_length,
+            seed=config.seed,
+            models_root=models_root,
+        )
+        trainable = [p for module in prunable for p in module.parameters()]
+        calibration.accumulate_gradients(
+            model, tokens, trainable, progress=lambda f: report("calibrating", f)
+        )
+        calibration_record = {
+            "source": config.calibration.source,
+            "windows": int(tokens.shape[0]),
+            "sequence_length": int(tokens.shape[1]),
+        }
+    report("pruning")
+    if needs_pruning:
+        _prune_layers(config, model, adapter, pruned, plan.shape, report)
+
+    shapes = [adapter.layer_shape(layer) for layer in layers]
+    uniform = len(set(shapes)) == 1
+    model.config.head_dim = original_shape.head_dim
+    if uniform:
+        adapter.write_uniform_shape(model, shapes[0])
+    prunable_after = measure.count_parameters(_prunable_modules(config, adapter, pruned))
+    achieved = 1.0 - prunable_after / prunable_before if prunable_before else 0.0
+    if abs(achieved - config.ratio) > planning.RATIO_TOLERANCE:
+        raise RuntimeError(
+            f"pruning removed {achieved:.4f} of prunable parameters, not {config.ratio}"
+        )
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": {"model": config.model, "resolved": None},
+        "architecture": architecture_name(model.config),
+        "model_type": model.config.model_type,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "spec": asdict(config),
+        "method": config.method,
+        "target_ratio": config.ratio,
+        "achieved_ratio": achieved,
+        "uniform": uniform,
+        "kept_layers": kept,
+        "head_dim": original_shape.head_dim,
+        "layers": [
+            {
+                "index": i,
+                "kept": i in kept,
+                "attention_heads": shape.attention_heads,
+                "key_value_heads": shape.key_value_heads,
+                "intermediate_size": shape.intermediate_size,
+            }
+            for i, shape in enumerate(shapes)
+        ],
+        "parameters_before": parameters_before,
+        "parameters_after": measure.count_parameters([model]),
+        "prunable_parameters_before": prunable_before,
+        "prunable_parameters_after": prunable_after,
+        "prunable_scope": _describe_scope(config),
+        "macs_before": macs_before,
+        "macs_after": measure.count_macs(model, macs_length),
+        "macs_sequence_length": macs_length,
+        "macs_batch_size": 1,
+        "macs_method": "torch.utils.flop_counter.FlopCounterMode, eager attention, no KV cache;"
+        " MACs = FLOPs / 2",
+        "calibration": calibration_record,
+        "prune_wall_seconds": round(time.monotonic() - started, 3),
+        "versions": library_versions(),
+    }
+
+
+def _prune_layers(
+    config: PruneConfig,
+    model: nn.Module,
+    adapter: LlamaFamilyAdapter,
+    layers: list[nn.Module],
+    planned: LayerShape,
+    report: _Reporter,
+) -> None:
+    """Scores every pruned layer on the dependency graph, drops the graph, then cuts."""
+    dependency_graph = graph.build_dependency_graph(model) if adapter.traceable else None
+    importance = graph.importance_for(config.method)
+    scores = [
+        graph.score_layer(
+            dependency_graph,
+            adapter,
+            layer,
+            importance,
+            attention=config.prune_attention_heads,
+            mlp=config.prune_mlp,
+        )
+        for layer in layers
+    ]
+    # The traced graph holds autograd nodes that pin the unpruned weights: release it (and
+    # the calibration gradients) before cutting, so old and new weights never coexist.
+    del dependency_graph
+    for parameter in model.parameters():
+        parameter.grad = None
+    gc.collect()
+    report("pruning", 0.3)
+    for index, (layer, layer_scores) in enumerate(zip(layers, scores, strict=True)):
+        if config.prune_attention_heads:
+            surgery.prune_attention(adapter, model, layer, layer_scores, planned)
+        if config.prune_mlp:
+            surgery.prune_mlp(adapter, layer, layer_scores, planned)
+        report("pruning", 0.3 + 0.7 * (index + 1) / len(layers))
+
+
+def _describe_scope(config: PruneConfig) -> str:
+    kinds = [
+        name
+        for name, enabled in (
+            ("attention projections", config.prune_attention_heads),
+            ("MLP projections", config.prune_mlp),
+        )
+        if enabled
+    ]
+    return " and ".join(kinds or ["nothing"]) + " of the layers not kept"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped a checkpoint."""
+    versions = {"python": platform.python_version()}
+    for package in (
+        "greenprune",
+        "torch",
+        "transformers",
+        "torch-pruning",
+        "safetensors",
+        "tokenizers",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions

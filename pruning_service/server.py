@@ -1,0 +1,77 @@
+"""Entry point of the PruningService: ``python -m pruning_service.server``."""
+
+from __future__ import annotations
+
+from greenprune import checkpoint
+from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+from greenprune.api.results.v1 import results_pb2
+from greenprune.rpc.jobs import Job, JobRunner
+from greenprune.rpc.reporting import ResultsReporter
+from greenprune.rpc.server import Cleanup, ServiceBinding, serve
+from greenprune.settings import PruningSettings
+from pruning_service.convert import COLLECTION, result_to_pb, spec_to_pb
+from pruning_service.servicer import PruningServicer
+
+SERVICE_NAME = pruning_pb2.DESCRIPTOR.services_by_name["PruningService"].full_name
+WORKER = "pruning_service.worker:run"
+
+
+def prune_run_to_pb(job: Job) -> results_pb2.PruneRun:
+    """Returns the PruneRun the ResultsService records for a finished job."""
+    return results_pb2.PruneRun(
+        request_id=job.request_id,
+        experiment=job.experiment,
+        spec=spec_to_pb(job.spec),
+        result=result_to_pb(job.result or {}),
+        job_name=f"{COLLECTION}/{job.id}",
+    )
+
+
+async def build(settings: PruningSettings) -> tuple[list[ServiceBinding], Cleanup]:
+    """Starts the job runner and returns the service binding and its cleanup."""
+    assert settings.checkpoints_dir is not None
+    settings.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.remove_stale_temporaries(settings.checkpoints_dir)
+    reporter = ResultsReporter(settings.results_address, settings.token)
+
+    async def report(job: Job) -> None:
+        run = prune_run_to_pb(job)
+        await reporter.call(
+            lambda stub: stub.RecordPruneRun(results_pb2.RecordPruneRunRequest(run=run), timeout=30)
+        )
+
+    runner = JobRunner(
+        state_dir=settings.state_dir / "pruning",
+        worker=WORKER,
+        context={
+            "checkpoints_dir": str(settings.checkpoints_dir),
+            "models_root": str(settings.models_root),
+        },
+        max_queued=settings.max_queued_jobs,
+        on_succeeded=report,
+    )
+    await runner.start()
+
+    async def cleanup() -> None:
+        await runner.stop()
+        await reporter.close()
+
+    servicer = PruningServicer(runner, settings.models_root, settings.checkpoints_dir)
+    binding = ServiceBinding(
+        SERVICE_NAME, pruning_pb2_grpc.add_PruningServiceServicer_to_server, servicer
+    )
+    return [binding], cleanup
+
+
+def main() -> None:
+    """Runs the PruningService until SIGTERM or SIGINT."""
+    settings = PruningSettings()
+
+    async def factory() -> tuple[list[ServiceBinding], Cleanup]:
+        return await build(settings)
+
+    serve(factory, settings)
+
+
+if __name__ == "__main__":
+    main()
