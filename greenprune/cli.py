@@ -1,0 +1,337 @@
+"""The ``greenprune`` command: up, down, status, run, report, cancel, reference-model build.
+
+This module only parses arguments and prints; the work is in ``stack`` (the local stack),
+``runner`` (plans and jobs) and ``report`` (the results table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from greenprune import report, runner, stack
+from greenprune.errors import GreenpruneError
+from greenprune.spec import ExperimentFileError, LoadedExperiment, load_experiment
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+# Wide enough for the results table when the output is a file or a pipe.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+errors = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="greenprune",
+        description="Prune language models and measure what it buys: accuracy against energy.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser("up", help="start the local stack (services and app)")
+    up.add_argument("--no-app", action="store_true", help="start the services only")
+    up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+
+    down = commands.add_parser("down", help="stop the local stack")
+    down.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds between SIGTERM and SIGKILL"
+    )
+
+    status = commands.add_parser("status", help="health and job counts of the local stack")
+    status.add_argument("--app-url", action="store_true", help="print only the app's URL")
+
+    run = commands.add_parser("run", help="run an experiment file, skipping what is recorded")
+    run.add_argument("file", type=Path, help="the experiment file (YAML)")
+    run.add_argument("--dry-run", action="store_true", help="print the plan and submit nothing")
+    run.add_argument(
+        "--reconnect-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for a service that went away before failing its steps",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    rep = commands.add_parser("report", help="the results table from the ResultsService")
+    rep.add_argument("--experiment", default="", help="only this experiment")
+    rep.add_argument("--format", choices=report.FORMATS, default="table")
+    rep.add_argument("--results", default="", help="ResultsService address (default: local)")
+
+    cancel = commands.add_parser("cancel", help="cancel the queued and running jobs of a file")
+    cancel.add_argument("file", type=Path, help="the experiment file (YAML)")
+
+    reference = commands.add_parser("reference-model", help="the embedded reference model")
+    actions = reference.add_subparsers(dest="action", required=True, metavar="ACTION")
+    build = actions.add_parser("build", help="build (or find cached) a reference model")
+    build.add_argument("--name", default="tiny-llama", help="which reference model")
+    build.add_argument("--cache-dir", type=Path, default=None, help="the cache root")
+    build.add_argument("--force", action="store_true", help="rebuild even when cached")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the ``greenprune`` command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    handlers = {
+        "up": _up,
+        "down": _down,
+        "status": _status,
+        "run": _run,
+        "report": _report,
+        "cancel": _cancel,
+        "reference-model": _reference_model,
+    }
+    try:
+        return handlers[args.command](args)
+    except (stack.StackError, GreenpruneError) as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return EXIT_INTERRUPTED
+
+
+# -- the local stack -----------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    config = stack.StackConfig.from_env()
+    statuses = stack.up(
+        config, with_app=not args.no_app, timeout=args.timeout, log=lambda line: console.print(line)
+    )
+    table = Table("component", "address", "pid", "health", "", header_style="bold")
+    for item in statuses:
+        table.add_row(item.name, item.address, str(item.pid or "-"), item.health, item.note)
+    console.print(table)
+    console.print(f"logs: {config.log_dir}")
+    if not args.no_app:
+        console.print(f"app: {config.app_url}")
+    return EXIT_OK
+
+
+def _down(args: argparse.Namespace) -> int:
+    config = stack.StackConfig.from_env()
+    stopped = stack.down(config, timeout=args.timeout, log=lambda line: console.print(line))
+    if not stopped:
+        console.print("nothing was running")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = stack.StackConfig.from_env()
+    if args.app_url:
+        print(config.app_url)
+        return EXIT_OK
+    statuses = stack.status(config)
+    counts = asyncio.run(_job_counts(config, statuses))
+    table = Table("component", "address", "pid", "health", "jobs", header_style="bold")
+    for item in statuses:
+        jobs = counts.get(item.name)
+        if jobs is None:
+            text = "-"
+        else:
+            text = ", ".join(f"{state.lower()} {n}" for state, n in sorted(jobs.items())) or "none"
+        table.add_row(item.name, item.address, str(item.pid or "-"), item.health, text)
+    console.print(table)
+    console.print(f"state: {config.home}   logs: {config.log_dir}")
+    return EXIT_OK
+
+
+async def _job_counts(
+    config: stack.StackConfig, statuses: Sequence[stack.ComponentStatus]
+) -> dict[str, dict[str, int]]:
+    counts: dict[str, dict[str, int]] = {}
+    for item in statuses:
+        if item.name in ("pruning", "eval") and item.health == "SERVING":
+            counts[item.name] = await runner.job_counts(item.address, item.name, config.token)
+    return counts
+
+
+# -- experiments ---------------------------------------------------------------------------------
+
+
+def _load(path: Path) -> LoadedExperiment | None:
+    try:
+        return load_experiment(path)
+    except FileNotFoundError:
+        errors.print(f"error: {path}: no such file")
+    except ExperimentFileError as exc:
+        errors.print(f"error: {path} is not a valid experiment file:", markup=False)
+        errors.print(str(exc), markup=False)
+    return None
+
+
+def _addresses(loaded: LoadedExperiment) -> runner.Addresses:
+    return runner.resolve_addresses(loaded.experiment, stack.local_addresses())
+
+
+def _run(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return EXIT_USAGE
+    plan = runner.plan_experiment(loaded)
+    addresses = _addresses(loaded)
+    token = runner.default_token()
+    if 0.0 not in loaded.experiment.pruning.ratios:
+        console.print(
+            "[yellow]note:[/] no ratio 0 in pruning.ratios, so no changes against "
+            "the unpruned model"
+        )
+    if args.dry_run:
+        recorded = asyncio.run(runner.lookup_recorded(plan, addresses, token))
+        console.print(_plan_table(plan, recorded))
+        if recorded is None:
+            console.print(
+                f"(the ResultsService at {addresses.results} is not reachable: "
+                "which steps are recorded is unknown)"
+            )
+        return EXIT_OK
+    started = time.monotonic()
+    try:
+        asyncio.run(runner.Runner(plan, addresses, token).check_reachable())
+        with contextlib.ExitStack() as stack_:
+            display = (
+                runner.LineDisplay(console)
+                if args.no_progress
+                else stack_.enter_context(runner.rich_progress(console))
+            )
+            work = runner.Runner(plan, addresses, token, display, args.reconnect_timeout)
+            outcome = asyncio.run(work.run())
+    except KeyboardInterrupt:
+        errors.print(
+            "\nStopped waiting. Jobs already submitted keep running in the services. Run "
+            f"`greenprune run {args.file}` again to collect them and finish the rest, or "
+            f"`greenprune cancel {args.file}` to cancel them.",
+            markup=False,
+        )
+        return EXIT_INTERRUPTED
+    except runner.ServiceUnavailableError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return EXIT_UNAVAILABLE
+    return _print_outcome(outcome, time.monotonic() - started)
+
+
+def _plan_table(plan: runner.Plan, recorded: set[str] | None) -> Table:
+    table = Table(title=f"plan of {plan.experiment}", header_style="bold")
+    for column in ("step", "model", "ratio", "task", "request_id", "status"):
+        table.add_column(column, overflow="fold")
+    for step in plan.steps:
+        state = (
+            "?" if recorded is None else ("recorded" if step.request_id in recorded else "to run")
+        )
+        if isinstance(step, runner.PruneStep):
+            table.add_row("prune", step.model, f"{step.ratio:.2f}", "", step.request_id, state)
+        else:
+            table.add_row(
+                "eval", step.prune.model, f"{step.prune.ratio:.2f}", step.task, step.run_id, state
+            )
+    return table
+
+
+def _print_outcome(outcome: runner.RunOutcome, seconds: float) -> int:
+    rows = outcome.rows()
+    if rows:
+        report.print_rows(rows, "table", console, title=f"{outcome.plan.experiment}")
+    recorded = sum(1 for o in outcome.outcomes.values() if o.state == runner.RECORDED)
+    console.print(
+        f"{len(outcome.plan.steps)} steps: {recorded} already recorded, "
+        f"{outcome.submitted} submitted; {seconds:.0f} s"
+    )
+    failures = outcome.failures
+    skipped = [o for o in outcome.outcomes.values() if o.state == runner.SKIPPED]
+    if not failures and not skipped:
+        return EXIT_OK
+    for step, result in failures:
+        job = f" ({result.job_name})" if result.job_name else ""
+        errors.print(f"failed: {step.label}{job}: {result.message}", markup=False)
+    if skipped:
+        errors.print(f"skipped: {len(skipped)} eval steps whose pruning failed", markup=False)
+    errors.print("Run the same file again to retry what failed.", markup=False)
+    return EXIT_FAILED
+
+
+def _report(args: argparse.Namespace) -> int:
+    address = args.results or stack.local_addresses()["results"]
+    try:
+        columns, values = asyncio.run(_query_runs(address, runner.default_token(), args.experiment))
+    except runner.ServiceUnavailableError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return EXIT_UNAVAILABLE
+    rows = report.with_deltas(report.rows_from_view(columns, values))
+    if not rows and args.format == "table":
+        console.print(
+            "no results recorded" + (f" for {args.experiment}" if args.experiment else "")
+        )
+        return EXIT_OK
+    report.print_rows(rows, args.format, console, title=args.experiment)
+    return EXIT_OK
+
+
+async def _query_runs(
+    address: str, token: str | None, experiment: str
+) -> tuple[list[str], list[Any]]:
+    import grpc
+
+    from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+    from greenprune.rpc.client import channel
+
+    async with channel(address, token) as chan:
+        stub = results_pb2_grpc.ResultsServiceStub(chan)
+        request = results_pb2.QueryViewRequest(
+            view=results_pb2.VIEW_RUNS, filter=results_pb2.ViewFilter(experiment=experiment)
+        )
+        try:
+            response = await stub.QueryView(request, timeout=runner.RPC_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise runner.ServiceUnavailableError(
+                f"the ResultsService at {address}: {exc.code().name}: {exc.details()}"
+            ) from None
+    columns = [column.name for column in response.table.columns]
+    return columns, [[_value(v) for v in row.values] for row in response.table.rows]
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind in (None, "null_value"):
+        return None
+    if kind == "list_value":
+        return [_value(v) for v in value.list_value.values]
+    if kind == "struct_value":
+        return {k: _value(v) for k, v in value.struct_value.fields.items()}
+    return getattr(value, kind)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    loaded = _load(args.file)
+    if loaded is None:
+        return EXIT_USAGE
+    names = asyncio.run(
+        runner.cancel_jobs(_addresses(loaded), runner.default_token(), loaded.experiment.name)
+    )
+    for name in names:
+        console.print(f"cancelled {name}")
+    if not names:
+        console.print(f"no queued or running jobs of {loaded.experiment.name}")
+    return EXIT_OK
+
+
+def _reference_model(args: argparse.Namespace) -> int:
+    from greenprune.reference import ensure_reference_model
+
+    started = time.monotonic()
+    path = ensure_reference_model(
+        args.name, args.cache_dir, force=args.force, log=lambda line: console.print(line)
+    )
+    console.print(f"reference:{args.name} is at {path} ({time.monotonic() - started:.1f} s)")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

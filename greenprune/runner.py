@@ -1,0 +1,856 @@
+"""Turns an experiment into prune and eval jobs, runs what is not recorded yet, and waits.
+
+The plan is deterministic before anything runs: every step's ``request_id`` is a hash of its
+inputs. A prune step (one per model and ratio; ratio 0 writes an unpruned copy) hashes the
+experiment name, the model, the pruning settings, the ratio and the seed. An eval step (one per
+prune step and task) hashes its prune step's request_id, the task and the eval settings. The
+EvalService records each task of a job as an eval run ``{job request_id}/{task}``.
+
+A step already recorded in the ResultsService is skipped; the rest are submitted (a request_id
+whose last job failed gets a new attempt on the server). All prune steps finish before any eval
+step is submitted, so pruning never overlaps a metered eval window. Stopping the runner (Ctrl-C)
+only stops the waiting: the jobs keep running in the services, and running the same file again
+picks up where things are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import grpc
+
+from greenprune.api.common.v1 import jobs_pb2
+from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
+from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.report import ResultRow, row_from_runs, with_deltas
+from greenprune.rpc.client import channel, health_status
+from greenprune.spec import Experiment, LoadedExperiment
+
+T = TypeVar("T")
+
+REQUEST_ID_HASH_CHARS = 24
+RPC_TIMEOUT_S = 30.0
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+TERMINAL = frozenset(
+    {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
+)
+ACTIVE = frozenset({jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING})
+METHOD_VALUES = {
+    "magnitude-l1": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L1,
+    "magnitude-l2": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2,
+    "taylor": pruning_pb2.PRUNING_METHOD_TAYLOR,
+    "random": pruning_pb2.PRUNING_METHOD_RANDOM,
+}
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+
+def request_id(kind: str, inputs: dict[str, Any]) -> str:
+    """Returns ``{kind}-{hash}``: a sha256 of the canonical JSON of ``inputs``, shortened."""
+    canonical = json.dumps({"kind": kind, **inputs}, sort_keys=True, separators=(",", ":"))
+    return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:REQUEST_ID_HASH_CHARS]}"
+
+
+@dataclass(frozen=True)
+class PruneStep:
+    """Prune one model at one ratio.
+
+    Attributes:
+        request_id: The idempotency key, a hash of the inputs.
+        model: The model source.
+        ratio: The target ratio; 0 writes an unpruned copy.
+        spec: The PruneSpec to send.
+    """
+
+    request_id: str
+    model: str
+    ratio: float
+    spec: pruning_pb2.PruneSpec = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """A short human name of the step."""
+        return f"prune {self.model} @ {self.ratio:.2f}"
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """Evaluate one checkpoint (the result of ``prune``) on one task.
+
+    Attributes:
+        request_id: The idempotency key of the job, a hash of the inputs.
+        prune: The prune step whose checkpoint is evaluated.
+        task: The lm-eval task.
+        spec: The EvalSpec to send, without the checkpoint id (known once pruning is done).
+    """
+
+    request_id: str
+    prune: PruneStep
+    task: str
+    spec: eval_pb2.EvalSpec = field(compare=False, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The request_id of the eval run the EvalService records for the task."""
+        return f"{self.request_id}/{self.task}"
+
+    @property
+    def label(self) -> str:
+        """A short human name of the step."""
+        return f"eval {self.prune.model} @ {self.prune.ratio:.2f} on {self.task}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every step of an experiment, in a fixed order.
+
+    Attributes:
+        experiment: The experiment name (the label jobs and runs carry).
+        prune_steps: One per model and ratio, in file order.
+        eval_steps: One per prune step and task, in file order.
+    """
+
+    experiment: str
+    prune_steps: tuple[PruneStep, ...]
+    eval_steps: tuple[EvalStep, ...]
+
+    @property
+    def steps(self) -> tuple[PruneStep | EvalStep, ...]:
+        """All steps, prune steps first."""
+        return (*self.prune_steps, *self.eval_steps)
+
+
+def pruning_inputs(experiment: Experiment) -> dict[str, Any]:
+    """The pruning settings that decide a checkpoint (the ratio aside)."""
+    pruning = experiment.pruning.model_dump(exclude={"ratios"})
+    return {"pruning": pruning, "seed": experiment.seed}
+
+
+def eval_inputs(experiment: Experiment) -> dict[str, Any]:
+    """The eval settings that decide a measurement (the task aside)."""
+    settings = experiment.eval.model_dump(exclude={"tasks"})
+    return {"eval": settings, "seed": experiment.seed}
+
+
+def plan_experiment(loaded: LoadedExperiment) -> Plan:
+    """Returns the deterministic plan of an experiment file."""
+    experiment = loaded.experiment
+    pruning = experiment.pruning
+    prune_steps = []
+    for model in experiment.models:
+        for ratio in pruning.ratios:
+            rid = request_id(
+                "prune",
+                {
+                    "experiment": experiment.name,
+                    "model": model,
+                    "ratio": float(ratio),
+                    **pruning_inputs(experiment),
+                },
+            )
+            prune_steps.append(
+                PruneStep(rid, model, float(ratio), _prune_spec(experiment, model, ratio))
+            )
+    task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
+    eval_steps = []
+    for prune in prune_steps:
+        for task in experiment.eval.tasks:
+            rid = request_id(
+                "eval", {"prune": prune.request_id, "task": task, **eval_inputs(experiment)}
+            )
+            eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task, task_paths)))
+    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps))
+
+
+def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2.PruneSpec:
+    pruning = experiment.pruning
+    return pruning_pb2.PruneSpec(
+        model=model,
+        method=METHOD_VALUES[pruning.method],
+        ratio=float(ratio),
+        prune_attention_heads=pruning.prune_attention_heads,
+        prune_mlp=pruning.prune_mlp,
+        keep_first_layers=pruning.keep_first_layers,
+        keep_last_layers=pruning.keep_last_layers,
+        round_to=pruning.round_to,
+        calibration=pruning_pb2.CalibrationSpec(
+            samples=pruning.calibration.samples,
+            sequence_length=pruning.calibration.sequence_length,
+            source=pruning.calibration.source,
+        ),
+        seed=experiment.seed,
+    )
+
+
+def _eval_spec(experiment: Experiment, task: str, task_paths: Sequence[str]) -> eval_pb2.EvalSpec:
+    settings = experiment.eval
+    spec = eval_pb2.EvalSpec(
+        tasks=[task],
+        task_paths=list(task_paths),
+        num_fewshot=settings.num_fewshot,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        repeats=settings.repeats,
+        warmup_batches=settings.warmup_batches,
+        idle_seconds=settings.idle_seconds,
+        seed=experiment.seed,
+    )
+    if settings.limit is not None:
+        spec.limit = settings.limit
+    return spec
+
+
+# -- where the services are ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """The addresses of the three services."""
+
+    pruning: str
+    eval: str
+    results: str
+
+    def items(self) -> list[tuple[str, str]]:
+        """Returns ``(service, address)`` pairs."""
+        return [("results", self.results), ("pruning", self.pruning), ("eval", self.eval)]
+
+
+def resolve_addresses(experiment: Experiment, local: dict[str, str]) -> Addresses:
+    """The file's addresses, else the local stack's (``local``, from ``greenprune.stack``)."""
+    services = experiment.services
+    return Addresses(
+        pruning=services.pruning or local["pruning"],
+        eval=services.eval or local["eval"],
+        results=services.results or local["results"],
+    )
+
+
+def default_token() -> str | None:
+    """The bearer token from ``GREENPRUNE_TOKEN``, if set."""
+    return os.environ.get("GREENPRUNE_TOKEN") or None
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+class ServiceUnavailableError(RuntimeError):
+    """A service could not be reached (before the run, or for too long during it)."""
+
+
+class Display(Protocol):
+    """Receives what the runner does, to show it (see :class:`ProgressDisplay`)."""
+
+    def planned(self, plan: Plan, recorded: set[str]) -> None:
+        """Called once with the plan and the request_ids already recorded."""
+
+    def started(self, step: PruneStep | EvalStep) -> None:
+        """Called when a step's job is submitted."""
+
+    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:
+        """Called when a step's job reports progress."""
+
+    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:
+        """Called when a step is done, failed or skipped."""
+
+
+class NullDisplay:
+    """A display that shows nothing."""
+
+    def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
+        pass
+
+    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+        pass
+
+    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+        pass
+
+    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+        pass
+
+
+RECORDED, SUCCEEDED, FAILED, SKIPPED = "recorded", "succeeded", "failed", "skipped"
+
+
+@dataclass
+class StepOutcome:
+    """How a step ended.
+
+    Attributes:
+        state: ``recorded`` (done before), ``succeeded``, ``failed`` or ``skipped`` (its prune
+            step failed).
+        message: Why it failed or was skipped.
+        job_name: The job that ran it, when one was submitted.
+        run: The PruneRun or EvalRun the ResultsService holds, when done.
+    """
+
+    state: str
+    message: str = ""
+    job_name: str = ""
+    run: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the step is done."""
+        return self.state in (RECORDED, SUCCEEDED)
+
+
+@dataclass
+class RunOutcome:
+    """What a run did.
+
+    Attributes:
+        plan: The plan.
+        outcomes: The outcome of every step, by request_id.
+        submitted: How many jobs were submitted (or re-attached to) this time.
+    """
+
+    plan: Plan
+    outcomes: dict[str, StepOutcome] = field(default_factory=dict)
+    submitted: int = 0
+
+    @property
+    def failures(self) -> list[tuple[PruneStep | EvalStep, StepOutcome]]:
+        """The failed steps and their outcomes (skipped ones are left out)."""
+        return [
+            (step, self.outcomes[step.request_id])
+            for step in self.plan.steps
+            if step.request_id in self.outcomes and self.outcomes[step.request_id].state == FAILED
+        ]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step is done."""
+        return all(
+            self.outcomes.get(step.request_id, StepOutcome(FAILED)).ok for step in self.plan.steps
+        )
+
+    def rows(self) -> list[ResultRow]:
+        """The results table: one row per done eval step, with changes against ratio 0."""
+        rows = []
+        for step in self.plan.eval_steps:
+            outcome = self.outcomes.get(step.request_id)
+            prune = self.outcomes.get(step.prune.request_id)
+            if outcome is None or not outcome.ok or outcome.run is None:
+                continue
+            prune_run = prune.run if prune is not None else None
+            rows.append(row_from_runs(prune_run, outcome.run, ratio=step.prune.ratio))
+        return with_deltas(rows)
+
+
+@dataclass(frozen=True)
+class _JobApi:
+    """The RPCs of one job type."""
+
+    stub: Callable[[grpc.aio.Channel], Any]
+    create: str
+    watch: str
+    watch_request: Callable[..., Any]
+    get: str
+    get_request: Callable[..., Any]
+
+
+PRUNE_JOBS = _JobApi(
+    pruning_pb2_grpc.PruningServiceStub,
+    "CreatePruneJob",
+    "WatchPruneJob",
+    pruning_pb2.WatchPruneJobRequest,
+    "GetPruneJob",
+    pruning_pb2.GetPruneJobRequest,
+)
+EVAL_JOBS = _JobApi(
+    eval_pb2_grpc.EvalServiceStub,
+    "CreateEvalJob",
+    "WatchEvalJob",
+    eval_pb2.WatchEvalJobRequest,
+    "GetEvalJob",
+    eval_pb2.GetEvalJobRequest,
+)
+
+
+class _Service:
+    """Channels to one service: one shared channel, replaced (not closed) after a disconnect.
+
+    A replaced channel is kept open until the end, so calls still running on it are not cut;
+    a fresh channel dials at once instead of waiting out gRPC's reconnect backoff.
+    """
+
+    def __init__(self, name: str, address: str, token: str | None) -> None:
+        self.name, self.address, self._token = name, address, token
+        self._channels: list[grpc.aio.Channel] = []
+
+    @property
+    def generation(self) -> int:
+        """How many channels were opened so far."""
+        return len(self._channels)
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The current channel, opened on first use."""
+        if not self._channels:
+            self._channels.append(channel(self.address, self._token))
+        return self._channels[-1]
+
+    def renew(self, seen_generation: int) -> None:
+        """Opens a fresh channel unless one was opened since ``seen_generation``."""
+        if self.generation <= seen_generation:
+            self._channels.append(channel(self.address, self._token))
+
+    async def close(self) -> None:
+        """Closes every channel."""
+        for chan in self._channels:
+            await chan.close()
+        self._channels.clear()
+
+
+class Runner:
+    """Runs a plan against the services.
+
+    Args:
+        plan: What to run.
+        addresses: Where the services are.
+        token: The bearer token, if the stack uses one.
+        display: Receives progress.
+        reconnect_timeout: How long to wait for a service that went away during the run before
+            giving up on its steps.
+    """
+
+    def __init__(
+        self,
+        plan: Plan,
+        addresses: Addresses,
+        token: str | None = None,
+        display: Display | None = None,
+        reconnect_timeout: float = 120.0,
+    ) -> None:
+        self._plan = plan
+        self._addresses = addresses
+        self._display: Display = display or NullDisplay()
+        self._reconnect_timeout = reconnect_timeout
+        self._pruning = _Service("pruning", addresses.pruning, token)
+        self._eval = _Service("eval", addresses.eval, token)
+        self._results = _Service("results", addresses.results, token)
+        self.outcome = RunOutcome(plan)
+
+    async def check_reachable(
+        self, services: Sequence[str] = ("results", "pruning", "eval")
+    ) -> None:
+        """Raises ServiceUnavailableError naming every service that is not SERVING."""
+        by_name = {"results": self._results, "pruning": self._pruning, "eval": self._eval}
+        statuses = await asyncio.gather(*(health_status(by_name[n].address) for n in services))
+        down = [
+            f"{name} service at {by_name[name].address}: {status}"
+            for name, status in zip(services, statuses, strict=True)
+            if status != "SERVING"
+        ]
+        if down:
+            raise ServiceUnavailableError(
+                "not serving: " + "; ".join(down) + ". Start the local stack with "
+                "`greenprune up`, or set the services' addresses in the experiment file."
+            )
+
+    async def recorded(self) -> dict[str, Any]:
+        """Returns the runs already recorded for the plan's steps, by request_id."""
+        pairs = await _bounded_gather(
+            [self._prune_run(s.request_id) for s in self._plan.prune_steps]
+            + [self._eval_run(s.run_id) for s in self._plan.eval_steps]
+        )
+        ids = [s.request_id for s in self._plan.steps]
+        return {rid: run for rid, run in zip(ids, pairs, strict=True) if run is not None}
+
+    async def _prune_run(self, request_id: str) -> Any:
+        stub = results_pb2_grpc.ResultsServiceStub(self._results.channel)
+        request = results_pb2.GetPruneRunRequest(request_id=request_id)
+        found = await self._lookup(stub.GetPruneRun, request)
+        return found.run if found is not None else None
+
+    async def _eval_run(self, run_id: str) -> Any:
+        stub = results_pb2_grpc.ResultsServiceStub(self._results.channel)
+        found = await self._lookup(
+            stub.GetEvalRun, results_pb2.GetEvalRunRequest(request_id=run_id)
+        )
+        return found.run if found is not None else None
+
+    async def _lookup(self, rpc: Callable[..., Awaitable[T]], request: Any) -> T | None:
+        try:
+            return await rpc(request, timeout=RPC_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    async def run(self) -> RunOutcome:
+        """Checks the services, skips recorded steps, runs the rest and waits for them."""
+        try:
+            await self.check_reachable()
+            recorded = await self.recorded()
+            for step in self._plan.steps:
+                if step.request_id in recorded:
+                    self.outcome.outcomes[step.request_id] = StepOutcome(
+                        RECORDED, run=recorded[step.request_id]
+                    )
+            self._display.planned(self._plan, set(recorded))
+            for step in self._plan.steps:
+                if step.request_id in recorded:
+                    self._display.finished(step, self.outcome.outcomes[step.request_id])
+            # Every prune step ends before an eval step starts: pruning never overlaps a
+            # metered eval window.
+            await asyncio.gather(
+                *(self._prune(s) for s in self._plan.prune_steps if s.request_id not in recorded)
+            )
+            await asyncio.gather(
+                *(self._evaluate(s) for s in self._plan.eval_steps if s.request_id not in recorded)
+            )
+            return self.outcome
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Closes the channels."""
+        for service in (self._pruning, self._eval, self._results):
+            await service.close()
+
+    async def _prune(self, step: PruneStep) -> None:
+        request = pruning_pb2.CreatePruneJobRequest(
+            request_id=step.request_id, spec=step.spec, experiment=self._plan.experiment
+        )
+        outcome = await self._run_job(step, self._pruning, PRUNE_JOBS, request)
+        if outcome.state == SUCCEEDED:
+            outcome.run = await self._prune_run(step.request_id)
+            if outcome.run is None:
+                outcome.state = FAILED
+                outcome.message = f"prune run {step.request_id} is not in the results store"
+        self._conclude(step, outcome)
+
+    async def _evaluate(self, step: EvalStep) -> None:
+        prune = self.outcome.outcomes.get(step.prune.request_id)
+        if prune is None or not prune.ok:
+            self._conclude(step, StepOutcome(SKIPPED, f"{step.prune.label} did not succeed"))
+            return
+        spec = eval_pb2.EvalSpec()
+        spec.CopyFrom(step.spec)
+        spec.checkpoint_id = prune.run.result.checkpoint_id
+        request = eval_pb2.CreateEvalJobRequest(
+            request_id=step.request_id, spec=spec, experiment=self._plan.experiment
+        )
+        outcome = await self._run_job(step, self._eval, EVAL_JOBS, request)
+        if outcome.state == SUCCEEDED:
+            outcome.run = await self._eval_run(step.run_id)
+            if outcome.run is None:
+                outcome.state = FAILED
+                outcome.message = f"eval run {step.run_id} is not in the results store"
+        self._conclude(step, outcome)
+
+    def _conclude(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:
+        self.outcome.outcomes[step.request_id] = outcome
+        self._display.finished(step, outcome)
+
+    async def _run_job(
+        self, step: PruneStep | EvalStep, service: _Service, api: _JobApi, request: Any
+    ) -> StepOutcome:
+        """Creates the step's job (or gets the existing one) and follows it to its end."""
+        try:
+            response = await self._retrying(
+                service,
+                step,
+                lambda chan: getattr(api.stub(chan), api.create)(request, timeout=RPC_TIMEOUT_S),
+                busy_ok=True,
+            )
+        except ServiceUnavailableError as exc:
+            return StepOutcome(FAILED, str(exc))
+        except grpc.aio.AioRpcError as exc:
+            return StepOutcome(
+                FAILED, f"the {service.name} service refused the job: {_describe(exc)}"
+            )
+        job = response.job
+        self.outcome.submitted += 1
+        self._display.started(step)
+        self._display.updated(step, job.status.stage, job.status.progress)
+        try:
+            job = await self._follow(step, service, api, job)
+        except ServiceUnavailableError as exc:
+            return StepOutcome(FAILED, str(exc), job_name=job.name)
+        state = job.status.state
+        if state == jobs_pb2.JOB_STATE_SUCCEEDED:
+            return StepOutcome(SUCCEEDED, job_name=job.name)
+        reason = job.status.error.message or jobs_pb2.JobState.Name(state)
+        return StepOutcome(FAILED, reason, job_name=job.name)
+
+    async def _retrying(
+        self,
+        service: _Service,
+        step: PruneStep | EvalStep,
+        call: Callable[[grpc.aio.Channel], Awaitable[T]],
+        *,
+        busy_ok: bool = False,
+    ) -> T:
+        """Runs ``call`` until it succeeds; other errors than the retried ones are raised.
+
+        Retries while the service is unreachable (up to the reconnect timeout) and, with
+        ``busy_ok``, while its job queue is full.
+        """
+        lost = _Outage(self._reconnect_timeout)
+        while True:
+            generation = service.generation
+            try:
+                return await call(service.channel)
+            except grpc.aio.AioRpcError as exc:
+                busy = busy_ok and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                if not busy and exc.code() not in RETRYABLE:
+                    raise
+                if not busy:
+                    lost.check(service, exc)
+                self._display.updated(step, f"waiting for the {service.name} service", 0.0)
+                service.renew(generation)
+                await asyncio.sleep(1.0 if not busy else 5.0)
+
+    async def _follow(
+        self, step: PruneStep | EvalStep, service: _Service, api: _JobApi, job: Any
+    ) -> Any:
+        """Follows a job to a terminal state: the watch stream, polling after a disconnect."""
+        lost = _Outage(self._reconnect_timeout)
+        while job.status.state not in TERMINAL:
+            generation = service.generation
+            try:
+                stub = api.stub(service.channel)
+                async for message in getattr(stub, api.watch)(api.watch_request(name=job.name)):
+                    job = message.job
+                    lost.reset()
+                    self._display.updated(step, job.status.stage, job.status.progress)
+                    if job.status.state in TERMINAL:
+                        return job
+                response = await getattr(stub, api.get)(
+                    api.get_request(name=job.name), timeout=RPC_TIMEOUT_S
+                )
+                job = response.job
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() not in RETRYABLE:
+                    raise ServiceUnavailableError(
+                        f"the {service.name} service at {service.address}: {_describe(exc)}"
+                    ) from None
+                lost.check(service, exc, job.name)
+                self._display.updated(
+                    step, f"waiting for the {service.name} service", job.status.progress
+                )
+                service.renew(generation)
+                await asyncio.sleep(1.0)
+        return job
+
+
+class _Outage:
+    """Measures how long a service has been unreachable, and gives up after a timeout."""
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._since: float | None = None
+
+    def reset(self) -> None:
+        self._since = None
+
+    def check(self, service: _Service, exc: grpc.aio.AioRpcError, job_name: str = "") -> None:
+        """Raises ServiceUnavailableError once the outage is longer than the timeout."""
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now - self._since > self._timeout:
+            kept = f"; the job {job_name} is kept by the service" if job_name else ""
+            raise ServiceUnavailableError(
+                f"lost the {service.name} service at {service.address} for more than "
+                f"{self._timeout:.0f} s ({_describe(exc)}){kept}: run the same file again later"
+            )
+
+
+def _describe(exc: grpc.aio.AioRpcError) -> str:
+    return f"{exc.code().name}: {exc.details()}"
+
+
+async def _bounded_gather(coroutines: Sequence[Awaitable[T]], limit: int = 16) -> list[T]:
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(coroutine: Awaitable[T]) -> T:
+        async with semaphore:
+            return await coroutine
+
+    return list(await asyncio.gather(*(one(c) for c in coroutines)))
+
+
+async def lookup_recorded(plan: Plan, addresses: Addresses, token: str | None) -> set[str] | None:
+    """Returns the request_ids of the plan already recorded, or None when unreachable."""
+    runner = Runner(plan, addresses, token)
+    try:
+        if await health_status(addresses.results) != "SERVING":
+            return None
+        return set(await runner.recorded())
+    except grpc.aio.AioRpcError:
+        return None
+    finally:
+        await runner.close()
+
+
+# -- job listings (status, cancel) ---------------------------------------------------------------
+
+
+async def job_counts(
+    address: str, kind: str, token: str | None, experiment: str = ""
+) -> dict[str, int]:
+    """Counts the jobs of the pruning or eval service by state name ("QUEUED", ...)."""
+    counts: dict[str, int] = {}
+    async for job in _jobs(address, kind, token, experiment):
+        name = jobs_pb2.JobState.Name(job.status.state).removeprefix("JOB_STATE_")
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+async def _jobs(address: str, kind: str, token: str | None, experiment: str = "") -> Any:
+    async with channel(address, token) as chan:
+        if kind == "pruning":
+            stub: Any = pruning_pb2_grpc.PruningServiceStub(chan)
+            rpc, request_type = stub.ListPruneJobs, pruning_pb2.ListPruneJobsRequest
+        else:
+            stub = eval_pb2_grpc.EvalServiceStub(chan)
+            rpc, request_type = stub.ListEvalJobs, eval_pb2.ListEvalJobsRequest
+        token_ = ""
+        while True:
+            response = await rpc(
+                request_type(page_size=1000, page_token=token_, experiment=experiment),
+                timeout=RPC_TIMEOUT_S,
+            )
+            for job in response.jobs:
+                yield job
+            token_ = response.next_page_token
+            if not token_:
+                return
+
+
+async def cancel_jobs(addresses: Addresses, token: str | None, experiment: str) -> list[str]:
+    """Cancels the queued and running jobs of ``experiment``; returns their names."""
+    cancelled = []
+    for kind, address in (("eval", addresses.eval), ("pruning", addresses.pruning)):
+        names = [
+            job.name
+            async for job in _jobs(address, kind, token, experiment)
+            if job.status.state in ACTIVE
+        ]
+        async with channel(address, token) as chan:
+            for name in names:
+                if kind == "pruning":
+                    await pruning_pb2_grpc.PruningServiceStub(chan).CancelPruneJob(
+                        pruning_pb2.CancelPruneJobRequest(name=name), timeout=RPC_TIMEOUT_S
+                    )
+                else:
+                    await eval_pb2_grpc.EvalServiceStub(chan).CancelEvalJob(
+                        eval_pb2.CancelEvalJobRequest(name=name), timeout=RPC_TIMEOUT_S
+                    )
+                cancelled.append(name)
+    return cancelled
+
+
+# -- showing progress ----------------------------------------------------------------------------
+
+
+class ProgressDisplay:
+    """Overall and per-step progress bars (rich.progress).
+
+    Args:
+        progress: A started or not yet started ``rich.progress.Progress``.
+    """
+
+    def __init__(self, progress: Any) -> None:
+        self._progress = progress
+        self._overall: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
+        total = len(plan.steps)
+        done = sum(1 for s in plan.steps if s.request_id in recorded)
+        self._overall = self._progress.add_task(
+            f"{plan.experiment}: {total} steps ({done} recorded)",
+            total=total,
+            completed=0,
+            stage="",
+        )
+
+    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+        self._tasks[step.request_id] = self._progress.add_task(
+            step.label, total=1.0, completed=0.0, stage="submitted"
+        )
+
+    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+        task = self._tasks.get(step.request_id)
+        if task is not None:
+            self._progress.update(task, completed=fraction, stage=stage)
+
+    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+        task = self._tasks.get(step.request_id)
+        if task is not None:
+            text = outcome.state if outcome.ok else f"[red]{outcome.state}[/]: {outcome.message}"
+            self._progress.update(task, completed=1.0 if outcome.ok else None, stage=text)
+        if self._overall is not None:
+            self._progress.advance(self._overall, 1)
+
+
+class LineDisplay:
+    """One line per step that ends, for logs and pipes (no progress bars).
+
+    Args:
+        console: A ``rich.console.Console``.
+    """
+
+    def __init__(self, console: Any) -> None:
+        self._console = console
+
+    def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
+        self._console.print(
+            f"{plan.experiment}: {len(plan.steps)} steps, {len(recorded)} already recorded"
+        )
+
+    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+        pass
+
+    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+        pass
+
+    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+        if outcome.state == RECORDED:
+            return
+        detail = f": {outcome.message}" if outcome.message else ""
+        self._console.print(f"{outcome.state}: {step.label}{detail}", markup=False)
+
+
+@contextlib.contextmanager
+def rich_progress(console: Any) -> Iterator[ProgressDisplay]:
+    """Shows progress bars on ``console`` while the block runs."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stage]}"),
+        console=console,
+    )
+    with progress:
+        yield ProgressDisplay(progress)
+
+
+def run_plan(
+    plan: Plan,
+    addresses: Addresses,
+    token: str | None = None,
+    display: Display | None = None,
+    reconnect_timeout: float = 120.0,
+) -> RunOutcome:
+    """Runs a plan to the end (blocking); see :class:`Runner`."""
+    runner = Runner(plan, addresses, token, display, reconnect_timeout)
+    return asyncio.run(runner.run())

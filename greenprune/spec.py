@@ -1,0 +1,377 @@
+"""The experiment file: a YAML document validated by pydantic models.
+
+A wrong file raises :class:`ExperimentFileError`, whose message names the file, the line and
+the field of every problem (``demo.yaml:7 pruning.ratios[2]: must be < 0.9``). Line numbers
+come from the YAML node tree (``yaml.compose``), matched to pydantic's error locations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from greenprune.errors import InvalidArgumentError
+
+MAX_RATIO = 0.9
+PRUNING_METHODS = ("magnitude-l1", "magnitude-l2", "taylor", "random")
+LOCAL_ADDRESSES = {
+    "pruning": "127.0.0.1:50051",
+    "eval": "127.0.0.1:50052",
+    "results": "127.0.0.1:50053",
+}
+"""The default service addresses: the local stack that ``greenprune up`` starts."""
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
+
+
+def _check_ratio(value: float) -> float:
+    if not 0.0 <= value < MAX_RATIO:
+        raise ValueError(
+            f"must be >= 0 and < {MAX_RATIO}" if value < 0 else f"must be < {MAX_RATIO}"
+        )
+    return value
+
+
+def _check_address(value: str | None) -> str | None:
+    if value is not None and not _ADDRESS.match(value):
+        raise ValueError("must look like HOST:PORT, for example 127.0.0.1:50051")
+    return value
+
+
+def _unique(values: Sequence[Any]) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"lists {value!r} twice")
+        seen.add(value)
+
+
+Ratio = Annotated[float, AfterValidator(_check_ratio)]
+Address = Annotated[str | None, AfterValidator(_check_address)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Calibration(_Strict):
+    """The text the Taylor method computes gradients on."""
+
+    samples: int = Field(default=32, ge=1, le=100_000)
+    sequence_length: int = Field(default=128, ge=8, le=131_072)
+    source: str = Field(default="reference", min_length=1)
+
+
+class Pruning(_Strict):
+    """How every model is pruned; one prune step per ratio."""
+
+    method: Literal["magnitude-l1", "magnitude-l2", "taylor", "random"] = "taylor"
+    ratios: list[Ratio] = Field(min_length=1)
+    keep_first_layers: int = Field(default=0, ge=0)
+    keep_last_layers: int = Field(default=0, ge=0)
+    round_to: int = Field(default=1, ge=1)
+    prune_attention_heads: bool = True
+    prune_mlp: bool = True
+    calibration: Calibration = Field(default_factory=Calibration)
+
+    @field_validator("ratios")
+    @classmethod
+    def _distinct_ratios(cls, ratios: list[float]) -> list[float]:
+        _unique(ratios)
+        return ratios
+
+
+class Eval(_Strict):
+    """How every checkpoint is evaluated; one eval step per checkpoint and task."""
+
+    tasks: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    task_paths: list[str] = Field(default_factory=list)
+    num_fewshot: int = Field(default=0, ge=0)
+    limit: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    repeats: int = Field(default=3, ge=1, le=100)
+    warmup_batches: int = Field(default=2, ge=0)
+    idle_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
+    device: str = "auto"
+
+    @field_validator("tasks")
+    @classmethod
+    def _distinct_tasks(cls, tasks: list[str]) -> list[str]:
+        _unique(tasks)
+        return tasks
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not _DEVICE.match(device):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return device
+
+
+class Services(_Strict):
+    """Where the services are; unset ones are the local stack (see ``greenprune up``)."""
+
+    pruning: Address = None
+    eval: Address = None
+    results: Address = None
+
+
+class Experiment(_Strict):
+    """One experiment: every model at every ratio, evaluated on every task."""
+
+    name: str
+    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    pruning: Pruning
+    eval: Eval
+    services: Services = Field(default_factory=Services)
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(
+                "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        return name
+
+    @field_validator("models")
+    @classmethod
+    def _distinct_models(cls, models: list[str]) -> list[str]:
+        _unique(models)
+        return models
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in an experiment file.
+
+    Attributes:
+        line: The 1-based line the problem is on.
+        field: The dotted path of the field, for example ``pruning.ratios[2]``.
+        message: What is wrong.
+    """
+
+    line: int
+    field: str
+    message: str
+
+
+class ExperimentFileError(InvalidArgumentError):
+    """An experiment file is not valid; the message lists every problem, one per line.
+
+    Args:
+        path: The file.
+        problems: What is wrong, with lines and fields.
+    """
+
+    def __init__(self, path: Path, problems: Sequence[Problem]) -> None:
+        self.path = path
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.field, first.message)
+        self.args = ("\n".join(self.format(problem) for problem in self.problems),)
+
+    def format(self, problem: Problem) -> str:
+        """Returns ``FILE:LINE FIELD: MESSAGE`` for one problem."""
+        where = f"{self.path.name}:{problem.line}"
+        return (
+            f"{where} {problem.field}: {problem.message}"
+            if problem.field
+            else (f"{where} {problem.message}")
+        )
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class LoadedExperiment:
+    """A validated experiment and the file it came from.
+
+    Attributes:
+        experiment: The validated experiment.
+        path: The absolute path of the file.
+    """
+
+    experiment: Experiment
+    path: Path
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder relative paths in the file are resolved from."""
+        return self.path.parent
+
+
+def load_experiment(path: str | Path) -> LoadedExperiment:
+    """Reads and validates an experiment file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The experiment and its absolute path.
+
+    Raises:
+        ExperimentFileError: The file is not valid YAML or not a valid experiment.
+        FileNotFoundError: The file does not exist.
+    """
+    file = Path(path).resolve()
+    text = file.read_text(encoding="utf-8")
+    return LoadedExperiment(parse_experiment(text, file), file)
+
+
+def parse_experiment(text: str, path: Path = Path("experiment.yaml")) -> Experiment:
+    """Validates the YAML ``text`` of an experiment file named ``path`` (used in messages)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        raise ExperimentFileError(
+            path, [Problem(line, "", f"not valid YAML: {exc.problem}")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ExperimentFileError(path, [Problem(1, "", f"not valid YAML: {exc}")]) from None
+    if root is None:
+        raise ExperimentFileError(path, [Problem(1, "", "the file is empty")])
+    if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
+        raise ExperimentFileError(
+            path, [Problem(root.start_mark.line + 1, "", "must be a mapping of fields")]
+        )
+    duplicates = list(_duplicate_keys(root, ()))
+    if duplicates:
+        raise ExperimentFileError(path, duplicates)
+    try:
+        return Experiment.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error, root) for error in exc.errors()]
+        raise ExperimentFileError(path, sorted(problems, key=lambda p: p.line)) from None
+
+
+# -- mapping pydantic errors to lines -----------------------------------------------------------
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """Returns the dotted path of a pydantic location: ``("a", "b", 2)`` -> ``a.b[2]``."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _node_line(root: yaml.Node, loc: Sequence[str | int]) -> int:
+    """Returns the line of the deepest node of ``loc`` that exists in the YAML tree."""
+    node, line = root, root.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == part:
+                    child, line = value, key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...]) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
+            if name in seen:
+                yield Problem(key.start_mark.line + 1, field_path((*loc, name)), "appears twice")
+            seen.add(name)
+            yield from _duplicate_keys(value, (*loc, name))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*loc, index))
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """Returns the pydantic model class that holds the field at ``loc``, if any."""
+    model: type[BaseModel] = Experiment
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _message(error: Any) -> str:
+    kind, context = error["type"], error.get("ctx") or {}
+    loc = error["loc"]
+    if kind == "extra_forbidden":
+        model = _model_at(loc)
+        known = sorted(model.model_fields) if model is not None else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown field (allowed: {', '.join(known)}){hint}"
+    simple = {
+        "missing": "is required",
+        "int_type": "must be an integer",
+        "int_parsing": "must be an integer",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "float_parsing": "must be a number",
+        "string_type": "must be a string",
+        "bool_type": "must be true or false",
+        "bool_parsing": "must be true or false",
+        "list_type": "must be a list",
+        "model_type": "must be a mapping of fields",
+        "model_attributes_type": "must be a mapping of fields",
+        "dict_type": "must be a mapping of fields",
+    }
+    if kind in simple:
+        return simple[kind]
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": ">=",
+        "less_than": "<",
+        "less_than_equal": "<=",
+    }
+    if kind in bounds:
+        limit = next(iter(context.values()), "")
+        return f"must be {bounds[kind]} {limit}"
+    if kind == "literal_error":
+        return f"must be one of: {context.get('expected', '')}".replace("'", "")
+    if kind == "too_short":
+        return f"must have at least {context.get('min_length')} item(s)"
+    if kind == "string_too_short":
+        return "must not be empty"
+    if kind == "too_long":
+        return f"must have at most {context.get('max_length')} item(s)"
+    if kind == "value_error":
+        return str(context.get("error", error["msg"]))
+    return str(error["msg"])
+
+
+def _problem(error: Any, root: yaml.Node) -> Problem:
+    loc = tuple(error["loc"])
+    return Problem(_node_line(root, loc), field_path(loc), _message(error))

@@ -1,0 +1,296 @@
+"""The demo end to end through the real local stack (``greenprune up``), with a small limit.
+
+One module-scoped stack in a temporary GREENPRUNE_HOME on free ports. The tests run in order:
+
+1. the eval service is SIGKILLed while the sweep runs and restarted with ``greenprune up``: the
+   runner reports the interrupted step with its reason and exits non-zero;
+2. a second run is stopped with Ctrl-C while it waits: it says the jobs keep running;
+3. a third run finishes the rest: the table prints and every row is in the store, once;
+4. a fourth run submits nothing; an invalid file submits nothing either.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from greenprune.api.common.v1 import jobs_pb2
+from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
+from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.rpc.client import sync_channel
+from greenprune.runner import Plan, plan_experiment
+from greenprune.spec import load_experiment
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SUCCEEDED, RUNNING = jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_RUNNING
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+class Stack:
+    """The environment of one local stack and helpers to drive it."""
+
+    def __init__(self, home: Path, experiment: Path) -> None:
+        results, pruning, eval_, app = _free_ports(4)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GREENPRUNE_")}
+        if "GREENPRUNE_CACHE_DIR" in os.environ:  # where the reference model is cached
+            env["GREENPRUNE_CACHE_DIR"] = os.environ["GREENPRUNE_CACHE_DIR"]
+        env.update(
+            GREENPRUNE_HOME=str(home),
+            GREENPRUNE_RESULTS_PORT=str(results),
+            GREENPRUNE_PRUNING_PORT=str(pruning),
+            GREENPRUNE_EVAL_PORT=str(eval_),
+            GREENPRUNE_APP_PORT=str(app),
+            HF_HUB_OFFLINE="1",
+            HF_DATASETS_OFFLINE="1",
+            TOKENIZERS_PARALLELISM="false",
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+        )
+        self.env = env
+        self.home = home
+        self.experiment = experiment
+        self.addresses = {
+            "results": f"127.0.0.1:{results}",
+            "pruning": f"127.0.0.1:{pruning}",
+            "eval": f"127.0.0.1:{eval_}",
+        }
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "greenprune.cli", *args]
+
+    def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=timeout,
+        )
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+        )
+
+    def pid(self, name: str) -> int:
+        return int((self.home / "run" / f"{name}.pid").read_text())
+
+    def prune_jobs(self) -> list[Any]:
+        with sync_channel(self.addresses["pruning"]) as chan:
+            stub = pruning_pb2_grpc.PruningServiceStub(chan)
+            return list(stub.ListPruneJobs(pruning_pb2.ListPruneJobsRequest(page_size=1000)).jobs)
+
+    def eval_jobs(self) -> list[Any]:
+        with sync_channel(self.addresses["eval"]) as chan:
+            stub = eval_pb2_grpc.EvalServiceStub(chan)
+            return list(stub.ListEvalJobs(eval_pb2.ListEvalJobsRequest(page_size=1000)).jobs)
+
+    def runs(self, experiment: str) -> tuple[list[Any], list[Any]]:
+        with sync_channel(self.addresses["results"]) as chan:
+            stub = results_pb2_grpc.ResultsServiceStub(chan)
+            prune = stub.ListPruneRuns(
+                results_pb2.ListPruneRunsRequest(experiment=experiment, page_size=1000)
+            ).runs
+            evals = stub.ListEvalRuns(
+                results_pb2.ListEvalRunsRequest(experiment=experiment, page_size=1000)
+            ).runs
+        return list(prune), list(evals)
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("e2e")
+    demo = yaml.safe_load((ROOT / "experiments" / "demo.yaml").read_text())
+    # The demo with a small limit; two ratios and two tasks (one accuracy, one perplexity)
+    # keep the whole module within about two minutes of jobs on two cores.
+    demo["pruning"]["ratios"] = [0.0, 0.4]
+    demo["eval"].update(
+        tasks=["greenprune_facts", "greenprune_heldout"],
+        limit=20,
+        repeats=2,
+        idle_seconds=0.5,
+        warmup_batches=1,
+    )
+    experiment = folder / "demo.yaml"
+    experiment.write_text(yaml.safe_dump(demo, sort_keys=False))
+    running = Stack(folder / "home", experiment)
+    build = running.cli("reference-model", "build", timeout=900)
+    assert build.returncode == 0, build.stdout + build.stderr
+    up = running.cli("up", timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert running.addresses["eval"] in up.stdout
+    assert str(running.home / "logs") in up.stdout
+    try:
+        yield running
+    finally:
+        down = running.cli("down", timeout=120)
+        assert down.returncode == 0, down.stderr
+
+
+@pytest.fixture(scope="module")
+def plan(stack: Stack) -> Plan:
+    return plan_experiment(load_experiment(stack.experiment))
+
+
+def test_up_is_idempotent_and_status_shows_every_component(stack: Stack) -> None:
+    pids = {name: stack.pid(name) for name in ("results", "pruning", "eval", "app")}
+    again = stack.cli("up", timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already running") == 4
+    assert {name: stack.pid(name) for name in pids} == pids
+    status = stack.cli("status")
+    assert status.returncode == 0
+    assert status.stdout.count("SERVING") == 4
+    url = stack.cli("status", "--app-url").stdout.strip()
+    assert url == f"http://127.0.0.1:{stack.env['GREENPRUNE_APP_PORT']}"
+    for address in stack.addresses.values():  # what the compose healthchecks run
+        check = subprocess.run(
+            [sys.executable, "-m", "greenprune.healthcheck", address],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+        )
+        assert check.returncode == 0, check.stderr
+        assert "SERVING" in check.stdout
+
+
+def test_killing_the_eval_service_mid_sweep_fails_only_the_interrupted_step(
+    stack: Stack, plan: Plan
+) -> None:
+    runner = stack.start("run", str(stack.experiment), "--no-progress")
+    try:
+
+        def one_done_one_running() -> bool:
+            states = [job.status.state for job in stack.eval_jobs()]
+            return SUCCEEDED in states and RUNNING in states
+
+        _wait_for(one_done_one_running, 600, "an eval job done and another running")
+        os.kill(stack.pid("eval"), signal.SIGKILL)
+        time.sleep(1.0)
+        assert runner.poll() is None, "the runner waits for the service to come back"
+        up = stack.cli("up", timeout=300)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "starting eval" in up.stdout
+        out, err = runner.communicate(timeout=900)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 1, out + err
+    assert "failed: eval reference:tiny-llama" in err
+    assert "interrupted" in err
+    jobs = stack.eval_jobs()
+    assert len(jobs) == len(plan.eval_steps)
+    failed = [job for job in jobs if job.status.state == jobs_pb2.JOB_STATE_FAILED]
+    assert len(failed) == 1
+    assert failed[0].status.error.message == "interrupted"
+    assert sum(job.status.state == SUCCEEDED for job in jobs) == len(plan.eval_steps) - 1
+
+
+def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Plan) -> None:
+    before = len(stack.eval_jobs())
+    runner = stack.start("run", str(stack.experiment), "--no-progress")
+    try:
+        _wait_for(lambda: len(stack.eval_jobs()) > before, 120, "the retry to be submitted")
+        time.sleep(0.5)
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+    assert runner.returncode == 130, out + err
+    assert "keep running" in err
+    assert len(stack.eval_jobs()) == before + 1
+
+
+def test_running_again_finishes_the_rest_with_one_row_per_step(stack: Stack, plan: Plan) -> None:
+    before = len(stack.eval_jobs())
+    result = stack.cli("run", str(stack.experiment))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(stack.eval_jobs()) == before, "the job Ctrl-C left running was reused"
+    for column in ("ratio", "parameters", "accuracy", "net energy", "J/token", "Δ energy"):
+        assert column in result.stdout
+    for step in plan.eval_steps:
+        assert step.task in result.stdout
+    prune_runs, eval_runs = stack.runs(plan.experiment)
+    assert sorted(run.request_id for run in prune_runs) == sorted(
+        step.request_id for step in plan.prune_steps
+    )
+    assert sorted(run.request_id for run in eval_runs) == sorted(
+        step.run_id for step in plan.eval_steps
+    )
+    for run in eval_runs:
+        assert run.checkpoint_id
+        assert run.result.metrics, run.request_id
+        assert run.result.energy.repeats == 2
+    report = stack.cli("report", "--experiment", plan.experiment, "--format", "csv")
+    assert report.returncode == 0, report.stderr
+    lines = report.stdout.strip().splitlines()
+    assert len(lines) == 1 + len(plan.eval_steps)
+
+
+def test_a_finished_sweep_submits_nothing(stack: Stack, plan: Plan, tmp_path: Path) -> None:
+    prune_jobs = [job.name for job in stack.prune_jobs()]
+    eval_jobs = [job.name for job in stack.eval_jobs()]
+    again = stack.cli("run", str(stack.experiment), "--no-progress")
+    assert again.returncode == 0, again.stderr
+    assert f"{len(plan.steps)} already recorded, 0 submitted" in again.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(stack.experiment.read_text().replace("- 0.4", "- 0.95"))
+    rejected = stack.cli("run", str(bad))
+    assert rejected.returncode == 2
+    assert "pruning.ratios[1]: must be < 0.9" in rejected.stderr
+    unknown = tmp_path / "unknown.yaml"
+    text = stack.experiment.read_text()
+    unknown.write_text(text.replace("reference:tiny-llama", "reference:nope"))
+    refused = stack.cli("run", str(unknown), "--no-progress")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "failed: prune reference:nope @ 0.00" in refused.stderr
+    assert "INVALID_ARGUMENT" in refused.stderr and "nope" in refused.stderr
+    assert [job.name for job in stack.prune_jobs()] == prune_jobs
+    assert [job.name for job in stack.eval_jobs()] == eval_jobs
+    dry = stack.cli("run", str(stack.experiment), "--dry-run")
+    assert dry.returncode == 0
+    assert dry.stdout.count("recorded") >= len(plan.steps)
+    cancel = stack.cli("cancel", str(stack.experiment))
+    assert cancel.returncode == 0, cancel.stderr
+    assert "no queued or running jobs of demo" in cancel.stdout
