@@ -1,0 +1,243 @@
+"""PruningService overhead, checkpoint loading and pruning memory on a ~200M-parameter Llama.
+
+In one run, on a random-initialised Llama saved under a temporary models root:
+
+1. service: ``CreatePruneJob`` to SUCCEEDED (checkpoint written and reported) through real
+   PruningService and ResultsService processes, against ``run_prune`` (the same torch-pruning
+   calls and save) timed inside one warm process. Target: <= 1.15.
+2. loading: a non-uniform checkpoint (first and last layer kept) with greenprune's loader,
+   against ``from_pretrained`` of a uniform checkpoint of about the same size, each in a fresh
+   process. Target: <= 1.2.
+3. memory: peak RSS of the process that pruned, against the bytes of the weights. Target: <= 2.5.
+
+Run: ``python bench/prune_overhead.py [--layers 18] [--hidden 1024] [--method magnitude-l2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_model(models_root: Path, hidden: int, layers: int) -> tuple[Path, int]:
+    """Saves a random Llama with the reference tokenizer; returns its folder and weight bytes."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from greenprune.reference import ensure_reference_model
+
+    tokenizer = AutoTokenizer.from_pretrained(ensure_reference_model())
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=int(hidden * 2.75),
+        num_hidden_layers=layers,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        head_dim=hidden // 16,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    target = models_root / "bench-200m"
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target, weight_bytes
+
+
+def _config(method: str, ratio: float, keep: int) -> dict[str, object]:
+    return {
+        "model": "bench-200m",
+        "method": method,
+        "ratio": ratio,
+        "keep_first_layers": keep,
+        "keep_last_layers": keep,
+        "calibration": {"samples": 8, "sequence_length": 128, "source": "reference"},
+    }
+
+
+DIRECT = """
+import json, resource, sys, time
+sys.path.insert(0, {repo!r})
+from pathlib import Path
+from pruning_service.convert import config_from_dict
+from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
+import torch, torch_pruning, transformers  # imported before the clock starts
+spec = json.loads({spec!r})
+config = PruneConfig(**{{**spec, "calibration": CalibrationConfig(**spec["calibration"])}})
+started = time.perf_counter()
+outcome = run_prune(config, checkpoints_dir=Path({out!r}), checkpoint_id={cid!r},
+                    models_root=Path({root!r}))
+seconds = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"seconds": seconds, "peak_rss": peak,
+                   "path": str(outcome.path), "parameters": outcome.manifest["parameters_after"]}}))
+"""
+
+LOAD = """
+import sys, time
+sys.path.insert(0, {repo!r})
+import torch, transformers
+from greenprune.checkpoint import load_checkpoint
+from transformers import AutoModelForCausalLM, AutoTokenizer
+started = time.perf_counter()
+if {loader!r} == "greenprune":
+    load_checkpoint({path!r})
+else:
+    AutoModelForCausalLM.from_pretrained({path!r}); AutoTokenizer.from_pretrained({path!r})
+print(time.perf_counter() - started)
+"""
+
+
+def direct(
+    models_root: Path, out: Path, checkpoint_id: str, spec: dict[str, object]
+) -> dict[str, float]:
+    """Runs ``run_prune`` in a fresh process (imports before the clock) and returns figures."""
+    code = DIRECT.format(
+        repo=str(REPO),
+        spec=json.dumps(spec),
+        out=str(out),
+        cid=checkpoint_id,
+        root=str(models_root),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def load_seconds(path: str, loader: str) -> float:
+    """Seconds to load a checkpoint in a fresh process (imports done before timing)."""
+    code = LOAD.format(repo=str(REPO), path=path, loader=loader)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def service(home: Path, spec: dict[str, object]) -> float:
+    """Seconds from CreatePruneJob to SUCCEEDED through real service processes."""
+    from greenprune.api.common.v1 import jobs_pb2
+    from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+    from greenprune.rpc.client import channel, wait_until_serving
+    from pruning_service.convert import _METHOD_VALUES
+
+    results_port, pruning_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "GREENPRUNE_HOME": str(home),
+        "GREENPRUNE_RESULTS_PORT": str(results_port),
+        "GREENPRUNE_PRUNING_PORT": str(pruning_port),
+        "GREENPRUNE_PRUNING_RESULTS_ADDRESS": f"127.0.0.1:{results_port}",
+        "GREENPRUNE_PRUNING_MODELS_ROOT": str(home / "models"),
+    }
+    logs = home / "logs"
+    logs.mkdir(exist_ok=True)
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            cwd=REPO,
+            stdout=(logs / f"{module}.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for module in ("analytics.server", "pruning_service.server")
+    ]
+    calibration = spec["calibration"]
+    assert isinstance(calibration, dict)
+    message = pruning_pb2.PruneSpec(
+        model=str(spec["model"]),
+        method=_METHOD_VALUES[str(spec["method"])],
+        ratio=float(spec["ratio"]),  # type: ignore[arg-type]
+        prune_attention_heads=True,
+        prune_mlp=True,
+        keep_first_layers=int(spec["keep_first_layers"]),  # type: ignore[arg-type]
+        keep_last_layers=int(spec["keep_last_layers"]),  # type: ignore[arg-type]
+        calibration=pruning_pb2.CalibrationSpec(**calibration),
+    )
+
+    async def run() -> float:
+        address = f"127.0.0.1:{pruning_port}"
+        await wait_until_serving(f"127.0.0.1:{results_port}", timeout=120)
+        await wait_until_serving(address, timeout=120)
+        async with channel(address) as chan:
+            stub = pruning_pb2_grpc.PruningServiceStub(chan)
+            started = time.perf_counter()
+            request = pruning_pb2.CreatePruneJobRequest(request_id="bench", spec=message)
+            job = (await stub.CreatePruneJob(request)).job
+            async for update in stub.WatchPruneJob(pruning_pb2.WatchPruneJobRequest(name=job.name)):
+                job = update.job
+            elapsed = time.perf_counter() - started
+            if job.status.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+                raise RuntimeError(f"the prune job failed: {job.status.error.message}")
+            return elapsed
+
+    try:
+        return asyncio.run(run())
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
+
+
+def main() -> None:
+    """Runs the measurements and prints the ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--layers", type=int, default=18)
+    parser.add_argument("--method", default="magnitude-l2")
+    parser.add_argument("--ratio", type=float, default=0.2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="greenprune-bench-") as tmp:
+        home = Path(tmp)
+        models_root = home / "models"
+        model_dir, weight_bytes = build_model(models_root, args.hidden, args.layers)
+        print(f"model: {weight_bytes / 4 / 1e6:.1f} M parameters, {weight_bytes / 2**20:.0f} MiB")
+        spec = _config(args.method, args.ratio, keep=0)
+        one_process = direct(models_root, home / "direct", "uniform", spec)
+        print(f"run_prune in one process: {one_process['seconds']:.1f} s")
+        through_service = service(home, spec)
+        print(f"PruningService end to end: {through_service:.1f} s")
+        rss = one_process["peak_rss"]
+        kept = direct(
+            models_root, home / "direct", "kept", _config(args.method, args.ratio, keep=1)
+        )
+        loader = min(load_seconds(kept["path"], "greenprune") for _ in range(2))
+        plain = min(load_seconds(one_process["path"], "from_pretrained") for _ in range(2))
+        print(f"load: non-uniform (loader) {loader:.2f} s, uniform (from_pretrained) {plain:.2f} s")
+        print(
+            f"ratio service/direct: {through_service / one_process['seconds']:.3f} (target <= 1.15)"
+        )
+        print(f"ratio loader/from_pretrained: {loader / plain:.3f} (target <= 1.2)")
+        peak = max(rss, kept["peak_rss"])
+        print(f"peak RSS while pruning / weight bytes: {peak / weight_bytes:.2f} (target <= 2.5)")
+        del model_dir
+
+
+if __name__ == "__main__":
+    main()
