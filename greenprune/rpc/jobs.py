@@ -25,8 +25,9 @@ import sqlite3
 import sys
 import time
 import traceback
+import types
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -196,6 +197,23 @@ def _child_main(
         _send_or_exit(conn, ("result", result))
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Hides ``__main__`` while a child is spawned, so the child never re-runs it.
+
+    ``spawn`` re-imports the parent's main script in the child; a server's main is harmless,
+    but a host that runs other code as ``__main__`` (Streamlit's AppTest, a notebook) would
+    have it run again in every job. The job needs only ``_child_main``'s own module.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def _receive(conn: Connection) -> tuple[Any, ...] | None:
@@ -393,7 +411,8 @@ class JobRunner:
         job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
         self._table.save(job)
         self._processes[job.id] = process
-        process.start()
+        with _without_main_module():
+            process.start()
         sender.close()
         await self._notify()
         outcome: tuple[Any, ...] | None = None

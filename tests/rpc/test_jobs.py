@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,27 @@ def test_running_job_of_a_killed_process_is_failed_interrupted_after_restart(
         await runner.stop()
 
     asyncio.run(restart())
+
+
+def test_children_do_not_rerun_the_parents_main_script(tmp_path: Path) -> None:
+    main_script = tmp_path / "main_script.py"
+    marker = tmp_path / "main-ran"
+    main_script.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    module = types.ModuleType("__main__")
+    module.__file__ = str(main_script)
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = module  # as Streamlit's AppTest leaves it
+    try:
+
+        async def scenario() -> None:
+            runner = JobRunner(state_dir=tmp_path / "state", worker="tests.rpc.workers:echo")
+            await runner.start()
+            job = await runner.submit("main", {})
+            await _wait_done(runner, job.id)
+            assert runner.get(job.id).state == SUCCEEDED
+            await runner.stop()
+
+        asyncio.run(scenario())
+    finally:
+        sys.modules["__main__"] = saved
+    assert not marker.exists()
