@@ -16,10 +16,7 @@ from greenprune.reference.build import (
 )
 from greenprune.reference.world import calibration_texts
 
-REFERENCE_PREFIX = "reference:"
-
 __all__ = [
-    "REFERENCE_PREFIX",
     "BuildReport",
     "Recipe",
     "build_reference_model",

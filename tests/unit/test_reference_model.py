@@ -29,7 +29,7 @@ from greenprune.reference.world import (
     world_facts,
 )
 
-SHORT = Recipe().shortened(steps=3)
+SHORT = Recipe().shortened(steps=2)
 
 
 def test_no_evaluation_question_is_in_the_training_corpus() -> None:
@@ -65,7 +65,7 @@ def test_calibration_texts_come_from_the_training_corpus() -> None:
 def test_build_is_deterministic(tmp_path: Path) -> None:
     first = build_reference_model(tmp_path / "a", SHORT)
     second = build_reference_model(tmp_path / "b", SHORT)
-    other_seed = build_reference_model(tmp_path / "c", replace(SHORT, seed=1))
+    other_seed = build_reference_model(tmp_path / "c", replace(SHORT, seed=1, steps=1))
     assert first.weights_sha256 == second.weights_sha256
     assert first.weights_sha256 != other_seed.weights_sha256
     tokenizer_a = (tmp_path / "a" / "tokenizer.json").read_bytes()
