@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.services import free_port, running_services  # noqa: E402
 
 
 def build_model(root: Path, hidden: int, layers: int) -> Path:
@@ -114,7 +108,7 @@ def service(home: Path, task: str, batch_size: int) -> float:
     from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
     from greenprune.rpc.client import channel, wait_until_serving
 
-    results_port, eval_port = _free_port(), _free_port()
+    results_port, eval_port = free_port(), free_port()
     env = {
         **os.environ,
         "GREENPRUNE_HOME": str(home),
@@ -123,18 +117,6 @@ def service(home: Path, task: str, batch_size: int) -> float:
         "GREENPRUNE_EVAL_RESULTS_ADDRESS": f"127.0.0.1:{results_port}",
         "GREENPRUNE_EVAL_MODELS_ROOT": str(home / "models"),
     }
-    logs = home / "logs"
-    logs.mkdir(exist_ok=True)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=env,
-            cwd=REPO,
-            stdout=(logs / f"{module}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        for module in ("analytics.server", "eval_service.server")
-    ]
 
     async def run() -> float:
         address = f"127.0.0.1:{eval_port}"
@@ -159,13 +141,8 @@ def service(home: Path, task: str, batch_size: int) -> float:
                 raise RuntimeError(f"the eval job failed: {job.status.error.message}")
             return elapsed
 
-    try:
+    with running_services(home, ("analytics.server", "eval_service.server"), env):
         return asyncio.run(run())
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,11 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from bench.services import free_port, running_services  # noqa: E402
 
 
 def build_model(models_root: Path, hidden: int, layers: int) -> tuple[Path, int]:
@@ -146,7 +141,7 @@ def service(home: Path, spec: dict[str, object]) -> float:
     from greenprune.rpc.client import channel, wait_until_serving
     from pruning_service.convert import _METHOD_VALUES
 
-    results_port, pruning_port = _free_port(), _free_port()
+    results_port, pruning_port = free_port(), free_port()
     env = {
         **os.environ,
         "GREENPRUNE_HOME": str(home),
@@ -155,18 +150,6 @@ def service(home: Path, spec: dict[str, object]) -> float:
         "GREENPRUNE_PRUNING_RESULTS_ADDRESS": f"127.0.0.1:{results_port}",
         "GREENPRUNE_PRUNING_MODELS_ROOT": str(home / "models"),
     }
-    logs = home / "logs"
-    logs.mkdir(exist_ok=True)
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", module],
-            env=env,
-            cwd=REPO,
-            stdout=(logs / f"{module}.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        for module in ("analytics.server", "pruning_service.server")
-    ]
     calibration = spec["calibration"]
     assert isinstance(calibration, dict)
     message = pruning_pb2.PruneSpec(
@@ -196,13 +179,8 @@ def service(home: Path, spec: dict[str, object]) -> float:
                 raise RuntimeError(f"the prune job failed: {job.status.error.message}")
             return elapsed
 
-    try:
+    with running_services(home, ("analytics.server", "pruning_service.server"), env):
         return asyncio.run(run())
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(30)
 
 
 def main() -> None:
