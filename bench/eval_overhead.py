@@ -12,7 +12,7 @@ reference tokenizer) and the same local task:
 
 Targets: service/direct <= 1.10 with the direct run at least 20 s; metered/unmetered <= 1.03.
 
-Run: ``python bench/eval_overhead.py [--hidden 512] [--layers 8] [--task greenprune_facts]``
+Run: ``python bench/eval_overhead.py [--hidden 1536] [--layers 16] [--task greenprune_facts]``
 """
 
 from __future__ import annotations
@@ -148,8 +148,8 @@ def service(home: Path, task: str, batch_size: int) -> float:
 def main() -> None:
     """Runs the three measurements and prints the ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hidden", type=int, default=512)
-    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--hidden", type=int, default=1536)
+    parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--task", default="greenprune_facts")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()

@@ -12,7 +12,7 @@ as messages, as the eval service does. The direct time runs from the plain row d
 commit: building the DataFrames, inserting, committing. Schema creation is left out of both
 (the server migrates at start-up).
 
-Run: ``python bench/results_ingest.py [--runs 100] [--metrics 100] [--batch 25] [--trials 3]``
+Run: ``python bench/results_ingest.py [--runs 100] [--metrics 100] [--batch 50] [--trials 3]``
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--metrics", type=int, default=100)
-    parser.add_argument("--batch", type=int, default=25, help="runs per RPC")
+    parser.add_argument("--batch", type=int, default=50, help="runs per RPC")
     parser.add_argument("--trials", type=int, default=3)
     args = parser.parse_args()
 
