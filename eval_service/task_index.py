@@ -19,6 +19,11 @@ def _names(paths: tuple[str, ...], include_defaults: bool) -> frozenset[str]:
     return frozenset(manager.all_tasks)
 
 
+def local_task_names(task_paths: Sequence[str]) -> frozenset[str]:
+    """Returns the local tasks plus those in ``task_paths`` (not lm-eval's own catalogue)."""
+    return _names(tuple(sorted(str(Path(p).resolve()) for p in task_paths)), False)
+
+
 class TaskIndex:
     """Task names for validating requests without indexing lm-eval's catalogue on every call.
 
@@ -38,8 +43,7 @@ class TaskIndex:
         for index, path in enumerate(task_paths):
             if not Path(path).is_dir():
                 raise InvalidArgumentError(f"spec.task_paths[{index}]", f"{path!r} is not a folder")
-        paths = tuple(sorted(str(Path(p).resolve()) for p in task_paths))
-        names = await asyncio.to_thread(_names, paths, False)
+        names = await asyncio.to_thread(local_task_names, task_paths)
         if not set(tasks) <= names:
             async with self._lock:
                 names = names | await asyncio.to_thread(_names, (), True)

@@ -24,6 +24,7 @@ def run(
         ``{"model": base model source, "tasks": [...], "versions": {...}}``.
     """
     from eval_service.evaluator import resolve_device, run_eval
+    from eval_service.task_index import local_task_names
     from eval_service.tasks import task_manager
     from greenprune import checkpoint
     from greenprune.models import load_source_model
@@ -34,11 +35,7 @@ def run(
     if spec.get("checkpoint_id"):
         path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), spec["checkpoint_id"])
         model, tokenizer, manifest = checkpoint.load_checkpoint(path, device=device)
-        base_model = (
-            manifest.get("source", {}).get("model", "")
-            if isinstance(manifest.get("source"), dict)
-            else manifest.get("source", "")
-        )
+        base_model = manifest["source"]["model"]
     else:
         model, tokenizer = load_source_model(
             spec["model"], Path(context["models_root"]), device=device
@@ -46,7 +43,7 @@ def run(
         base_model = spec["model"]
     manager = task_manager(
         [Path(p) for p in config.task_paths],
-        include_defaults=_needs_defaults(config.tasks, config.task_paths),
+        include_defaults=not set(config.tasks) <= local_task_names(config.task_paths),
     )
     outcomes = run_eval(
         model,
@@ -69,10 +66,3 @@ def run(
             }
         )
     return {"model": base_model, "tasks": tasks, "versions": versions}
-
-
-def _needs_defaults(tasks: tuple[str, ...], task_paths: tuple[str, ...]) -> bool:
-    from eval_service.task_index import _names
-
-    local = _names(tuple(sorted(str(Path(p).resolve()) for p in task_paths)), False)
-    return not set(tasks) <= local

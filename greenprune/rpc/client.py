@@ -73,19 +73,8 @@ class _SyncTokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
         self._metadata = ("authorization", f"Bearer {token}")
 
     def _details(self, details: Any) -> Any:
-        metadata = [*(details.metadata or ()), self._metadata]
-        return (
-            details._replace(metadata=metadata)
-            if hasattr(details, "_replace")
-            else _Details(
-                details.method,
-                details.timeout,
-                metadata,
-                details.credentials,
-                details.wait_for_ready,
-                details.compression,
-            )
-        )
+        # grpc's sync call details are a namedtuple.
+        return details._replace(metadata=[*(details.metadata or ()), self._metadata])
 
     def intercept_unary_unary(
         self, continuation: Any, client_call_details: Any, request: Any
@@ -96,16 +85,6 @@ class _SyncTokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
         self, continuation: Any, client_call_details: Any, request: Any
     ) -> Any:
         return continuation(self._details(client_call_details), request)
-
-
-class _Details(grpc.ClientCallDetails):
-    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):  # noqa: ANN001, D107
-        self.method = method
-        self.timeout = timeout
-        self.metadata = metadata
-        self.credentials = credentials
-        self.wait_for_ready = wait_for_ready
-        self.compression = compression
 
 
 async def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:

@@ -139,15 +139,9 @@ def test_random_bytes_get_a_clean_status(
                 code = grpc.StatusCode.OK
             except grpc.RpcError as exc:
                 code = exc.code()
-        assert (
-            code in CLEAN | {grpc.StatusCode.DEADLINE_EXCEEDED}
-            if method.server_streaming
-            else CLEAN
-        ), (
-            method.name,
-            payload,
-            code,
-        )
+        # A stream on a live job may run into the deadline; every other answer is clean.
+        allowed = CLEAN | {grpc.StatusCode.DEADLINE_EXCEEDED} if method.server_streaming else CLEAN
+        assert code in allowed, (method.name, payload, code)
 
     try:
         probe()
