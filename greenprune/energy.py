@@ -400,6 +400,9 @@ class EnergyMeter:
         finally:
             reading.wall_seconds = time.perf_counter() - started
             sampler.stop()
+            # stop() skips its closing measurement when the last one is under 50 ms old, which
+            # drops all of a short window's energy: measure the tail here, always.
+            tracker._measure_power_and_energy()
             tracker.stop()
         data = getattr(tracker, "final_emissions_data", None)
         if data is None:

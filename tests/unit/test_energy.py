@@ -145,6 +145,19 @@ def test_busy_window_costs_more_than_an_idle_one(idle_meter: EnergyMeter) -> Non
     assert busy.peak_cuda_bytes == 0 and busy.gpu_shared is False
 
 
+def test_window_shorter_than_codecarbons_refresh_keeps_its_energy(
+    idle_meter: EnergyMeter,
+) -> None:
+    """A 30 ms window (CodeCarbon skips a stop-time measurement under 50 ms) is still metered."""
+    with idle_meter.window() as reading:
+        end = time.process_time() + 0.03
+        while time.process_time() < end:
+            pass
+    ram_watts = idle_meter.idle_watts["ram"]
+    assert reading.joules["ram"] == pytest.approx(ram_watts * reading.metered_seconds, rel=0.2)
+    assert reading.joules["cpu"] > 0
+
+
 def test_window_energy_grows_with_work(idle_meter: EnergyMeter) -> None:
     joules = {}
     for units in (4, 8):
