@@ -17,6 +17,7 @@ from greenprune.settings import EvalSettings
 
 SERVICE_NAME = eval_pb2.DESCRIPTOR.services_by_name["EvalService"].full_name
 WORKER = "eval_service.worker:run"
+WARM = "eval_service.worker:warm"
 
 
 def eval_runs_to_pb(job: Job) -> list[results_pb2.EvalRun]:
@@ -62,6 +63,8 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
         lane_of=lane_of,
         max_queued=settings.max_queued_jobs,
         on_succeeded=report,
+        warm=WARM,
+        warm_lanes=(resolve_device("auto"),) if settings.warm_job_process else (),
     )
     tasks = TaskIndex()
     await tasks.warm()

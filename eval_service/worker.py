@@ -10,6 +10,26 @@ from typing import Any
 from eval_service.convert import config_from_stored
 
 
+def warm(lane: str) -> None:
+    """Readies a job process before its job arrives: imports, task index, CodeCarbon.
+
+    Args:
+        lane: The runner's lane: the device this process will evaluate on.
+    """
+    import datasets  # noqa: F401 - lm-eval loads task data with it
+    import lm_eval  # noqa: F401
+    from lm_eval.models.huggingface import HFLM  # noqa: F401
+    from transformers import LlamaForCausalLM  # noqa: F401 - loads the Llama modelling code
+
+    from eval_service import evaluator, metered_lm  # noqa: F401
+    from eval_service.tasks import task_manager
+    from greenprune import checkpoint, models  # noqa: F401
+    from greenprune.energy import prime
+
+    task_manager()
+    prime(lane)
+
+
 def run(
     spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
 ) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -492,6 +493,19 @@ class EnergyMeter:
         import torch
 
         return int(torch.cuda.max_memory_allocated(self._cuda_index))
+
+
+def prime(device: str = "cpu") -> None:
+    """Runs CodeCarbon's one-off hardware detection in this process.
+
+    The detection takes seconds once per process; afterwards every meter prepares in
+    milliseconds. A warm job process calls this before its job arrives.
+
+    Args:
+        device: The device the process will meter (``cpu`` or ``cuda:N``).
+    """
+    with tempfile.TemporaryDirectory(prefix="greenprune-prime-") as workdir:
+        EnergyMeter(device, workdir).prepare()
 
 
 def components_of(tracker: Any) -> list[ComponentInfo]:

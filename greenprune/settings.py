@@ -61,6 +61,12 @@ class WorkerServiceSettings(ServerSettings):
     results_address: str = "127.0.0.1:50053"
     models_root: Path = Field(default_factory=lambda: default_home() / "models")
     checkpoints_dir: Path | None = None
+    warm_job_process: bool = Field(
+        default=True,
+        description="Keep a job process warm (imports, CodeCarbon's detection done) while idle,"
+        " so a job starts in milliseconds; costs the memory of one idle process. The server"
+        " reports SERVING once it is warm.",
+    )
 
     @model_validator(mode="after")
     def _default_checkpoints_dir(self) -> WorkerServiceSettings:

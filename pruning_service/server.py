@@ -14,6 +14,7 @@ from pruning_service.servicer import PruningServicer
 
 SERVICE_NAME = pruning_pb2.DESCRIPTOR.services_by_name["PruningService"].full_name
 WORKER = "pruning_service.worker:run"
+WARM = "pruning_service.worker:warm"
 
 
 def prune_run_to_pb(job: Job) -> results_pb2.PruneRun:
@@ -49,6 +50,8 @@ async def build(settings: PruningSettings) -> tuple[list[ServiceBinding], Cleanu
         },
         max_queued=settings.max_queued_jobs,
         on_succeeded=report,
+        warm=WARM,
+        warm_lanes=("default",) if settings.warm_job_process else (),
     )
     await runner.start()
 

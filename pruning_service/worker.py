@@ -15,6 +15,21 @@ def checkpoint_id_for(job_id: str) -> str:
     return f"ckpt-{job_id}"
 
 
+def warm(lane: str) -> None:
+    """Readies a job process before its job arrives: imports, then CodeCarbon's detection.
+
+    Args:
+        lane: The runner's lane (prune jobs run on the CPU whatever it is).
+    """
+    import torch_pruning  # noqa: F401
+    from transformers import LlamaForCausalLM  # noqa: F401 - loads the Llama modelling code
+
+    from greenprune.energy import prime
+    from pruning_service import convert, pruner  # noqa: F401
+
+    prime("cpu")
+
+
 def run(
     spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
 ) -> dict[str, Any]:

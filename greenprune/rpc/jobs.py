@@ -9,6 +9,11 @@ process are marked FAILED with the reason "interrupted"; QUEUED jobs are run.
 
 A worker is a function ``work(spec: dict, context: dict, progress) -> dict`` named as
 ``"module:function"``; it runs in the child and returns a JSON-serialisable result.
+
+Starting a child costs seconds (imports of torch, transformers, lm-eval; CodeCarbon's hardware
+detection) that no job should pay. For the lanes named in ``warm_lanes`` the runner keeps a
+*warm* child: spawned while the lane is idle, it imports the worker and runs its ``warm(lane)``
+hook, then waits for its one job. Each child still runs exactly one job and exits.
 """
 
 from __future__ import annotations
@@ -174,16 +179,36 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _child_main(
-    worker: str, spec: dict[str, Any], context: dict[str, Any], conn: Connection
-) -> None:
-    """Runs a worker in the child and reports progress, result or error over ``conn``."""
+def _resolve(name: str) -> Callable[..., Any]:
+    """Imports ``"module:function"`` and returns the function."""
+    module_name, function_name = name.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _child_main(worker: str, warm: str | None, lane: str, conn: Connection) -> None:
+    """Prepares the worker, waits for one job on ``conn`` and reports on it over ``conn``.
+
+    The child says ``("ready",)`` once the worker is imported and warmed, then receives
+    ``(spec, context)``; a closed pipe before that means no job, and the child exits.
+    """
     # Ctrl-C in a terminal reaches the whole process group; the server decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    failure: Exception | None = None
     try:
-        module_name, function_name = worker.split(":")
-        work = getattr(importlib.import_module(module_name), function_name)
+        work = _resolve(worker)
+        if warm is not None:
+            _resolve(warm)(lane)
+    except Exception as exc:  # noqa: BLE001 - reported with the job it would have run
+        failure = exc
+    _send_or_exit(conn, ("ready",))
+    request = _receive(conn)
+    if request is None:
+        return
+    spec, context = request
+    try:
+        if failure is not None:
+            raise failure
 
         def progress(stage: str, fraction: float) -> None:
             _send_or_exit(conn, ("progress", stage, min(max(float(fraction), 0.0), 1.0)))
@@ -216,11 +241,25 @@ def _without_main_module() -> Iterator[None]:
             sys.modules["__main__"] = saved
 
 
-def _receive(conn: Connection) -> tuple[Any, ...] | None:
+def _receive(conn: Connection) -> Any:
     try:
         return conn.recv()
     except (EOFError, OSError):
         return None
+
+
+@dataclass
+class _Child:
+    """A spawned job process and the parent's end of its pipe."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+    ready: bool = False
+
+    def discard(self) -> None:
+        """Closes the pipe (an idle child then exits) and makes sure the process ends."""
+        self.conn.close()
+        self.process.terminate()
 
 
 class JobRunner:
@@ -235,6 +274,10 @@ class JobRunner:
         max_queued: The most jobs waiting at once; more is RESOURCE_EXHAUSTED.
         on_succeeded: Awaited in the server after a worker succeeds (the "reporting" stage);
             if it raises, the job fails with its message.
+        warm: The worker's warm-up hook, ``"module:function"`` taking the lane, run in each
+            child before its job (imports, one-off detection).
+        warm_lanes: Lanes that keep a warm child waiting while idle; :meth:`start` returns
+            once they are ready. Other lanes start their child when a job arrives.
     """
 
     def __init__(
@@ -246,6 +289,8 @@ class JobRunner:
         lane_of: Callable[[dict[str, Any]], str] = lambda spec: "default",
         max_queued: int = 256,
         on_succeeded: OnSucceeded | None = None,
+        warm: str | None = None,
+        warm_lanes: tuple[str, ...] = (),
     ) -> None:
         self._state_dir = state_dir
         self._table = JobTable(state_dir / "jobs.sqlite")
@@ -254,6 +299,9 @@ class JobRunner:
         self._lane_of = lane_of
         self._max_queued = max_queued
         self._on_succeeded = on_succeeded
+        self._warm = warm
+        self._warm_lanes = warm_lanes
+        self._spares: dict[str, _Child] = {}
         self._changed = asyncio.Condition()
         self._lane_wakeups: dict[str, asyncio.Event] = {}
         self._lane_tasks: dict[str, asyncio.Task[None]] = {}
@@ -266,10 +314,20 @@ class JobRunner:
         """The job table."""
         return self._table
 
-    async def start(self) -> None:
-        """Marks jobs a previous process left RUNNING as FAILED, then runs the queue."""
+    async def start(self, warm_timeout: float = 300.0) -> None:
+        """Marks jobs a previous process left RUNNING as FAILED, warms, then runs the queue.
+
+        Args:
+            warm_timeout: The most seconds to wait for the warm children; a child that is
+                slower still serves its lane's next job once it is ready.
+        """
         for job in self._table.in_state(RUNNING):
             self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+        for lane in self._warm_lanes:
+            self._spares[lane] = self._spawn(lane)
+        deadline = time.monotonic() + warm_timeout
+        for lane in self._warm_lanes:
+            await self._await_ready(self._spares[lane], max(deadline - time.monotonic(), 0.0))
         for job in self._table.in_state(QUEUED):
             self._wake(job.lane)
 
@@ -282,12 +340,14 @@ class JobRunner:
                 self._finish(job, FAILED, "ABORTED", INTERRUPTED)
                 self._cancelled.add(job_id)
             process.terminate()
+        for spare in self._spares.values():
+            spare.discard()
         for task in self._lane_tasks.values():
             task.cancel()
         for task in self._lane_tasks.values():
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for process in self._processes.values():
+        for process in [*self._processes.values(), *(c.process for c in self._spares.values())]:
             await asyncio.to_thread(process.join, 5)
         self._table.close()
 
@@ -384,6 +444,41 @@ class JobRunner:
                 job = self._table.get(waiting[0].id)
                 if job is not None and not job.done:
                     self._finish(job, FAILED, "INTERNAL", "the job could not be run")
+            if lane in self._warm_lanes and not self._stopping:
+                self._spares[lane] = self._spawn(lane)
+
+    def _spawn(self, lane: str) -> _Child:
+        """Starts a child for ``lane``; it warms up, then waits for its job."""
+        mp = multiprocessing.get_context("spawn")
+        parent_end, child_end = mp.Pipe(duplex=True)
+        process = mp.Process(
+            target=_child_main,
+            args=(self._worker, self._warm, lane, child_end),
+            name=f"job-{lane}",
+            daemon=True,
+        )
+        with _without_main_module():
+            process.start()
+        child_end.close()
+        return _Child(process, parent_end)
+
+    async def _await_ready(self, child: _Child, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds for a child's ``("ready",)``."""
+        if child.ready:
+            return
+        if await asyncio.to_thread(child.conn.poll, timeout):
+            child.ready = _receive(child.conn) == ("ready",)
+        if not child.ready:
+            log.warning("the warm job process of lane %s is not ready yet", child.process.name)
+
+    def _take_child(self, lane: str) -> _Child:
+        """The lane's warm child when it is alive, else a fresh one."""
+        spare = self._spares.pop(lane, None)
+        if spare is not None and spare.process.is_alive():
+            return spare
+        if spare is not None:
+            spare.discard()
+        return self._spawn(lane)
 
     def _finish(self, job: Job, state: str, code: str | None, message: str | None) -> None:
         job.state = state
@@ -400,33 +495,26 @@ class JobRunner:
         workdir = self._state_dir / "jobs" / job.id
         workdir.mkdir(parents=True, exist_ok=True)
         context = {**self._context, "job_id": job.id, "workdir": str(workdir)}
-        mp = multiprocessing.get_context("spawn")
-        receiver, sender = mp.Pipe(duplex=False)
-        process = mp.Process(
-            target=_child_main,
-            args=(self._worker, job.spec, context, sender),
-            name=f"job-{job.id}",
-            daemon=True,
-        )
+        child = self._take_child(job.lane)
+        process = child.process
         job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
         self._table.save(job)
         self._processes[job.id] = process
-        with _without_main_module():
-            process.start()
-        sender.close()
         await self._notify()
         outcome: tuple[Any, ...] | None = None
         try:
-            while (message := await asyncio.to_thread(_receive, receiver)) is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):  # a dead child is seen below
+                child.conn.send((job.spec, context))
+            while (message := await asyncio.to_thread(_receive, child.conn)) is not None:
                 if message[0] == "progress" and job.id not in self._cancelled:
                     job.stage, job.progress = message[1], message[2]
                     self._table.save(job)
                     await self._notify()
-                else:
+                elif message[0] in ("result", "error"):
                     outcome = message
             await asyncio.to_thread(process.join)
         finally:
-            receiver.close()
+            child.conn.close()
             self._processes.pop(job.id, None)
         if job.id in self._cancelled:
             return

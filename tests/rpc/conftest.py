@@ -14,9 +14,13 @@ SERVICES = ("results", "pruning", "eval")
 
 
 def start_service(
-    kind: str, home: Path, token: str | None = None, results: str = ""
+    kind: str, home: Path, token: str | None = None, results: str = "", warm: bool = False
 ) -> ServerThread:
-    """Starts one service with its state under ``home``."""
+    """Starts one service with its state under ``home``.
+
+    ``warm`` keeps a warm job process as a deployed service does; off by default, since each
+    warm process imports torch and lm-eval on the two cores the tests share.
+    """
     common = {"port": 0, "state_dir": home, "token": token, "grace_seconds": 1.0}
     if kind == "results":
         from analytics.server import build as build_results
@@ -27,6 +31,7 @@ def start_service(
         **common,
         "results_address": results or "127.0.0.1:1",
         "models_root": home / "models",
+        "warm_job_process": warm,
     }
     if kind == "pruning":
         from pruning_service.server import build as build_pruning
@@ -44,8 +49,10 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServerThread]]:
     """Starts services on demand and stops them after the test."""
     started: list[ServerThread] = []
 
-    def factory(kind: str, token: str | None = None, results: str = "") -> ServerThread:
-        server = start_service(kind, tmp_path / kind, token, results)
+    def factory(
+        kind: str, token: str | None = None, results: str = "", warm: bool = False
+    ) -> ServerThread:
+        server = start_service(kind, tmp_path / kind, token, results, warm)
         started.append(server)
         return server
 

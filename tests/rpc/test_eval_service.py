@@ -39,7 +39,7 @@ def test_eval_job_measures_and_reports_each_task(
     service_factory: Callable[..., ServerThread], reference_model_dir: Path
 ) -> None:
     results = service_factory("results")
-    evaluation = service_factory("eval", results=results.address)
+    evaluation = service_factory("eval", results=results.address, warm=True)
     with (
         grpc.insecure_channel(evaluation.address) as chan,
         grpc.insecure_channel(results.address) as rchan,

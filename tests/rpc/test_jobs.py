@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -120,6 +121,77 @@ def test_cancel_terminates_the_child(tmp_path: Path) -> None:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
         await runner.stop()
+
+    asyncio.run(scenario())
+
+
+def test_warm_lane_runs_each_job_in_a_child_warmed_before_it_arrived(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runner = JobRunner(
+            state_dir=tmp_path,
+            worker="tests.rpc.workers:report_warm",
+            warm="tests.rpc.workers:record_warm",
+            warm_lanes=("default",),
+        )
+        await runner.start()  # returns once the warm child is ready
+        submitted = time.time()
+        first = await runner.submit("one", {})
+        await _wait_done(runner, first.id)
+        second = await runner.submit("two", {})
+        await _wait_done(runner, second.id)
+        results = [runner.get(job.id).result for job in (first, second)]
+        assert results[0]["warmed"]["at"] < submitted
+        for result in results:
+            assert result["warmed"]["lane"] == "default"
+            assert result["warmed"]["pid"] == result["pid"] != os.getpid()
+        assert results[0]["pid"] != results[1]["pid"]  # one job per child
+        await runner.stop()
+        assert multiprocessing.active_children() == []
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_warm_up_fails_the_job_with_its_message(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runner = JobRunner(
+            state_dir=tmp_path,
+            worker="tests.rpc.workers:echo",
+            warm="tests.rpc.workers:broken_warm",
+            warm_lanes=("default",),
+        )
+        await runner.start()
+        job = await runner.submit("warm-broken", {})
+        await _wait_done(runner, job.id)
+        failed = runner.get(job.id)
+        assert failed.state == FAILED
+        assert failed.error_message == "ImportError: no module named 'missing_library'"
+        await runner.stop()
+
+    asyncio.run(scenario())
+
+
+def test_cancel_terminates_a_warm_child_and_the_lane_warms_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        runner = JobRunner(
+            state_dir=tmp_path,
+            worker="tests.rpc.workers:slow",
+            warm="tests.rpc.workers:record_warm",
+            warm_lanes=("default",),
+        )
+        await runner.start()
+        job = await runner.submit("slow", {"seconds": 30})
+        async for seen in runner.watch(job.id):
+            if seen.stage == "sleeping":
+                break
+        pid = int((tmp_path / "jobs" / job.id / "pid").read_text())
+        assert (await runner.cancel(job.id)).state == CANCELLED
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        after = await runner.submit("after", {"seconds": 0.1})
+        await _wait_done(runner, after.id)
+        assert runner.get(after.id).state == SUCCEEDED
+        await runner.stop()
+        assert multiprocessing.active_children() == []
 
     asyncio.run(scenario())
 

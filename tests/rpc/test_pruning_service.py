@@ -32,10 +32,10 @@ def tiny_llama_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _stack(
-    service_factory: Callable[..., ServerThread], tiny: Path
+    service_factory: Callable[..., ServerThread], tiny: Path, warm: bool = False
 ) -> tuple[ServerThread, ServerThread]:
     results = service_factory("results")
-    pruning = service_factory("pruning", results=results.address)
+    pruning = service_factory("pruning", results=results.address, warm=warm)
     models_root = Path(pruning.settings.models_root)
     models_root.mkdir(parents=True, exist_ok=True)
     target = models_root / "tiny-llama"
@@ -67,7 +67,7 @@ def _wait(stub: pruning_pb2_grpc.PruningServiceStub, name: str) -> pruning_pb2.P
 def test_prune_job_writes_a_checkpoint_and_reports_it(
     service_factory: Callable[..., ServerThread], tiny_llama_files: Path
 ) -> None:
-    results, pruning = _stack(service_factory, tiny_llama_files)
+    results, pruning = _stack(service_factory, tiny_llama_files, warm=True)
     with (
         grpc.insecure_channel(pruning.address) as chan,
         grpc.insecure_channel(results.address) as rchan,

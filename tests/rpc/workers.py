@@ -44,3 +44,23 @@ def crash(
 ) -> dict[str, Any]:
     """Dies without a word, as an out-of-memory kill would."""
     os._exit(137)
+
+
+WARMED: dict[str, Any] = {}
+
+
+def record_warm(lane: str) -> None:
+    """Warm-up hook: notes the lane, process and time it ran at."""
+    WARMED.update(lane=lane, pid=os.getpid(), at=time.time())
+
+
+def broken_warm(lane: str) -> None:
+    """Warm-up hook that fails, as a missing library would."""
+    raise ImportError("no module named 'missing_library'")
+
+
+def report_warm(
+    spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
+) -> dict[str, Any]:
+    """Returns what the warm-up hook recorded in this process, with this process's pid."""
+    return {"warmed": dict(WARMED), "pid": os.getpid()}
