@@ -156,11 +156,35 @@ def validate_config(config: PruneConfig, models_root: Path) -> None:
 
     model_config = AutoConfig.from_pretrained(local, trust_remote_code=False)
     adapter = adapter_for(model_config)
-    with torch.device("meta"):
-        from transformers import AutoModelForCausalLM
+    _check_against_model(config, _skeleton(model_config), adapter)
 
-        skeleton = AutoModelForCausalLM.from_config(model_config, trust_remote_code=False)
-    _check_against_model(config, skeleton, adapter)
+
+def warm_validation() -> None:
+    """Does the one-off work of a first :func:`validate_config` (transformers' lazy imports).
+
+    A server calls it at start, so that its first request is as quick as the next ones.
+    """
+    from transformers import AutoConfig
+
+    tiny = AutoConfig.for_model(
+        "llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        vocab_size=128,
+    )
+    adapter_for(tiny)
+    _skeleton(tiny)
+
+
+def _skeleton(model_config: Any) -> nn.Module:
+    """The model of ``model_config`` on the meta device: shapes without memory."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(model_config, trust_remote_code=False)
 
 
 def _check_fields(config: PruneConfig, models_root: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from greenprune import checkpoint
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
@@ -10,6 +12,7 @@ from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
 from greenprune.settings import PruningSettings
 from pruning_service.convert import COLLECTION, result_to_pb, spec_to_pb
+from pruning_service.pruner import warm_validation
 from pruning_service.servicer import PruningServicer
 
 SERVICE_NAME = pruning_pb2.DESCRIPTOR.services_by_name["PruningService"].full_name
@@ -53,7 +56,10 @@ async def build(settings: PruningSettings) -> tuple[list[ServiceBinding], Cleanu
         warm=WARM,
         warm_lanes=("default",) if settings.warm_job_process else (),
     )
-    await runner.start()
+    if settings.warm_job_process:
+        await asyncio.gather(runner.start(), asyncio.to_thread(warm_validation))
+    else:
+        await runner.start()
 
     async def cleanup() -> None:
         await runner.stop()
