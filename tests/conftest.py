@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same examples every run (HYPOTHESIS_PROFILE=ci in .ci/run), so a merge is
+# never refused for an example no earlier run tried; local runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Tests never reach the network: every model and dataset they use is built or shipped locally.
 os.environ["HF_HUB_OFFLINE"] = "1"

@@ -24,13 +24,17 @@ def geometry(
 
 @st.composite
 def layers(draw: st.DrawFn, realistic: bool = False) -> LayerGeometry:
-    """Layer geometries; realistic ones have >= 4 heads spanning the hidden size, MLP >= 2x."""
+    """Layer geometries, optionally realistic.
+
+    Realistic ones have MLP >= 2x a hidden size that their heads span, and >= 8 heads, >= 4
+    per key/value head (a 4-head layer cannot shed 89%: one head is always kept).
+    """
     kv_heads = draw(st.integers(1, 8))
     groups = draw(st.integers(1, 8))
     heads = kv_heads * groups
     head_dim = draw(st.sampled_from([32, 64, 128] if realistic else [8, 16, 64, 128]))
     if realistic:
-        heads = max(heads, 4 * kv_heads)
+        heads = max(heads, 4 * kv_heads, 8)
         hidden = heads * head_dim
         mlp = draw(st.integers(2 * hidden, 4 * hidden))
     else:
