@@ -19,7 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from greenprune import report, runner, stack
+from greenprune.display import LineDisplay, rich_progress
 from greenprune.errors import GreenpruneError
+from greenprune.plan import Plan, PruneStep, plan_experiment
 from greenprune.spec import ExperimentFileError, LoadedExperiment, load_experiment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -176,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
     loaded = _load(args.file)
     if loaded is None:
         return EXIT_USAGE
-    plan = runner.plan_experiment(loaded)
+    plan = plan_experiment(loaded)
     addresses = _addresses(loaded)
     token = runner.default_token()
     if 0.0 not in loaded.experiment.pruning.ratios:
@@ -198,9 +200,9 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(runner.Runner(plan, addresses, token).check_reachable())
         with contextlib.ExitStack() as stack_:
             display = (
-                runner.LineDisplay(console)
+                LineDisplay(console)
                 if args.no_progress
-                else stack_.enter_context(runner.rich_progress(console))
+                else stack_.enter_context(rich_progress(console))
             )
             work = runner.Runner(plan, addresses, token, display, args.reconnect_timeout)
             outcome = asyncio.run(work.run())
@@ -218,7 +220,7 @@ def _run(args: argparse.Namespace) -> int:
     return _print_outcome(outcome, time.monotonic() - started)
 
 
-def _plan_table(plan: runner.Plan, recorded: set[str] | None) -> Table:
+def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
     table = Table(title=f"plan of {plan.experiment}", header_style="bold")
     for column in ("step", "model", "ratio", "task", "request_id", "status"):
         table.add_column(column, overflow="fold")
@@ -226,7 +228,7 @@ def _plan_table(plan: runner.Plan, recorded: set[str] | None) -> Table:
         state = (
             "?" if recorded is None else ("recorded" if step.request_id in recorded else "to run")
         )
-        if isinstance(step, runner.PruneStep):
+        if isinstance(step, PruneStep):
             table.add_row("prune", step.model, f"{step.ratio:.2f}", "", step.request_id, state)
         else:
             table.add_row(

@@ -1,27 +1,18 @@
-"""Turns an experiment into prune and eval jobs, runs what is not recorded yet, and waits.
-
-The plan is deterministic before anything runs: every step's ``request_id`` is a hash of its
-inputs. A prune step (one per model and ratio; ratio 0 writes an unpruned copy) hashes the
-experiment name, the model, the pruning settings, the ratio and the seed. An eval step (one per
-prune step and task) hashes its prune step's request_id, the task and the eval settings. The
-EvalService records each task of a job as an eval run ``{job request_id}/{task}``.
+"""Runs an experiment's plan: submits what is not recorded yet, and waits for it.
 
 A step already recorded in the ResultsService is skipped; the rest are submitted (a request_id
 whose last job failed gets a new attempt on the server). All prune steps finish before any eval
 step is submitted, so pruning never overlaps a metered eval window. Stopping the runner (Ctrl-C)
 only stops the waiting: the jobs keep running in the services, and running the same file again
-picks up where things are.
+picks up where things are. The plan itself is :mod:`greenprune.plan`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
-import json
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -31,183 +22,19 @@ from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.plan import EvalStep, Plan, PruneStep
 from greenprune.report import ResultRow, row_from_runs, with_deltas
 from greenprune.rpc.client import channel, health_status
-from greenprune.spec import Experiment, LoadedExperiment
+from greenprune.spec import Experiment
 
 T = TypeVar("T")
 
-REQUEST_ID_HASH_CHARS = 24
 RPC_TIMEOUT_S = 30.0
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 TERMINAL = frozenset(
     {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
 )
 ACTIVE = frozenset({jobs_pb2.JOB_STATE_QUEUED, jobs_pb2.JOB_STATE_RUNNING})
-METHOD_VALUES = {
-    "magnitude-l1": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L1,
-    "magnitude-l2": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2,
-    "taylor": pruning_pb2.PRUNING_METHOD_TAYLOR,
-    "random": pruning_pb2.PRUNING_METHOD_RANDOM,
-}
-
-
-# -- the plan ------------------------------------------------------------------------------------
-
-
-def request_id(kind: str, inputs: dict[str, Any]) -> str:
-    """Returns ``{kind}-{hash}``: a sha256 of the canonical JSON of ``inputs``, shortened."""
-    canonical = json.dumps({"kind": kind, **inputs}, sort_keys=True, separators=(",", ":"))
-    return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:REQUEST_ID_HASH_CHARS]}"
-
-
-@dataclass(frozen=True)
-class PruneStep:
-    """Prune one model at one ratio.
-
-    Attributes:
-        request_id: The idempotency key, a hash of the inputs.
-        model: The model source.
-        ratio: The target ratio; 0 writes an unpruned copy.
-        spec: The PruneSpec to send.
-    """
-
-    request_id: str
-    model: str
-    ratio: float
-    spec: pruning_pb2.PruneSpec = field(compare=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        """A short human name of the step."""
-        return f"prune {self.model} @ {self.ratio:.2f}"
-
-
-@dataclass(frozen=True)
-class EvalStep:
-    """Evaluate one checkpoint (the result of ``prune``) on one task.
-
-    Attributes:
-        request_id: The idempotency key of the job, a hash of the inputs.
-        prune: The prune step whose checkpoint is evaluated.
-        task: The lm-eval task.
-        spec: The EvalSpec to send, without the checkpoint id (known once pruning is done).
-    """
-
-    request_id: str
-    prune: PruneStep
-    task: str
-    spec: eval_pb2.EvalSpec = field(compare=False, repr=False)
-
-    @property
-    def run_id(self) -> str:
-        """The request_id of the eval run the EvalService records for the task."""
-        return f"{self.request_id}/{self.task}"
-
-    @property
-    def label(self) -> str:
-        """A short human name of the step."""
-        return f"eval {self.prune.model} @ {self.prune.ratio:.2f} on {self.task}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Every step of an experiment, in a fixed order.
-
-    Attributes:
-        experiment: The experiment name (the label jobs and runs carry).
-        prune_steps: One per model and ratio, in file order.
-        eval_steps: One per prune step and task, in file order.
-    """
-
-    experiment: str
-    prune_steps: tuple[PruneStep, ...]
-    eval_steps: tuple[EvalStep, ...]
-
-    @property
-    def steps(self) -> tuple[PruneStep | EvalStep, ...]:
-        """All steps, prune steps first."""
-        return (*self.prune_steps, *self.eval_steps)
-
-
-def pruning_inputs(experiment: Experiment) -> dict[str, Any]:
-    """The pruning settings that decide a checkpoint (the ratio aside)."""
-    pruning = experiment.pruning.model_dump(exclude={"ratios"})
-    return {"pruning": pruning, "seed": experiment.seed}
-
-
-def eval_inputs(experiment: Experiment) -> dict[str, Any]:
-    """The eval settings that decide a measurement (the task aside)."""
-    settings = experiment.eval.model_dump(exclude={"tasks"})
-    return {"eval": settings, "seed": experiment.seed}
-
-
-def plan_experiment(loaded: LoadedExperiment) -> Plan:
-    """Returns the deterministic plan of an experiment file."""
-    experiment = loaded.experiment
-    pruning = experiment.pruning
-    prune_steps = []
-    for model in experiment.models:
-        for ratio in pruning.ratios:
-            rid = request_id(
-                "prune",
-                {
-                    "experiment": experiment.name,
-                    "model": model,
-                    "ratio": float(ratio),
-                    **pruning_inputs(experiment),
-                },
-            )
-            prune_steps.append(
-                PruneStep(rid, model, float(ratio), _prune_spec(experiment, model, ratio))
-            )
-    task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
-    eval_steps = []
-    for prune in prune_steps:
-        for task in experiment.eval.tasks:
-            rid = request_id(
-                "eval", {"prune": prune.request_id, "task": task, **eval_inputs(experiment)}
-            )
-            eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task, task_paths)))
-    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps))
-
-
-def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2.PruneSpec:
-    pruning = experiment.pruning
-    return pruning_pb2.PruneSpec(
-        model=model,
-        method=METHOD_VALUES[pruning.method],
-        ratio=float(ratio),
-        prune_attention_heads=pruning.prune_attention_heads,
-        prune_mlp=pruning.prune_mlp,
-        keep_first_layers=pruning.keep_first_layers,
-        keep_last_layers=pruning.keep_last_layers,
-        round_to=pruning.round_to,
-        calibration=pruning_pb2.CalibrationSpec(
-            samples=pruning.calibration.samples,
-            sequence_length=pruning.calibration.sequence_length,
-            source=pruning.calibration.source,
-        ),
-        seed=experiment.seed,
-    )
-
-
-def _eval_spec(experiment: Experiment, task: str, task_paths: Sequence[str]) -> eval_pb2.EvalSpec:
-    settings = experiment.eval
-    spec = eval_pb2.EvalSpec(
-        tasks=[task],
-        task_paths=list(task_paths),
-        num_fewshot=settings.num_fewshot,
-        batch_size=settings.batch_size,
-        device=settings.device,
-        repeats=settings.repeats,
-        warmup_batches=settings.warmup_batches,
-        idle_seconds=settings.idle_seconds,
-        seed=experiment.seed,
-    )
-    if settings.limit is not None:
-        spec.limit = settings.limit
-    return spec
 
 
 # -- where the services are ---------------------------------------------------------------------
@@ -753,95 +580,6 @@ async def cancel_jobs(addresses: Addresses, token: str | None, experiment: str) 
                     )
                 cancelled.append(name)
     return cancelled
-
-
-# -- showing progress ----------------------------------------------------------------------------
-
-
-class ProgressDisplay:
-    """Overall and per-step progress bars (rich.progress).
-
-    Args:
-        progress: A started or not yet started ``rich.progress.Progress``.
-    """
-
-    def __init__(self, progress: Any) -> None:
-        self._progress = progress
-        self._overall: Any = None
-        self._tasks: dict[str, Any] = {}
-
-    def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
-        total = len(plan.steps)
-        done = sum(1 for s in plan.steps if s.request_id in recorded)
-        self._overall = self._progress.add_task(
-            f"{plan.experiment}: {total} steps ({done} recorded)",
-            total=total,
-            completed=0,
-            stage="",
-        )
-
-    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
-        self._tasks[step.request_id] = self._progress.add_task(
-            step.label, total=1.0, completed=0.0, stage="submitted"
-        )
-
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
-        task = self._tasks.get(step.request_id)
-        if task is not None:
-            self._progress.update(task, completed=fraction, stage=stage)
-
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
-        task = self._tasks.get(step.request_id)
-        if task is not None:
-            text = outcome.state if outcome.ok else f"[red]{outcome.state}[/]: {outcome.message}"
-            self._progress.update(task, completed=1.0 if outcome.ok else None, stage=text)
-        if self._overall is not None:
-            self._progress.advance(self._overall, 1)
-
-
-class LineDisplay:
-    """One line per step that ends, for logs and pipes (no progress bars).
-
-    Args:
-        console: A ``rich.console.Console``.
-    """
-
-    def __init__(self, console: Any) -> None:
-        self._console = console
-
-    def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
-        self._console.print(
-            f"{plan.experiment}: {len(plan.steps)} steps, {len(recorded)} already recorded"
-        )
-
-    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
-        pass
-
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
-        pass
-
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
-        if outcome.state == RECORDED:
-            return
-        detail = f": {outcome.message}" if outcome.message else ""
-        self._console.print(f"{outcome.state}: {step.label}{detail}", markup=False)
-
-
-@contextlib.contextmanager
-def rich_progress(console: Any) -> Iterator[ProgressDisplay]:
-    """Shows progress bars on ``console`` while the block runs."""
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stage]}"),
-        console=console,
-    )
-    with progress:
-        yield ProgressDisplay(progress)
 
 
 def run_plan(

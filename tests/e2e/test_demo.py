@@ -28,8 +28,8 @@ from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.plan import Plan, plan_experiment
 from greenprune.rpc.client import sync_channel
-from greenprune.runner import Plan, plan_experiment
 from greenprune.spec import load_experiment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]

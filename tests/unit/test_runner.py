@@ -9,6 +9,7 @@ import pytest
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
+from greenprune.plan import Plan, plan_experiment, request_id
 from greenprune.report import (
     ResultRow,
     primary_metric,
@@ -18,7 +19,7 @@ from greenprune.report import (
     to_json,
     with_deltas,
 )
-from greenprune.runner import Plan, plan_experiment, request_id, resolve_addresses
+from greenprune.runner import resolve_addresses
 from greenprune.spec import load_experiment
 
 BASE = textwrap.dedent(

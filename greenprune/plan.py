@@ -1,0 +1,183 @@
+"""The plan of an experiment: its prune and eval steps, each keyed by a hash of its inputs.
+
+The plan is deterministic before anything runs: every step's ``request_id`` is a hash of its
+inputs. A prune step (one per model and ratio; ratio 0 writes an unpruned copy) hashes the
+experiment name, the model, the pruning settings, the ratio and the seed. An eval step (one per
+prune step and task) hashes its prune step's request_id, the task and the eval settings. The
+EvalService records each task of a job as an eval run ``{job request_id}/{task}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.spec import Experiment, LoadedExperiment
+
+REQUEST_ID_HASH_CHARS = 24
+METHOD_VALUES = {
+    "magnitude-l1": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L1,
+    "magnitude-l2": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2,
+    "taylor": pruning_pb2.PRUNING_METHOD_TAYLOR,
+    "random": pruning_pb2.PRUNING_METHOD_RANDOM,
+}
+
+
+def request_id(kind: str, inputs: dict[str, Any]) -> str:
+    """Returns ``{kind}-{hash}``: a sha256 of the canonical JSON of ``inputs``, shortened."""
+    canonical = json.dumps({"kind": kind, **inputs}, sort_keys=True, separators=(",", ":"))
+    return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:REQUEST_ID_HASH_CHARS]}"
+
+
+@dataclass(frozen=True)
+class PruneStep:
+    """Prune one model at one ratio.
+
+    Attributes:
+        request_id: The idempotency key, a hash of the inputs.
+        model: The model source.
+        ratio: The target ratio; 0 writes an unpruned copy.
+        spec: The PruneSpec to send.
+    """
+
+    request_id: str
+    model: str
+    ratio: float
+    spec: pruning_pb2.PruneSpec = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """A short human name of the step."""
+        return f"prune {self.model} @ {self.ratio:.2f}"
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """Evaluate one checkpoint (the result of ``prune``) on one task.
+
+    Attributes:
+        request_id: The idempotency key of the job, a hash of the inputs.
+        prune: The prune step whose checkpoint is evaluated.
+        task: The lm-eval task.
+        spec: The EvalSpec to send, without the checkpoint id (known once pruning is done).
+    """
+
+    request_id: str
+    prune: PruneStep
+    task: str
+    spec: eval_pb2.EvalSpec = field(compare=False, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        """The request_id of the eval run the EvalService records for the task."""
+        return f"{self.request_id}/{self.task}"
+
+    @property
+    def label(self) -> str:
+        """A short human name of the step."""
+        return f"eval {self.prune.model} @ {self.prune.ratio:.2f} on {self.task}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every step of an experiment, in a fixed order.
+
+    Attributes:
+        experiment: The experiment name (the label jobs and runs carry).
+        prune_steps: One per model and ratio, in file order.
+        eval_steps: One per prune step and task, in file order.
+    """
+
+    experiment: str
+    prune_steps: tuple[PruneStep, ...]
+    eval_steps: tuple[EvalStep, ...]
+
+    @property
+    def steps(self) -> tuple[PruneStep | EvalStep, ...]:
+        """All steps, prune steps first."""
+        return (*self.prune_steps, *self.eval_steps)
+
+
+def pruning_inputs(experiment: Experiment) -> dict[str, Any]:
+    """The pruning settings that decide a checkpoint (the ratio aside)."""
+    pruning = experiment.pruning.model_dump(exclude={"ratios"})
+    return {"pruning": pruning, "seed": experiment.seed}
+
+
+def eval_inputs(experiment: Experiment) -> dict[str, Any]:
+    """The eval settings that decide a measurement (the task aside)."""
+    settings = experiment.eval.model_dump(exclude={"tasks"})
+    return {"eval": settings, "seed": experiment.seed}
+
+
+def plan_experiment(loaded: LoadedExperiment) -> Plan:
+    """Returns the deterministic plan of an experiment file."""
+    experiment = loaded.experiment
+    pruning = experiment.pruning
+    prune_steps = []
+    for model in experiment.models:
+        for ratio in pruning.ratios:
+            rid = request_id(
+                "prune",
+                {
+                    "experiment": experiment.name,
+                    "model": model,
+                    "ratio": float(ratio),
+                    **pruning_inputs(experiment),
+                },
+            )
+            prune_steps.append(
+                PruneStep(rid, model, float(ratio), _prune_spec(experiment, model, ratio))
+            )
+    task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
+    eval_steps = []
+    for prune in prune_steps:
+        for task in experiment.eval.tasks:
+            rid = request_id(
+                "eval", {"prune": prune.request_id, "task": task, **eval_inputs(experiment)}
+            )
+            eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task, task_paths)))
+    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps))
+
+
+def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2.PruneSpec:
+    pruning = experiment.pruning
+    return pruning_pb2.PruneSpec(
+        model=model,
+        method=METHOD_VALUES[pruning.method],
+        ratio=float(ratio),
+        prune_attention_heads=pruning.prune_attention_heads,
+        prune_mlp=pruning.prune_mlp,
+        keep_first_layers=pruning.keep_first_layers,
+        keep_last_layers=pruning.keep_last_layers,
+        round_to=pruning.round_to,
+        calibration=pruning_pb2.CalibrationSpec(
+            samples=pruning.calibration.samples,
+            sequence_length=pruning.calibration.sequence_length,
+            source=pruning.calibration.source,
+        ),
+        seed=experiment.seed,
+    )
+
+
+def _eval_spec(experiment: Experiment, task: str, task_paths: Sequence[str]) -> eval_pb2.EvalSpec:
+    settings = experiment.eval
+    spec = eval_pb2.EvalSpec(
+        tasks=[task],
+        task_paths=list(task_paths),
+        num_fewshot=settings.num_fewshot,
+        batch_size=settings.batch_size,
+        device=settings.device,
+        repeats=settings.repeats,
+        warmup_batches=settings.warmup_batches,
+        idle_seconds=settings.idle_seconds,
+        seed=experiment.seed,
+    )
+    if settings.limit is not None:
+        spec.limit = settings.limit
+    return spec
