@@ -7,7 +7,7 @@ import asyncio
 from greenprune import checkpoint
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
-from greenprune.rpc.jobs import WITH_JOB, Job, JobRunner
+from greenprune.rpc.jobs import Job, JobRunner
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
 from greenprune.settings import PruningSettings
@@ -55,9 +55,6 @@ async def build(settings: PruningSettings) -> tuple[list[ServiceBinding], Cleanu
         on_succeeded=report,
         warm=WARM,
         warm_lanes=("default",) if settings.warm_job_process else (),
-        # The next job's process warms while this one prunes, never after the last prune job,
-        # when the experiment's metered eval jobs start.
-        warm_next=WITH_JOB,
     )
     if settings.warm_job_process:
         await asyncio.gather(runner.start(), asyncio.to_thread(warm_validation))

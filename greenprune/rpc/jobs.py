@@ -12,11 +12,8 @@ A worker is a function ``work(spec: dict, context: dict, progress) -> dict`` nam
 
 Starting a child costs seconds (imports of torch, transformers, lm-eval; CodeCarbon's hardware
 detection) that no job should pay. For the lanes named in ``warm_lanes`` the runner keeps a
-*warm* child: it imports the worker and runs its ``warm(lane)`` hook, then waits for its one
-job. Each child still runs exactly one job and exits. When the next warm child starts is the
-runner's ``warm_next``: ``after_job`` (once a job has ended, so its warm-up never overlaps a
-job of this lane; for metered work) or ``with_job`` (when a job starts, so that no warm-up
-runs after the last job, when another service's measurements may begin).
+*warm* child: spawned while the lane is idle, it imports the worker and runs its ``warm(lane)``
+hook, then waits for its one job. Each child still runs exactly one job and exits.
 """
 
 from __future__ import annotations
@@ -55,7 +52,6 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 INTERRUPTED = "interrupted"
-AFTER_JOB, WITH_JOB = "after_job", "with_job"
 
 Progress = Callable[[str, float], None]
 OnSucceeded = Callable[["Job"], Awaitable[None]]
@@ -287,7 +283,6 @@ class JobRunner:
             child before its job (imports, one-off detection).
         warm_lanes: Lanes that keep a warm child waiting while idle; :meth:`start` returns
             once they are ready. Other lanes start their child when a job arrives.
-        warm_next: When a warm lane starts its next child: ``after_job`` or ``with_job``.
     """
 
     def __init__(
@@ -301,10 +296,7 @@ class JobRunner:
         on_succeeded: OnSucceeded | None = None,
         warm: str | None = None,
         warm_lanes: tuple[str, ...] = (),
-        warm_next: str = AFTER_JOB,
     ) -> None:
-        if warm_next not in (AFTER_JOB, WITH_JOB):
-            raise ValueError(f"warm_next must be {AFTER_JOB!r} or {WITH_JOB!r}, not {warm_next!r}")
         self._state_dir = state_dir
         self._table = JobTable(state_dir / "jobs.sqlite")
         self._worker = worker
@@ -314,7 +306,6 @@ class JobRunner:
         self._on_succeeded = on_succeeded
         self._warm = warm
         self._warm_lanes = warm_lanes
-        self._warm_next = warm_next
         self._spares: dict[str, _Child] = {}
         self._changed = asyncio.Condition()
         self._lane_wakeups: dict[str, asyncio.Event] = {}
@@ -458,13 +449,8 @@ class JobRunner:
                 job = self._table.get(waiting[0].id)
                 if job is not None and not job.done:
                     self._finish(job, FAILED, "INTERNAL", "the job could not be run")
-            if self._warm_next == AFTER_JOB:
-                self._keep_warm(lane)
-
-    def _keep_warm(self, lane: str) -> None:
-        """Starts the lane's next warm child, if the lane is warm and has none."""
-        if lane in self._warm_lanes and lane not in self._spares and not self._stopping:
-            self._spares[lane] = self._spawn(lane)
+            if lane in self._warm_lanes and not self._stopping:
+                self._spares[lane] = self._spawn(lane)
 
     def _spawn(self, lane: str) -> _Child:
         """Starts a child for ``lane``; it warms up, then waits for its job."""
@@ -515,8 +501,6 @@ class JobRunner:
         workdir.mkdir(parents=True, exist_ok=True)
         context = {**self._context, "job_id": job.id, "workdir": str(workdir)}
         child = self._take_child(job.lane)
-        if self._warm_next == WITH_JOB:
-            self._keep_warm(job.lane)
         process = child.process
         job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
         self._table.save(job)

@@ -17,14 +17,12 @@ import pytest
 
 from greenprune.errors import NotFoundError, ResourceExhaustedError
 from greenprune.rpc.jobs import (
-    AFTER_JOB,
     CANCELLED,
     FAILED,
     INTERRUPTED,
     QUEUED,
     RUNNING,
     SUCCEEDED,
-    WITH_JOB,
     JobRunner,
     JobTable,
 )
@@ -149,33 +147,6 @@ def test_warm_lane_runs_each_job_in_a_child_warmed_before_it_arrived(tmp_path: P
         assert results[0]["pid"] != results[1]["pid"]  # one job per child
         await runner.stop()
         assert multiprocessing.active_children() == []
-
-    asyncio.run(scenario())
-
-
-@pytest.mark.parametrize(("warm_next", "children_while_running"), [(AFTER_JOB, 1), (WITH_JOB, 2)])
-def test_the_next_warm_child_starts_after_or_with_the_job(
-    tmp_path: Path, warm_next: str, children_while_running: int
-) -> None:
-    async def scenario() -> None:
-        runner = JobRunner(
-            state_dir=tmp_path,
-            worker="tests.rpc.workers:slow",
-            warm="tests.rpc.workers:record_warm",
-            warm_lanes=("default",),
-            warm_next=warm_next,
-        )
-        await runner.start()
-        assert len(multiprocessing.active_children()) == 1
-        job = await runner.submit("slow", {"seconds": 1})
-        async for seen in runner.watch(job.id):
-            if seen.stage == "sleeping":
-                break
-        assert len(multiprocessing.active_children()) == children_while_running
-        await _wait_done(runner, job.id)
-        await asyncio.sleep(0.2)  # the finished child's exit is reaped
-        assert len(multiprocessing.active_children()) == 1  # the next warm child
-        await runner.stop()
 
     asyncio.run(scenario())
 
