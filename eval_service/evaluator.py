@@ -192,6 +192,7 @@ def run_eval(
         task_manager: The lm-eval ``TaskManager`` that knows the tasks.
         workdir: The job's folder (CodeCarbon's output folder; nothing is written there).
         progress: Called with (stage, overall fraction) at the start of each stage: ``warmup``,
+            ``quiet-check`` (waiting for other processes to leave the CPUs alone),
             ``idle-baseline``, ``evaluating <task> (repeat i/N)``.
 
     Returns:
@@ -231,6 +232,8 @@ def run_eval(
                 steps.advance()
         finally:
             lm.warmup(None)
+    steps.begin("quiet-check")
+    meter.wait_for_quiet()
     if config.idle_seconds > 0:
         steps.begin("idle-baseline")
         meter.measure_idle(config.idle_seconds)

@@ -6,6 +6,8 @@ import math
 import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from greenprune.energy import (
     interval,
     student_t_quantile,
     summarize,
+    wait_for_quiet_machine,
 )
 
 
@@ -187,6 +190,35 @@ def test_window_closes_its_tracker_when_the_work_fails(idle_meter: EnergyMeter) 
     with idle_meter.window() as after:
         _busy(0.05)
     assert after.joules["cpu"] > 0
+
+
+def _spin_in_another_process(seconds: float) -> subprocess.Popen[bytes]:
+    code = f"import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass"
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_quiet_check_waits_for_another_busy_process_to_finish() -> None:
+    busy = _spin_in_another_process(1.5)
+    try:
+        time.sleep(0.3)
+        check = wait_for_quiet_machine(timeout=15)
+    finally:
+        busy.wait(10)
+    assert check.quiet and check.other_cores <= 0.25
+    assert check.waited_seconds >= 1.0  # it did not call the machine quiet while the loop ran
+
+
+def test_quiet_check_gives_up_on_a_machine_that_stays_busy() -> None:
+    busy = _spin_in_another_process(10)
+    try:
+        time.sleep(0.3)
+        check = wait_for_quiet_machine(timeout=1.5)
+    finally:
+        busy.kill()
+        busy.wait(10)
+    assert not check.quiet and check.other_cores >= 0.5
+    assert 1.5 <= check.waited_seconds < 3.0
+    assert check.describe().startswith("still busy (")
 
 
 def test_summarize_reports_net_below_gross_with_the_headline(idle_meter: EnergyMeter) -> None:

@@ -165,6 +165,7 @@ def test_progress_walks_through_the_stages(accuracy_run: tuple[Any, list]) -> No
     stages = accuracy_run[1]
     assert [stage for stage, _ in stages] == [
         "warmup",
+        "quiet-check",
         "idle-baseline",
         "evaluating greenprune_facts (repeat 1/2)",
         "evaluating greenprune_facts (repeat 2/2)",
@@ -186,6 +187,7 @@ def test_energy_record_is_complete(accuracy_run: tuple[list[TaskOutcome], Any]) 
     assert energy.headline_component == "cpu" and energy.net_joules == by_name["cpu"].net_joules
     assert energy.repeats == 2 and len(energy.repeat_net_joules) == 2
     assert energy.samples == 40 and energy.tokens > 40 * 4
+    assert "other processes before measuring: " in energy.hardware
     assert energy.joules_per_token > 0 and energy.joules_per_sample > 0
     assert energy.tokens_per_second.median > 0 and energy.wall_seconds.median > 0
     assert energy.peak_rss_bytes > 0 and energy.peak_cuda_bytes == 0
