@@ -531,8 +531,8 @@ def wait_for_quiet_machine(
     timeout: float = QUIET_TIMEOUT_SECONDS,
     *,
     max_other_cores: float = 0.25,
-    sample_seconds: float = 0.25,
-    quiet_samples: int = 2,
+    sample_seconds: float = 0.1,
+    quiet_samples: int = 3,
 ) -> QuietCheck:
     """Waits until other processes use at most ``max_other_cores`` CPU cores, or ``timeout``.
 
