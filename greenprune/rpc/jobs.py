@@ -449,7 +449,7 @@ class JobRunner:
                 job = self._table.get(waiting[0].id)
                 if job is not None and not job.done:
                     self._finish(job, FAILED, "INTERNAL", "the job could not be run")
-            if lane in self._warm_lanes and not self._stopping:
+            if lane in self._warm_lanes and lane not in self._spares and not self._stopping:
                 self._spares[lane] = self._spawn(lane)
 
     def _spawn(self, lane: str) -> _Child:
