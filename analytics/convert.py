@@ -16,25 +16,7 @@ from greenprune.api.common.v1 import energy_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
-
-_METHOD_PREFIX = "PRUNING_METHOD_"
-
-
-def method_name(value: int) -> str:
-    """Returns the experiment-file spelling of a PruningMethod, e.g. ``magnitude-l1``."""
-    try:
-        name = pruning_pb2.PruningMethod.Name(value)
-    except ValueError:
-        return f"unknown-{value}"
-    return name.removeprefix(_METHOD_PREFIX).lower().replace("_", "-")
-
-
-def method_value(name: str) -> int:
-    """Returns the PruningMethod of a name written by ``method_name`` (UNSPECIFIED if unknown)."""
-    try:
-        return pruning_pb2.PruningMethod.Value(_METHOD_PREFIX + name.upper().replace("-", "_"))
-    except ValueError:
-        return pruning_pb2.PRUNING_METHOD_UNSPECIFIED
+from greenprune.rpc.convert import method_name, method_value
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

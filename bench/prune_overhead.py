@@ -140,7 +140,7 @@ def service(home: Path, spec: dict[str, object]) -> float:
     from greenprune.api.common.v1 import jobs_pb2
     from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
     from greenprune.rpc.client import channel, wait_until_serving
-    from pruning_service.convert import _METHOD_VALUES
+    from greenprune.rpc.convert import method_value
 
     results_port, pruning_port = free_port(), free_port()
     env = {
@@ -155,7 +155,7 @@ def service(home: Path, spec: dict[str, object]) -> float:
     assert isinstance(calibration, dict)
     message = pruning_pb2.PruneSpec(
         model=str(spec["model"]),
-        method=_METHOD_VALUES[str(spec["method"])],
+        method=method_value(str(spec["method"])),
         ratio=float(spec["ratio"]),  # type: ignore[arg-type]
         prune_attention_heads=True,
         prune_mlp=True,

@@ -17,15 +17,10 @@ from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.rpc.convert import method_value
 from greenprune.spec import Experiment, LoadedExperiment
 
 REQUEST_ID_HASH_CHARS = 24
-METHOD_VALUES = {
-    "magnitude-l1": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L1,
-    "magnitude-l2": pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2,
-    "taylor": pruning_pb2.PRUNING_METHOD_TAYLOR,
-    "random": pruning_pb2.PRUNING_METHOD_RANDOM,
-}
 
 
 def request_id(kind: str, inputs: dict[str, Any]) -> str:
@@ -149,7 +144,7 @@ def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2
     pruning = experiment.pruning
     return pruning_pb2.PruneSpec(
         model=model,
-        method=METHOD_VALUES[pruning.method],
+        method=method_value(pruning.method),
         ratio=float(ratio),
         prune_attention_heads=pruning.prune_attention_heads,
         prune_mlp=pruning.prune_mlp,

@@ -8,27 +8,25 @@ from typing import Any
 from greenprune.api.common.v1 import layers_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.errors import InvalidArgumentError
-from greenprune.rpc.convert import energy_report_to_pb, job_status_to_pb
+from greenprune.rpc.convert import (
+    energy_report_to_pb,
+    job_status_to_pb,
+    method_name,
+    method_value,
+)
 from greenprune.rpc.jobs import Job
-from pruning_service.pruner import CalibrationConfig, PruneConfig
-
-_METHODS = {
-    pruning_pb2.PRUNING_METHOD_MAGNITUDE_L1: "magnitude-l1",
-    pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2: "magnitude-l2",
-    pruning_pb2.PRUNING_METHOD_TAYLOR: "taylor",
-    pruning_pb2.PRUNING_METHOD_RANDOM: "random",
-}
-_METHOD_VALUES = {name: value for value, name in _METHODS.items()}
+from pruning_service.pruner import METHODS, CalibrationConfig, PruneConfig
 
 COLLECTION = "pruneJobs"
 
 
 def method_from_pb(value: int) -> str:
     """Returns the method name for an enum value, or raises INVALID_ARGUMENT."""
-    if value not in _METHODS:
-        allowed = ", ".join(pruning_pb2.PruningMethod.Name(v) for v in _METHODS)
+    name = method_name(value)
+    if name not in METHODS:
+        allowed = ", ".join(pruning_pb2.PruningMethod.Name(method_value(m)) for m in METHODS)
         raise InvalidArgumentError("spec.method", f"must be one of {allowed}")
-    return _METHODS[value]
+    return name
 
 
 def spec_from_pb(spec: pruning_pb2.PruneSpec) -> PruneConfig:
@@ -73,7 +71,7 @@ def spec_to_pb(data: dict[str, Any]) -> pruning_pb2.PruneSpec:
     """Converts a stored config back to a PruneSpec."""
     return pruning_pb2.PruneSpec(
         model=data["model"],
-        method=_METHOD_VALUES[data["method"]],
+        method=method_value(data["method"]),
         ratio=data["ratio"],
         prune_attention_heads=data["prune_attention_heads"],
         prune_mlp=data["prune_mlp"],

@@ -8,12 +8,31 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from greenprune.api.common.v1 import energy_pb2, jobs_pb2
+from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.errors import InvalidArgumentError
 from greenprune.rpc.errors import rpc_status
 from greenprune.rpc.jobs import Job
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+_METHOD_PREFIX = "PRUNING_METHOD_"
+
+
+def method_name(value: int) -> str:
+    """Returns the experiment-file spelling of a PruningMethod, e.g. ``magnitude-l1``."""
+    try:
+        name = pruning_pb2.PruningMethod.Name(value)
+    except ValueError:
+        return f"unknown-{value}"
+    return name.removeprefix(_METHOD_PREFIX).lower().replace("_", "-")
+
+
+def method_value(name: str) -> int:
+    """Returns the PruningMethod of a name written by ``method_name`` (UNSPECIFIED if unknown)."""
+    try:
+        return pruning_pb2.PruningMethod.Value(_METHOD_PREFIX + name.upper().replace("-", "_"))
+    except ValueError:
+        return pruning_pb2.PRUNING_METHOD_UNSPECIFIED
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
