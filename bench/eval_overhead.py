@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.services import free_port, running_services  # noqa: E402
+from bench.services import worker_with_results  # noqa: E402
 
 
 def build_model(root: Path, hidden: int, layers: int) -> Path:
@@ -124,22 +124,9 @@ def service(home: Path, task: str, batch_size: int) -> float:
     """Returns the seconds from CreateEvalJob to SUCCEEDED through real service processes."""
     from greenprune.api.common.v1 import jobs_pb2
     from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
-    from greenprune.rpc.client import channel, wait_until_serving
+    from greenprune.rpc.client import channel
 
-    results_port, eval_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "GREENPRUNE_HOME": str(home),
-        "GREENPRUNE_RESULTS_PORT": str(results_port),
-        "GREENPRUNE_EVAL_PORT": str(eval_port),
-        "GREENPRUNE_EVAL_RESULTS_ADDRESS": f"127.0.0.1:{results_port}",
-        "GREENPRUNE_EVAL_MODELS_ROOT": str(home / "models"),
-    }
-
-    async def run() -> float:
-        address = f"127.0.0.1:{eval_port}"
-        await wait_until_serving(f"127.0.0.1:{results_port}", timeout=120)
-        await wait_until_serving(address, timeout=120)
+    async def run(address: str) -> float:
         async with channel(address) as chan:
             stub = eval_pb2_grpc.EvalServiceStub(chan)
             spec = eval_pb2.EvalSpec(
@@ -159,8 +146,8 @@ def service(home: Path, task: str, batch_size: int) -> float:
                 raise RuntimeError(f"the eval job failed: {job.status.error.message}")
             return elapsed
 
-    with running_services(home, ("analytics.server", "eval_service.server"), env):
-        return asyncio.run(run())
+    with worker_with_results(home, "eval") as address:
+        return asyncio.run(run(address))
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -41,3 +43,37 @@ def running_services(home: Path, modules: Sequence[str], env: dict[str, str]) ->
             process.terminate()
         for process in processes:
             process.wait(30)
+
+
+@contextlib.contextmanager
+def worker_with_results(home: Path, kind: str) -> Iterator[str]:
+    """Runs a ResultsService and the ``pruning`` or ``eval`` service reporting to it.
+
+    Both keep their state under ``home`` and take local models from ``home/models``.
+
+    Yields:
+        The worker service's address, once both services are SERVING.
+    """
+    from greenprune.rpc.client import wait_until_serving
+
+    module = {"pruning": "pruning_service.server", "eval": "eval_service.server"}[kind]
+    prefix = f"GREENPRUNE_{kind.upper()}_"
+    results = f"127.0.0.1:{free_port()}"
+    worker_port = free_port()
+    env = {
+        **os.environ,
+        "GREENPRUNE_HOME": str(home),
+        "GREENPRUNE_RESULTS_PORT": results.rsplit(":", 1)[1],
+        f"{prefix}PORT": str(worker_port),
+        f"{prefix}RESULTS_ADDRESS": results,
+        f"{prefix}MODELS_ROOT": str(home / "models"),
+    }
+    address = f"127.0.0.1:{worker_port}"
+
+    async def serving() -> None:
+        await wait_until_serving(results, timeout=120)
+        await wait_until_serving(address, timeout=120)
+
+    with running_services(home, ("analytics.server", module), env):
+        asyncio.run(serving())
+        yield address
