@@ -16,7 +16,7 @@ from greenprune.api.common.v1 import energy_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
-from greenprune.rpc.convert import method_name, method_value
+from greenprune.core.limits import method_name, method_value
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:

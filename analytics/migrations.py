@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from greenprune.errors import FailedPreconditionError
+from greenprune.core.errors import FailedPreconditionError
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import asyncio
 from analytics.servicer import ResultsServicer
 from analytics.store import ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
-from greenprune.settings import ResultsSettings
 
 SERVICE_NAME = results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name
 

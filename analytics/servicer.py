@@ -1,7 +1,7 @@
 """The ResultsService servicer: converts messages and hands the work to ``store.py``.
 
 Store calls run in worker threads (``asyncio.to_thread``) so DuckDB never blocks the event loop.
-Errors are raised as ``greenprune.errors`` exceptions; the server's interceptor maps them to
+Errors are raised as ``greenprune.core.errors`` exceptions; the server's interceptor maps them to
 status codes.
 """
 
@@ -15,7 +15,7 @@ import grpc
 from analytics import convert
 from analytics.store import EXPORT_MEDIA_TYPES, ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.errors import InvalidArgumentError
 from greenprune.rpc.convert import page_bounds, require_request_id
 
 

@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 from analytics import schema
 from analytics.migrations import migrate
 from analytics.views import ACCURACY_METRICS, VIEW_DOCS, VIEW_SQL, view_parameters
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 VIEWS: tuple[str, ...] = tuple(VIEW_SQL)
 """The names of the views ``query_view`` and ``export_view`` serve."""

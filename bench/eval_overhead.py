@@ -42,7 +42,7 @@ def build_model(root: Path, hidden: int, layers: int) -> Path:
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.reference import ensure_reference_model
 
     reference = ensure_reference_model()
     tokenizer = AutoTokenizer.from_pretrained(reference)
@@ -98,7 +98,7 @@ def metering(
 
     from eval_service.evaluator import EvalConfig, run_eval
     from eval_service.tasks import task_manager
-    from greenprune.energy import prime
+    from greenprune.core.energy.meter import prime
 
     manager = task_manager()
     model = AutoModelForCausalLM.from_pretrained(model_dir)

@@ -20,8 +20,8 @@ def main() -> int:
 
     from eval_service.evaluator import EvalConfig, run_eval
     from eval_service.tasks import task_manager
-    from greenprune.checkpoint import load_checkpoint
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.checkpoint import load_checkpoint
+    from greenprune.core.reference import ensure_reference_model
     from pruning_service.pruner import PruneConfig, run_prune
 
     if not torch.cuda.is_available():

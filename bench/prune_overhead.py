@@ -41,7 +41,7 @@ def build_model(models_root: Path, hidden: int, layers: int) -> tuple[Path, int]
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.reference import ensure_reference_model
 
     tokenizer = AutoTokenizer.from_pretrained(ensure_reference_model())
     torch.manual_seed(0)
@@ -100,7 +100,7 @@ LOAD = """
 import sys, time
 sys.path.insert(0, {repo!r})
 import torch, transformers
-from greenprune.checkpoint import load_checkpoint
+from greenprune.core.checkpoint import load_checkpoint
 from transformers import AutoModelForCausalLM, AutoTokenizer
 started = time.perf_counter()
 if {loader!r} == "greenprune":
@@ -146,8 +146,8 @@ def service(home: Path, spec: dict[str, object], trials: int, settle: float) -> 
     """
     from greenprune.api.common.v1 import jobs_pb2
     from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+    from greenprune.core.limits import method_value
     from greenprune.rpc.client import channel
-    from greenprune.rpc.convert import method_value
 
     calibration = spec["calibration"]
     assert isinstance(calibration, dict)

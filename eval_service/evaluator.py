@@ -5,7 +5,7 @@ A run: validate the config, wrap the model in lm-eval's ``HFLM`` and that in a
 (unmetered); measure the idle baseline; then run each task ``repeats`` times with one
 ``lm_eval.simple_evaluate`` per run (response cache off), metering only the model's calls. The
 metrics come from the first repeat and must agree across repeats; the energy of the repeats is
-summarised by :func:`greenprune.energy.summarize`.
+summarised by :func:`greenprune.core.energy.summarize`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,24 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from greenprune.energy import EnergyMeter, EnergyReport, summarize
-from greenprune.errors import InvalidArgumentError
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.core.energy.meter import EnergyMeter
+from greenprune.core.energy.records import EnergyReport, summarize
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import (
+    DEVICE_DEFAULT,
+    EVAL_SPEC,
+    MAX_LIST_ITEMS,
+    check,
+    check_device,
+    check_text,
+    default,
+)
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 _VERSIONED = ("lm_eval", "codecarbon", "torch", "transformers")
@@ -46,14 +57,14 @@ class EvalConfig:
 
     tasks: tuple[str, ...]
     task_paths: tuple[str, ...] = ()
-    num_fewshot: int = 0
+    num_fewshot: int = default(EVAL_SPEC, "num_fewshot")
     limit: int | None = None
-    batch_size: int = 8
-    device: str = "auto"
-    repeats: int = 3
-    warmup_batches: int = 2
-    idle_seconds: float = 2.0
-    seed: int = 0
+    batch_size: int = default(EVAL_SPEC, "batch_size")
+    device: str = DEVICE_DEFAULT
+    repeats: int = default(EVAL_SPEC, "repeats")
+    warmup_batches: int = default(EVAL_SPEC, "warmup_batches")
+    idle_seconds: float = default(EVAL_SPEC, "idle_seconds")
+    seed: int = default(EVAL_SPEC, "seed")
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,18 @@ class TaskOutcome:
     samples: int
     energy: EnergyReport
     versions: dict[str, str]
+
+    def to_pb(self) -> eval_pb2.TaskResult:
+        """The TaskResult record of this outcome (versions travel with the EvalResult)."""
+        return eval_pb2.TaskResult(
+            task=self.task,
+            samples=self.samples,
+            energy=self.energy,
+            metrics=[
+                eval_pb2.MetricValue(**{k: v for k, v in asdict(m).items() if v is not None})
+                for m in self.metrics
+            ],
+        )
 
 
 def noop(stage: str, fraction: float) -> None:
@@ -147,6 +170,16 @@ def validate_config(config: EvalConfig, task_manager: Any) -> None:
     """
     if not config.tasks:
         raise InvalidArgumentError("spec.tasks", "name at least one task")
+    for field_name in ("tasks", "task_paths"):
+        values = getattr(config, field_name)
+        if len(values) > MAX_LIST_ITEMS:
+            raise InvalidArgumentError(
+                f"spec.{field_name}", f"lists {len(values)} entries (at most {MAX_LIST_ITEMS})"
+            )
+        for index, value in enumerate(values):
+            check_text(f"spec.{field_name}[{index}]", value)
+    check(config, EVAL_SPEC)
+    check_device("spec.device", config.device)
     known = list(task_manager.all_tasks)
     known_set = set(known)
     for index, name in enumerate(config.tasks):
@@ -161,17 +194,7 @@ def validate_config(config: EvalConfig, task_manager: Any) -> None:
     for index, path in enumerate(config.task_paths):
         if not Path(path).is_dir():
             raise InvalidArgumentError(f"spec.task_paths[{index}]", f"{path!r} is not a folder")
-    _require(config, "num_fewshot", _is_int(config.num_fewshot) and config.num_fewshot >= 0, ">= 0")
-    limit_ok = config.limit is None or (_is_int(config.limit) and config.limit > 0)
-    _require(config, "limit", limit_ok, "> 0 (or unset for every document)")
-    _require(config, "batch_size", _is_int(config.batch_size) and config.batch_size > 0, "> 0")
     resolve_device(config.device)
-    _require(config, "repeats", _is_int(config.repeats) and config.repeats >= 1, ">= 1")
-    warmup_ok = _is_int(config.warmup_batches) and config.warmup_batches >= 0
-    _require(config, "warmup_batches", warmup_ok, ">= 0")
-    idle = config.idle_seconds
-    idle_ok = _is_number(idle) and math.isfinite(idle) and idle >= 0
-    _require(config, "idle_seconds", idle_ok, "finite and >= 0")
 
 
 def run_eval(
@@ -373,16 +396,6 @@ def _samples_of(name: str, results: Mapping[str, Any]) -> int:
         return int(counts[name]["effective"])
     children = results.get("group_subtasks", {}).get(name, [])
     return sum(_samples_of(child, results) for child in children if child != name)
-
-
-def _require(config: EvalConfig, field_name: str, ok: bool, expectation: str) -> None:
-    if not ok:
-        value = getattr(config, field_name)
-        raise InvalidArgumentError(f"spec.{field_name}", f"must be {expectation}, got {value!r}")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:

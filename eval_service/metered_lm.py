@@ -8,7 +8,8 @@ from typing import Any
 
 from lm_eval.api.model import LM, TemplateLM
 
-from greenprune.energy import EnergyMeter, WindowReading
+from greenprune.core.energy.meter import EnergyMeter
+from greenprune.core.energy.records import WindowReading
 
 
 class MeteredLM(LM):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval_service.convert import COLLECTION, spec_to_pb, task_result_to_pb
+from eval_service.convert import COLLECTION, spec_from_stored
 from eval_service.evaluator import resolve_device
 from eval_service.servicer import EvalServicer
 from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
-from greenprune.rpc.jobs import Job, JobRunner
+from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.records import from_json_dict
+from greenprune.core.settings import EvalSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
-from greenprune.settings import EvalSettings
 
 SERVICE_NAME = eval_pb2.DESCRIPTOR.services_by_name["EvalService"].full_name
 WORKER = "eval_service.worker:run"
@@ -22,26 +23,26 @@ WARM = "eval_service.worker:warm"
 
 def eval_runs_to_pb(job: Job) -> list[results_pb2.EvalRun]:
     """Returns one EvalRun per task of a finished job, keyed ``{request_id}/{task}``."""
-    result: dict[str, Any] = job.result or {}
-    spec = spec_to_pb(job.spec)
+    result = from_json_dict(job.result, eval_pb2.EvalResult)
+    spec = spec_from_stored(job.spec)
     return [
         results_pb2.EvalRun(
-            request_id=f"{job.request_id}/{task['task']}",
+            request_id=f"{job.request_id}/{task.task}",
             experiment=job.experiment,
-            checkpoint_id=job.spec.get("checkpoint_id", ""),
-            model=result.get("model", ""),
+            checkpoint_id=spec.checkpoint_id,
+            model=result.model,
             spec=spec,
-            result=task_result_to_pb(task),
-            versions=result.get("versions", {}),
+            result=task,
+            versions=result.versions,
             job_name=f"{COLLECTION}/{job.id}",
         )
-        for task in result.get("tasks", [])
+        for task in result.tasks
     ]
 
 
 def lane_of(spec: dict[str, Any]) -> str:
     """One job at a time per device, so no two energy windows overlap on one device."""
-    return resolve_device(spec["config"]["device"])
+    return resolve_device(spec_from_stored(spec).device)
 
 
 async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.errors import InvalidArgumentError
 
 
 @functools.cache

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eval_service.convert import config_from_stored
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.core.records import to_json_dict
 
 
 def warm(lane: str) -> None:
@@ -24,7 +24,7 @@ def warm(lane: str) -> None:
     from eval_service import evaluator, metered_lm  # noqa: F401
     from eval_service.tasks import task_manager
     from greenprune import checkpoint, models  # noqa: F401
-    from greenprune.energy import prime
+    from greenprune.core.energy.meter import prime
 
     task_manager()
     prime(lane)
@@ -36,31 +36,33 @@ def run(
     """Loads the model, evaluates every task under the energy meter and returns plain data.
 
     Args:
-        spec: The stored spec: ``checkpoint_id`` or ``model``, and ``config``.
+        spec: The stored EvalSpec.
         context: ``checkpoints_dir``, ``models_root`` and ``workdir``.
         progress: Reports (stage, fraction).
 
     Returns:
-        ``{"model": base model source, "tasks": [...], "versions": {...}}``.
+        The EvalResult as the job table stores it.
     """
+    from eval_service.convert import config_from_spec, spec_from_stored
     from eval_service.evaluator import resolve_device, run_eval
     from eval_service.task_index import local_task_names
     from eval_service.tasks import task_manager
-    from greenprune import checkpoint
-    from greenprune.models import load_source_model
+    from greenprune.core import checkpoint
+    from greenprune.core.models import load_source_model
 
-    config = config_from_stored(spec)
+    message = spec_from_stored(spec)
+    config = config_from_spec(message)
     device = resolve_device(config.device)
     progress("loading", 0.0)
-    if spec.get("checkpoint_id"):
-        path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), spec["checkpoint_id"])
+    if message.checkpoint_id:
+        path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), message.checkpoint_id)
         model, tokenizer, manifest = checkpoint.load_checkpoint(path, device=device)
         base_model = manifest["source"]["model"]
     else:
         model, tokenizer = load_source_model(
-            spec["model"], Path(context["models_root"]), device=device
+            message.model, Path(context["models_root"]), device=device
         )
-        base_model = spec["model"]
+        base_model = message.model
     manager = task_manager(
         [Path(p) for p in config.task_paths],
         include_defaults=not set(config.tasks) <= local_task_names(config.task_paths),
@@ -73,16 +75,8 @@ def run(
         workdir=Path(context["workdir"]),
         progress=progress,
     )
-    versions: dict[str, str] = {}
-    tasks = []
+    result = eval_pb2.EvalResult(model=base_model)
     for outcome in outcomes:
-        versions.update(outcome.versions)
-        tasks.append(
-            {
-                "task": outcome.task,
-                "samples": outcome.samples,
-                "metrics": [dataclasses.asdict(m) for m in outcome.metrics],
-                "energy": dataclasses.asdict(outcome.energy),
-            }
-        )
-    return {"model": base_model, "tasks": tasks, "versions": versions}
+        result.versions.update(outcome.versions)
+        result.tasks.append(outcome.to_pb())
+    return to_json_dict(result)

@@ -1,6 +1,6 @@
 """Calibration data and the gradients Taylor importance needs.
 
-Texts come from the reference corpus (``greenprune.reference.calibration_texts``) or a
+Texts come from the reference corpus (``greenprune.core.reference.calibration_texts``) or a
 local UTF-8 text file under the models root. They are tokenised, packed end to end
 (separated by the EOS token) and cut into ``samples`` windows of ``sequence_length`` tokens.
 """
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.errors import InvalidArgumentError
 
 REFERENCE_SOURCE = "reference"
 SOURCE_FIELD = "spec.calibration.source"
@@ -62,7 +62,7 @@ def calibration_tokens(
     """
     needed = samples * sequence_length
     if source == REFERENCE_SOURCE:
-        from greenprune.reference import calibration_texts
+        from greenprune.core.reference import calibration_texts
 
         count = samples
         for _ in range(_MAX_DOUBLINGS):

@@ -30,8 +30,8 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.dependency import Dependency, Group, Node
 
-from greenprune.architectures import OUT, ChannelSpan, LlamaFamilyAdapter
-from greenprune.errors import FailedPreconditionError
+from greenprune.core.architectures import OUT, ChannelSpan, LlamaFamilyAdapter
+from greenprune.core.errors import FailedPreconditionError
 from pruning_service import tp_compat
 
 EXAMPLE_LENGTH = 8

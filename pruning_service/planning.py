@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from greenprune.architectures import LayerGeometry, LayerShape
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.architectures import LayerGeometry, LayerShape
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import MAX_RATIO
 
 RATIO_TOLERANCE = 0.03
 """Largest accepted gap (absolute, over prunable parameters) between target and result."""
@@ -24,7 +25,6 @@ _GOOD_ENOUGH = 0.005
 """Layouts this close to the target are ranked by how evenly they spread the pruning."""
 
 _LISTED_RATIOS = 24
-MAX_RATIO = 0.9
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ here: the servicer converts messages and runs this in a child process.
 from __future__ import annotations
 
 import gc
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -22,18 +21,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from google.protobuf import json_format
 from torch import nn
 
-from greenprune.architectures import (
+from greenprune.api.pruning.v1.pruning_pb2 import PruneResult, PruningMethod
+from greenprune.core.architectures import (
     LayerGeometry,
     LayerShape,
     LlamaFamilyAdapter,
     adapter_for,
     architecture_name,
 )
-from greenprune.checkpoint import read_manifest, save_checkpoint, validate_checkpoint_id
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError
-from greenprune.models import (
+from greenprune.core.checkpoint import read_manifest, save_checkpoint, validate_checkpoint_id
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
+from greenprune.core.limits import (
+    CALIBRATION_SOURCE_DEFAULT,
+    PRUNE_SPEC,
+    PRUNING_METHODS,
+    check,
+    check_text,
+    default,
+    method_value,
+)
+from greenprune.core.models import (
     MODEL_FIELD,
     REFERENCE_PREFIX,
     is_causal_lm_config,
@@ -45,11 +55,6 @@ from greenprune.models import (
 )
 from pruning_service import calibration, graph, measure, planning, surgery
 
-METHODS = ("magnitude-l1", "magnitude-l2", "taylor", "random")
-MAX_RATIO = 0.9
-MAX_CALIBRATION_SAMPLES = 4096
-MAX_SEQUENCE_LENGTH = 32768
-MAX_ROUND_TO = 1 << 16
 STAGES = ("loading", "calibrating", "pruning", "saving")
 _STAGE_SPANS = {
     "loading": (0.0, 0.15),
@@ -75,9 +80,9 @@ class CalibrationConfig:
         source: ``reference`` (the reference corpus) or a text file under the models root.
     """
 
-    samples: int = 32
-    sequence_length: int = 128
-    source: str = "reference"
+    samples: int = default(PRUNE_SPEC, "calibration.samples")
+    sequence_length: int = default(PRUNE_SPEC, "calibration.sequence_length")
+    source: str = CALIBRATION_SOURCE_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,8 @@ class PruneConfig:
 
     Attributes:
         model: ``reference:NAME``, a directory under the models root, or a hub id.
-        method: One of :data:`METHODS`.
-        ratio: Fraction of the prunable parameters to remove, ``0 <= ratio < 0.9``.
+        method: One of :data:`~greenprune.core.limits.PRUNING_METHODS`.
+        ratio: Fraction of the prunable parameters to remove, ``0 <= ratio < MAX_RATIO``.
         prune_attention_heads: Remove whole attention heads.
         prune_mlp: Remove MLP channels.
         prune_hidden: Prune the hidden size (not supported; must stay False).
@@ -104,11 +109,11 @@ class PruneConfig:
     prune_attention_heads: bool = True
     prune_mlp: bool = True
     prune_hidden: bool = False
-    keep_first_layers: int = 0
-    keep_last_layers: int = 0
-    round_to: int = 1
+    keep_first_layers: int = default(PRUNE_SPEC, "keep_first_layers")
+    keep_last_layers: int = default(PRUNE_SPEC, "keep_last_layers")
+    round_to: int = default(PRUNE_SPEC, "round_to")
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-    seed: int = 0
+    seed: int = default(PRUNE_SPEC, "seed")
 
 
 @dataclass
@@ -128,6 +133,18 @@ class PruneOutcome:
     wall_seconds: float
 
 
+def result_from_manifest(
+    manifest: dict[str, Any], checkpoint_id: str, wall_seconds: float
+) -> PruneResult:
+    """The PruneResult of a checkpoint: every result field the manifest holds, by name."""
+    names = PruneResult.DESCRIPTOR.fields_by_name
+    known = {key: value for key, value in manifest.items() if key in names and value is not None}
+    known["versions"] = {key: str(value) for key, value in known.get("versions", {}).items()}
+    result = json_format.ParseDict(known, PruneResult(), ignore_unknown_fields=True)
+    result.checkpoint_id, result.wall_seconds = checkpoint_id, wall_seconds
+    return result
+
+
 def validate_config(config: PruneConfig, models_root: Path) -> None:
     """Checks a spec without loading weights (a local model's config is read).
 
@@ -137,7 +154,7 @@ def validate_config(config: PruneConfig, models_root: Path) -> None:
     """
     _check_fields(config, models_root)
     if config.model.startswith(REFERENCE_PREFIX):
-        from greenprune.reference import reference_model_names
+        from greenprune.core.reference import reference_model_names
 
         name = config.model.removeprefix(REFERENCE_PREFIX)
         if name not in reference_model_names():
@@ -190,42 +207,20 @@ def _skeleton(model_config: Any) -> nn.Module:
 def _check_fields(config: PruneConfig, models_root: Path) -> None:
     if not isinstance(config.model, str) or not config.model.strip():
         raise InvalidArgumentError(MODEL_FIELD, "is empty; name a model")
-    if config.method not in METHODS:
-        raise InvalidArgumentError(
-            "spec.method", f"{config.method!r} is not one of {', '.join(METHODS)}"
-        )
-    ratio = config.ratio
-    if not isinstance(ratio, int | float) or not math.isfinite(ratio) or not 0 <= ratio < MAX_RATIO:
-        raise InvalidArgumentError("spec.ratio", f"{ratio!r} is outside [0, {MAX_RATIO})")
+    check_text(MODEL_FIELD, config.model)
+    if config.method not in PRUNING_METHODS:
+        allowed = ", ".join(PruningMethod.Name(method_value(m)) for m in PRUNING_METHODS)
+        raise InvalidArgumentError("spec.method", f"must be one of {allowed}")
+    check(config, PRUNE_SPEC)
     if config.prune_hidden:
         raise InvalidArgumentError("spec.prune_hidden", "pruning the hidden size is not supported")
-    if ratio > 0 and not (config.prune_attention_heads or config.prune_mlp):
+    if config.ratio > 0 and not (config.prune_attention_heads or config.prune_mlp):
         raise InvalidArgumentError(
             "spec.prune_mlp", "nothing to prune: enable prune_attention_heads or prune_mlp"
         )
-    for name in ("keep_first_layers", "keep_last_layers"):
-        value = getattr(config, name)
-        if not isinstance(value, int) or value < 0:
-            raise InvalidArgumentError(f"spec.{name}", f"{value!r} is not a count >= 0")
-    if not isinstance(config.round_to, int) or not 1 <= config.round_to <= MAX_ROUND_TO:
-        raise InvalidArgumentError(
-            "spec.round_to", f"{config.round_to!r} is not in [1, {MAX_ROUND_TO}]"
-        )
-    if not isinstance(config.seed, int) or not 0 <= config.seed < 2**63:
-        raise InvalidArgumentError("spec.seed", f"{config.seed!r} is not in [0, 2**63)")
-    calib = config.calibration
-    if not isinstance(calib.samples, int) or not 1 <= calib.samples <= MAX_CALIBRATION_SAMPLES:
-        raise InvalidArgumentError(
-            "spec.calibration.samples",
-            f"{calib.samples!r} is not in [1, {MAX_CALIBRATION_SAMPLES}]",
-        )
-    length = calib.sequence_length
-    if not isinstance(length, int) or not 2 <= length <= MAX_SEQUENCE_LENGTH:
-        raise InvalidArgumentError(
-            "spec.calibration.sequence_length", f"{length!r} is not in [2, {MAX_SEQUENCE_LENGTH}]"
-        )
-    if calib.source != calibration.REFERENCE_SOURCE:
-        calibration.resolve_text_file(calib.source, models_root)
+    check_text("spec.calibration.source", config.calibration.source)
+    if config.calibration.source != calibration.REFERENCE_SOURCE:
+        calibration.resolve_text_file(config.calibration.source, models_root)
 
 
 def _kept_layers(config: PruneConfig, layer_count: int) -> list[int]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-from greenprune import checkpoint
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
-from greenprune.rpc.jobs import Job, JobRunner
+from greenprune.core import checkpoint
+from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.records import from_json_dict
+from greenprune.core.settings import PruningSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
-from greenprune.settings import PruningSettings
-from pruning_service.convert import COLLECTION, result_to_pb, spec_to_pb
+from pruning_service.convert import COLLECTION
 from pruning_service.pruner import warm_validation
 from pruning_service.servicer import PruningServicer
 
@@ -25,8 +26,8 @@ def prune_run_to_pb(job: Job) -> results_pb2.PruneRun:
     return results_pb2.PruneRun(
         request_id=job.request_id,
         experiment=job.experiment,
-        spec=spec_to_pb(job.spec),
-        result=result_to_pb(job.result or {}),
+        spec=from_json_dict(job.spec, pruning_pb2.PruneSpec),
+        result=from_json_dict(job.result, pruning_pb2.PruneResult),
         job_name=f"{COLLECTION}/{job.id}",
     )
 

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 
-from greenprune import checkpoint
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
-from greenprune.rpc.convert import (
-    job_id_from_name,
-    next_page_token,
-    page_bounds,
-    require_request_id,
-    timestamp,
+from greenprune.core import checkpoint
+from greenprune.core.job_runner import JobRunner
+from greenprune.rpc.convert import require_request_id, timestamp
+from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
+from pruning_service.convert import (
+    COLLECTION,
+    config_from_spec,
+    job_to_pb,
+    normalized_spec,
+    stored_spec,
 )
-from greenprune.rpc.jobs import JobRunner
-from pruning_service.convert import COLLECTION, config_to_dict, job_to_pb, spec_from_pb
 from pruning_service.pruner import validate_config
 
 
@@ -33,6 +33,7 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
 
     def __init__(self, runner: JobRunner, models_root: Path, checkpoints_dir: Path) -> None:
         self._runner = runner
+        self._jobs = JobRpcs(runner, COLLECTION, job_to_pb)
         self._models_root = models_root
         self._checkpoints_dir = checkpoints_dir
 
@@ -41,42 +42,17 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
     ) -> pruning_pb2.CreatePruneJobResponse:
         """Validates the spec and queues a job (or returns the job of the same request_id)."""
         request_id = require_request_id(request.request_id)
-        config = spec_from_pb(request.spec)
-        await asyncio.to_thread(validate_config, config, self._models_root)
-        job = await self._runner.submit(request_id, config_to_dict(config), request.experiment)
+        spec = normalized_spec(request.spec)
+        await asyncio.to_thread(validate_config, config_from_spec(spec), self._models_root)
+        job = await self._runner.submit(request_id, stored_spec(spec), request.experiment)
         return pruning_pb2.CreatePruneJobResponse(job=job_to_pb(job))
 
-    async def GetPruneJob(
-        self, request: pruning_pb2.GetPruneJobRequest, context: grpc.aio.ServicerContext
-    ) -> pruning_pb2.GetPruneJobResponse:
-        """Returns one job."""
-        job = self._runner.get(job_id_from_name(request.name, COLLECTION))
-        return pruning_pb2.GetPruneJobResponse(job=job_to_pb(job))
-
-    async def ListPruneJobs(
-        self, request: pruning_pb2.ListPruneJobsRequest, context: grpc.aio.ServicerContext
-    ) -> pruning_pb2.ListPruneJobsResponse:
-        """Returns a page of jobs, newest first."""
-        limit, offset = page_bounds(request.page_size, request.page_token)
-        jobs = self._runner.list(request.experiment, limit, offset)
-        return pruning_pb2.ListPruneJobsResponse(
-            jobs=[job_to_pb(job) for job in jobs],
-            next_page_token=next_page_token(offset, limit, len(jobs)),
-        )
-
-    async def CancelPruneJob(
-        self, request: pruning_pb2.CancelPruneJobRequest, context: grpc.aio.ServicerContext
-    ) -> pruning_pb2.CancelPruneJobResponse:
-        """Cancels a job; its checkpoint is never written."""
-        job = await self._runner.cancel(job_id_from_name(request.name, COLLECTION))
-        return pruning_pb2.CancelPruneJobResponse(job=job_to_pb(job))
-
-    async def WatchPruneJob(
-        self, request: pruning_pb2.WatchPruneJobRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pruning_pb2.WatchPruneJobResponse]:
-        """Streams the job on every change until it is done."""
-        async for job in self._runner.watch(job_id_from_name(request.name, COLLECTION)):
-            yield pruning_pb2.WatchPruneJobResponse(job=job_to_pb(job))
+    GetPruneJob, ListPruneJobs, CancelPruneJob, WatchPruneJob = job_rpc_methods(
+        pruning_pb2.GetPruneJobResponse,
+        pruning_pb2.ListPruneJobsResponse,
+        pruning_pb2.CancelPruneJobResponse,
+        pruning_pb2.WatchPruneJobResponse,
+    )
 
     async def GetCheckpoint(
         self, request: pruning_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext

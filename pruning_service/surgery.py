@@ -16,7 +16,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from greenprune.architectures import ChannelSpan, LayerShape, LlamaFamilyAdapter
+from greenprune.core.architectures import ChannelSpan, LayerShape, LlamaFamilyAdapter
 from pruning_service.graph import LayerScores, pruning_function
 
 

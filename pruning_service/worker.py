@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-LAYER_FIELDS = ("index", "attention_heads", "key_value_heads", "intermediate_size", "kept")
+from greenprune.core.records import to_json_dict
 
 
 def checkpoint_id_for(job_id: str) -> str:
@@ -24,7 +23,7 @@ def warm(lane: str) -> None:
     import torch_pruning  # noqa: F401
     from transformers import LlamaForCausalLM  # noqa: F401 - loads the Llama modelling code
 
-    from greenprune.energy import prime
+    from greenprune.core.energy.meter import prime
     from pruning_service import convert, pruner  # noqa: F401
 
     prime("cpu")
@@ -33,21 +32,19 @@ def warm(lane: str) -> None:
 def run(
     spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
 ) -> dict[str, Any]:
-    """Prunes under the energy meter and returns the result as plain data.
+    """Prunes under the energy meter and returns the PruneResult as the job table stores it.
 
     Args:
-        spec: The stored :class:`~pruning_service.pruner.PruneConfig`.
+        spec: The stored PruneSpec.
         context: ``checkpoints_dir``, ``models_root``, ``job_id`` and ``workdir``.
         progress: Reports (stage, fraction).
-
-    Returns:
-        The fields of a PruneResult, with ``energy`` as an EnergyReport's dict.
     """
-    from greenprune.energy import EnergyMeter, summarize
-    from pruning_service.convert import config_from_dict
-    from pruning_service.pruner import run_prune
+    from greenprune.core.energy.meter import EnergyMeter
+    from greenprune.core.energy.records import summarize
+    from pruning_service.convert import config_from_stored
+    from pruning_service.pruner import result_from_manifest, run_prune
 
-    config = config_from_dict(spec)
+    config = config_from_stored(spec)
     meter = EnergyMeter(device="cpu", workdir=Path(context["workdir"]))
     with meter.window() as reading:
         outcome = run_prune(
@@ -57,8 +54,7 @@ def run(
             models_root=Path(context["models_root"]),
             progress=progress,
         )
-    manifest = outcome.manifest
-    calibration = manifest.get("calibration") or {}
+    calibration = outcome.manifest.get("calibration") or {}
     windows = int(calibration.get("windows", 0))
     energy = summarize(
         [reading],
@@ -66,21 +62,6 @@ def run(
         tokens=windows * int(calibration.get("sequence_length", 0)),
         samples=windows,
     )
-    return {
-        "checkpoint_id": outcome.checkpoint_id,
-        "parameters_before": manifest["parameters_before"],
-        "parameters_after": manifest["parameters_after"],
-        "prunable_parameters_before": manifest["prunable_parameters_before"],
-        "prunable_parameters_after": manifest["prunable_parameters_after"],
-        "achieved_ratio": manifest["achieved_ratio"],
-        "macs_before": manifest["macs_before"],
-        "macs_after": manifest["macs_after"],
-        "bytes_on_disk": manifest["bytes_on_disk"],
-        "layers": [{k: layer[k] for k in LAYER_FIELDS} for layer in manifest["layers"]],
-        "wall_seconds": outcome.wall_seconds,
-        "uniform": manifest["uniform"],
-        "content_hash": manifest["content_hash"],
-        "architecture": manifest["architecture"],
-        "versions": {k: str(v) for k, v in manifest.get("versions", {}).items()},
-        "energy": dataclasses.asdict(energy),
-    }
+    result = result_from_manifest(outcome.manifest, outcome.checkpoint_id, outcome.wall_seconds)
+    result.energy.CopyFrom(energy)
+    return to_json_dict(result)

@@ -22,6 +22,6 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 @pytest.fixture(scope="session")
 def reference_model_dir() -> Path:
     """The reference tiny Llama's folder, built once into the greenprune cache if missing."""
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.reference import ensure_reference_model
 
     return ensure_reference_model()

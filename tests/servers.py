@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
+from greenprune.core.settings import ServerSettings
 from greenprune.rpc.server import Cleanup, RunningServer, ServiceBinding, start_server
-from greenprune.settings import ServerSettings
 
 Build = Callable[[], Awaitable[tuple[list[ServiceBinding], Cleanup | None]]]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from greenprune.reference.build import default_cache_dir
+from greenprune.core.reference.build import default_cache_dir
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager

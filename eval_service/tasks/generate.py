@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from greenprune.reference.world import (
+from greenprune.core.reference.world import (
     arithmetic_facts,
     heldout_documents,
     multiple_choice_docs,

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from greenprune.api.common.v1 import energy_pb2, jobs_pb2
-from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.errors import InvalidArgumentError
+from greenprune.api.common.v1 import jobs_pb2
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.job_runner import Job
 from greenprune.rpc.errors import rpc_status
-from greenprune.rpc.jobs import Job
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-_METHOD_PREFIX = "PRUNING_METHOD_"
-
-
-def method_name(value: int) -> str:
-    """Returns the experiment-file spelling of a PruningMethod, e.g. ``magnitude-l1``."""
-    try:
-        name = pruning_pb2.PruningMethod.Name(value)
-    except ValueError:
-        return f"unknown-{value}"
-    return name.removeprefix(_METHOD_PREFIX).lower().replace("_", "-")
-
-
-def method_value(name: str) -> int:
-    """Returns the PruningMethod of a name written by ``method_name`` (UNSPECIFIED if unknown)."""
-    try:
-        return pruning_pb2.PruningMethod.Value(_METHOD_PREFIX + name.upper().replace("-", "_"))
-    except ValueError:
-        return pruning_pb2.PRUNING_METHOD_UNSPECIFIED
 
 
 def timestamp(seconds: float | None) -> Timestamp | None:
@@ -93,51 +71,3 @@ def require_request_id(request_id: str, field: str = "request_id") -> str:
     if len(request_id) > 256:
         raise InvalidArgumentError(field, "must be at most 256 characters")
     return request_id
-
-
-def interval_to_pb(value: Any) -> energy_pb2.Interval:
-    """Converts a :class:`greenprune.energy.Interval` (or its dict) to protobuf."""
-    data = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
-    return energy_pb2.Interval(
-        median=data["median"],
-        low=data["low"],
-        high=data["high"],
-        count=data.get("n", data.get("count", 0)),
-        method=data.get("method", ""),
-    )
-
-
-def energy_report_to_pb(report: Any) -> energy_pb2.EnergyReport:
-    """Converts a :class:`greenprune.energy.EnergyReport` (or its dict) to protobuf."""
-    data = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(report)
-    components = [
-        energy_pb2.ComponentEnergy(
-            component=c["component"],
-            method=c["method"],
-            estimated=c["estimated"],
-            gross_joules=interval_to_pb(c["gross_joules"]),
-            net_joules=interval_to_pb(c["net_joules"]),
-            idle_watts=c["idle_watts"],
-        )
-        for c in data["components"]
-    ]
-    return energy_pb2.EnergyReport(
-        components=components,
-        headline_component=data["headline_component"],
-        net_joules=interval_to_pb(data["net_joules"]),
-        gross_joules=interval_to_pb(data["gross_joules"]),
-        wall_seconds=interval_to_pb(data["wall_seconds"]),
-        tokens_per_second=interval_to_pb(data["tokens_per_second"]),
-        tokens=int(data["tokens"]),
-        samples=int(data["samples"]),
-        joules_per_token=data["joules_per_token"],
-        joules_per_sample=data["joules_per_sample"],
-        peak_rss_bytes=int(data["peak_rss_bytes"]),
-        peak_cuda_bytes=int(data["peak_cuda_bytes"]),
-        device_name=data["device_name"],
-        hardware=data["hardware"],
-        gpu_shared=data["gpu_shared"],
-        estimated=data["estimated"],
-        repeats=int(data["repeats"]),
-        repeat_net_joules=list(data["repeat_net_joules"]),
-    )

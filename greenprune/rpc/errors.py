@@ -1,8 +1,8 @@
 """The one place that maps domain errors to gRPC status codes.
 
-Servicers raise :mod:`greenprune.errors` exceptions; :class:`ErrorMappingInterceptor` turns them
-into statuses. Unexpected exceptions become INTERNAL with a generic message: the traceback goes to
-the server log, never onto the wire.
+Servicers raise :mod:`greenprune.core.errors` exceptions; :class:`ErrorMappingInterceptor` turns
+them into statuses. Unexpected exceptions become INTERNAL with a generic message: the traceback
+goes to the server log, never onto the wire.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.rpc import code_pb2, status_pb2
 
-from greenprune.errors import (
+from greenprune.core.errors import (
     FailedPreconditionError,
     GreenpruneError,
     InvalidArgumentError,

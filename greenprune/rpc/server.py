@@ -17,9 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from greenprune.core.settings import ServerSettings
 from greenprune.rpc.auth import BearerTokenInterceptor
 from greenprune.rpc.errors import ErrorMappingInterceptor
-from greenprune.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.plan import Plan, plan_experiment
+from greenprune.client.plan import Plan, plan_experiment
+from greenprune.client.spec import load_experiment
 from greenprune.rpc.client import sync_channel
-from greenprune.spec import load_experiment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
@@ -78,7 +78,7 @@ class Stack:
         }
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "greenprune.cli", *args]
+        return [sys.executable, "-m", "greenprune.client.cli", *args]
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -182,7 +182,7 @@ def test_up_is_idempotent_and_status_shows_every_component(stack: Stack) -> None
     assert url == f"http://127.0.0.1:{stack.env['GREENPRUNE_APP_PORT']}"
     for address in stack.addresses.values():  # what the compose healthchecks run
         check = subprocess.run(
-            [sys.executable, "-m", "greenprune.healthcheck", address],
+            [sys.executable, "-m", "greenprune.rpc.healthcheck", address],
             capture_output=True,
             text=True,
             cwd=ROOT,

@@ -66,7 +66,8 @@ def _matmuls(seconds: float) -> int:
 
 
 def test_gpu_window_is_measured_with_nvml(tmp_path: Path) -> None:
-    from greenprune.energy import EnergyMeter, summarize
+    from greenprune.core.energy.meter import EnergyMeter
+    from greenprune.core.energy.records import summarize
 
     meter = EnergyMeter("cuda:0", tmp_path)
     meter.measure_idle(1.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from greenprune.settings import EvalSettings, PruningSettings, ResultsSettings
+from greenprune.core.settings import EvalSettings, PruningSettings, ResultsSettings
 from tests.servers import ServerThread
 
 SERVICES = ("results", "pruning", "eval")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from greenprune.errors import NotFoundError, ResourceExhaustedError
-from greenprune.rpc.jobs import (
+from greenprune.core.errors import NotFoundError, ResourceExhaustedError
+from greenprune.core.job_runner import (
     CANCELLED,
     FAILED,
     INTERRUPTED,
@@ -219,7 +219,7 @@ def test_running_job_of_a_killed_process_is_failed_interrupted_after_restart(
         f"""
         import asyncio, pathlib, sys
         sys.path.insert(0, {str(Path.cwd())!r})
-        from greenprune.rpc.jobs import JobRunner
+        from greenprune.core.job_runner import JobRunner
 
         async def main():
             state = pathlib.Path({str(tmp_path)!r})

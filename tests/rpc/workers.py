@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.errors import InvalidArgumentError
 
 
 def echo(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from greenprune import checkpoint
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from greenprune.models import load_source_model
+from greenprune.core import checkpoint
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.models import load_source_model
 from pruning_service.pruner import PruneConfig, prune_model
 from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer
 

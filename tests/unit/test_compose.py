@@ -97,7 +97,7 @@ def test_services_wait_for_healthy_dependencies_and_check_grpc_health() -> None:
         assert "results" in services[name]["depends_on"]
     for name, port in (("results", 50053), ("pruning", 50051), ("eval", 50052)):
         test = services[name]["healthcheck"]["test"]
-        assert test[:4] == ["CMD", "python", "-m", "greenprune.healthcheck"], name
+        assert test[:4] == ["CMD", "python", "-m", "greenprune.rpc.healthcheck"], name
         assert test[4].endswith(f":{port}")
     assert "/_stcore/health" in " ".join(services["app"]["healthcheck"]["test"])
     images = {service["image"] for service in services.values()}

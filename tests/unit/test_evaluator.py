@@ -20,8 +20,9 @@ from eval_service.evaluator import (
     run_eval,
     validate_config,
 )
-from greenprune.energy import METHODS, Interval
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.energy.records import METHODS
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.stats import Interval
 
 WORDS = ["red", "blue", "green", "cat", "dog", "fox", "the", "is", "a", "on"]
 
@@ -365,7 +366,7 @@ def metered(model: Any, tokenizer: Any, tmp_path_factory: pytest.TempPathFactory
     from lm_eval.models.huggingface import HFLM
 
     from eval_service.metered_lm import MeteredLM
-    from greenprune.energy import EnergyMeter
+    from greenprune.core.energy.meter import EnergyMeter
 
     inner = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4)
     return inner, MeteredLM(inner, tokenizer, EnergyMeter("cpu", tmp_path_factory.mktemp("m")))

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from eval_service.tasks import LOCAL_TASKS, SUITE, TASKS_DIR, materialised_tasks_dir, task_manager
 from eval_service.tasks.generate import write_task_data
-from greenprune.reference import Recipe, build_reference_model
+from greenprune.core.reference import Recipe, build_reference_model
 
 MULTIPLE_CHOICE = ("greenprune_facts", "greenprune_arith")
 

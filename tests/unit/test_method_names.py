@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.errors import InvalidArgumentError
-from greenprune.rpc.convert import method_name, method_value
-from pruning_service.convert import method_from_pb
-from pruning_service.pruner import METHODS
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import PRUNING_METHODS, method_name, method_value
+from pruning_service.convert import config_from_spec
+from pruning_service.pruner import validate_config
 
 
-@pytest.mark.parametrize("name", METHODS)
+def method_from_pb(value: int) -> str:
+    config = config_from_spec(pruning_pb2.PruneSpec(model="reference:tiny-llama", method=value))
+    validate_config(config, Path("/nonexistent"))
+    return config.method
+
+
+def test_the_methods_are_the_proto_enum_in_its_order() -> None:
+    assert PRUNING_METHODS == ("magnitude-l1", "magnitude-l2", "taylor", "random")
+
+
+@pytest.mark.parametrize("name", PRUNING_METHODS)
 def test_every_method_round_trips_through_its_enum_value(name: str) -> None:
     value = method_value(name)
     assert value != pruning_pb2.PRUNING_METHOD_UNSPECIFIED

@@ -1,4 +1,4 @@
-"""Resolving and loading the model a spec names (greenprune.models)."""
+"""Resolving and loading the model a spec names (greenprune.core.models)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import LlamaConfig
 
-from greenprune.errors import InvalidArgumentError
-from greenprune.models import load_source_model, resolve_model_source
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.models import load_source_model, resolve_model_source
 
 
 @pytest.fixture()

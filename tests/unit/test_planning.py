@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from greenprune.architectures import LayerGeometry, LayerShape
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.architectures import LayerGeometry, LayerShape
+from greenprune.core.errors import InvalidArgumentError
 from pruning_service.planning import RATIO_TOLERANCE, head_layouts, mlp_widths, plan_layer
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from greenprune.checkpoint import load_checkpoint
-from greenprune.models import load_source_model
+from greenprune.core.checkpoint import load_checkpoint
+from greenprune.core.models import load_source_model
 from pruning_service.pruner import PruneConfig, run_prune
 
 REFERENCE = "reference:tiny-llama"

@@ -12,12 +12,12 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, BertConfig, GPT2Config, GPTNeoXConfig
 
-from greenprune.checkpoint import load_checkpoint, save_checkpoint
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError
-from greenprune.models import load_source_model
-from greenprune.reference.world import training_lines
+from greenprune.core.checkpoint import load_checkpoint, save_checkpoint
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
+from greenprune.core.limits import PRUNING_METHODS
+from greenprune.core.models import load_source_model
+from greenprune.core.reference.world import training_lines
 from pruning_service.pruner import (
-    METHODS,
     STAGES,
     CalibrationConfig,
     PruneConfig,
@@ -358,7 +358,7 @@ def test_bad_spec_names_the_field(
 
 
 def test_methods_are_the_four_documented_ones() -> None:
-    assert METHODS == ("magnitude-l1", "magnitude-l2", "taylor", "random")
+    assert PRUNING_METHODS == ("magnitude-l1", "magnitude-l2", "taylor", "random")
 
 
 def test_bad_checkpoint_id_is_refused(models_root: Path, tmp_path: Path) -> None:

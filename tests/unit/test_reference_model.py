@@ -11,16 +11,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from greenprune.errors import NotFoundError
-from greenprune.reference import (
+from greenprune.core.errors import NotFoundError
+from greenprune.core.reference import (
     Recipe,
     build_reference_model,
     calibration_texts,
     ensure_reference_model,
     reference_model_names,
 )
-from greenprune.reference import build as build_module
-from greenprune.reference.world import (
+from greenprune.core.reference import build as build_module
+from greenprune.core.reference.world import (
     N_CHOICES,
     arithmetic_facts,
     heldout_documents,

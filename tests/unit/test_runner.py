@@ -9,8 +9,8 @@ import pytest
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
-from greenprune.plan import Plan, plan_experiment, request_id
-from greenprune.report import (
+from greenprune.client.plan import Plan, plan_experiment, request_id
+from greenprune.client.report import (
     ResultRow,
     primary_metric,
     row_from_runs,
@@ -19,8 +19,8 @@ from greenprune.report import (
     to_json,
     with_deltas,
 )
-from greenprune.runner import resolve_addresses
-from greenprune.spec import load_experiment
+from greenprune.client.runner import resolve_addresses
+from greenprune.client.spec import load_experiment
 
 BASE = textwrap.dedent(
     """\

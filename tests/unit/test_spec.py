@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from greenprune.spec import (
+from greenprune.client.spec import (
     Experiment,
     ExperimentFileError,
     field_path,
@@ -164,7 +164,7 @@ def test_invalid_file_submits_nothing(tmp_path: Path) -> None:
         "GREENPRUNE_EVAL_PORT": str(port),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "greenprune.cli", "run", str(bad)],
+        [sys.executable, "-m", "greenprune.client.cli", "run", str(bad)],
         capture_output=True,
         text=True,
         env=env,
@@ -179,7 +179,7 @@ def test_invalid_file_submits_nothing(tmp_path: Path) -> None:
         # the same file, made valid, does dial the services: the check above can fail
         bad.write_text(text.replace("0.95", "0.4") + f"services: {{results: '{address}'}}\n")
         probe = subprocess.run(
-            [sys.executable, "-m", "greenprune.cli", "run", str(bad), "--dry-run"],
+            [sys.executable, "-m", "greenprune.client.cli", "run", str(bad), "--dry-run"],
             capture_output=True,
             text=True,
             env=env,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from greenprune import stack
-from greenprune.healthcheck import main as healthcheck
+from greenprune.client import stack
+from greenprune.rpc.healthcheck import main as healthcheck
 
 
 def test_config_reads_ports_and_home_from_env(tmp_path: Path) -> None:

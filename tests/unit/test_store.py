@@ -18,7 +18,7 @@ import pytest
 from analytics import convert, samples, schema
 from analytics.migrations import LATEST_VERSION
 from analytics.store import VIEWS, ResultsStore, ViewFilter, headline_metric
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "reference:tiny-llama"

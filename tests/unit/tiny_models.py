@@ -15,8 +15,8 @@ from transformers import (
     Qwen2Config,
 )
 
-from greenprune.reference.tokenizer import train_tokenizer
-from greenprune.reference.world import training_lines
+from greenprune.core.reference.tokenizer import train_tokenizer
+from greenprune.core.reference.world import training_lines
 
 VOCAB_SIZE = 300
 CONTEXT = 128

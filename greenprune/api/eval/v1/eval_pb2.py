@@ -26,7 +26,7 @@ from greenprune.api.common.v1 import energy_pb2 as greenprune_dot_api_dot_common
 from greenprune.api.common.v1 import jobs_pb2 as greenprune_dot_api_dot_common_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!greenprune/api/eval/v1/eval.proto\x12\x16greenprune.api.eval.v1\x1a%greenprune/api/common/v1/energy.proto\x1a#greenprune/api/common/v1/jobs.proto\"\x86\x02\n\x08\x45valSpec\x12\x17\n\rcheckpoint_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05model\x18\x02 \x01(\tH\x00\x12\r\n\x05tasks\x18\x03 \x03(\t\x12\x12\n\ntask_paths\x18\x04 \x03(\t\x12\x13\n\x0bnum_fewshot\x18\x05 \x01(\x05\x12\x12\n\x05limit\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\nbatch_size\x18\x07 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x08 \x01(\t\x12\x0f\n\x07repeats\x18\t \x01(\x05\x12\x16\n\x0ewarmup_batches\x18\n \x01(\x05\x12\x14\n\x0cidle_seconds\x18\x0b \x01(\x01\x12\x0c\n\x04seed\x18\x0c \x01(\x03\x42\t\n\x07subjectB\x08\n\x06_limit\"k\n\x0bMetricValue\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x13\n\x06stderr\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07samples\x18\x05 \x01(\x03\x42\t\n\x07_stderr\"\x99\x01\n\nTaskResult\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x34\n\x07metrics\x18\x02 \x03(\x0b\x32#.greenprune.api.eval.v1.MetricValue\x12\x0f\n\x07samples\x18\x03 \x01(\x03\x12\x36\n\x06\x65nergy\x18\x04 \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\"\xb4\x01\n\nEvalResult\x12\x31\n\x05tasks\x18\x01 \x03(\x0b\x32\".greenprune.api.eval.v1.TaskResult\x12\x42\n\x08versions\x18\x02 \x03(\x0b\x32\x30.greenprune.api.eval.v1.EvalResult.VersionsEntry\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb0\x01\n\x07\x45valJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0b\x32#.greenprune.api.common.v1.JobStatus\x12.\n\x04spec\x18\x03 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x32\n\x06result\x18\x04 \x01(\x0b\x32\".greenprune.api.eval.v1.EvalResult\"n\n\x14\x43reateEvalJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x04spec\x18\x02 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x12\n\nexperiment\x18\x03 \x01(\t\"E\n\x15\x43reateEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"!\n\x11GetEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"P\n\x13ListEvalJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\"^\n\x14ListEvalJobsResponse\x12-\n\x04jobs\x18\x01 \x03(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x43\x61ncelEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x15\x43\x61ncelEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"#\n\x13WatchEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x14WatchEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob2\xa6\x04\n\x0b\x45valService\x12l\n\rCreateEvalJob\x12,.greenprune.api.eval.v1.CreateEvalJobRequest\x1a-.greenprune.api.eval.v1.CreateEvalJobResponse\x12\x63\n\nGetEvalJob\x12).greenprune.api.eval.v1.GetEvalJobRequest\x1a*.greenprune.api.eval.v1.GetEvalJobResponse\x12i\n\x0cListEvalJobs\x12+.greenprune.api.eval.v1.ListEvalJobsRequest\x1a,.greenprune.api.eval.v1.ListEvalJobsResponse\x12l\n\rCancelEvalJob\x12,.greenprune.api.eval.v1.CancelEvalJobRequest\x1a-.greenprune.api.eval.v1.CancelEvalJobResponse\x12k\n\x0cWatchEvalJob\x12+.greenprune.api.eval.v1.WatchEvalJobRequest\x1a,.greenprune.api.eval.v1.WatchEvalJobResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!greenprune/api/eval/v1/eval.proto\x12\x16greenprune.api.eval.v1\x1a%greenprune/api/common/v1/energy.proto\x1a#greenprune/api/common/v1/jobs.proto\"\xbc\x02\n\x08\x45valSpec\x12\x17\n\rcheckpoint_id\x18\x01 \x01(\tH\x00\x12\x0f\n\x05model\x18\x02 \x01(\tH\x00\x12\r\n\x05tasks\x18\x03 \x03(\t\x12\x12\n\ntask_paths\x18\x04 \x03(\t\x12\x13\n\x0bnum_fewshot\x18\x05 \x01(\x05\x12\x12\n\x05limit\x18\x06 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\nbatch_size\x18\x07 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x08 \x01(\t\x12\x0f\n\x07repeats\x18\t \x01(\x05\x12\x16\n\x0ewarmup_batches\x18\n \x01(\x05\x12\x14\n\x0cidle_seconds\x18\x0b \x01(\x01\x12\x0c\n\x04seed\x18\x0c \x01(\x03\x12\x34\n\x07profile\x18\r \x01(\x0b\x32#.greenprune.api.eval.v1.ProfileSpecB\t\n\x07subjectB\x08\n\x06_limit\"\x91\x01\n\x0bProfileSpec\x12\x16\n\x0e\x63heckpoint_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x62\x61tch_sizes\x18\x02 \x03(\x05\x12\x16\n\x0eprefill_tokens\x18\x03 \x01(\x05\x12\x15\n\rdecode_tokens\x18\x04 \x01(\x05\x12\x0e\n\x06rounds\x18\x05 \x01(\x05\x12\x16\n\x0ewindow_seconds\x18\x06 \x01(\x01\"\xcd\x01\n\x0cProfilePoint\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\r\n\x05phase\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\r\n\x05round\x18\x04 \x01(\x05\x12\x10\n\x08position\x18\x05 \x01(\x05\x12\x12\n\nnet_joules\x18\x06 \x01(\x01\x12\x14\n\x0cgross_joules\x18\x07 \x01(\x01\x12\x14\n\x0cwall_seconds\x18\x08 \x01(\x01\x12\x0e\n\x06tokens\x18\t \x01(\x03\x12\x12\n\niterations\x18\n \x01(\x05\"\xd9\x01\n\rProfileResult\x12\x34\n\x06points\x18\x01 \x03(\x0b\x32$.greenprune.api.eval.v1.ProfilePoint\x12\x15\n\renergy_method\x18\x02 \x01(\t\x12\x11\n\testimated\x18\x03 \x01(\x08\x12\x10\n\x08hardware\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65vice_name\x18\x05 \x01(\t\x12\x12\n\nidle_watts\x18\x06 \x01(\x01\x12\x16\n\x0eprefill_tokens\x18\x07 \x01(\x05\x12\x15\n\rdecode_tokens\x18\x08 \x01(\x05\":\n\tItemScore\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\x03\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\"k\n\x0bMetricValue\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x13\n\x06stderr\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x0f\n\x07samples\x18\x05 \x01(\x03\x42\t\n\x07_stderr\"\xcb\x01\n\nTaskResult\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x34\n\x07metrics\x18\x02 \x03(\x0b\x32#.greenprune.api.eval.v1.MetricValue\x12\x0f\n\x07samples\x18\x03 \x01(\x03\x12\x36\n\x06\x65nergy\x18\x04 \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\x12\x30\n\x05items\x18\x05 \x03(\x0b\x32!.greenprune.api.eval.v1.ItemScore\"\xfb\x01\n\nEvalResult\x12\x31\n\x05tasks\x18\x01 \x03(\x0b\x32\".greenprune.api.eval.v1.TaskResult\x12\x42\n\x08versions\x18\x02 \x03(\x0b\x32\x30.greenprune.api.eval.v1.EvalResult.VersionsEntry\x12\r\n\x05model\x18\x03 \x01(\t\x12\x36\n\x07profile\x18\x04 \x01(\x0b\x32%.greenprune.api.eval.v1.ProfileResult\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb0\x01\n\x07\x45valJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0b\x32#.greenprune.api.common.v1.JobStatus\x12.\n\x04spec\x18\x03 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x32\n\x06result\x18\x04 \x01(\x0b\x32\".greenprune.api.eval.v1.EvalResult\"n\n\x14\x43reateEvalJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12.\n\x04spec\x18\x02 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x12\n\nexperiment\x18\x03 \x01(\t\"E\n\x15\x43reateEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"!\n\x11GetEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"B\n\x12GetEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"P\n\x13ListEvalJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\"^\n\x14ListEvalJobsResponse\x12-\n\x04jobs\x18\x01 \x03(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"$\n\x14\x43\x61ncelEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"E\n\x15\x43\x61ncelEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob\"#\n\x13WatchEvalJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"D\n\x14WatchEvalJobResponse\x12,\n\x03job\x18\x01 \x01(\x0b\x32\x1f.greenprune.api.eval.v1.EvalJob2\xa6\x04\n\x0b\x45valService\x12l\n\rCreateEvalJob\x12,.greenprune.api.eval.v1.CreateEvalJobRequest\x1a-.greenprune.api.eval.v1.CreateEvalJobResponse\x12\x63\n\nGetEvalJob\x12).greenprune.api.eval.v1.GetEvalJobRequest\x1a*.greenprune.api.eval.v1.GetEvalJobResponse\x12i\n\x0cListEvalJobs\x12+.greenprune.api.eval.v1.ListEvalJobsRequest\x1a,.greenprune.api.eval.v1.ListEvalJobsResponse\x12l\n\rCancelEvalJob\x12,.greenprune.api.eval.v1.CancelEvalJobRequest\x1a-.greenprune.api.eval.v1.CancelEvalJobResponse\x12k\n\x0cWatchEvalJob\x12+.greenprune.api.eval.v1.WatchEvalJobRequest\x1a,.greenprune.api.eval.v1.WatchEvalJobResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,37 +36,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EVALRESULT_VERSIONSENTRY']._loaded_options = None
   _globals['_EVALRESULT_VERSIONSENTRY']._serialized_options = b'8\001'
   _globals['_EVALSPEC']._serialized_start=138
-  _globals['_EVALSPEC']._serialized_end=400
-  _globals['_METRICVALUE']._serialized_start=402
-  _globals['_METRICVALUE']._serialized_end=509
-  _globals['_TASKRESULT']._serialized_start=512
-  _globals['_TASKRESULT']._serialized_end=665
-  _globals['_EVALRESULT']._serialized_start=668
-  _globals['_EVALRESULT']._serialized_end=848
-  _globals['_EVALRESULT_VERSIONSENTRY']._serialized_start=801
-  _globals['_EVALRESULT_VERSIONSENTRY']._serialized_end=848
-  _globals['_EVALJOB']._serialized_start=851
-  _globals['_EVALJOB']._serialized_end=1027
-  _globals['_CREATEEVALJOBREQUEST']._serialized_start=1029
-  _globals['_CREATEEVALJOBREQUEST']._serialized_end=1139
-  _globals['_CREATEEVALJOBRESPONSE']._serialized_start=1141
-  _globals['_CREATEEVALJOBRESPONSE']._serialized_end=1210
-  _globals['_GETEVALJOBREQUEST']._serialized_start=1212
-  _globals['_GETEVALJOBREQUEST']._serialized_end=1245
-  _globals['_GETEVALJOBRESPONSE']._serialized_start=1247
-  _globals['_GETEVALJOBRESPONSE']._serialized_end=1313
-  _globals['_LISTEVALJOBSREQUEST']._serialized_start=1315
-  _globals['_LISTEVALJOBSREQUEST']._serialized_end=1395
-  _globals['_LISTEVALJOBSRESPONSE']._serialized_start=1397
-  _globals['_LISTEVALJOBSRESPONSE']._serialized_end=1491
-  _globals['_CANCELEVALJOBREQUEST']._serialized_start=1493
-  _globals['_CANCELEVALJOBREQUEST']._serialized_end=1529
-  _globals['_CANCELEVALJOBRESPONSE']._serialized_start=1531
-  _globals['_CANCELEVALJOBRESPONSE']._serialized_end=1600
-  _globals['_WATCHEVALJOBREQUEST']._serialized_start=1602
-  _globals['_WATCHEVALJOBREQUEST']._serialized_end=1637
-  _globals['_WATCHEVALJOBRESPONSE']._serialized_start=1639
-  _globals['_WATCHEVALJOBRESPONSE']._serialized_end=1707
-  _globals['_EVALSERVICE']._serialized_start=1710
-  _globals['_EVALSERVICE']._serialized_end=2260
+  _globals['_EVALSPEC']._serialized_end=454
+  _globals['_PROFILESPEC']._serialized_start=457
+  _globals['_PROFILESPEC']._serialized_end=602
+  _globals['_PROFILEPOINT']._serialized_start=605
+  _globals['_PROFILEPOINT']._serialized_end=810
+  _globals['_PROFILERESULT']._serialized_start=813
+  _globals['_PROFILERESULT']._serialized_end=1030
+  _globals['_ITEMSCORE']._serialized_start=1032
+  _globals['_ITEMSCORE']._serialized_end=1090
+  _globals['_METRICVALUE']._serialized_start=1092
+  _globals['_METRICVALUE']._serialized_end=1199
+  _globals['_TASKRESULT']._serialized_start=1202
+  _globals['_TASKRESULT']._serialized_end=1405
+  _globals['_EVALRESULT']._serialized_start=1408
+  _globals['_EVALRESULT']._serialized_end=1659
+  _globals['_EVALRESULT_VERSIONSENTRY']._serialized_start=1612
+  _globals['_EVALRESULT_VERSIONSENTRY']._serialized_end=1659
+  _globals['_EVALJOB']._serialized_start=1662
+  _globals['_EVALJOB']._serialized_end=1838
+  _globals['_CREATEEVALJOBREQUEST']._serialized_start=1840
+  _globals['_CREATEEVALJOBREQUEST']._serialized_end=1950
+  _globals['_CREATEEVALJOBRESPONSE']._serialized_start=1952
+  _globals['_CREATEEVALJOBRESPONSE']._serialized_end=2021
+  _globals['_GETEVALJOBREQUEST']._serialized_start=2023
+  _globals['_GETEVALJOBREQUEST']._serialized_end=2056
+  _globals['_GETEVALJOBRESPONSE']._serialized_start=2058
+  _globals['_GETEVALJOBRESPONSE']._serialized_end=2124
+  _globals['_LISTEVALJOBSREQUEST']._serialized_start=2126
+  _globals['_LISTEVALJOBSREQUEST']._serialized_end=2206
+  _globals['_LISTEVALJOBSRESPONSE']._serialized_start=2208
+  _globals['_LISTEVALJOBSRESPONSE']._serialized_end=2302
+  _globals['_CANCELEVALJOBREQUEST']._serialized_start=2304
+  _globals['_CANCELEVALJOBREQUEST']._serialized_end=2340
+  _globals['_CANCELEVALJOBRESPONSE']._serialized_start=2342
+  _globals['_CANCELEVALJOBRESPONSE']._serialized_end=2411
+  _globals['_WATCHEVALJOBREQUEST']._serialized_start=2413
+  _globals['_WATCHEVALJOBREQUEST']._serialized_end=2448
+  _globals['_WATCHEVALJOBRESPONSE']._serialized_start=2450
+  _globals['_WATCHEVALJOBRESPONSE']._serialized_end=2518
+  _globals['_EVALSERVICE']._serialized_start=2521
+  _globals['_EVALSERVICE']._serialized_end=3071
 # @@protoc_insertion_point(module_scope)

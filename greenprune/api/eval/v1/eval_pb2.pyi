@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EvalSpec(_message.Message):
-    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed")
+    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed", "profile")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,7 @@ class EvalSpec(_message.Message):
     WARMUP_BATCHES_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     model: str
     tasks: _containers.RepeatedScalarFieldContainer[str]
@@ -34,7 +35,78 @@ class EvalSpec(_message.Message):
     warmup_batches: int
     idle_seconds: float
     seed: int
-    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    profile: ProfileSpec
+    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ...) -> None: ...
+
+class ProfileSpec(_message.Message):
+    __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds")
+    CHECKPOINT_IDS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DECODE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_ids: _containers.RepeatedScalarFieldContainer[str]
+    batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    prefill_tokens: int
+    decode_tokens: int
+    rounds: int
+    window_seconds: float
+    def __init__(self, checkpoint_ids: _Optional[_Iterable[str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ..., rounds: _Optional[int] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class ProfilePoint(_message.Message):
+    __slots__ = ("checkpoint_id", "phase", "batch_size", "round", "position", "net_joules", "gross_joules", "wall_seconds", "tokens", "iterations")
+    CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    NET_JOULES_FIELD_NUMBER: _ClassVar[int]
+    GROSS_JOULES_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    checkpoint_id: str
+    phase: str
+    batch_size: int
+    round: int
+    position: int
+    net_joules: float
+    gross_joules: float
+    wall_seconds: float
+    tokens: int
+    iterations: int
+    def __init__(self, checkpoint_id: _Optional[str] = ..., phase: _Optional[str] = ..., batch_size: _Optional[int] = ..., round: _Optional[int] = ..., position: _Optional[int] = ..., net_joules: _Optional[float] = ..., gross_joules: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., tokens: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+
+class ProfileResult(_message.Message):
+    __slots__ = ("points", "energy_method", "estimated", "hardware", "device_name", "idle_watts", "prefill_tokens", "decode_tokens")
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_METHOD_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    HARDWARE_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    IDLE_WATTS_FIELD_NUMBER: _ClassVar[int]
+    PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DECODE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    points: _containers.RepeatedCompositeFieldContainer[ProfilePoint]
+    energy_method: str
+    estimated: bool
+    hardware: str
+    device_name: str
+    idle_watts: float
+    prefill_tokens: int
+    decode_tokens: int
+    def __init__(self, points: _Optional[_Iterable[_Union[ProfilePoint, _Mapping]]] = ..., energy_method: _Optional[str] = ..., estimated: _Optional[bool] = ..., hardware: _Optional[str] = ..., device_name: _Optional[str] = ..., idle_watts: _Optional[float] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ...) -> None: ...
+
+class ItemScore(_message.Message):
+    __slots__ = ("doc_id", "metric", "value")
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    doc_id: int
+    metric: str
+    value: float
+    def __init__(self, doc_id: _Optional[int] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
 
 class MetricValue(_message.Message):
     __slots__ = ("task", "metric", "value", "stderr", "samples")
@@ -51,19 +123,21 @@ class MetricValue(_message.Message):
     def __init__(self, task: _Optional[str] = ..., metric: _Optional[str] = ..., value: _Optional[float] = ..., stderr: _Optional[float] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task", "metrics", "samples", "energy")
+    __slots__ = ("task", "metrics", "samples", "energy", "items")
     TASK_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     ENERGY_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
     task: str
     metrics: _containers.RepeatedCompositeFieldContainer[MetricValue]
     samples: int
     energy: _energy_pb2.EnergyReport
-    def __init__(self, task: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., samples: _Optional[int] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ...) -> None: ...
+    items: _containers.RepeatedCompositeFieldContainer[ItemScore]
+    def __init__(self, task: _Optional[str] = ..., metrics: _Optional[_Iterable[_Union[MetricValue, _Mapping]]] = ..., samples: _Optional[int] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ItemScore, _Mapping]]] = ...) -> None: ...
 
 class EvalResult(_message.Message):
-    __slots__ = ("tasks", "versions")
+    __slots__ = ("tasks", "versions", "model", "profile")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -73,9 +147,13 @@ class EvalResult(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TASKS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TaskResult]
     versions: _containers.ScalarMap[str, str]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    model: str
+    profile: ProfileResult
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., versions: _Optional[_Mapping[str, str]] = ..., model: _Optional[str] = ..., profile: _Optional[_Union[ProfileResult, _Mapping]] = ...) -> None: ...
 
 class EvalJob(_message.Message):
     __slots__ = ("name", "status", "spec", "result")

@@ -28,7 +28,7 @@ from greenprune.api.eval.v1 import eval_pb2 as greenprune_dot_api_dot_eval_dot_v
 from greenprune.api.pruning.v1 import pruning_pb2 as greenprune_dot_api_dot_pruning_dot_v1_dot_pruning__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'greenprune/api/results/v1/results.proto\x12\x19greenprune.api.results.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!greenprune/api/eval/v1/eval.proto\x1a\'greenprune/api/pruning/v1/pruning.proto\"\xe1\x01\n\x08PruneRun\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x32\n\x04spec\x18\x03 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.greenprune.api.pruning.v1.PruneResult\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08job_name\x18\x06 \x01(\t\"\xf3\x02\n\x07\x45valRun\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\x04spec\x18\x05 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x32\n\x06result\x18\x06 \x01(\x0b\x32\".greenprune.api.eval.v1.TaskResult\x12\x42\n\x08versions\x18\x07 \x03(\x0b\x32\x30.greenprune.api.results.v1.EvalRun.VersionsEntry\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08job_name\x18\t \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x15RecordPruneRunRequest\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\"[\n\x16RecordPruneRunResponse\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"G\n\x14RecordEvalRunRequest\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\"Y\n\x15RecordEvalRunResponse\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"N\n\x1a\x42\x61tchRecordEvalRunsRequest\x12\x30\n\x04runs\x18\x01 \x03(\x0b\x32\".greenprune.api.results.v1.EvalRun\"4\n\x1b\x42\x61tchRecordEvalRunsResponse\x12\x15\n\rcreated_count\x18\x01 \x01(\x05\"(\n\x12GetPruneRunRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"G\n\x13GetPruneRunResponse\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\"\'\n\x11GetEvalRunRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"E\n\x12GetEvalRunResponse\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\"Q\n\x14ListPruneRunsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x15ListPruneRunsResponse\x12\x31\n\x04runs\x18\x01 \x03(\x0b\x32#.greenprune.api.results.v1.PruneRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x13ListEvalRunsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x14ListEvalRunsResponse\x12\x30\n\x04runs\x18\x01 \x03(\x0b\x32\".greenprune.api.results.v1.EvalRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\nViewFilter\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"e\n\x05Table\x12\x32\n\x07\x63olumns\x18\x01 \x03(\x0b\x32!.greenprune.api.results.v1.Column\x12(\n\x04rows\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\"x\n\x10QueryViewRequest\x12-\n\x04view\x18\x01 \x01(\x0e\x32\x1f.greenprune.api.results.v1.View\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32%.greenprune.api.results.v1.ViewFilter\"D\n\x11QueryViewResponse\x12/\n\x05table\x18\x01 \x01(\x0b\x32 .greenprune.api.results.v1.Table\"\xb2\x01\n\x11\x45xportViewRequest\x12-\n\x04view\x18\x01 \x01(\x0e\x32\x1f.greenprune.api.results.v1.View\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32%.greenprune.api.results.v1.ViewFilter\x12\x37\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\'.greenprune.api.results.v1.ExportFormat\"H\n\x12\x45xportViewResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t*\xef\x01\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\r\n\tVIEW_RUNS\x10\x01\x12\x1d\n\x19VIEW_ACCURACY_VS_SPARSITY\x10\x02\x12\x1b\n\x17VIEW_ENERGY_VS_SPARSITY\x10\x03\x12\x15\n\x11VIEW_PARETO_FRONT\x10\x04\x12\x17\n\x13VIEW_TASK_BREAKDOWN\x10\x05\x12\x14\n\x10VIEW_EXPERIMENTS\x10\x06\x12\x1a\n\x16VIEW_ENERGY_COMPONENTS\x10\x07\x12\x0f\n\x0bVIEW_LAYERS\x10\x08\x12\x13\n\x0fVIEW_PRUNE_RUNS\x10\t*_\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15\x45XPORT_FORMAT_PARQUET\x10\x02\x32\x93\x08\n\x0eResultsService\x12u\n\x0eRecordPruneRun\x12\x30.greenprune.api.results.v1.RecordPruneRunRequest\x1a\x31.greenprune.api.results.v1.RecordPruneRunResponse\x12r\n\rRecordEvalRun\x12/.greenprune.api.results.v1.RecordEvalRunRequest\x1a\x30.greenprune.api.results.v1.RecordEvalRunResponse\x12\x84\x01\n\x13\x42\x61tchRecordEvalRuns\x12\x35.greenprune.api.results.v1.BatchRecordEvalRunsRequest\x1a\x36.greenprune.api.results.v1.BatchRecordEvalRunsResponse\x12l\n\x0bGetPruneRun\x12-.greenprune.api.results.v1.GetPruneRunRequest\x1a..greenprune.api.results.v1.GetPruneRunResponse\x12i\n\nGetEvalRun\x12,.greenprune.api.results.v1.GetEvalRunRequest\x1a-.greenprune.api.results.v1.GetEvalRunResponse\x12r\n\rListPruneRuns\x12/.greenprune.api.results.v1.ListPruneRunsRequest\x1a\x30.greenprune.api.results.v1.ListPruneRunsResponse\x12o\n\x0cListEvalRuns\x12..greenprune.api.results.v1.ListEvalRunsRequest\x1a/.greenprune.api.results.v1.ListEvalRunsResponse\x12\x66\n\tQueryView\x12+.greenprune.api.results.v1.QueryViewRequest\x1a,.greenprune.api.results.v1.QueryViewResponse\x12i\n\nExportView\x12,.greenprune.api.results.v1.ExportViewRequest\x1a-.greenprune.api.results.v1.ExportViewResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'greenprune/api/results/v1/results.proto\x12\x19greenprune.api.results.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!greenprune/api/eval/v1/eval.proto\x1a\'greenprune/api/pruning/v1/pruning.proto\"\xe1\x01\n\x08PruneRun\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x32\n\x04spec\x18\x03 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.greenprune.api.pruning.v1.PruneResult\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08job_name\x18\x06 \x01(\t\"\xf3\x02\n\x07\x45valRun\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\x15\n\rcheckpoint_id\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12.\n\x04spec\x18\x05 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x32\n\x06result\x18\x06 \x01(\x0b\x32\".greenprune.api.eval.v1.TaskResult\x12\x42\n\x08versions\x18\x07 \x03(\x0b\x32\x30.greenprune.api.results.v1.EvalRun.VersionsEntry\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08job_name\x18\t \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\x15RecordPruneRunRequest\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\"[\n\x16RecordPruneRunResponse\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"G\n\x14RecordEvalRunRequest\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\"Y\n\x15RecordEvalRunResponse\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"N\n\x1a\x42\x61tchRecordEvalRunsRequest\x12\x30\n\x04runs\x18\x01 \x03(\x0b\x32\".greenprune.api.results.v1.EvalRun\"4\n\x1b\x42\x61tchRecordEvalRunsResponse\x12\x15\n\rcreated_count\x18\x01 \x01(\x05\"\xed\x01\n\nProfileRun\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nexperiment\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12.\n\x04spec\x18\x04 \x01(\x0b\x32 .greenprune.api.eval.v1.EvalSpec\x12\x35\n\x06result\x18\x05 \x01(\x0b\x32%.greenprune.api.eval.v1.ProfileResult\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08job_name\x18\x07 \x01(\t\"M\n\x17RecordProfileRunRequest\x12\x32\n\x03run\x18\x01 \x01(\x0b\x32%.greenprune.api.results.v1.ProfileRun\"_\n\x18RecordProfileRunResponse\x12\x32\n\x03run\x18\x01 \x01(\x0b\x32%.greenprune.api.results.v1.ProfileRun\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"(\n\x12GetPruneRunRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"G\n\x13GetPruneRunResponse\x12\x30\n\x03run\x18\x01 \x01(\x0b\x32#.greenprune.api.results.v1.PruneRun\"\'\n\x11GetEvalRunRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"E\n\x12GetEvalRunResponse\x12/\n\x03run\x18\x01 \x01(\x0b\x32\".greenprune.api.results.v1.EvalRun\"Q\n\x14ListPruneRunsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"c\n\x15ListPruneRunsResponse\x12\x31\n\x04runs\x18\x01 \x03(\x0b\x32#.greenprune.api.results.v1.PruneRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"P\n\x13ListEvalRunsRequest\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"a\n\x14ListEvalRunsResponse\x12\x30\n\x04runs\x18\x01 \x03(\x0b\x32\".greenprune.api.results.v1.EvalRun\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"=\n\nViewFilter\x12\x12\n\nexperiment\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"e\n\x05Table\x12\x32\n\x07\x63olumns\x18\x01 \x03(\x0b\x32!.greenprune.api.results.v1.Column\x12(\n\x04rows\x18\x02 \x03(\x0b\x32\x1a.google.protobuf.ListValue\"x\n\x10QueryViewRequest\x12-\n\x04view\x18\x01 \x01(\x0e\x32\x1f.greenprune.api.results.v1.View\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32%.greenprune.api.results.v1.ViewFilter\"D\n\x11QueryViewResponse\x12/\n\x05table\x18\x01 \x01(\x0b\x32 .greenprune.api.results.v1.Table\"\xb2\x01\n\x11\x45xportViewRequest\x12-\n\x04view\x18\x01 \x01(\x0e\x32\x1f.greenprune.api.results.v1.View\x12\x35\n\x06\x66ilter\x18\x02 \x01(\x0b\x32%.greenprune.api.results.v1.ViewFilter\x12\x37\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\'.greenprune.api.results.v1.ExportFormat\"H\n\x12\x45xportViewResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x10\n\x08\x66ilename\x18\x03 \x01(\t*\x94\x02\n\x04View\x12\x14\n\x10VIEW_UNSPECIFIED\x10\x00\x12\r\n\tVIEW_RUNS\x10\x01\x12\x1d\n\x19VIEW_ACCURACY_VS_SPARSITY\x10\x02\x12\x1b\n\x17VIEW_ENERGY_VS_SPARSITY\x10\x03\x12\x15\n\x11VIEW_PARETO_FRONT\x10\x04\x12\x17\n\x13VIEW_TASK_BREAKDOWN\x10\x05\x12\x14\n\x10VIEW_EXPERIMENTS\x10\x06\x12\x1a\n\x16VIEW_ENERGY_COMPONENTS\x10\x07\x12\x0f\n\x0bVIEW_LAYERS\x10\x08\x12\x13\n\x0fVIEW_PRUNE_RUNS\x10\t\x12\x10\n\x0cVIEW_PROFILE\x10\n\x12\x11\n\rVIEW_FINDINGS\x10\x0b*_\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11\x45XPORT_FORMAT_CSV\x10\x01\x12\x19\n\x15\x45XPORT_FORMAT_PARQUET\x10\x02\x32\x90\t\n\x0eResultsService\x12u\n\x0eRecordPruneRun\x12\x30.greenprune.api.results.v1.RecordPruneRunRequest\x1a\x31.greenprune.api.results.v1.RecordPruneRunResponse\x12r\n\rRecordEvalRun\x12/.greenprune.api.results.v1.RecordEvalRunRequest\x1a\x30.greenprune.api.results.v1.RecordEvalRunResponse\x12\x84\x01\n\x13\x42\x61tchRecordEvalRuns\x12\x35.greenprune.api.results.v1.BatchRecordEvalRunsRequest\x1a\x36.greenprune.api.results.v1.BatchRecordEvalRunsResponse\x12{\n\x10RecordProfileRun\x12\x32.greenprune.api.results.v1.RecordProfileRunRequest\x1a\x33.greenprune.api.results.v1.RecordProfileRunResponse\x12l\n\x0bGetPruneRun\x12-.greenprune.api.results.v1.GetPruneRunRequest\x1a..greenprune.api.results.v1.GetPruneRunResponse\x12i\n\nGetEvalRun\x12,.greenprune.api.results.v1.GetEvalRunRequest\x1a-.greenprune.api.results.v1.GetEvalRunResponse\x12r\n\rListPruneRuns\x12/.greenprune.api.results.v1.ListPruneRunsRequest\x1a\x30.greenprune.api.results.v1.ListPruneRunsResponse\x12o\n\x0cListEvalRuns\x12..greenprune.api.results.v1.ListEvalRunsRequest\x1a/.greenprune.api.results.v1.ListEvalRunsResponse\x12\x66\n\tQueryView\x12+.greenprune.api.results.v1.QueryViewRequest\x1a,.greenprune.api.results.v1.QueryViewResponse\x12i\n\nExportView\x12,.greenprune.api.results.v1.ExportViewRequest\x1a-.greenprune.api.results.v1.ExportViewResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVALRUN_VERSIONSENTRY']._loaded_options = None
   _globals['_EVALRUN_VERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_VIEW']._serialized_start=2521
-  _globals['_VIEW']._serialized_end=2760
-  _globals['_EXPORTFORMAT']._serialized_start=2762
-  _globals['_EXPORTFORMAT']._serialized_end=2857
+  _globals['_VIEW']._serialized_start=2937
+  _globals['_VIEW']._serialized_end=3213
+  _globals['_EXPORTFORMAT']._serialized_start=3215
+  _globals['_EXPORTFORMAT']._serialized_end=3310
   _globals['_PRUNERUN']._serialized_start=210
   _globals['_PRUNERUN']._serialized_end=435
   _globals['_EVALRUN']._serialized_start=438
@@ -59,36 +59,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHRECORDEVALRUNSREQUEST']._serialized_end=1221
   _globals['_BATCHRECORDEVALRUNSRESPONSE']._serialized_start=1223
   _globals['_BATCHRECORDEVALRUNSRESPONSE']._serialized_end=1275
-  _globals['_GETPRUNERUNREQUEST']._serialized_start=1277
-  _globals['_GETPRUNERUNREQUEST']._serialized_end=1317
-  _globals['_GETPRUNERUNRESPONSE']._serialized_start=1319
-  _globals['_GETPRUNERUNRESPONSE']._serialized_end=1390
-  _globals['_GETEVALRUNREQUEST']._serialized_start=1392
-  _globals['_GETEVALRUNREQUEST']._serialized_end=1431
-  _globals['_GETEVALRUNRESPONSE']._serialized_start=1433
-  _globals['_GETEVALRUNRESPONSE']._serialized_end=1502
-  _globals['_LISTPRUNERUNSREQUEST']._serialized_start=1504
-  _globals['_LISTPRUNERUNSREQUEST']._serialized_end=1585
-  _globals['_LISTPRUNERUNSRESPONSE']._serialized_start=1587
-  _globals['_LISTPRUNERUNSRESPONSE']._serialized_end=1686
-  _globals['_LISTEVALRUNSREQUEST']._serialized_start=1688
-  _globals['_LISTEVALRUNSREQUEST']._serialized_end=1768
-  _globals['_LISTEVALRUNSRESPONSE']._serialized_start=1770
-  _globals['_LISTEVALRUNSRESPONSE']._serialized_end=1867
-  _globals['_VIEWFILTER']._serialized_start=1869
-  _globals['_VIEWFILTER']._serialized_end=1930
-  _globals['_COLUMN']._serialized_start=1932
-  _globals['_COLUMN']._serialized_end=1968
-  _globals['_TABLE']._serialized_start=1970
-  _globals['_TABLE']._serialized_end=2071
-  _globals['_QUERYVIEWREQUEST']._serialized_start=2073
-  _globals['_QUERYVIEWREQUEST']._serialized_end=2193
-  _globals['_QUERYVIEWRESPONSE']._serialized_start=2195
-  _globals['_QUERYVIEWRESPONSE']._serialized_end=2263
-  _globals['_EXPORTVIEWREQUEST']._serialized_start=2266
-  _globals['_EXPORTVIEWREQUEST']._serialized_end=2444
-  _globals['_EXPORTVIEWRESPONSE']._serialized_start=2446
-  _globals['_EXPORTVIEWRESPONSE']._serialized_end=2518
-  _globals['_RESULTSSERVICE']._serialized_start=2860
-  _globals['_RESULTSSERVICE']._serialized_end=3903
+  _globals['_PROFILERUN']._serialized_start=1278
+  _globals['_PROFILERUN']._serialized_end=1515
+  _globals['_RECORDPROFILERUNREQUEST']._serialized_start=1517
+  _globals['_RECORDPROFILERUNREQUEST']._serialized_end=1594
+  _globals['_RECORDPROFILERUNRESPONSE']._serialized_start=1596
+  _globals['_RECORDPROFILERUNRESPONSE']._serialized_end=1691
+  _globals['_GETPRUNERUNREQUEST']._serialized_start=1693
+  _globals['_GETPRUNERUNREQUEST']._serialized_end=1733
+  _globals['_GETPRUNERUNRESPONSE']._serialized_start=1735
+  _globals['_GETPRUNERUNRESPONSE']._serialized_end=1806
+  _globals['_GETEVALRUNREQUEST']._serialized_start=1808
+  _globals['_GETEVALRUNREQUEST']._serialized_end=1847
+  _globals['_GETEVALRUNRESPONSE']._serialized_start=1849
+  _globals['_GETEVALRUNRESPONSE']._serialized_end=1918
+  _globals['_LISTPRUNERUNSREQUEST']._serialized_start=1920
+  _globals['_LISTPRUNERUNSREQUEST']._serialized_end=2001
+  _globals['_LISTPRUNERUNSRESPONSE']._serialized_start=2003
+  _globals['_LISTPRUNERUNSRESPONSE']._serialized_end=2102
+  _globals['_LISTEVALRUNSREQUEST']._serialized_start=2104
+  _globals['_LISTEVALRUNSREQUEST']._serialized_end=2184
+  _globals['_LISTEVALRUNSRESPONSE']._serialized_start=2186
+  _globals['_LISTEVALRUNSRESPONSE']._serialized_end=2283
+  _globals['_VIEWFILTER']._serialized_start=2285
+  _globals['_VIEWFILTER']._serialized_end=2346
+  _globals['_COLUMN']._serialized_start=2348
+  _globals['_COLUMN']._serialized_end=2384
+  _globals['_TABLE']._serialized_start=2386
+  _globals['_TABLE']._serialized_end=2487
+  _globals['_QUERYVIEWREQUEST']._serialized_start=2489
+  _globals['_QUERYVIEWREQUEST']._serialized_end=2609
+  _globals['_QUERYVIEWRESPONSE']._serialized_start=2611
+  _globals['_QUERYVIEWRESPONSE']._serialized_end=2679
+  _globals['_EXPORTVIEWREQUEST']._serialized_start=2682
+  _globals['_EXPORTVIEWREQUEST']._serialized_end=2860
+  _globals['_EXPORTVIEWRESPONSE']._serialized_start=2862
+  _globals['_EXPORTVIEWRESPONSE']._serialized_end=2934
+  _globals['_RESULTSSERVICE']._serialized_start=3313
+  _globals['_RESULTSSERVICE']._serialized_end=4481
 # @@protoc_insertion_point(module_scope)

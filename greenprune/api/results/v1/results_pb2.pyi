@@ -25,6 +25,8 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_ENERGY_COMPONENTS: _ClassVar[View]
     VIEW_LAYERS: _ClassVar[View]
     VIEW_PRUNE_RUNS: _ClassVar[View]
+    VIEW_PROFILE: _ClassVar[View]
+    VIEW_FINDINGS: _ClassVar[View]
 
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -41,6 +43,8 @@ VIEW_EXPERIMENTS: View
 VIEW_ENERGY_COMPONENTS: View
 VIEW_LAYERS: View
 VIEW_PRUNE_RUNS: View
+VIEW_PROFILE: View
+VIEW_FINDINGS: View
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat
@@ -129,6 +133,38 @@ class BatchRecordEvalRunsResponse(_message.Message):
     CREATED_COUNT_FIELD_NUMBER: _ClassVar[int]
     created_count: int
     def __init__(self, created_count: _Optional[int] = ...) -> None: ...
+
+class ProfileRun(_message.Message):
+    __slots__ = ("request_id", "experiment", "model", "spec", "result", "create_time", "job_name")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    experiment: str
+    model: str
+    spec: _eval_pb2.EvalSpec
+    result: _eval_pb2.ProfileResult
+    create_time: _timestamp_pb2.Timestamp
+    job_name: str
+    def __init__(self, request_id: _Optional[str] = ..., experiment: _Optional[str] = ..., model: _Optional[str] = ..., spec: _Optional[_Union[_eval_pb2.EvalSpec, _Mapping]] = ..., result: _Optional[_Union[_eval_pb2.ProfileResult, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_name: _Optional[str] = ...) -> None: ...
+
+class RecordProfileRunRequest(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: ProfileRun
+    def __init__(self, run: _Optional[_Union[ProfileRun, _Mapping]] = ...) -> None: ...
+
+class RecordProfileRunResponse(_message.Message):
+    __slots__ = ("run", "created")
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    run: ProfileRun
+    created: bool
+    def __init__(self, run: _Optional[_Union[ProfileRun, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class GetPruneRunRequest(_message.Message):
     __slots__ = ("request_id",)

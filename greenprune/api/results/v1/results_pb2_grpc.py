@@ -50,6 +50,11 @@ class ResultsServiceStub:
                 request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsRequest.SerializeToString,
                 response_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsResponse.FromString,
                 _registered_method=True)
+        self.RecordProfileRun = channel.unary_unary(
+                '/greenprune.api.results.v1.ResultsService/RecordProfileRun',
+                request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunRequest.SerializeToString,
+                response_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunResponse.FromString,
+                _registered_method=True)
         self.GetPruneRun = channel.unary_unary(
                 '/greenprune.api.results.v1.ResultsService/GetPruneRun',
                 request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetPruneRunRequest.SerializeToString,
@@ -102,6 +107,13 @@ class ResultsServiceServicer:
 
     def BatchRecordEvalRuns(self, request, context):
         """Records many eval runs in one transaction, each idempotent by its request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordProfileRun(self, request, context):
+        """Records the energy profile of one model's checkpoints, idempotent by its request_id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -166,6 +178,11 @@ def add_ResultsServiceServicer_to_server(servicer, server):
                     servicer.BatchRecordEvalRuns,
                     request_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsRequest.FromString,
                     response_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsResponse.SerializeToString,
+            ),
+            'RecordProfileRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordProfileRun,
+                    request_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunRequest.FromString,
+                    response_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunResponse.SerializeToString,
             ),
             'GetPruneRun': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPruneRun,
@@ -280,6 +297,33 @@ class ResultsService:
             '/greenprune.api.results.v1.ResultsService/BatchRecordEvalRuns',
             greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsRequest.SerializeToString,
             greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.BatchRecordEvalRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProfileRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/greenprune.api.results.v1.ResultsService/RecordProfileRun',
+            greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunRequest.SerializeToString,
+            greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.RecordProfileRunResponse.FromString,
             options,
             channel_credentials,
             insecure,

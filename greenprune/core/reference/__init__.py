@@ -6,7 +6,7 @@ Hugging Face folder that plain ``AutoModelForCausalLM`` / ``AutoTokenizer`` load
 
 from __future__ import annotations
 
-from greenprune.reference.build import (
+from greenprune.core.reference.build import (
     BuildReport,
     Recipe,
     build_reference_model,
@@ -14,7 +14,7 @@ from greenprune.reference.build import (
     ensure_reference_model,
     reference_model_names,
 )
-from greenprune.reference.world import calibration_texts
+from greenprune.core.reference.world import calibration_texts
 
 __all__ = [
     "BuildReport",

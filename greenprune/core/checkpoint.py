@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from greenprune.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 MANIFEST_NAME = "greenprune.json"
 FORMAT_NAME = "greenprune-checkpoint"
@@ -239,7 +239,7 @@ def _load_non_uniform(path: Path, manifest: dict[str, Any], dtype: Any) -> Any:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
 
-    from greenprune.architectures import LayerShape, adapter_for
+    from greenprune.core.architectures import LayerShape, adapter_for
 
     config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     adapter = adapter_for(config)

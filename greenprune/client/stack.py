@@ -26,8 +26,8 @@ from pathlib import Path
 import psutil
 
 import greenprune
+from greenprune.core.settings import default_home
 from greenprune.rpc.client import health_status
-from greenprune.settings import default_home
 
 SERVICES = ("results", "pruning", "eval")
 APP = "app"

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from greenprune.errors import NotFoundError
-from greenprune.reference.world import corpus_digest, training_lines
+from greenprune.core.errors import NotFoundError
+from greenprune.core.reference.world import corpus_digest, training_lines
 
 if TYPE_CHECKING:
     import torch
@@ -360,7 +360,7 @@ def build_reference_model(
     import torch
     import transformers
 
-    from greenprune.reference.tokenizer import save_tokenizer, train_tokenizer
+    from greenprune.core.reference.tokenizer import save_tokenizer, train_tokenizer
 
     recipe = recipe or RECIPES["tiny-llama"]
     started = time.perf_counter()

@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from greenprune.plan import EvalStep, Plan, PruneStep
-from greenprune.runner import RECORDED, StepOutcome
+from greenprune.client.plan import EvalStep, Plan, PruneStep
+from greenprune.client.runner import RECORDED, StepOutcome
 
 
 class ProgressDisplay:

@@ -18,11 +18,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from greenprune import report, runner, stack
-from greenprune.display import LineDisplay, rich_progress
-from greenprune.errors import GreenpruneError
-from greenprune.plan import Plan, PruneStep, plan_experiment
-from greenprune.spec import ExperimentFileError, LoadedExperiment, load_experiment
+from greenprune.client import report, runner, stack
+from greenprune.client.display import LineDisplay, rich_progress
+from greenprune.client.plan import Plan, PruneStep, plan_experiment
+from greenprune.client.spec import ExperimentFileError, LoadedExperiment, load_experiment
+from greenprune.core.errors import GreenpruneError
+from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -150,9 +151,10 @@ async def _job_counts(
     config: stack.StackConfig, statuses: Sequence[stack.ComponentStatus]
 ) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
+    apis = {api.service: api for api in (PRUNE_JOBS, EVAL_JOBS)}
     for item in statuses:
-        if item.name in ("pruning", "eval") and item.health == "SERVING":
-            counts[item.name] = await runner.job_counts(item.address, item.name, config.token)
+        if item.name in apis and item.health == "SERVING":
+            counts[item.name] = await runner.job_counts(item.address, apis[item.name], config.token)
     return counts
 
 
@@ -325,7 +327,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def _reference_model(args: argparse.Namespace) -> int:
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.reference import ensure_reference_model
 
     started = time.monotonic()
     path = ensure_reference_model(

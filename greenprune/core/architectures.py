@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from greenprune.errors import FailedPreconditionError
+from greenprune.core.errors import FailedPreconditionError
 
 OUT = "out"
 IN = "in"

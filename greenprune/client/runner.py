@@ -4,7 +4,7 @@ A step already recorded in the ResultsService is skipped; the rest are submitted
 whose last job failed gets a new attempt on the server). All prune steps finish before any eval
 step is submitted, so pruning never overlaps a metered eval window. Stopping the runner (Ctrl-C)
 only stops the waiting: the jobs keep running in the services, and running the same file again
-picks up where things are. The plan itself is :mod:`greenprune.plan`.
+picks up where things are. The plan itself is :mod:`greenprune.client.plan`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from greenprune.api.common.v1 import jobs_pb2
-from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
-from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.plan import EvalStep, Plan, PruneStep
-from greenprune.report import ResultRow, row_from_runs, with_deltas
+from greenprune.client.plan import EvalStep, Plan, PruneStep
+from greenprune.client.report import ResultRow, row_from_runs, with_deltas
+from greenprune.client.spec import Experiment
 from greenprune.rpc.client import channel, health_status
-from greenprune.spec import Experiment
+from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class Addresses:
 
 
 def resolve_addresses(experiment: Experiment, local: dict[str, str]) -> Addresses:
-    """The file's addresses, else the local stack's (``local``, from ``greenprune.stack``)."""
+    """The file's addresses, else the local stack's (``local``, from :mod:`.stack`)."""
     services = experiment.services
     return Addresses(
         pruning=services.pruning or local["pruning"],
@@ -174,36 +175,6 @@ class RunOutcome:
             prune_run = prune.run if prune is not None else None
             rows.append(row_from_runs(prune_run, outcome.run, ratio=step.prune.ratio))
         return with_deltas(rows)
-
-
-@dataclass(frozen=True)
-class _JobApi:
-    """The RPCs of one job type."""
-
-    stub: Callable[[grpc.aio.Channel], Any]
-    create: str
-    watch: str
-    watch_request: Callable[..., Any]
-    get: str
-    get_request: Callable[..., Any]
-
-
-PRUNE_JOBS = _JobApi(
-    pruning_pb2_grpc.PruningServiceStub,
-    "CreatePruneJob",
-    "WatchPruneJob",
-    pruning_pb2.WatchPruneJobRequest,
-    "GetPruneJob",
-    pruning_pb2.GetPruneJobRequest,
-)
-EVAL_JOBS = _JobApi(
-    eval_pb2_grpc.EvalServiceStub,
-    "CreateEvalJob",
-    "WatchEvalJob",
-    eval_pb2.WatchEvalJobRequest,
-    "GetEvalJob",
-    eval_pb2.GetEvalJobRequest,
-)
 
 
 class _Service:
@@ -384,14 +355,14 @@ class Runner:
         self._display.finished(step, outcome)
 
     async def _run_job(
-        self, step: PruneStep | EvalStep, service: _Service, api: _JobApi, request: Any
+        self, step: PruneStep | EvalStep, service: _Service, api: JobApi, request: Any
     ) -> StepOutcome:
         """Creates the step's job (or gets the existing one) and follows it to its end."""
         try:
             response = await self._retrying(
                 service,
                 step,
-                lambda chan: getattr(api.stub(chan), api.create)(request, timeout=RPC_TIMEOUT_S),
+                lambda chan: api.create(api.stub(chan))(request, timeout=RPC_TIMEOUT_S),
                 busy_ok=True,
             )
         except ServiceUnavailableError as exc:
@@ -443,7 +414,7 @@ class Runner:
                 await asyncio.sleep(1.0 if not busy else 5.0)
 
     async def _follow(
-        self, step: PruneStep | EvalStep, service: _Service, api: _JobApi, job: Any
+        self, step: PruneStep | EvalStep, service: _Service, api: JobApi, job: Any
     ) -> Any:
         """Follows a job to a terminal state: the watch stream, polling after a disconnect."""
         lost = _Outage(self._reconnect_timeout)
@@ -451,13 +422,13 @@ class Runner:
             generation = service.generation
             try:
                 stub = api.stub(service.channel)
-                async for message in getattr(stub, api.watch)(api.watch_request(name=job.name)):
+                async for message in api.watch(stub)(api.watch_request(name=job.name)):
                     job = message.job
                     lost.reset()
                     self._display.updated(step, job.status.stage, job.status.progress)
                     if job.status.state in TERMINAL:
                         return job
-                response = await getattr(stub, api.get)(
+                response = await api.get(stub)(
                     api.get_request(name=job.name), timeout=RPC_TIMEOUT_S
                 )
                 job = response.job
@@ -528,67 +499,44 @@ async def lookup_recorded(plan: Plan, addresses: Addresses, token: str | None) -
 
 
 async def job_counts(
-    address: str, kind: str, token: str | None, experiment: str = ""
+    address: str, api: JobApi, token: str | None, experiment: str = ""
 ) -> dict[str, int]:
-    """Counts the jobs of the pruning or eval service by state name ("QUEUED", ...)."""
+    """Counts the jobs of one job service by state name ("QUEUED", ...)."""
     counts: dict[str, int] = {}
-    async for job in _jobs(address, kind, token, experiment):
+    async for job in _jobs(address, api, token, experiment):
         name = jobs_pb2.JobState.Name(job.status.state).removeprefix("JOB_STATE_")
         counts[name] = counts.get(name, 0) + 1
     return counts
 
 
-async def _jobs(address: str, kind: str, token: str | None, experiment: str = "") -> Any:
+async def _jobs(address: str, api: JobApi, token: str | None, experiment: str = "") -> Any:
     async with channel(address, token) as chan:
-        if kind == "pruning":
-            stub: Any = pruning_pb2_grpc.PruningServiceStub(chan)
-            rpc, request_type = stub.ListPruneJobs, pruning_pb2.ListPruneJobsRequest
-        else:
-            stub = eval_pb2_grpc.EvalServiceStub(chan)
-            rpc, request_type = stub.ListEvalJobs, eval_pb2.ListEvalJobsRequest
-        token_ = ""
+        rpc = api.list(api.stub(chan))
+        page = ""
         while True:
             response = await rpc(
-                request_type(page_size=1000, page_token=token_, experiment=experiment),
+                api.list_request(page_size=1000, page_token=page, experiment=experiment),
                 timeout=RPC_TIMEOUT_S,
             )
             for job in response.jobs:
                 yield job
-            token_ = response.next_page_token
-            if not token_:
+            page = response.next_page_token
+            if not page:
                 return
 
 
 async def cancel_jobs(addresses: Addresses, token: str | None, experiment: str) -> list[str]:
     """Cancels the queued and running jobs of ``experiment``; returns their names."""
     cancelled = []
-    for kind, address in (("eval", addresses.eval), ("pruning", addresses.pruning)):
+    for api, address in ((EVAL_JOBS, addresses.eval), (PRUNE_JOBS, addresses.pruning)):
         names = [
             job.name
-            async for job in _jobs(address, kind, token, experiment)
+            async for job in _jobs(address, api, token, experiment)
             if job.status.state in ACTIVE
         ]
         async with channel(address, token) as chan:
+            cancel = api.cancel(api.stub(chan))
             for name in names:
-                if kind == "pruning":
-                    await pruning_pb2_grpc.PruningServiceStub(chan).CancelPruneJob(
-                        pruning_pb2.CancelPruneJobRequest(name=name), timeout=RPC_TIMEOUT_S
-                    )
-                else:
-                    await eval_pb2_grpc.EvalServiceStub(chan).CancelEvalJob(
-                        eval_pb2.CancelEvalJobRequest(name=name), timeout=RPC_TIMEOUT_S
-                    )
+                await cancel(api.cancel_request(name=name), timeout=RPC_TIMEOUT_S)
                 cancelled.append(name)
     return cancelled
-
-
-def run_plan(
-    plan: Plan,
-    addresses: Addresses,
-    token: str | None = None,
-    display: Display | None = None,
-    reconnect_timeout: float = 120.0,
-) -> RunOutcome:
-    """Runs a plan to the end (blocking); see :class:`Runner`."""
-    runner = Runner(plan, addresses, token, display, reconnect_timeout)
-    return asyncio.run(runner.run())

@@ -1,4 +1,4 @@
-"""A tiny gRPC health check: ``python -m greenprune.healthcheck ADDRESS``; exit 0 on SERVING.
+"""A tiny gRPC health check: ``python -m greenprune.rpc.healthcheck ADDRESS``; exit 0 on SERVING.
 
 Used by the compose healthchecks. Health is never behind the bearer token, so none is sent.
 """
@@ -27,7 +27,9 @@ def check(address: str, service: str = "", timeout: float = 3.0) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Checks one address; prints the status and returns 0 when it is SERVING, else 1."""
-    parser = argparse.ArgumentParser(prog="python -m greenprune.healthcheck", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m greenprune.rpc.healthcheck", description=__doc__
+    )
     parser.add_argument("address", help="HOST:PORT of a greenprune gRPC server")
     parser.add_argument("--service", default="", help="a service name; empty means the server")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait (default 3)")

@@ -17,8 +17,8 @@ from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.rpc.convert import method_value
-from greenprune.spec import Experiment, LoadedExperiment
+from greenprune.client.spec import Experiment, LoadedExperiment
+from greenprune.core.limits import method_value
 
 REQUEST_ID_HASH_CHARS = 24
 

@@ -17,10 +17,20 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from greenprune.errors import InvalidArgumentError
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import (
+    CALIBRATION_SOURCE_DEFAULT,
+    DEVICE_DEFAULT,
+    DEVICE_PATTERN,
+    EVAL_SPEC,
+    MAX_LIST_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_RATIO,
+    PRUNE_SPEC,
+    PRUNING_METHODS,
+    Limit,
+)
 
-MAX_RATIO = 0.9
-PRUNING_METHODS = ("magnitude-l1", "magnitude-l2", "taylor", "random")
 LOCAL_ADDRESSES = {
     "pruning": "127.0.0.1:50051",
     "eval": "127.0.0.1:50052",
@@ -29,7 +39,6 @@ LOCAL_ADDRESSES = {
 """The default service addresses: the local stack that ``greenprune up`` starts."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 
 
@@ -63,22 +72,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _bounded(limit: Limit) -> Any:
+    """A pydantic field with the bounds and default of a service's :class:`Limit`."""
+    return Field(default=limit.default, **limit.pydantic_bounds())
+
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+Method = Literal[PRUNING_METHODS]  # the proto enum's names, in its order
+
+
 class Calibration(_Strict):
     """The text the Taylor method computes gradients on."""
 
-    samples: int = Field(default=32, ge=1, le=100_000)
-    sequence_length: int = Field(default=128, ge=8, le=131_072)
-    source: str = Field(default="reference", min_length=1)
+    samples: int = _bounded(PRUNE_SPEC["calibration.samples"])
+    sequence_length: int = _bounded(PRUNE_SPEC["calibration.sequence_length"])
+    source: Name = CALIBRATION_SOURCE_DEFAULT
 
 
 class Pruning(_Strict):
     """How every model is pruned; one prune step per ratio."""
 
-    method: Literal["magnitude-l1", "magnitude-l2", "taylor", "random"] = "taylor"
-    ratios: list[Ratio] = Field(min_length=1)
-    keep_first_layers: int = Field(default=0, ge=0)
-    keep_last_layers: int = Field(default=0, ge=0)
-    round_to: int = Field(default=1, ge=1)
+    method: Method = "taylor"
+    ratios: list[Ratio] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    keep_first_layers: int = _bounded(PRUNE_SPEC["keep_first_layers"])
+    keep_last_layers: int = _bounded(PRUNE_SPEC["keep_last_layers"])
+    round_to: int = _bounded(PRUNE_SPEC["round_to"])
     prune_attention_heads: bool = True
     prune_mlp: bool = True
     calibration: Calibration = Field(default_factory=Calibration)
@@ -93,15 +111,15 @@ class Pruning(_Strict):
 class Eval(_Strict):
     """How every checkpoint is evaluated; one eval step per checkpoint and task."""
 
-    tasks: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    task_paths: list[str] = Field(default_factory=list)
-    num_fewshot: int = Field(default=0, ge=0)
-    limit: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=8, ge=1, le=4096)
-    repeats: int = Field(default=3, ge=1, le=100)
-    warmup_batches: int = Field(default=2, ge=0)
-    idle_seconds: float = Field(default=5.0, ge=0.0, le=3600.0)
-    device: str = "auto"
+    tasks: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
+    task_paths: list[Name] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    num_fewshot: int = _bounded(EVAL_SPEC["num_fewshot"])
+    limit: int | None = _bounded(EVAL_SPEC["limit"])
+    batch_size: int = _bounded(EVAL_SPEC["batch_size"])
+    repeats: int = _bounded(EVAL_SPEC["repeats"])
+    warmup_batches: int = _bounded(EVAL_SPEC["warmup_batches"])
+    idle_seconds: float = _bounded(EVAL_SPEC["idle_seconds"])
+    device: str = DEVICE_DEFAULT
 
     @field_validator("tasks")
     @classmethod
@@ -112,8 +130,8 @@ class Eval(_Strict):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if not _DEVICE.match(device):
-            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise ValueError("must be auto, cpu, cuda or cuda:N")
         return device
 
 
@@ -129,11 +147,11 @@ class Experiment(_Strict):
     """One experiment: every model at every ratio, evaluated on every task."""
 
     name: str
-    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    models: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
     pruning: Pruning
     eval: Eval
     services: Services = Field(default_factory=Services)
-    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    seed: int = _bounded(PRUNE_SPEC["seed"])
 
     @field_validator("name")
     @classmethod

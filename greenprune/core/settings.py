@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from greenprune.core.limits import EVAL_SPEC, default
+
 
 def default_home() -> Path:
     """Returns the folder greenprune keeps its state in (``GREENPRUNE_HOME`` or ``./.state``)."""
@@ -89,5 +91,5 @@ class EvalSettings(WorkerServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GREENPRUNE_EVAL_", extra="ignore")
 
     port: int = Field(default=50052, ge=0, le=65535)
-    default_batch_size: int = 8
-    default_repeats: int = 3
+    default_batch_size: int = default(EVAL_SPEC, "batch_size")
+    default_repeats: int = default(EVAL_SPEC, "repeats")

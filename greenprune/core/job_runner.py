@@ -33,12 +33,12 @@ import traceback
 import types
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from greenprune.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
+from greenprune.core.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
 from greenprune.rpc.errors import code_name
 
 log = logging.getLogger(__name__)
@@ -550,8 +550,3 @@ class JobRunner:
                     return
             self._finish(job, SUCCEEDED, None, None)
         await self._notify()
-
-
-def job_to_dict(job: Job) -> dict[str, Any]:
-    """Returns the job as a plain dict (for logs and the CLI)."""
-    return asdict(job)

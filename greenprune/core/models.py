@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from greenprune.errors import InvalidArgumentError, NotFoundError
+from greenprune.core.errors import InvalidArgumentError, NotFoundError
 
 REFERENCE_PREFIX = "reference:"
 MODEL_FIELD = "spec.model"
@@ -89,7 +89,7 @@ def looks_like_hub_id(source: str) -> bool:
 def _reference_model_dir(name: str) -> Path:
     if not _REFERENCE_NAME.match(name):
         raise InvalidArgumentError(MODEL_FIELD, f"bad reference model name {name!r}")
-    from greenprune.reference import ensure_reference_model
+    from greenprune.core.reference import ensure_reference_model
 
     try:
         return ensure_reference_model(name)
@@ -157,7 +157,7 @@ def load_model_at(
     """Loads a resolved model location (see :func:`load_source_model`).
 
     A greenprune checkpoint directory (one with a manifest) loads through
-    :func:`greenprune.checkpoint.load_checkpoint`, so pruned models can be pruned again.
+    :func:`greenprune.core.checkpoint.load_checkpoint`, so pruned models can be pruned again.
 
     Args:
         location: What :func:`resolve_model_source` returned.
@@ -167,7 +167,7 @@ def load_model_at(
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from greenprune.checkpoint import MANIFEST_NAME, load_checkpoint
+    from greenprune.core.checkpoint import MANIFEST_NAME, load_checkpoint
 
     if isinstance(location, Path) and (location / MANIFEST_NAME).is_file():
         model, tokenizer, _ = load_checkpoint(location, device=device, dtype=dtype)
@@ -211,7 +211,7 @@ def check_model_source(source: str, models_root: Path) -> None:
     if not source:
         raise InvalidArgumentError(MODEL_FIELD, "is empty; name a model")
     if source.startswith(REFERENCE_PREFIX):
-        from greenprune.reference import reference_model_names
+        from greenprune.core.reference import reference_model_names
 
         name = source.removeprefix(REFERENCE_PREFIX)
         if name not in reference_model_names():

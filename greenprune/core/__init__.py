@@ -1,0 +1,1 @@
+"""What the services share without gRPC: checkpoints, models, energy, jobs, settings."""

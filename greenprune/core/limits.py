@@ -1,0 +1,193 @@
+"""Every bound, default and vocabulary of a request field, written once.
+
+The services check requests against these tables and fill unset fields from them; the experiment
+file's validation builds its pydantic fields from the same tables, so a file that validates is
+never refused later by a service, with the same numbers in both messages. Keys are the fields'
+paths inside their proto message (``calibration.samples`` in ``PruneSpec``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.core.errors import InvalidArgumentError
+
+MAX_RATIO = 0.9
+"""Ratios are fractions of prunable parameters in ``[0, MAX_RATIO)``."""
+
+MAX_SEED = 2**32 - 1
+"""torch, NumPy and lm-eval all take seeds up to this."""
+
+MAX_NAME_CHARS = 256
+"""Model names, task names, request ids, experiment names and other short strings."""
+
+MAX_LIST_ITEMS = 64
+"""Tasks, task folders, models and ratios in one request or file."""
+
+MAX_TEXT_CHARS = 4096
+"""Free text stored with a record (hardware descriptions, error messages)."""
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::\d{1,2})?")
+"""Devices a job may ask for: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
+
+_METHOD_PREFIX = "PRUNING_METHOD_"
+
+
+def method_name(value: int) -> str:
+    """Returns the experiment-file spelling of a PruningMethod, e.g. ``magnitude-l1``."""
+    try:
+        name = pruning_pb2.PruningMethod.Name(value)
+    except ValueError:
+        return f"unknown-{value}"
+    return name.removeprefix(_METHOD_PREFIX).lower().replace("_", "-")
+
+
+def method_value(name: str) -> int:
+    """Returns the PruningMethod of a name written by ``method_name`` (UNSPECIFIED if unknown)."""
+    try:
+        return pruning_pb2.PruningMethod.Value(_METHOD_PREFIX + name.upper().replace("-", "_"))
+    except ValueError:
+        return pruning_pb2.PRUNING_METHOD_UNSPECIFIED
+
+
+PRUNING_METHODS: tuple[str, ...] = tuple(
+    method_name(v.number)
+    for v in pruning_pb2.PruningMethod.DESCRIPTOR.values
+    if v.number != pruning_pb2.PRUNING_METHOD_UNSPECIFIED
+)
+"""The pruning methods, in the proto enum's order (``magnitude-l1``, ..., ``random``)."""
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed range of a numeric field and its default.
+
+    Attributes:
+        low: Smallest allowed value.
+        high: Largest allowed value (or the bound it must stay below, see ``below_high``).
+        default: What an unset field means; None when zero is a value of its own.
+        below_high: Whether ``high`` itself is refused (``[low, high)``).
+    """
+
+    low: float
+    high: float
+    default: float | None = None
+    below_high: bool = False
+
+    def describe(self) -> str:
+        """The range in words, e.g. ``in [1, 4096]``."""
+        closing = ")" if self.below_high else "]"
+        return f"in [{_number(self.low)}, {_number(self.high)}{closing}"
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is a finite number in range."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value) or value < self.low:
+            return False
+        return value < self.high if self.below_high else value <= self.high
+
+    def pydantic_bounds(self) -> dict[str, float]:
+        """The bounds as ``pydantic.Field`` keywords."""
+        return {"ge": self.low, ("lt" if self.below_high else "le"): self.high}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+PRUNE_SPEC: Mapping[str, Limit] = {
+    "ratio": Limit(0.0, MAX_RATIO, below_high=True),
+    "keep_first_layers": Limit(0, 1024, 0),
+    "keep_last_layers": Limit(0, 1024, 0),
+    "round_to": Limit(1, 1 << 16, 1),
+    "seed": Limit(0, MAX_SEED, 0),
+    "calibration.samples": Limit(1, 4096, 32),
+    "calibration.sequence_length": Limit(8, 32768, 128),
+}
+"""Bounds and defaults of ``PruneSpec``'s numeric fields."""
+
+EVAL_SPEC: Mapping[str, Limit] = {
+    "num_fewshot": Limit(0, 32, 0),
+    "limit": Limit(1, 1_000_000),
+    "batch_size": Limit(1, 1024, 8),
+    "repeats": Limit(1, 100, 3),
+    "warmup_batches": Limit(0, 64, 2),
+    "idle_seconds": Limit(0.0, 120.0, 5.0),
+    "seed": Limit(0, MAX_SEED, 0),
+}
+"""Bounds and defaults of ``EvalSpec``'s numeric fields."""
+
+CALIBRATION_SOURCE_DEFAULT = "reference"
+"""Calibration text when none is named: the reference corpus."""
+
+DEVICE_DEFAULT = "auto"
+"""The device when none is named."""
+
+
+def default(limits: Mapping[str, Limit], path: str) -> Any:
+    """The default of a field (for dataclass and pydantic defaults)."""
+    return limits[path].default
+
+
+def _parent(message: Any, path: str) -> tuple[Any, str]:
+    *parents, name = path.split(".")
+    for part in parents:
+        message = getattr(message, part)
+    return message, name
+
+
+def fill_defaults(message: Any, limits: Mapping[str, Limit]) -> None:
+    """Sets each zero field whose limit refuses zero (zero can only mean unset) to its default."""
+    for path, limit in limits.items():
+        if limit.default is None or limit.low <= 0:
+            continue
+        parent, name = _parent(message, path)
+        if not getattr(parent, name):
+            setattr(parent, name, type(getattr(parent, name))(limit.default))
+
+
+def check(spec: Any, limits: Mapping[str, Limit], prefix: str = "spec") -> None:
+    """Refuses the first field of ``spec`` (a message or a dataclass) outside its limit.
+
+    Unset optional fields (None, or a message field without presence) are skipped; integral
+    limits refuse non-integers. Raises :class:`InvalidArgumentError` naming the field.
+    """
+    for path, limit in limits.items():
+        parent, name = _parent(spec, path)
+        descriptor = getattr(parent, "DESCRIPTOR", None)
+        if descriptor is not None:
+            field = descriptor.fields_by_name[name]
+            if field.has_presence and not parent.HasField(name):
+                continue
+        value = getattr(parent, name)
+        if value is None:
+            continue
+        integral = isinstance(limit.low, int) and isinstance(limit.high, int)
+        if not limit.allows(value) or (integral and not isinstance(value, int)):
+            raise InvalidArgumentError(f"{prefix}.{path}", f"{value!r} is not {limit.describe()}")
+
+
+def check_text(field: str, value: str, max_chars: int = MAX_NAME_CHARS) -> str:
+    """Refuses a string that is too long or holds control characters, quoting a short prefix."""
+    if len(value) > max_chars:
+        raise InvalidArgumentError(
+            field, f"is {len(value)} characters long (at most {max_chars}): {value[:40]!r}..."
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise InvalidArgumentError(field, f"holds control characters: {value[:40]!r}")
+    return value
+
+
+def check_device(field: str, device: str) -> str:
+    """Refuses a device name outside :data:`DEVICE_PATTERN`."""
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise InvalidArgumentError(
+            field, f"unknown device {device[:40]!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
+        )
+    return device
