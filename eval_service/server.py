@@ -67,7 +67,7 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
         warm=WARM,
         warm_lanes=(resolve_device("auto"),) if settings.warm_job_process else (),
     )
-    tasks = TaskIndex()
+    tasks = TaskIndex(settings.task_roots, settings.allow_task_code)
     await tasks.warm()
     await runner.start()
 

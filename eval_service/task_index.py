@@ -8,20 +8,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
-from greenprune.core.errors import InvalidArgumentError
+from eval_service.tasks.safety import check_task_folder, check_task_root
 
 
 @functools.cache
-def _names(paths: tuple[str, ...], include_defaults: bool) -> frozenset[str]:
+def _names(
+    paths: tuple[str, ...], include_defaults: bool, allow_code: bool | None = None
+) -> frozenset[str]:
     from eval_service.tasks import task_manager
 
-    manager = task_manager([Path(p) for p in paths], include_defaults=include_defaults)
+    manager = task_manager([Path(p) for p in paths], include_defaults, allow_code)
     return frozenset(manager.all_tasks)
 
 
-def local_task_names(task_paths: Sequence[str]) -> frozenset[str]:
+def local_task_names(task_paths: Sequence[str], allow_code: bool | None = None) -> frozenset[str]:
     """Returns the local tasks plus those in ``task_paths`` (not lm-eval's own catalogue)."""
-    return _names(tuple(sorted(str(Path(p).resolve()) for p in task_paths)), False)
+    return _names(tuple(sorted(str(Path(p).resolve()) for p in task_paths)), False, allow_code)
 
 
 class TaskIndex:
@@ -31,8 +33,10 @@ class TaskIndex:
     a task that is not local, and then kept.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, roots: Sequence[Path] | None = None, allow_code: bool = False) -> None:
         self._lock = asyncio.Lock()
+        self._roots = list(roots) if roots is not None else []
+        self._allow_code = allow_code
 
     async def warm(self) -> None:
         """Indexes the local tasks."""
@@ -40,11 +44,19 @@ class TaskIndex:
 
     async def manager_for(self, tasks: Sequence[str], task_paths: Sequence[str]) -> SimpleNamespace:
         """Returns an object whose ``all_tasks`` holds every name the request may use."""
-        for index, path in enumerate(task_paths):
-            if not Path(path).is_dir():
-                raise InvalidArgumentError(f"spec.task_paths[{index}]", f"{path!r} is not a folder")
-        names = await asyncio.to_thread(local_task_names, task_paths)
+        checked = await asyncio.to_thread(self.check_folders, task_paths)
+        names = await asyncio.to_thread(local_task_names, checked, self._allow_code)
         if not set(tasks) <= names:
             async with self._lock:
                 names = names | await asyncio.to_thread(_names, (), True)
         return SimpleNamespace(all_tasks=sorted(names))
+
+    def check_folders(self, task_paths: Sequence[str]) -> list[str]:
+        """Returns the folders resolved, refusing any outside the roots or holding task code."""
+        checked = []
+        for index, path in enumerate(task_paths):
+            field = f"spec.task_paths[{index}]"
+            folder = check_task_root(field, path, self._roots)
+            check_task_folder(field, folder, self._roots, self._allow_code)
+            checked.append(str(folder))
+        return checked

@@ -91,18 +91,29 @@ def materialised_tasks_dir(cache_dir: Path | None = None) -> Path:
     return target
 
 
-def task_manager(extra_paths: Sequence[Path] = (), include_defaults: bool = False) -> TaskManager:
+def task_manager(
+    extra_paths: Sequence[Path] = (), include_defaults: bool = False, allow_code: bool | None = None
+) -> TaskManager:
     """An lm-eval TaskManager that knows the local tasks, from any working directory.
 
     Args:
         extra_paths: Further folders of task YAML files (the user's own tasks).
         include_defaults: Also index lm-eval's built-in tasks (costs several seconds).
+        allow_code: Whether ``extra_paths`` may hold YAML that imports Python (default:
+            ``GREENPRUNE_EVAL_ALLOW_TASK_CODE``); refused with InvalidArgumentError otherwise.
 
     Returns:
         The TaskManager; pass it to ``lm_eval.simple_evaluate(task_manager=...)``.
     """
     from lm_eval.tasks import TaskManager
 
+    from eval_service.tasks.safety import check_task_folder, code_allowed_by_env
+
+    if allow_code is None:
+        allow_code = code_allowed_by_env()
+    for index, path in enumerate(extra_paths):  # again here, in the worker: never run client code
+        folder = Path(path).expanduser().resolve()
+        check_task_folder(f"spec.task_paths[{index}]", folder, (Path("/"),), allow_code)
     include = [str(materialised_tasks_dir())]
     include.extend(str(Path(path).expanduser().resolve()) for path in extra_paths)
     return TaskManager(include_path=include, include_defaults=include_defaults)

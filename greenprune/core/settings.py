@@ -93,3 +93,5 @@ class EvalSettings(WorkerServiceSettings):
     port: int = Field(default=50052, ge=0, le=65535)
     default_batch_size: int = default(EVAL_SPEC, "batch_size")
     default_repeats: int = default(EVAL_SPEC, "repeats")
+    allow_task_code: bool = False  # task YAML with !function / class: runs Python in the worker
+    task_roots: list[Path] = Field(default_factory=lambda: [default_home() / "tasks"])
