@@ -277,8 +277,15 @@ class JobRunner:
         context: JSON-serialisable settings passed to every worker call.
         lane_of: Picks a job's lane from its spec; one job runs at a time per lane.
         max_queued: The most jobs waiting at once; more is RESOURCE_EXHAUSTED.
-        on_succeeded: Awaited in the server after a worker succeeds (the "reporting" stage);
-            if it raises, the job fails with its message.
+        on_succeeded: Awaited in the server after a worker succeeds (the "reporting" stage).
+            While it raises an error that ``report_retryable`` accepts (the ResultsService is
+            unreachable), it is retried with backoff for as long as it takes, the stage saying
+            ``reporting (retry N)``, so finished work is never thrown away; a reporting job
+            left by a stopped server is resumed by :meth:`start`. Any other error fails the
+            job with its message.
+        report_retryable: Which ``on_succeeded`` errors are retried (default: gRPC
+            UNAVAILABLE or DEADLINE_EXCEEDED, and connection errors).
+        report_backoff: The first and the longest pause between reporting attempts, seconds.
         warm: The worker's warm-up hook, ``"module:function"`` taking the lane, run in each
             child before its job (imports, one-off detection).
         warm_lanes: Lanes that keep a warm child waiting while idle; :meth:`start` returns
@@ -296,6 +303,8 @@ class JobRunner:
         on_succeeded: OnSucceeded | None = None,
         warm: str | None = None,
         warm_lanes: tuple[str, ...] = (),
+        report_retryable: Callable[[BaseException], bool] | None = None,
+        report_backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         self._state_dir = state_dir
         self._table = JobTable(state_dir / "jobs.sqlite")
@@ -313,6 +322,9 @@ class JobRunner:
         self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
         self._cancelled: set[str] = set()
         self._stopping = False
+        self._report_retryable = report_retryable or retryable_report_error
+        self._report_backoff = report_backoff
+        self._reporting: dict[str, asyncio.Task[None]] = {}
 
     @property
     def table(self) -> JobTable:
@@ -327,7 +339,10 @@ class JobRunner:
                 slower still serves its lane's next job once it is ready.
         """
         for job in self._table.in_state(RUNNING):
-            self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+            if job.result is not None and self._on_succeeded is not None:
+                self._start_reporting(job)  # the work is done: report it, never discard it
+            else:
+                self._finish(job, FAILED, "ABORTED", INTERRUPTED)
         for lane in self._warm_lanes:
             self._spares[lane] = self._spawn(lane)
         deadline = time.monotonic() + warm_timeout
@@ -347,9 +362,10 @@ class JobRunner:
             process.terminate()
         for spare in self._spares.values():
             spare.discard()
-        for task in self._lane_tasks.values():
+        tasks = [*self._lane_tasks.values(), *self._reporting.values()]
+        for task in tasks:
             task.cancel()
-        for task in self._lane_tasks.values():
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for process in [*self._processes.values(), *(c.process for c in self._spares.values())]:
@@ -540,13 +556,60 @@ class JobRunner:
             if self._on_succeeded is not None:
                 job.stage = "reporting"
                 self._table.save(job)
+                self._start_reporting(job)  # off the lane: the next job need not wait for it
                 await self._notify()
-                try:
-                    await self._on_succeeded(job)
-                except Exception as exc:  # noqa: BLE001 - reported on the job
-                    log.exception("reporting job %s failed", job.id)
-                    self._finish(job, FAILED, "UNAVAILABLE", f"reporting failed: {exc}")
-                    await self._notify()
-                    return
+                return
             self._finish(job, SUCCEEDED, None, None)
         await self._notify()
+
+    def _start_reporting(self, job: Job) -> None:
+        if self._stopping or job.id in self._reporting:
+            return
+        task = asyncio.create_task(self._report(job), name=f"report-{job.id}")
+        self._reporting[job.id] = task
+        task.add_done_callback(lambda _: self._reporting.pop(job.id, None))
+
+    async def _report(self, job: Job) -> None:
+        """Awaits ``on_succeeded`` until it succeeds, retrying retryable errors with backoff."""
+        assert self._on_succeeded is not None
+        delay, longest = self._report_backoff
+        attempt = 0
+        while True:
+            try:
+                await self._on_succeeded(job)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reported on the job
+                if job.id in self._cancelled:
+                    return
+                if not self._report_retryable(exc):
+                    log.exception("reporting job %s failed", job.id)
+                    self._finish(job, FAILED, "UNAVAILABLE", f"reporting failed: {exc}"[:4096])
+                    await self._notify()
+                    return
+                attempt += 1
+                log.warning("reporting job %s failed (attempt %d): %s", job.id, attempt, exc)
+                job.stage = f"reporting (retry {attempt})"
+                self._table.save(job)
+                await self._notify()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+        if job.id in self._cancelled:
+            return
+        self._finish(job, SUCCEEDED, None, None)
+        await self._notify()
+
+
+_RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
+
+
+def retryable_report_error(exc: BaseException) -> bool:
+    """Whether a reporting error means "the ResultsService is unreachable, try again later"."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    code = getattr(exc, "code", None)
+    if callable(code):
+        with contextlib.suppress(Exception):
+            return getattr(code(), "name", None) in _RETRYABLE_CODES
+    return False

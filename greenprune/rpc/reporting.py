@@ -24,10 +24,11 @@ class ResultsReporter:
     Args:
         address: The ResultsService address.
         token: The bearer token, if the stack uses one.
-        retry_seconds: How long to keep retrying while the service is unreachable.
+        retry_seconds: How long one call keeps retrying while the service is unreachable; the
+            job runner then retries the whole report with backoff, its stage saying so.
     """
 
-    def __init__(self, address: str, token: str | None, retry_seconds: float = 60.0) -> None:
+    def __init__(self, address: str, token: str | None, retry_seconds: float = 10.0) -> None:
         self._address = address
         self._token = token
         self._retry_seconds = retry_seconds
