@@ -16,7 +16,7 @@ from analytics import convert
 from analytics.store import EXPORT_MEDIA_TYPES, ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
-from greenprune.rpc.convert import page_bounds, require_request_id
+from greenprune.rpc.convert import check_values, page_bounds, require_request_id
 
 
 def _view_name(view: int) -> str:
@@ -50,6 +50,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.RecordPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordPruneRunResponse:
         require_request_id(request.run.request_id, "run.request_id")
+        check_values(request.run, "run")
 
         def record() -> tuple[bool, dict[str, Any]]:
             created = self._store.record_prune_run(convert.prune_run_from_pb(request.run))
@@ -64,6 +65,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.RecordEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordEvalRunResponse:
         require_request_id(request.run.request_id, "run.request_id")
+        check_values(request.run, "run")
 
         def record() -> tuple[bool, dict[str, Any]]:
             created = self._store.record_eval_run(convert.eval_run_from_pb(request.run))
@@ -79,6 +81,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     ) -> results_pb2.BatchRecordEvalRunsResponse:
         for index, run in enumerate(request.runs):
             require_request_id(run.request_id, f"runs[{index}].request_id")
+            check_values(run, f"runs[{index}]")
 
         def record() -> int:
             return self._store.record_eval_runs(

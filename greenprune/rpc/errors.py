@@ -7,6 +7,7 @@ goes to the server log, never onto the wire.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -83,6 +84,10 @@ def _wrap_unary(
 def _wrap_stream(
     behavior: Callable[..., Any], deserializer: Callable[[bytes], Any] | None
 ) -> Callable[..., Any]:
+    if not inspect.isasyncgenfunction(behavior):
+        # A coroutine that streams through ``context.write`` (grpc's Health.Watch does).
+        return _wrap_unary(behavior, deserializer)
+
     async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             async for item in behavior(_decode(deserializer, request), context):
