@@ -244,13 +244,67 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
         FileNotFoundError: The file does not exist.
     """
     file = Path(path).resolve()
-    text = file.read_text(encoding="utf-8")
+    if file.is_file() and file.stat().st_size > MAX_FILE_BYTES:
+        raise ExperimentFileError(
+            file, [Problem(1, "", f"the file is larger than {MAX_FILE_BYTES} bytes")]
+        )
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ExperimentFileError(
+            file, [Problem(1, "", f"not UTF-8 text (byte {exc.start}); is it a binary file?")]
+        ) from None
     return LoadedExperiment(parse_experiment(text, file), file)
+
+
+MAX_FILE_BYTES = 1 << 20
+"""The largest experiment file read."""
+
+MAX_DEPTH = 16
+"""The deepest nesting of mappings and lists an experiment file may have (it needs 3)."""
+
+_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _check_structure(text: str, path: Path) -> None:
+    """Refuses anchors, aliases, tags and deep nesting before anything is built from ``text``.
+
+    Scanning is linear in the text, so an alias bomb or a 5,000-deep list is refused at once
+    instead of being expanded (or overflowing the recursion of the composer).
+    """
+    if len(text) > MAX_FILE_BYTES:
+        raise ExperimentFileError(
+            path, [Problem(1, "", f"the file is larger than {MAX_FILE_BYTES} bytes")]
+        )
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        line = token.start_mark.line + 1
+        if isinstance(token, yaml.AnchorToken | yaml.AliasToken):
+            raise ExperimentFileError(
+                path, [Problem(line, "", "YAML anchors and aliases (&name, *name) are not allowed")]
+            )
+        if isinstance(token, yaml.TagToken):
+            raise ExperimentFileError(path, [Problem(line, "", "YAML tags (!tag) are not allowed")])
+        if isinstance(token, _OPENERS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ExperimentFileError(
+                    path, [Problem(line, "", f"nested more than {MAX_DEPTH} levels deep")]
+                )
+        elif isinstance(token, _CLOSERS):
+            depth -= 1
 
 
 def parse_experiment(text: str, path: Path = Path("experiment.yaml")) -> Experiment:
     """Validates the YAML ``text`` of an experiment file named ``path`` (used in messages)."""
     try:
+        _check_structure(text, path)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
@@ -259,7 +313,7 @@ def parse_experiment(text: str, path: Path = Path("experiment.yaml")) -> Experim
         raise ExperimentFileError(
             path, [Problem(line, "", f"not valid YAML: {exc.problem}")]
         ) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ExperimentFileError(path, [Problem(1, "", f"not valid YAML: {exc}")]) from None
     if root is None:
         raise ExperimentFileError(path, [Problem(1, "", "the file is empty")])
