@@ -353,21 +353,24 @@ def _evaluate(
 ) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
-    results = simple_evaluate(
-        model=lm,
-        tasks=[task],
-        num_fewshot=config.num_fewshot,
-        limit=limit,
-        task_manager=task_manager,
-        use_cache=None,
-        cache_requests=False,
-        log_samples=False,
-        bootstrap_iters=bootstrap_iters,
-        random_seed=config.seed,
-        numpy_random_seed=config.seed,
-        torch_random_seed=config.seed,
-        fewshot_random_seed=config.seed,
-    )
+    from eval_service.errors import library_failures
+
+    with library_failures(f"task {task!r}"):
+        results = simple_evaluate(
+            model=lm,
+            tasks=[task],
+            num_fewshot=config.num_fewshot,
+            limit=limit,
+            task_manager=task_manager,
+            use_cache=None,
+            cache_requests=False,
+            log_samples=False,
+            bootstrap_iters=bootstrap_iters,
+            random_seed=config.seed,
+            numpy_random_seed=config.seed,
+            torch_random_seed=config.seed,
+            fewshot_random_seed=config.seed,
+        )
     if results is None:
         raise RuntimeError(f"lm-eval returned no results for task {task!r}")
     return results
