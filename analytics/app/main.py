@@ -6,6 +6,8 @@ the selected one inside the shared frame of ``ui.run_page``.
 
 from __future__ import annotations
 
+import hmac
+import os
 import sys
 from pathlib import Path
 
@@ -32,8 +34,47 @@ PAGES: list[tuple[str, str, str]] = [
 ]
 
 
+AUTH_KEY = "greenprune_signed_in"
+"""Session state set once the session typed the app's password; no widget uses this key."""
+
+
+def app_password() -> str | None:
+    """The password a session must type: ``GREENPRUNE_APP_PASSWORD``, else ``GREENPRUNE_TOKEN``.
+
+    None (no sign-in) only when neither is set, or when the operator sets
+    ``GREENPRUNE_APP_ALLOW_ANONYMOUS=1`` (say, behind a proxy that authenticates).
+    """
+    if os.environ.get("GREENPRUNE_APP_ALLOW_ANONYMOUS", "").strip().lower() in {"1", "true"}:
+        return None
+    return os.environ.get("GREENPRUNE_APP_PASSWORD") or os.environ.get("GREENPRUNE_TOKEN") or None
+
+
+def signed_in() -> bool:
+    """Whether this session may see data; shows the sign-in form when it may not.
+
+    Nothing is read from the ResultsService before this returns True.
+    """
+    password = app_password()
+    if password is None or st.session_state.get(AUTH_KEY) is True:
+        return True
+    st.set_page_config(page_title="greenprune", page_icon=ui.favicon(), layout="centered")
+    st.title("greenprune")
+    with st.form("greenprune_sign_in"):
+        typed = st.text_input("Access token", type="password", key="greenprune_password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        if hmac.compare_digest(typed.encode(), password.encode()):
+            st.session_state[AUTH_KEY] = True
+            st.session_state.pop("greenprune_password", None)
+            st.rerun()
+        st.error("That is not the access token.")
+    return False
+
+
 def main() -> None:
     """Sets up the page, the navigation and runs the selected page."""
+    if not signed_in():
+        st.stop()
     pages = [
         st.Page(path, title=title, url_path=url_path, default=index == 0)
         for index, (path, title, url_path) in enumerate(PAGES)

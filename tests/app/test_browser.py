@@ -121,6 +121,7 @@ def app_url(
         **os.environ,
         "GREENPRUNE_APP_RESULTS_ADDRESS": results_server.address,
         "GREENPRUNE_TOKEN": results_server.token,
+        "GREENPRUNE_APP_ALLOW_ANONYMOUS": "1",  # the sign-in form is tested with AppTest
     }
     command = [
         sys.executable,

@@ -38,6 +38,7 @@ ESTIMATE_TEXT = "Energy is an estimate (CPU-load model, no power counters)"
 
 def _run(page: str | None = None, query: dict[str, str] | None = None) -> AppTest:
     app = AppTest.from_file(str(MAIN), default_timeout=30)
+    app.session_state["greenprune_signed_in"] = True  # the sign-in: tests/app/test_hardening_app.py
     if query:
         app.query_params.update(query)
     app.run()
