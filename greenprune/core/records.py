@@ -38,9 +38,9 @@ def fields_of(message: Message) -> dict[str, Any]:
             continue
         value = getattr(message, field.name)
         if field.message_type is not None and not _is_map(field):
-            is_list = field.label == field.LABEL_REPEATED
+            is_list = field.is_repeated
             values[field.name] = [fields_of(v) for v in value] if is_list else fields_of(value)
-        elif field.label == field.LABEL_REPEATED:
+        elif field.is_repeated:
             values[field.name] = dict(value) if _is_map(field) else list(value)
         else:
             values[field.name] = value
