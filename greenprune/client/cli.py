@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +20,7 @@ from rich.table import Table
 from greenprune.client import report, runner, stack
 from greenprune.client.display import LineDisplay, rich_progress
 from greenprune.client.plan import Plan, PruneStep, plan_experiment
+from greenprune.client.sdk import Client, RpcError
 from greenprune.client.spec import ExperimentFileError, LoadedExperiment, load_experiment
 from greenprune.core.errors import GreenpruneError
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS
@@ -262,13 +262,16 @@ def _print_outcome(outcome: runner.RunOutcome, seconds: float) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    address = args.results or stack.local_addresses()["results"]
+    client = Client(results=args.results or None)
     try:
-        columns, values = asyncio.run(_query_runs(address, runner.default_token(), args.experiment))
-    except runner.ServiceUnavailableError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        rows = client.report_rows(args.experiment)
+    except RpcError as exc:
+        errors.print(
+            f"error: the ResultsService at {client.addresses.results}: {exc}", markup=False
+        )
         return EXIT_UNAVAILABLE
-    rows = report.with_deltas(report.rows_from_view(columns, values))
+    finally:
+        client.close()
     if not rows and args.format == "table":
         console.print(
             "no results recorded" + (f" for {args.experiment}" if args.experiment else "")
@@ -278,47 +281,13 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _query_runs(
-    address: str, token: str | None, experiment: str
-) -> tuple[list[str], list[Any]]:
-    import grpc
-
-    from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-    from greenprune.rpc.client import channel
-
-    async with channel(address, token) as chan:
-        stub = results_pb2_grpc.ResultsServiceStub(chan)
-        request = results_pb2.QueryViewRequest(
-            view=results_pb2.VIEW_RUNS, filter=results_pb2.ViewFilter(experiment=experiment)
-        )
-        try:
-            response = await stub.QueryView(request, timeout=runner.RPC_TIMEOUT_S)
-        except grpc.aio.AioRpcError as exc:
-            raise runner.ServiceUnavailableError(
-                f"the ResultsService at {address}: {exc.code().name}: {exc.details()}"
-            ) from None
-    columns = [column.name for column in response.table.columns]
-    return columns, [[_value(v) for v in row.values] for row in response.table.rows]
-
-
-def _value(value: Any) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind in (None, "null_value"):
-        return None
-    if kind == "list_value":
-        return [_value(v) for v in value.list_value.values]
-    if kind == "struct_value":
-        return {k: _value(v) for k, v in value.struct_value.fields.items()}
-    return getattr(value, kind)
-
-
 def _cancel(args: argparse.Namespace) -> int:
     loaded = _load(args.file)
     if loaded is None:
         return EXIT_USAGE
-    names = asyncio.run(
-        runner.cancel_jobs(_addresses(loaded), runner.default_token(), loaded.experiment.name)
-    )
+    addresses = _addresses(loaded)
+    with Client(results=addresses.results, pruning=addresses.pruning, eval=addresses.eval) as c:
+        names = c.cancel(loaded.experiment.name)
     for name in names:
         console.print(f"cancelled {name}")
     if not names:
