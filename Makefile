@@ -35,6 +35,7 @@ protos: protos/google/rpc/status.proto
 
 lint: protos/google/rpc/status.proto
 	cd protos && ../$(BIN)/buf lint
+	protos/check-breaking.sh $(abspath $(BIN))/buf
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
