@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from eval_service.evaluator import EvalConfig
+from eval_service.profile import ProfileConfig
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.core.job_runner import Job
-from greenprune.core.limits import DEVICE_DEFAULT, EVAL_SPEC, fill_defaults
+from greenprune.core.limits import (
+    DEVICE_DEFAULT,
+    EVAL_SPEC,
+    PROFILE_BATCH_SIZES_DEFAULT,
+    PROFILE_SPEC,
+    fill_defaults,
+)
 from greenprune.core.records import dataclass_from, fields_of, from_json_dict
 from greenprune.rpc.convert import job_status_to_pb
 
@@ -24,12 +31,29 @@ def normalized_spec(
     normal.repeats = normal.repeats or default_repeats
     normal.device = normal.device or DEVICE_DEFAULT
     fill_defaults(normal, EVAL_SPEC)
+    if normal.HasField("profile"):
+        fill_defaults(normal, PROFILE_SPEC)
+        if not normal.profile.batch_sizes:
+            normal.profile.batch_sizes.extend(PROFILE_BATCH_SIZES_DEFAULT)
     return normal
 
 
 def config_from_spec(spec: eval_pb2.EvalSpec) -> EvalConfig:
     """The evaluator's config of a (normalized) spec."""
     return dataclass_from(EvalConfig, fields_of(spec))
+
+
+def profile_config(spec: eval_pb2.EvalSpec, device: str) -> ProfileConfig:
+    """The profiler's config of a (normalized) profile spec, on a resolved device."""
+    return dataclass_from(
+        ProfileConfig,
+        {
+            **fields_of(spec.profile),
+            "device": device,
+            "idle_seconds": spec.idle_seconds,
+            "seed": spec.seed,
+        },
+    )
 
 
 def spec_from_stored(data: dict[str, Any]) -> eval_pb2.EvalSpec:

@@ -14,7 +14,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from greenprune.core.limits import (
     DEVICE_DEFAULT,
     EVAL_SPEC,
     MAX_LIST_ITEMS,
+    PROFILE_BATCH_SIZE,
+    PROFILE_SPEC,
     check,
     check_device,
     check_text,
@@ -97,6 +99,7 @@ class TaskOutcome:
         samples: Documents evaluated (summed over subtasks).
         energy: Energy of the model's work over the repeats.
         versions: Versions of lm-eval, CodeCarbon, torch and transformers.
+        items: Each document's score under each metric, from the first repeat.
     """
 
     task: str
@@ -104,6 +107,7 @@ class TaskOutcome:
     samples: int
     energy: EnergyReport
     versions: dict[str, str]
+    items: list[eval_pb2.ItemScore] = field(default_factory=list)
 
     def to_pb(self) -> eval_pb2.TaskResult:
         """The TaskResult record of this outcome (versions travel with the EvalResult)."""
@@ -111,6 +115,7 @@ class TaskOutcome:
             task=self.task,
             samples=self.samples,
             energy=self.energy,
+            items=self.items,
             metrics=[
                 eval_pb2.MetricValue(**{k: v for k, v in asdict(m).items() if v is not None})
                 for m in self.metrics
@@ -197,6 +202,45 @@ def validate_config(config: EvalConfig, task_manager: Any) -> None:
     resolve_device(config.device)
 
 
+def validate_profile(spec: eval_pb2.EvalSpec, checkpoints_dir: Path) -> None:
+    """Checks a (normalized) profile spec: bounds, devices, and that every checkpoint exists.
+
+    Raises:
+        InvalidArgumentError: Naming the first offending field.
+        NotFoundError: A checkpoint does not exist.
+    """
+    from greenprune.core import checkpoint
+
+    profile = spec.profile
+    if spec.tasks or spec.WhichOneof("subject"):
+        raise InvalidArgumentError("spec.profile", "a profile job takes no tasks and no subject")
+    ids = list(profile.checkpoint_ids)
+    if not ids or len(ids) > MAX_LIST_ITEMS:
+        raise InvalidArgumentError(
+            "spec.profile.checkpoint_ids", f"name 1 to {MAX_LIST_ITEMS} checkpoints"
+        )
+    if len(set(ids)) != len(ids):
+        raise InvalidArgumentError("spec.profile.checkpoint_ids", "lists a checkpoint twice")
+    check(spec, EVAL_SPEC)
+    check(spec, PROFILE_SPEC)
+    sizes = list(profile.batch_sizes)
+    if len(sizes) > MAX_LIST_ITEMS or len(set(sizes)) != len(sizes):
+        raise InvalidArgumentError(
+            "spec.profile.batch_sizes", f"lists at most {MAX_LIST_ITEMS} distinct sizes"
+        )
+    for index, size in enumerate(sizes):
+        if not PROFILE_BATCH_SIZE.allows(size):
+            raise InvalidArgumentError(
+                f"spec.profile.batch_sizes[{index}]",
+                f"{size} is not {PROFILE_BATCH_SIZE.describe()}",
+            )
+    check_device("spec.device", spec.device)
+    resolve_device(spec.device)
+    for index, checkpoint_id in enumerate(ids):
+        check_text(f"spec.profile.checkpoint_ids[{index}]", checkpoint_id)
+        checkpoint.checkpoint_dir(checkpoints_dir, checkpoint_id)
+
+
 def run_eval(
     model: Any,
     tokenizer: Any,
@@ -272,16 +316,19 @@ def run_eval(
             lm.reset()
             # Only the first repeat's stderr is reported: later repeats skip the bootstrap.
             bootstrap_iters = _BOOTSTRAP_ITERS if repeat == 1 else 0
-            results = _evaluate(lm, task, config, task_manager, config.limit, bootstrap_iters)
+            results = _evaluate(
+                lm, task, config, task_manager, config.limit, bootstrap_iters, repeat == 1
+            )
             metrics = metric_values(results)
             if first is None:
                 first, samples, tokens = metrics, sample_count(results), lm.tokens
+                items = item_scores(results, task)
             else:
                 _check_agreement(task, first, metrics, repeat)
             readings.append(lm.measurement())
             steps.advance()
-        report = summarize(readings, meter, tokens=tokens, samples=samples, seed=config.seed)
-        outcomes.append(TaskOutcome(task, first, samples, report, dict(versions)))
+        report = summarize(readings, meter, tokens=tokens, samples=samples)
+        outcomes.append(TaskOutcome(task, first, samples, report, dict(versions), items))
     return outcomes
 
 
@@ -305,6 +352,32 @@ def metric_values(results: Mapping[str, Any]) -> list[MetricValue]:
                 )
             )
     return values
+
+
+def item_scores(results: Mapping[str, Any], task: str) -> list[eval_pb2.ItemScore]:
+    """Each document's numeric score under each metric (lm-eval's logged samples).
+
+    Subtasks of a group name their metric ``subtask/metric`` so document ids stay unique.
+    Scores that are not single numbers (perplexity's pairs) are left out.
+    """
+    scores = []
+    for name, samples in (results.get("samples") or {}).items():
+        metrics = {
+            key.partition(",")[0]
+            for key in results["results"].get(name, {})
+            if "," in key and not key.partition(",")[0].endswith("_stderr")
+        }
+        prefix = "" if name == task else f"{name}/"
+        for sample in samples:
+            for metric in sorted(metrics):
+                value = sample.get(metric)
+                if _is_number(value):
+                    scores.append(
+                        eval_pb2.ItemScore(
+                            doc_id=int(sample["doc_id"]), metric=prefix + metric, value=float(value)
+                        )
+                    )
+    return scores
 
 
 def sample_count(results: Mapping[str, Any]) -> int:
@@ -350,6 +423,7 @@ def _evaluate(
     task_manager: Any,
     limit: int | None,
     bootstrap_iters: int,
+    log_samples: bool = False,
 ) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
@@ -364,7 +438,7 @@ def _evaluate(
             task_manager=task_manager,
             use_cache=None,
             cache_requests=False,
-            log_samples=False,
+            log_samples=log_samples,
             bootstrap_iters=bootstrap_iters,
             random_seed=config.seed,
             numpy_random_seed=config.seed,

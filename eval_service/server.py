@@ -40,6 +40,22 @@ def eval_runs_to_pb(job: Job) -> list[results_pb2.EvalRun]:
     ]
 
 
+def profile_run_to_pb(job: Job) -> results_pb2.ProfileRun | None:
+    """The ProfileRun of a finished profile job (None for an lm-eval job)."""
+    spec = spec_from_stored(job.spec)
+    if not spec.HasField("profile"):
+        return None
+    result = from_json_dict(job.result, eval_pb2.EvalResult)
+    return results_pb2.ProfileRun(
+        request_id=job.request_id,
+        experiment=job.experiment,
+        model=result.model,
+        spec=spec,
+        result=result.profile,
+        job_name=f"{COLLECTION}/{job.id}",
+    )
+
+
 def lane_of(spec: dict[str, Any]) -> str:
     """One job at a time per device, so no two energy windows overlap on one device."""
     return resolve_device(spec_from_stored(spec).device)
@@ -51,8 +67,13 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
     reporter = ResultsReporter(settings.results_address, settings.token)
 
     async def report(job: Job) -> None:
-        request = results_pb2.BatchRecordEvalRunsRequest(runs=eval_runs_to_pb(job))
-        await reporter.call(lambda stub: stub.BatchRecordEvalRuns(request, timeout=30))
+        profile = profile_run_to_pb(job)
+        if profile is not None:
+            request = results_pb2.RecordProfileRunRequest(run=profile)
+            await reporter.call(lambda stub: stub.RecordProfileRun(request, timeout=30))
+            return
+        runs = results_pb2.BatchRecordEvalRunsRequest(runs=eval_runs_to_pb(job))
+        await reporter.call(lambda stub: stub.BatchRecordEvalRuns(runs, timeout=30))
 
     runner = JobRunner(
         state_dir=settings.state_dir / "eval",

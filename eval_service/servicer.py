@@ -7,7 +7,7 @@ from pathlib import Path
 import grpc
 
 from eval_service.convert import COLLECTION, config_from_spec, job_to_pb, normalized_spec
-from eval_service.evaluator import validate_config
+from eval_service.evaluator import validate_config, validate_profile
 from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
@@ -54,6 +54,10 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
         """Validates the spec and queues a job (or returns the job of the same request_id)."""
         request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec, self._default_batch_size, self._default_repeats)
+        if spec.HasField("profile"):
+            validate_profile(spec, self._checkpoints_dir)
+            job = await self._runner.submit(request_id, to_json_dict(spec), request.experiment)
+            return eval_pb2.CreateEvalJobResponse(job=job_to_pb(job))
         if spec.checkpoint_id:
             checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id)
         elif spec.model:

@@ -51,6 +51,8 @@ def run(
     from greenprune.core.models import load_source_model
 
     message = spec_from_stored(spec)
+    if message.HasField("profile"):
+        return to_json_dict(_profile(message, context, progress))
     config = config_from_spec(message)
     device = resolve_device(config.device)
     progress("loading", 0.0)
@@ -80,3 +82,27 @@ def run(
         result.versions.update(outcome.versions)
         result.tasks.append(outcome.to_pb())
     return to_json_dict(result)
+
+
+def _profile(
+    spec: eval_pb2.EvalSpec, context: dict[str, Any], progress: Callable[[str, float], None]
+) -> eval_pb2.EvalResult:
+    """Loads every checkpoint of a profile job and measures them in interleaved rounds."""
+    from eval_service.convert import profile_config
+    from eval_service.evaluator import resolve_device
+    from eval_service.profile import run_profile
+    from greenprune.core import checkpoint
+
+    device = resolve_device(spec.device)
+    config = profile_config(spec, device)
+    models, base_model = [], ""
+    for index, checkpoint_id in enumerate(config.checkpoint_ids):
+        progress(f"loading {checkpoint_id}", 0.0)
+        path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), checkpoint_id)
+        model, _, manifest = checkpoint.load_checkpoint(path, device=device)
+        model.eval()
+        models.append(model)
+        if index == 0:
+            base_model = manifest["source"]["model"]
+    profile = run_profile(models, config, workdir=Path(context["workdir"]), progress=progress)
+    return eval_pb2.EvalResult(model=base_model, profile=profile)

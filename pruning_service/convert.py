@@ -6,7 +6,12 @@ from typing import Any
 
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core.job_runner import Job
-from greenprune.core.limits import PRUNE_SPEC, fill_defaults, method_name
+from greenprune.core.limits import (
+    CALIBRATION_SOURCE_DEFAULT,
+    PRUNE_SPEC,
+    fill_defaults,
+    method_name,
+)
 from greenprune.core.records import dataclass_from, fields_of, from_json_dict, to_json_dict
 from greenprune.rpc.convert import job_status_to_pb
 from pruning_service.pruner import PruneConfig
@@ -19,6 +24,7 @@ def normalized_spec(spec: pruning_pb2.PruneSpec) -> pruning_pb2.PruneSpec:
     normal = pruning_pb2.PruneSpec()
     normal.CopyFrom(spec)
     fill_defaults(normal, PRUNE_SPEC)
+    normal.calibration.source = normal.calibration.source or CALIBRATION_SOURCE_DEFAULT
     if not (normal.prune_attention_heads or normal.prune_mlp or normal.prune_hidden):
         normal.prune_attention_heads = normal.prune_mlp = True  # nothing chosen: the default
     return normal

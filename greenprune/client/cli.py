@@ -19,7 +19,7 @@ from rich.table import Table
 
 from greenprune.client import report, runner, stack
 from greenprune.client.display import LineDisplay, rich_progress
-from greenprune.client.plan import Plan, PruneStep, plan_experiment
+from greenprune.client.plan import Plan, ProfileStep, PruneStep, plan_experiment
 from greenprune.client.sdk import Client, RpcError
 from greenprune.client.spec import ExperimentFileError, LoadedExperiment, load_experiment
 from greenprune.core.errors import GreenpruneError
@@ -232,6 +232,9 @@ def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
         )
         if isinstance(step, PruneStep):
             table.add_row("prune", step.model, f"{step.ratio:.2f}", "", step.request_id, state)
+        elif isinstance(step, ProfileStep):
+            ratios = ", ".join(f"{s.ratio:.2f}" for s in step.prunes)
+            table.add_row("profile", step.model, ratios, "", step.request_id, state)
         else:
             table.add_row(
                 "eval", step.prune.model, f"{step.prune.ratio:.2f}", step.task, step.run_id, state
@@ -256,7 +259,7 @@ def _print_outcome(outcome: runner.RunOutcome, seconds: float) -> int:
         job = f" ({result.job_name})" if result.job_name else ""
         errors.print(f"failed: {step.label}{job}: {result.message}", markup=False)
     if skipped:
-        errors.print(f"skipped: {len(skipped)} eval steps whose pruning failed", markup=False)
+        errors.print(f"skipped: {len(skipped)} steps whose pruning failed", markup=False)
     errors.print("Run the same file again to retry what failed.", markup=False)
     return EXIT_FAILED
 

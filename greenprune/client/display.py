@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from greenprune.client.plan import EvalStep, Plan, PruneStep
-from greenprune.client.runner import RECORDED, StepOutcome
+from greenprune.client.plan import Plan
+from greenprune.client.runner import RECORDED, Step, StepOutcome
 
 
 class ProgressDisplay:
@@ -32,17 +32,17 @@ class ProgressDisplay:
             stage="",
         )
 
-    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+    def started(self, step: Step) -> None:  # noqa: D102
         self._tasks[step.request_id] = self._progress.add_task(
             step.label, total=1.0, completed=0.0, stage="submitted"
         )
 
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+    def updated(self, step: Step, stage: str, fraction: float) -> None:  # noqa: D102
         task = self._tasks.get(step.request_id)
         if task is not None:
             self._progress.update(task, completed=fraction, stage=stage)
 
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+    def finished(self, step: Step, outcome: StepOutcome) -> None:  # noqa: D102
         task = self._tasks.get(step.request_id)
         if task is not None:
             text = outcome.state if outcome.ok else f"[red]{outcome.state}[/]: {outcome.message}"
@@ -66,13 +66,13 @@ class LineDisplay:
             f"{plan.experiment}: {len(plan.steps)} steps, {len(recorded)} already recorded"
         )
 
-    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+    def started(self, step: Step) -> None:  # noqa: D102
         pass
 
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+    def updated(self, step: Step, stage: str, fraction: float) -> None:  # noqa: D102
         pass
 
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+    def finished(self, step: Step, outcome: StepOutcome) -> None:  # noqa: D102
         if outcome.state == RECORDED:
             return
         detail = f": {outcome.message}" if outcome.message else ""

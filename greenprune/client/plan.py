@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import json_format
+
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.client.spec import Experiment, LoadedExperiment
@@ -79,6 +81,28 @@ class EvalStep:
 
 
 @dataclass(frozen=True)
+class ProfileStep:
+    """Profile the energy of every checkpoint of one model, in interleaved rounds.
+
+    Attributes:
+        request_id: The idempotency key of the job, a hash of the inputs.
+        model: The model source.
+        prunes: The prune steps whose checkpoints are profiled; the first is the baseline.
+        spec: The EvalSpec to send, without checkpoint ids (known once pruning is done).
+    """
+
+    request_id: str
+    model: str
+    prunes: tuple[PruneStep, ...]
+    spec: eval_pb2.EvalSpec = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """A short human name of the step."""
+        return f"energy profile of {self.model} ({len(self.prunes)} checkpoints)"
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every step of an experiment, in a fixed order.
 
@@ -86,16 +110,18 @@ class Plan:
         experiment: The experiment name (the label jobs and runs carry).
         prune_steps: One per model and ratio, in file order.
         eval_steps: One per prune step and task, in file order.
+        profile_steps: One per model when the energy profile is on.
     """
 
     experiment: str
     prune_steps: tuple[PruneStep, ...]
     eval_steps: tuple[EvalStep, ...]
+    profile_steps: tuple[ProfileStep, ...] = ()
 
     @property
-    def steps(self) -> tuple[PruneStep | EvalStep, ...]:
-        """All steps, prune steps first."""
-        return (*self.prune_steps, *self.eval_steps)
+    def steps(self) -> tuple[PruneStep | EvalStep | ProfileStep, ...]:
+        """All steps: prune steps, then eval steps, then profiles."""
+        return (*self.prune_steps, *self.eval_steps, *self.profile_steps)
 
 
 def pruning_inputs(experiment: Experiment) -> dict[str, Any]:
@@ -137,42 +163,55 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
                 "eval", {"prune": prune.request_id, "task": task, **eval_inputs(experiment)}
             )
             eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task, task_paths)))
-    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps))
+    profile_steps = []
+    if experiment.energy.profile:
+        for model in experiment.models:
+            # The baseline first: the lowest ratio (ratio 0 when the file lists it).
+            prunes = sorted((s for s in prune_steps if s.model == model), key=lambda s: s.ratio)
+            inputs = {
+                "prunes": [s.request_id for s in prunes],
+                "energy": experiment.energy.model_dump(),
+                "device": experiment.eval.device,
+                "idle_seconds": experiment.eval.idle_seconds,
+                "seed": experiment.seed,
+            }
+            profile_steps.append(
+                ProfileStep(
+                    request_id("profile", inputs), model, tuple(prunes), _profile_spec(experiment)
+                )
+            )
+    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps), tuple(profile_steps))
 
 
 def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2.PruneSpec:
-    pruning = experiment.pruning
-    return pruning_pb2.PruneSpec(
-        model=model,
-        method=method_value(pruning.method),
-        ratio=float(ratio),
-        prune_attention_heads=pruning.prune_attention_heads,
-        prune_mlp=pruning.prune_mlp,
-        keep_first_layers=pruning.keep_first_layers,
-        keep_last_layers=pruning.keep_last_layers,
-        round_to=pruning.round_to,
-        calibration=pruning_pb2.CalibrationSpec(
-            samples=pruning.calibration.samples,
-            sequence_length=pruning.calibration.sequence_length,
-            source=pruning.calibration.source,
-        ),
-        seed=experiment.seed,
-    )
+    """The file's pruning section as a PruneSpec, field by field name (the proto is the schema)."""
+    values = experiment.pruning.model_dump(exclude={"ratios"})
+    values["method"] = pruning_pb2.PruningMethod.Name(method_value(values["method"]))
+    values.update(model=model, ratio=float(ratio), seed=experiment.seed)
+    return json_format.ParseDict(values, pruning_pb2.PruneSpec())
 
 
 def _eval_spec(experiment: Experiment, task: str, task_paths: Sequence[str]) -> eval_pb2.EvalSpec:
-    settings = experiment.eval
-    spec = eval_pb2.EvalSpec(
-        tasks=[task],
-        task_paths=list(task_paths),
-        num_fewshot=settings.num_fewshot,
-        batch_size=settings.batch_size,
-        device=settings.device,
-        repeats=settings.repeats,
-        warmup_batches=settings.warmup_batches,
-        idle_seconds=settings.idle_seconds,
-        seed=experiment.seed,
+    """The file's eval section as an EvalSpec for one task."""
+    values = experiment.eval.model_dump(exclude={"tasks", "task_paths", "limit"})
+    spec = json_format.ParseDict(
+        {**values, "tasks": [task], "task_paths": list(task_paths), "seed": experiment.seed},
+        eval_pb2.EvalSpec(),
     )
-    if settings.limit is not None:
-        spec.limit = settings.limit
+    if experiment.eval.limit is not None:
+        spec.limit = experiment.eval.limit
     return spec
+
+
+def _profile_spec(experiment: Experiment) -> eval_pb2.EvalSpec:
+    """The energy profile's EvalSpec, without checkpoint ids."""
+    profile = experiment.energy.model_dump(exclude={"profile"})
+    return json_format.ParseDict(
+        {
+            "device": experiment.eval.device,
+            "idle_seconds": experiment.eval.idle_seconds,
+            "seed": experiment.seed,
+            "profile": profile,
+        },
+        eval_pb2.EvalSpec(),
+    )

@@ -22,7 +22,7 @@ from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.client.plan import EvalStep, Plan, PruneStep
+from greenprune.client.plan import EvalStep, Plan, ProfileStep, PruneStep
 from greenprune.client.report import ResultRow, row_from_runs, with_deltas
 from greenprune.client.spec import Experiment
 from greenprune.rpc.client import channel, health_status
@@ -72,6 +72,10 @@ def default_token() -> str | None:
 # -- running -------------------------------------------------------------------------------------
 
 
+Step = PruneStep | EvalStep | ProfileStep
+"""Any step of a plan."""
+
+
 class ServiceUnavailableError(RuntimeError):
     """A service could not be reached (before the run, or for too long during it)."""
 
@@ -82,13 +86,13 @@ class Display(Protocol):
     def planned(self, plan: Plan, recorded: set[str]) -> None:
         """Called once with the plan and the request_ids already recorded."""
 
-    def started(self, step: PruneStep | EvalStep) -> None:
+    def started(self, step: Step) -> None:
         """Called when a step's job is submitted."""
 
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:
+    def updated(self, step: Step, stage: str, fraction: float) -> None:
         """Called when a step's job reports progress."""
 
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:
+    def finished(self, step: Step, outcome: StepOutcome) -> None:
         """Called when a step is done, failed or skipped."""
 
 
@@ -98,13 +102,13 @@ class NullDisplay:
     def planned(self, plan: Plan, recorded: set[str]) -> None:  # noqa: D102
         pass
 
-    def started(self, step: PruneStep | EvalStep) -> None:  # noqa: D102
+    def started(self, step: Step) -> None:  # noqa: D102
         pass
 
-    def updated(self, step: PruneStep | EvalStep, stage: str, fraction: float) -> None:  # noqa: D102
+    def updated(self, step: Step, stage: str, fraction: float) -> None:  # noqa: D102
         pass
 
-    def finished(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:  # noqa: D102
+    def finished(self, step: Step, outcome: StepOutcome) -> None:  # noqa: D102
         pass
 
 
@@ -149,7 +153,7 @@ class RunOutcome:
     submitted: int = 0
 
     @property
-    def failures(self) -> list[tuple[PruneStep | EvalStep, StepOutcome]]:
+    def failures(self) -> list[tuple[Step, StepOutcome]]:
         """The failed steps and their outcomes (skipped ones are left out)."""
         return [
             (step, self.outcomes[step.request_id])
@@ -264,7 +268,9 @@ class Runner:
             [self._prune_run(s.request_id) for s in self._plan.prune_steps]
             + [self._eval_run(s.run_id) for s in self._plan.eval_steps]
         )
-        ids = [s.request_id for s in self._plan.steps]
+        # A profile step is always submitted: the EvalService returns a finished job of the
+        # same request_id at once, and records it only once.
+        ids = [s.request_id for s in (*self._plan.prune_steps, *self._plan.eval_steps)]
         return {rid: run for rid, run in zip(ids, pairs, strict=True) if run is not None}
 
     async def _prune_run(self, request_id: str) -> Any:
@@ -310,6 +316,8 @@ class Runner:
             await asyncio.gather(
                 *(self._evaluate(s) for s in self._plan.eval_steps if s.request_id not in recorded)
             )
+            for profile in self._plan.profile_steps:
+                await self._profile(profile)
             return self.outcome
         finally:
             await self.close()
@@ -350,12 +358,26 @@ class Runner:
                 outcome.message = f"eval run {step.run_id} is not in the results store"
         self._conclude(step, outcome)
 
-    def _conclude(self, step: PruneStep | EvalStep, outcome: StepOutcome) -> None:
+    async def _profile(self, step: ProfileStep) -> None:
+        prunes = [self.outcome.outcomes.get(s.request_id) for s in step.prunes]
+        done = [o for o in prunes if o is not None and o.ok]
+        if len(done) < 2:
+            self._conclude(step, StepOutcome(SKIPPED, "fewer than two checkpoints to compare"))
+            return
+        spec = eval_pb2.EvalSpec()
+        spec.CopyFrom(step.spec)
+        spec.profile.checkpoint_ids.extend(o.run.result.checkpoint_id for o in done)
+        request = eval_pb2.CreateEvalJobRequest(
+            request_id=step.request_id, spec=spec, experiment=self._plan.experiment
+        )
+        self._conclude(step, await self._run_job(step, self._eval, EVAL_JOBS, request))
+
+    def _conclude(self, step: Step, outcome: StepOutcome) -> None:
         self.outcome.outcomes[step.request_id] = outcome
         self._display.finished(step, outcome)
 
     async def _run_job(
-        self, step: PruneStep | EvalStep, service: _Service, api: JobApi, request: Any
+        self, step: Step, service: _Service, api: JobApi, request: Any
     ) -> StepOutcome:
         """Creates the step's job (or gets the existing one) and follows it to its end."""
         try:
@@ -388,7 +410,7 @@ class Runner:
     async def _retrying(
         self,
         service: _Service,
-        step: PruneStep | EvalStep,
+        step: Step,
         call: Callable[[grpc.aio.Channel], Awaitable[T]],
         *,
         busy_ok: bool = False,
@@ -413,9 +435,7 @@ class Runner:
                 service.renew(generation)
                 await asyncio.sleep(1.0 if not busy else 5.0)
 
-    async def _follow(
-        self, step: PruneStep | EvalStep, service: _Service, api: JobApi, job: Any
-    ) -> Any:
+    async def _follow(self, step: Step, service: _Service, api: JobApi, job: Any) -> Any:
         """Follows a job to a terminal state: the watch stream, polling after a disconnect."""
         lost = _Outage(self._reconnect_timeout)
         while job.status.state not in TERMINAL:

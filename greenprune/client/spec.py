@@ -26,6 +26,9 @@ from greenprune.core.limits import (
     MAX_LIST_ITEMS,
     MAX_NAME_CHARS,
     MAX_RATIO,
+    PROFILE_BATCH_SIZE,
+    PROFILE_BATCH_SIZES_DEFAULT,
+    PROFILE_SPEC,
     PRUNE_SPEC,
     PRUNING_METHODS,
     Limit,
@@ -135,6 +138,30 @@ class Eval(_Strict):
         return device
 
 
+class Energy(_Strict):
+    """The steady-state energy profile of every model's checkpoints, in interleaved rounds."""
+
+    profile: bool = True
+    batch_sizes: list[int] = Field(
+        default_factory=lambda: list(PROFILE_BATCH_SIZES_DEFAULT),
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+    )
+    prefill_tokens: int = _bounded(PROFILE_SPEC["profile.prefill_tokens"])
+    decode_tokens: int = _bounded(PROFILE_SPEC["profile.decode_tokens"])
+    rounds: int = _bounded(PROFILE_SPEC["profile.rounds"])
+    window_seconds: float = _bounded(PROFILE_SPEC["profile.window_seconds"])
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _valid_batch_sizes(cls, sizes: list[int]) -> list[int]:
+        _unique(sizes)
+        for size in sizes:
+            if not PROFILE_BATCH_SIZE.allows(size):
+                raise ValueError(f"{size} is not {PROFILE_BATCH_SIZE.describe()}")
+        return sizes
+
+
 class Services(_Strict):
     """Where the services are; unset ones are the local stack (see ``greenprune up``)."""
 
@@ -150,6 +177,7 @@ class Experiment(_Strict):
     models: list[Name] = Field(min_length=1, max_length=MAX_LIST_ITEMS)
     pruning: Pruning
     eval: Eval
+    energy: Energy = Field(default_factory=Energy)
     services: Services = Field(default_factory=Services)
     seed: int = _bounded(PRUNE_SPEC["seed"])
 

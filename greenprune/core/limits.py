@@ -123,6 +123,20 @@ EVAL_SPEC: Mapping[str, Limit] = {
 }
 """Bounds and defaults of ``EvalSpec``'s numeric fields."""
 
+PROFILE_SPEC: Mapping[str, Limit] = {
+    "profile.prefill_tokens": Limit(8, 8192, 128),
+    "profile.decode_tokens": Limit(1, 1024, 32),
+    "profile.rounds": Limit(2, 100, 5),
+    "profile.window_seconds": Limit(0.05, 60.0, 2.0),
+}
+"""Bounds and defaults of an energy profile (``EvalSpec.profile``)."""
+
+PROFILE_BATCH_SIZE = Limit(1, 1024)
+"""Each of ``profile.batch_sizes``."""
+
+PROFILE_BATCH_SIZES_DEFAULT = (1, 8, 32)
+"""The profile's batch sizes when none are named."""
+
 CALIBRATION_SOURCE_DEFAULT = "reference"
 """Calibration text when none is named: the reference corpus."""
 

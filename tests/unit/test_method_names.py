@@ -9,12 +9,13 @@ import pytest
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import PRUNING_METHODS, method_name, method_value
-from pruning_service.convert import config_from_spec
+from pruning_service.convert import config_from_spec, normalized_spec
 from pruning_service.pruner import validate_config
 
 
 def method_from_pb(value: int) -> str:
-    config = config_from_spec(pruning_pb2.PruneSpec(model="reference:tiny-llama", method=value))
+    spec = pruning_pb2.PruneSpec(model="reference:tiny-llama", method=value)
+    config = config_from_spec(normalized_spec(spec))
     validate_config(config, Path("/nonexistent"))
     return config.method
 

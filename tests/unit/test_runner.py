@@ -62,7 +62,11 @@ def test_plan_has_a_prune_step_per_ratio_and_an_eval_step_per_checkpoint_and_tas
     ]
     assert len(plan.eval_steps) == 6
     assert {s.prune.ratio for s in plan.eval_steps} == {0.0, 0.2, 0.4}
-    assert len(set(_ids(plan))) == 9
+    assert len(set(_ids(plan))) == 3 + 6 + 1  # prunes, evals, one energy profile
+    (profile,) = plan.profile_steps
+    assert [s.ratio for s in profile.prunes] == [0.0, 0.2, 0.4]  # the baseline first
+    assert list(profile.spec.profile.batch_sizes) == [1, 8, 32]
+    assert profile.spec.profile.rounds == 5
     for step in plan.eval_steps:
         assert step.run_id == f"{step.request_id}/{step.task}"
         assert list(step.spec.tasks) == [step.task]
@@ -122,8 +126,16 @@ def test_adding_a_ratio_or_a_task_keeps_the_existing_ids(tmp_path: Path) -> None
         "greenprune_arith]", "greenprune_arith, greenprune_heldout]"
     )
     after = _plan(tmp_path, grown, "after.yaml")
-    assert set(_ids(before)) < set(_ids(after))
-    assert len(after.steps) == 4 + 4 * 3
+    # Prune and eval steps keep their ids; the profile covers the new checkpoint, so it is new.
+    kept = [s.request_id for s in (*before.prune_steps, *before.eval_steps)]
+    assert set(kept) < set(_ids(after))
+    assert before.profile_steps[0].request_id != after.profile_steps[0].request_id
+    assert len(after.steps) == 4 + 4 * 3 + 1
+
+
+def test_the_energy_profile_can_be_switched_off(tmp_path: Path) -> None:
+    plan = _plan(tmp_path, BASE + "energy: {profile: false}\n")
+    assert plan.profile_steps == ()
 
 
 def test_request_id_is_a_hash_of_canonical_json() -> None:
