@@ -144,7 +144,49 @@ def _status(args: argparse.Namespace) -> int:
         table.add_row(item.name, item.address, str(item.pid or "-"), item.health, text)
     console.print(table)
     console.print(f"state: {config.home}   logs: {config.log_dir}")
+    results = next((i for i in statuses if i.name == "results" and i.health == "SERVING"), None)
+    if results is not None:
+        orphans = orphaned_checkpoints(config.home / "checkpoints", results.address, config.token)
+        if orphans:
+            console.print(
+                f"{len(orphans)} checkpoint(s) on disk with no prune run in the results store"
+                " (a job still reporting, or work to report by running the experiment again):",
+                markup=False,
+            )
+            for path in orphans:
+                console.print(f"  {path}", markup=False)
     return EXIT_OK
+
+
+def orphaned_checkpoints(
+    checkpoints_dir: Path, results_address: str, token: str | None
+) -> list[Path]:
+    """Checkpoint folders (with a manifest) that no prune run in the ResultsService names."""
+    from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+    from greenprune.core import checkpoint
+    from greenprune.rpc.client import sync_channel
+
+    if not checkpoints_dir.is_dir():
+        return []
+    on_disk = {
+        p.name: p
+        for p in checkpoints_dir.iterdir()
+        if not p.name.startswith(".") and (p / checkpoint.MANIFEST_NAME).is_file()
+    }
+    if not on_disk:
+        return []
+    known: set[str] = set()
+    with contextlib.closing(sync_channel(results_address, token)) as channel:
+        stub = results_pb2_grpc.ResultsServiceStub(channel)
+        token_ = ""
+        while True:
+            request = results_pb2.ListPruneRunsRequest(page_size=1000, page_token=token_)
+            response = stub.ListPruneRuns(request, timeout=30)
+            known.update(run.result.checkpoint_id for run in response.runs)
+            token_ = response.next_page_token
+            if not token_:
+                break
+    return [path for name, path in sorted(on_disk.items()) if name not in known]
 
 
 async def _job_counts(
