@@ -7,6 +7,7 @@ goes to the server log, never onto the wire.
 
 from __future__ import annotations
 
+import errno
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,9 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
             return code, str(exc)
     if isinstance(exc, GreenpruneError):
         return grpc.StatusCode.INTERNAL, str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" writing {str(exc.filename)[:200]!r}" if exc.filename else ""
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"no space left on the device{where}"
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 

@@ -122,3 +122,16 @@ def test_record_prune_run_refuses_a_huge_string(stub) -> None:  # noqa: ANN001
     error = _refused(stub.RecordPruneRun, pb.RecordPruneRunRequest(run=run))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert len(error.details()) < 400
+
+
+def test_a_full_disk_is_resource_exhausted_with_the_path() -> None:
+    import errno
+
+    from greenprune.rpc.errors import code_name, status_for
+
+    full = OSError(
+        errno.ENOSPC, "No space left on device", "/state/checkpoints/c1/model.safetensors"
+    )
+    code, message = status_for(full)
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and code_name(full) == "RESOURCE_EXHAUSTED"
+    assert "/state/checkpoints/c1/model.safetensors" in message
