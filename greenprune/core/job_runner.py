@@ -373,9 +373,20 @@ class JobRunner:
         self._table.close()
 
     async def submit(self, request_id: str, spec: dict[str, Any], experiment: str = "") -> Job:
-        """Queues a job, or returns the live or finished job of the same ``request_id``."""
+        """Queues a job, or returns the live or finished job of the same ``request_id``.
+
+        A SUCCEEDED job returned this way is reported again (stage ``reporting``) before it is
+        SUCCEEDED once more, so a results store that lost its record gets it back.
+        """
         existing = self._table.latest_for_request(request_id)
         if existing is not None and existing.state not in (FAILED, CANCELLED):
+            if existing.state == SUCCEEDED and self._on_succeeded is not None:
+                # Report it again (recording is idempotent): the results store may have been
+                # lost or replaced since, and a rerun must be able to finish.
+                existing.state, existing.stage, existing.end_time = RUNNING, "reporting", None
+                self._table.save(existing)
+                self._start_reporting(existing)
+                await self._notify()
             return existing
         if len(self._table.in_state(QUEUED)) >= self._max_queued:
             raise ResourceExhaustedError(f"the job queue is full ({self._max_queued} waiting)")

@@ -115,3 +115,25 @@ def test_a_permanent_reporting_error_still_fails_the_job(tmp_path: Path) -> None
         await runner.stop()
 
     asyncio.run(scenario())
+
+
+def test_resubmitting_a_succeeded_job_reports_it_again(tmp_path: Path) -> None:
+    """The results database was lost: rerunning the experiment re-reports instead of failing."""
+    recorded: list[str] = []
+
+    async def report(job: Job) -> None:
+        recorded.append(job.id)
+
+    async def scenario() -> None:
+        runner = JobRunner(state_dir=tmp_path, worker="tests.rpc.workers:echo", on_succeeded=report)
+        await runner.start()
+        job = await runner.submit("r-4", {"x": 4})
+        await _wait_state(runner, job.id, SUCCEEDED)
+        again = await runner.submit("r-4", {"x": 4})
+        assert again.id == job.id
+        done = await _wait_state(runner, job.id, SUCCEEDED)
+        assert done.result is not None and done.result["echo"] == {"x": 4}
+        await runner.stop()
+
+    asyncio.run(scenario())
+    assert len(recorded) == 2 and len(set(recorded)) == 1
