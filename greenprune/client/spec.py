@@ -194,6 +194,16 @@ class Experiment(_Strict):
     @classmethod
     def _distinct_models(cls, models: list[str]) -> list[str]:
         _unique(models)
+        from greenprune.core.reference.build import reference_model_names
+
+        known = reference_model_names()
+        for model in models:
+            if model.startswith("reference:") and model.removeprefix("reference:") not in known:
+                raise ValueError(
+                    f"no reference model {model[:60]!r} (known: "
+                    + ", ".join(f"reference:{name}" for name in known)
+                    + ")"
+                )
         return models
 
 

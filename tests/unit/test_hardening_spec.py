@@ -76,3 +76,12 @@ def test_the_cli_prints_no_traceback_for_an_alias_bomb(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr + done.stdout
     assert "aliases" in done.stderr + done.stdout
     assert time.perf_counter() - started < 30
+
+
+def test_an_unknown_reference_model_is_refused_by_the_file_check(tmp_path: Path) -> None:
+    text = DEMO.read_text().replace("reference:tiny-llama", "reference:nope", 1)
+    path = _write(tmp_path, text)
+    with pytest.raises(ExperimentFileError) as caught:
+        load_experiment(path)
+    assert "no reference model 'reference:nope'" in str(caught.value)
+    assert "reference:tiny-llama" in str(caught.value)
