@@ -57,7 +57,11 @@ def profile_config(spec: eval_pb2.EvalSpec, device: str) -> ProfileConfig:
 
 
 def spec_from_stored(data: dict[str, Any]) -> eval_pb2.EvalSpec:
-    """The EvalSpec a job stored."""
+    """The EvalSpec a job stored; rows of versions before 0.2 nested the settings in config."""
+    if isinstance(data.get("config"), dict):
+        settings = {k: v for k, v in data["config"].items() if v is not None}
+        subject = {k: data[k] for k in ("checkpoint_id", "model") if data.get(k)}
+        data = {**settings, **subject}
     return from_json_dict(data, eval_pb2.EvalSpec)
 
 

@@ -9,8 +9,11 @@ from greenprune.core.job_runner import Job
 from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
     PRUNE_SPEC,
+    PRUNE_SPEC_ENUM_DEFAULTS,
     fill_defaults,
     method_name,
+    method_value,
+    prune_enum_spelling,
 )
 from greenprune.core.records import dataclass_from, fields_of, from_json_dict, to_json_dict
 from greenprune.rpc.convert import job_status_to_pb
@@ -31,13 +34,23 @@ def normalized_spec(spec: pruning_pb2.PruneSpec) -> pruning_pb2.PruneSpec:
 
 
 def config_from_spec(spec: pruning_pb2.PruneSpec) -> PruneConfig:
-    """The pruner's config of a (normalized) spec."""
-    return dataclass_from(PruneConfig, {**fields_of(spec), "method": method_name(spec.method)})
+    """The pruner's config of a (normalized) spec; enum fields become their file spellings."""
+    values = fields_of(spec)
+    for name in PRUNE_SPEC_ENUM_DEFAULTS:
+        values[name] = prune_enum_spelling(name, getattr(spec, name))
+    return dataclass_from(PruneConfig, {**values, "method": method_name(spec.method)})
+
+
+def spec_from_stored(data: dict[str, Any]) -> pruning_pb2.PruneSpec:
+    """The PruneSpec a job stored; rows of versions before 0.2 spelled the method by name."""
+    if isinstance(data.get("method"), str) and not data["method"].startswith("PRUNING_METHOD_"):
+        data = {**data, "method": pruning_pb2.PruningMethod.Name(method_value(data["method"]))}
+    return from_json_dict(data, pruning_pb2.PruneSpec)
 
 
 def config_from_stored(data: dict[str, Any]) -> PruneConfig:
     """The pruner's config of a spec stored in the job table."""
-    return config_from_spec(from_json_dict(data, pruning_pb2.PruneSpec))
+    return config_from_spec(spec_from_stored(data))
 
 
 def job_to_pb(job: Job) -> pruning_pb2.PruneJob:
@@ -45,7 +58,7 @@ def job_to_pb(job: Job) -> pruning_pb2.PruneJob:
     message = pruning_pb2.PruneJob(
         name=f"{COLLECTION}/{job.id}",
         status=job_status_to_pb(job),
-        spec=from_json_dict(job.spec, pruning_pb2.PruneSpec),
+        spec=spec_from_stored(job.spec),
     )
     if job.result is not None and job.state == "SUCCEEDED":
         message.result.CopyFrom(from_json_dict(job.result, pruning_pb2.PruneResult))

@@ -12,7 +12,7 @@ from greenprune.core.records import from_json_dict
 from greenprune.core.settings import PruningSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
-from pruning_service.convert import COLLECTION
+from pruning_service.convert import COLLECTION, spec_from_stored
 from pruning_service.pruner import warm_validation
 from pruning_service.servicer import PruningServicer
 
@@ -26,7 +26,7 @@ def prune_run_to_pb(job: Job) -> results_pb2.PruneRun:
     return results_pb2.PruneRun(
         request_id=job.request_id,
         experiment=job.experiment,
-        spec=from_json_dict(job.spec, pruning_pb2.PruneSpec),
+        spec=spec_from_stored(job.spec),
         result=from_json_dict(job.result, pruning_pb2.PruneResult),
         job_name=f"{COLLECTION}/{job.id}",
     )
