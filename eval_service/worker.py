@@ -44,6 +44,7 @@ def run(
         The EvalResult as the job table stores it.
     """
     from eval_service.convert import config_from_spec, spec_from_stored
+    from eval_service.errors import library_failures
     from eval_service.evaluator import resolve_device, run_eval
     from eval_service.task_index import local_task_names
     from eval_service.tasks import task_manager
@@ -69,14 +70,20 @@ def run(
         [Path(p) for p in config.task_paths],
         include_defaults=not set(config.tasks) <= local_task_names(config.task_paths),
     )
-    outcomes = run_eval(
-        model,
-        tokenizer,
-        config,
-        task_manager=manager,
-        workdir=Path(context["workdir"]),
-        progress=progress,
+    subject = (
+        f"checkpoint {message.checkpoint_id!r}"
+        if message.checkpoint_id
+        else f"model {message.model!r}"
     )
+    with library_failures(subject):
+        outcomes = run_eval(
+            model,
+            tokenizer,
+            config,
+            task_manager=manager,
+            workdir=Path(context["workdir"]),
+            progress=progress,
+        )
     result = eval_pb2.EvalResult(model=base_model)
     for outcome in outcomes:
         result.versions.update(outcome.versions)
