@@ -7,6 +7,7 @@ Get/List/Cancel/Watch to :class:`JobRpcs`, which converts at the boundary once f
 
 from __future__ import annotations
 
+import operator
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,32 +44,34 @@ class JobApi:
     watch_request: Callable[..., Any]
 
 
-PRUNE_JOBS = JobApi(
-    "pruning",
-    pruning_pb2_grpc.PruningServiceStub,
-    create=lambda stub: stub.CreatePruneJob,
-    get=lambda stub: stub.GetPruneJob,
-    list=lambda stub: stub.ListPruneJobs,
-    cancel=lambda stub: stub.CancelPruneJob,
-    watch=lambda stub: stub.WatchPruneJob,
-    get_request=pruning_pb2.GetPruneJobRequest,
-    list_request=pruning_pb2.ListPruneJobsRequest,
-    cancel_request=pruning_pb2.CancelPruneJobRequest,
-    watch_request=pruning_pb2.WatchPruneJobRequest,
-)
-EVAL_JOBS = JobApi(
-    "eval",
-    eval_pb2_grpc.EvalServiceStub,
-    create=lambda stub: stub.CreateEvalJob,
-    get=lambda stub: stub.GetEvalJob,
-    list=lambda stub: stub.ListEvalJobs,
-    cancel=lambda stub: stub.CancelEvalJob,
-    watch=lambda stub: stub.WatchEvalJob,
-    get_request=eval_pb2.GetEvalJobRequest,
-    list_request=eval_pb2.ListEvalJobsRequest,
-    cancel_request=eval_pb2.CancelEvalJobRequest,
-    watch_request=eval_pb2.WatchEvalJobRequest,
-)
+def _job_api(
+    service: str, stub: Callable[[grpc.aio.Channel], Any], messages: Any, kind: str
+) -> JobApi:
+    """The JobApi of the AIP-151 RPCs ``{Create,Get,Cancel,Watch}{kind}`` and ``List{kind}s``."""
+
+    def rpc(name: str) -> Callable[[Any], Any]:
+        return operator.attrgetter(name)
+
+    def request(name: str) -> Callable[..., Any]:
+        return getattr(messages, f"{name}Request")
+
+    return JobApi(
+        service,
+        stub,
+        create=rpc(f"Create{kind}"),
+        get=rpc(f"Get{kind}"),
+        list=rpc(f"List{kind}s"),
+        cancel=rpc(f"Cancel{kind}"),
+        watch=rpc(f"Watch{kind}"),
+        get_request=request(f"Get{kind}"),
+        list_request=request(f"List{kind}s"),
+        cancel_request=request(f"Cancel{kind}"),
+        watch_request=request(f"Watch{kind}"),
+    )
+
+
+PRUNE_JOBS = _job_api("pruning", pruning_pb2_grpc.PruningServiceStub, pruning_pb2, "PruneJob")
+EVAL_JOBS = _job_api("eval", eval_pb2_grpc.EvalServiceStub, eval_pb2, "EvalJob")
 
 
 class JobRpcs:
