@@ -267,10 +267,9 @@ class Runner:
         pairs = await _bounded_gather(
             [self._prune_run(s.request_id) for s in self._plan.prune_steps]
             + [self._eval_run(s.run_id) for s in self._plan.eval_steps]
+            + [self._profile_run(s.request_id) for s in self._plan.profile_steps]
         )
-        # A profile step is always submitted: the EvalService returns a finished job of the
-        # same request_id at once, and records it only once.
-        ids = [s.request_id for s in (*self._plan.prune_steps, *self._plan.eval_steps)]
+        ids = [s.request_id for s in self._plan.steps]
         return {rid: run for rid, run in zip(ids, pairs, strict=True) if run is not None}
 
     async def _prune_run(self, request_id: str) -> Any:
@@ -283,6 +282,13 @@ class Runner:
         stub = results_pb2_grpc.ResultsServiceStub(self._results.channel)
         found = await self._lookup(
             stub.GetEvalRun, results_pb2.GetEvalRunRequest(request_id=run_id)
+        )
+        return found.run if found is not None else None
+
+    async def _profile_run(self, request_id: str) -> Any:
+        stub = results_pb2_grpc.ResultsServiceStub(self._results.channel)
+        found = await self._lookup(
+            stub.GetProfileRun, results_pb2.GetProfileRunRequest(request_id=request_id)
         )
         return found.run if found is not None else None
 
@@ -317,7 +323,8 @@ class Runner:
                 *(self._evaluate(s) for s in self._plan.eval_steps if s.request_id not in recorded)
             )
             for profile in self._plan.profile_steps:
-                await self._profile(profile)
+                if profile.request_id not in recorded:
+                    await self._profile(profile)
             return self.outcome
         finally:
             await self.close()
@@ -370,7 +377,13 @@ class Runner:
         request = eval_pb2.CreateEvalJobRequest(
             request_id=step.request_id, spec=spec, experiment=self._plan.experiment
         )
-        self._conclude(step, await self._run_job(step, self._eval, EVAL_JOBS, request))
+        outcome = await self._run_job(step, self._eval, EVAL_JOBS, request)
+        if outcome.state == SUCCEEDED:
+            outcome.run = await self._profile_run(step.request_id)
+            if outcome.run is None:
+                outcome.state = FAILED
+                outcome.message = f"profile run {step.request_id} is not in the results store"
+        self._conclude(step, outcome)
 
     def _conclude(self, step: Step, outcome: StepOutcome) -> None:
         self.outcome.outcomes[step.request_id] = outcome

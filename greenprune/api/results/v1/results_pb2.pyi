@@ -190,6 +190,18 @@ class GetEvalRunResponse(_message.Message):
     run: EvalRun
     def __init__(self, run: _Optional[_Union[EvalRun, _Mapping]] = ...) -> None: ...
 
+class GetProfileRunRequest(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    def __init__(self, request_id: _Optional[str] = ...) -> None: ...
+
+class GetProfileRunResponse(_message.Message):
+    __slots__ = ("run",)
+    RUN_FIELD_NUMBER: _ClassVar[int]
+    run: ProfileRun
+    def __init__(self, run: _Optional[_Union[ProfileRun, _Mapping]] = ...) -> None: ...
+
 class ListPruneRunsRequest(_message.Message):
     __slots__ = ("experiment", "page_size", "page_token")
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]

@@ -65,6 +65,11 @@ class ResultsServiceStub:
                 request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunRequest.SerializeToString,
                 response_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunResponse.FromString,
                 _registered_method=True)
+        self.GetProfileRun = channel.unary_unary(
+                '/greenprune.api.results.v1.ResultsService/GetProfileRun',
+                request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunRequest.SerializeToString,
+                response_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunResponse.FromString,
+                _registered_method=True)
         self.ListPruneRuns = channel.unary_unary(
                 '/greenprune.api.results.v1.ResultsService/ListPruneRuns',
                 request_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.ListPruneRunsRequest.SerializeToString,
@@ -133,6 +138,13 @@ class ResultsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetProfileRun(self, request, context):
+        """Returns one profile run by its request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListPruneRuns(self, request, context):
         """Lists prune runs, newest first.
         """
@@ -193,6 +205,11 @@ def add_ResultsServiceServicer_to_server(servicer, server):
                     servicer.GetEvalRun,
                     request_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunRequest.FromString,
                     response_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunResponse.SerializeToString,
+            ),
+            'GetProfileRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProfileRun,
+                    request_deserializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunRequest.FromString,
+                    response_serializer=greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunResponse.SerializeToString,
             ),
             'ListPruneRuns': grpc.unary_unary_rpc_method_handler(
                     servicer.ListPruneRuns,
@@ -378,6 +395,33 @@ class ResultsService:
             '/greenprune.api.results.v1.ResultsService/GetEvalRun',
             greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunRequest.SerializeToString,
             greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetEvalRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProfileRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/greenprune.api.results.v1.ResultsService/GetProfileRun',
+            greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunRequest.SerializeToString,
+            greenprune_dot_api_dot_results_dot_v1_dot_results__pb2.GetProfileRunResponse.FromString,
             options,
             channel_credentials,
             insecure,
