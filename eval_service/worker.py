@@ -23,7 +23,7 @@ def warm(lane: str) -> None:
 
     from eval_service import evaluator, metered_lm  # noqa: F401
     from eval_service.tasks import task_manager
-    from greenprune import checkpoint, models  # noqa: F401
+    from greenprune.core import checkpoint, models  # noqa: F401
     from greenprune.core.energy.meter import prime
 
     task_manager()
