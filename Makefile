@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint protos check-protos format bench venv up down clean
+.PHONY: demo test lint protos check-protos format bench venv up down clean compose-test
 
 # The virtual environment: torch first and pinned (a CPU build), then the project.
 $(STAMP): pyproject.toml
@@ -68,6 +68,11 @@ demo: venv
 	else \
 	  $(BIN)/greenprune down; \
 	fi
+
+# The compose stack for real with podman: build, start, run the demo, restart, tear down
+# (deploy/compose-test.sh; KEEP_IMAGES=1 keeps the image it built).
+compose-test: venv
+	deploy/compose-test.sh
 
 clean:
 	rm -rf .state .pytest_cache .ruff_cache artifacts
