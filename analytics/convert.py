@@ -31,30 +31,88 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
 
 
 def _interval_from_pb(name: str, parent: Any) -> dict[str, Any]:
+    columns = [name + suffix for suffix in schema.INTERVAL_SUFFIXES.values()]
     if not parent.HasField(name):
-        return dict.fromkeys(
-            (name, f"{name}_low", f"{name}_high", f"{name}_count", f"{name}_interval")
-        )
+        return dict.fromkeys(columns)
     interval = getattr(parent, name)
     return {
-        name: interval.median,
-        f"{name}_low": interval.low,
-        f"{name}_high": interval.high,
-        f"{name}_count": interval.count,
-        f"{name}_interval": interval.method,
+        name + suffix: getattr(interval, field)
+        for field, suffix in schema.INTERVAL_SUFFIXES.items()
     }
 
 
 def _interval_to_pb(name: str, row: dict[str, Any]) -> energy_pb2.Interval | None:
     if row.get(name) is None:
         return None
-    return energy_pb2.Interval(
-        median=row[name],
-        low=row[f"{name}_low"] or 0.0,
-        high=row[f"{name}_high"] or 0.0,
-        count=row[f"{name}_count"] or 0,
-        method=row[f"{name}_interval"] or "",
+    interval = energy_pb2.Interval()
+    for field, suffix in schema.INTERVAL_SUFFIXES.items():
+        value = row.get(name + suffix)
+        if value is not None:
+            setattr(interval, field, value)
+    return interval
+
+
+def _is_interval(field: Any) -> bool:
+    return (
+        field.message_type is not None
+        and field.message_type.full_name == energy_pb2.Interval.DESCRIPTOR.full_name
     )
+
+
+def message_to_row(
+    message: Any, *, rename: dict[str, str] | None = None, skip: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Returns the flattened columns of a message, as ``schema.message_columns`` names them."""
+    rename = rename or {}
+    skipped = set(skip)
+    row: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        if field.name in skipped:
+            continue
+        name = rename.get(field.name, field.name)
+        if _is_interval(field):
+            row.update(
+                {
+                    name + suffix: value
+                    for suffix, value in zip(
+                        schema.INTERVAL_SUFFIXES.values(),
+                        _interval_from_pb(field.name, message).values(),
+                        strict=True,
+                    )
+                }
+            )
+        elif field.message_type is not None:
+            raise TypeError(f"{message.DESCRIPTOR.name}.{field.name} is not flattened")
+        elif schema.is_repeated(field):
+            row[name] = list(getattr(message, field.name))
+        else:
+            row[name] = getattr(message, field.name)
+    return row
+
+
+def row_to_message(
+    row: dict[str, Any],
+    message: Any,
+    *,
+    rename: dict[str, str] | None = None,
+    skip: Iterable[str] = (),
+) -> Any:
+    """Fills ``message`` from the flattened columns of ``row`` (None leaves a field unset)."""
+    rename = rename or {}
+    skipped = set(skip)
+    for field in message.DESCRIPTOR.fields:
+        if field.name in skipped:
+            continue
+        name = rename.get(field.name, field.name)
+        if _is_interval(field):
+            interval = _interval_to_pb(name, row)
+            if interval is not None:
+                getattr(message, field.name).CopyFrom(interval)
+        elif schema.is_repeated(field):
+            getattr(message, field.name).extend(row.get(name) or [])
+        elif row.get(name) is not None:
+            setattr(message, field.name, row[name])
+    return message
 
 
 def components_from_pb(
@@ -78,6 +136,8 @@ def components_from_pb(
 def energy_from_pb(parent: Any) -> dict[str, Any]:
     """Returns the energy columns and components of ``parent.energy`` (all NULL when unset).
 
+    The columns follow ``EnergyReport``'s fields (``schema.ENERGY_FIELDS``).
+
     Args:
         parent: A TaskResult or PruneResult.
     """
@@ -87,24 +147,9 @@ def energy_from_pb(parent: Any) -> dict[str, Any]:
         columns["components"] = []
         return columns
     report = parent.energy
-    columns = {"has_energy": True, "headline_component": report.headline_component}
-    for name in schema.INTERVAL_NAMES:
-        columns.update(_interval_from_pb(name, report))
-    columns.update(
-        tokens=report.tokens,
-        energy_samples=report.samples,
-        joules_per_token=report.joules_per_token,
-        joules_per_sample=report.joules_per_sample,
-        peak_rss_bytes=report.peak_rss_bytes,
-        peak_cuda_bytes=report.peak_cuda_bytes,
-        device_name=report.device_name,
-        hardware=report.hardware,
-        gpu_shared=report.gpu_shared,
-        estimated=report.estimated,
-        repeats=report.repeats,
-        repeat_net_joules=list(report.repeat_net_joules),
-        components=components_from_pb(report.components),
-    )
+    columns = {"has_energy": True}
+    columns.update(message_to_row(report, rename=schema.ENERGY_RENAMES, skip=("components",)))
+    columns["components"] = components_from_pb(report.components)
     return columns
 
 
@@ -112,25 +157,9 @@ def energy_to_pb(row: dict[str, Any]) -> energy_pb2.EnergyReport | None:
     """Returns the EnergyReport stored in a run dict, or None when it had none."""
     if not row.get("has_energy"):
         return None
-    report = energy_pb2.EnergyReport(
-        headline_component=row["headline_component"] or "",
-        tokens=row["tokens"] or 0,
-        samples=row["energy_samples"] or 0,
-        joules_per_token=row["joules_per_token"] or 0.0,
-        joules_per_sample=row["joules_per_sample"] or 0.0,
-        peak_rss_bytes=row["peak_rss_bytes"] or 0,
-        peak_cuda_bytes=row["peak_cuda_bytes"] or 0,
-        device_name=row["device_name"] or "",
-        hardware=row["hardware"] or "",
-        gpu_shared=bool(row["gpu_shared"]),
-        estimated=bool(row["estimated"]),
-        repeats=row["repeats"] or 0,
-        repeat_net_joules=row["repeat_net_joules"] or [],
+    report = row_to_message(
+        row, energy_pb2.EnergyReport(), rename=schema.ENERGY_RENAMES, skip=("components",)
     )
-    for name in schema.INTERVAL_NAMES:
-        interval = _interval_to_pb(name, row)
-        if interval is not None:
-            getattr(report, name).CopyFrom(interval)
     for component in row.get("components") or []:
         report.components.add(
             component=component["component"],
@@ -175,6 +204,7 @@ def eval_run_from_pb(run: results_pb2.EvalRun) -> dict[str, Any]:
             }
             for metric in result.metrics
         ],
+        "items": [message_to_row(item) for item in result.items],
     }
     row.update(energy_from_pb(result))
     return row
@@ -196,6 +226,7 @@ def eval_run_to_pb(row: dict[str, Any]) -> results_pb2.EvalRun:
             for metric in row["metrics"]
         ],
         energy=energy_to_pb(row),
+        items=[row_to_message(item, eval_pb2.ItemScore()) for item in row.get("items") or []],
     )
     return results_pb2.EvalRun(
         request_id=row["request_id"],
@@ -313,6 +344,38 @@ def prune_run_to_pb(row: dict[str, Any]) -> results_pb2.PruneRun:
         result=result,
         create_time=_timestamp(row.get("create_time")),
         job_name=row["job_name"],
+    )
+
+
+def profile_run_from_pb(run: results_pb2.ProfileRun) -> dict[str, Any]:
+    """Returns the store dict of a ProfileRun; create_time is ignored (the store sets it)."""
+    row: dict[str, Any] = {
+        "request_id": run.request_id,
+        "experiment": run.experiment,
+        "model": run.model,
+        "job_name": run.job_name,
+        "spec": json_format.MessageToDict(run.spec, preserving_proto_field_name=True),
+        "points": [message_to_row(point) for point in run.result.points],
+    }
+    row.update(message_to_row(run.result, skip=("points",)))
+    return row
+
+
+def profile_run_to_pb(row: dict[str, Any]) -> results_pb2.ProfileRun:
+    """Returns the ProfileRun of a store dict."""
+    result = row_to_message(row, eval_pb2.ProfileResult(), skip=("points",))
+    for point in row.get("points") or []:
+        row_to_message(point, result.points.add())
+    return results_pb2.ProfileRun(
+        request_id=row["request_id"],
+        experiment=row["experiment"] or "",
+        model=row["model"] or "",
+        spec=json_format.ParseDict(
+            row.get("spec") or {}, eval_pb2.EvalSpec(), ignore_unknown_fields=True
+        ),
+        result=result,
+        create_time=_timestamp(row.get("create_time")),
+        job_name=row["job_name"] or "",
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
+from analytics import schema
 from greenprune.core.errors import FailedPreconditionError
 
 
@@ -31,33 +32,12 @@ class Migration:
     statements: tuple[str, ...]
 
 
-# The headline energy figures of one EnergyReport. The same block appears on eval_runs and on
-# prune_runs (for the energy of the pruning itself); every column is NULL when the run carried
-# no energy report (has_energy false).
-_ENERGY_BLOCK = """
-    has_energy BOOLEAN NOT NULL DEFAULT false,
-    headline_component VARCHAR,
-    net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
-    net_joules_count INTEGER, net_joules_interval VARCHAR,
-    gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
-    gross_joules_count INTEGER, gross_joules_interval VARCHAR,
-    wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
-    wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
-    tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
-    tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
-    tokens BIGINT,
-    energy_samples BIGINT,
-    joules_per_token DOUBLE,
-    joules_per_sample DOUBLE,
-    peak_rss_bytes BIGINT,
-    peak_cuda_bytes BIGINT,
-    device_name VARCHAR,
-    hardware VARCHAR,
-    gpu_shared BOOLEAN,
-    estimated BOOLEAN,
-    repeats INTEGER,
-    repeat_net_joules DOUBLE[]
-"""
+# The headline energy figures of one EnergyReport, derived from the message (schema.py). The
+# same block appears on eval_runs and on prune_runs (for the energy of the pruning itself); every
+# column is NULL when the run carried no energy report (has_energy false).
+_ENERGY_BLOCK = "has_energy BOOLEAN NOT NULL DEFAULT false,\n    " + schema.column_definitions(
+    field for field in schema.ENERGY_FIELDS if field.name != "has_energy"
+)
 
 _V1 = (
     """
@@ -168,12 +148,36 @@ _V1 = (
     """,
 )
 
+# Version 2: energy profiles and per-document scores. The columns follow the messages
+# (ProfileResult, ProfilePoint, ItemScore) through schema.py. No indexes: DuckDB cannot ALTER a
+# table an index depends on, and add_missing_columns must be able to.
+_V2 = (
+    f"""
+    CREATE TABLE profile_runs (
+        seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
+        {schema.column_definitions(schema.PROFILE_RUNS)},
+        PRIMARY KEY (request_id)
+    )
+    """,
+    f"""
+    CREATE TABLE profile_points (
+        {schema.column_definitions(schema.PROFILE_POINTS)}
+    )
+    """,
+    f"""
+    CREATE TABLE item_scores (
+        {schema.column_definitions(schema.ITEM_SCORES)}
+    )
+    """,
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
         "models, prune runs, layer shapes, eval runs, metrics, energy components",
         _V1,
     ),
+    Migration(2, "energy profiles (runs and points) and per-document item scores", _V2),
 )
 """Every migration, in version order."""
 
@@ -226,4 +230,32 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
             connection.execute("ROLLBACK")
             raise
         applied.append(migration.version)
+    add_missing_columns(connection)
     return applied
+
+
+def add_missing_columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """Adds the columns ``schema.DERIVED_TABLES`` name and the file lacks (nullable).
+
+    A field added to a message (an EnergyReport figure, a ProfilePoint field) thus reaches the
+    store without a hand-written migration; removing or renaming a column still needs one.
+
+    Returns:
+        The columns added, as ``table.column``.
+    """
+    added: list[str] = []
+    for table, arrow_schema in schema.DERIVED_TABLES.items():
+        present = {
+            name
+            for (name,) in connection.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                [table],
+            ).fetchall()
+        }
+        for field in arrow_schema:
+            if field.name not in present:
+                connection.execute(
+                    f"ALTER TABLE {table} ADD COLUMN {field.name} {schema.sql_type(field.type)}"
+                )
+                added.append(f"{table}.{field.name}")
+    return added

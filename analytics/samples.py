@@ -6,6 +6,7 @@ view. Use these to fill a store, never to report results.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 
 from greenprune.api.common.v1 import energy_pb2, layers_pb2
@@ -161,8 +162,13 @@ def eval_run(
     experiment: str = "",
     samples: int = 100,
     stderr: float | None = 0.01,
+    items: Mapping[int, float] | None = None,
+    item_metric: str = "acc",
 ) -> results_pb2.EvalRun:
-    """Returns an EvalRun of one task; ``net_joules`` None leaves the energy report out."""
+    """Returns an EvalRun of one task; ``net_joules`` None leaves the energy report out.
+
+    ``items`` maps document ids to their ``item_metric`` score (``TaskResult.items``).
+    """
     spec = eval_pb2.EvalSpec(tasks=[task], batch_size=8, repeats=3, device="cpu", seed=1)
     if checkpoint_id:
         spec.checkpoint_id = checkpoint_id
@@ -180,6 +186,10 @@ def eval_run(
                 samples=samples,
             )
             for name, value in metrics.items()
+        ],
+        items=[
+            eval_pb2.ItemScore(doc_id=doc, metric=item_metric, value=value)
+            for doc, value in (items or {}).items()
         ],
     )
     if net_joules is not None:
@@ -229,6 +239,7 @@ def demo_study(
                         task=task,
                         metrics={"acc": 0.9 - 0.5 * ratio, "acc_norm": 0.88 - 0.5 * ratio},
                         net_joules=100.0 * (1 - 0.5 * ratio),
+                        items=nested_items(0.9 - 0.5 * ratio, 100),
                         model=model,
                         checkpoint_id=checkpoint,
                         experiment=experiment,
@@ -247,3 +258,123 @@ def demo_study(
                     )
                 )
     return prune_runs, eval_runs
+
+
+def nested_items(accuracy: float, documents: int) -> dict[int, float]:
+    """Per-document scores with the given accuracy: documents ``0 .. accuracy x n - 1`` right.
+
+    Lower accuracies get nested subsets, so a pruned model loses documents, never gains them.
+    """
+    right = round(accuracy * documents)
+    return {doc: 1.0 if doc < right else 0.0 for doc in range(documents)}
+
+
+def profile_run(
+    request_id: str,
+    *,
+    model: str,
+    costs: Mapping[str, float],
+    experiment: str = "",
+    rounds: int = 6,
+    batch_sizes: Sequence[int] = (1, 8),
+    phases: Sequence[str] = ("prefill", "decode"),
+    prefill_tokens: int = 64,
+    drift: float = 0.0,
+    round_noise: Sequence[float] | None = None,
+    seed: int = 0,
+) -> results_pb2.ProfileRun:
+    """Returns a ProfileRun measured in interleaved rounds.
+
+    Args:
+        request_id: The run's id.
+        model: The base model.
+        costs: Each checkpoint's net joules per token at batch 1 (it falls as 1/sqrt(batch)).
+        experiment: The experiment.
+        rounds: The rounds; each measures every checkpoint once in a shuffled order.
+        batch_sizes: The batch sizes.
+        phases: The phases.
+        prefill_tokens: Tokens per sequence of a prefill window (decode: one per step).
+        drift: The relative rise of every reading per window measured (a warming machine).
+        round_noise: A factor per round shared by every window of that round (common drift).
+        seed: Seed of the shuffled order of each round.
+    """
+    order_rng = random.Random(seed)
+    points: list[eval_pb2.ProfilePoint] = []
+    clock = 0
+    for round_index in range(rounds):
+        order = list(costs)
+        order_rng.shuffle(order)
+        common = round_noise[round_index] if round_noise else 1.0
+        for position, checkpoint in enumerate(order):
+            for phase in phases:
+                for batch in batch_sizes:
+                    iterations = 8
+                    per_step = prefill_tokens if phase == "prefill" else 1
+                    tokens = batch * per_step * iterations
+                    joules = costs[checkpoint] / batch**0.5 * tokens * common * (1 + drift * clock)
+                    clock += 1
+                    points.append(
+                        eval_pb2.ProfilePoint(
+                            checkpoint_id=checkpoint,
+                            phase=phase,
+                            batch_size=batch,
+                            round=round_index,
+                            position=position,
+                            net_joules=joules,
+                            gross_joules=joules + 2.0,
+                            wall_seconds=joules / 10.0,
+                            tokens=tokens,
+                            iterations=iterations,
+                        )
+                    )
+    return results_pb2.ProfileRun(
+        request_id=request_id,
+        experiment=experiment,
+        model=model,
+        spec=eval_pb2.EvalSpec(
+            model=model,
+            device="cpu",
+            seed=seed,
+            profile=eval_pb2.ProfileSpec(
+                checkpoint_ids=list(costs),
+                batch_sizes=list(batch_sizes),
+                prefill_tokens=prefill_tokens,
+                decode_tokens=8,
+                rounds=rounds,
+            ),
+        ),
+        result=eval_pb2.ProfileResult(
+            points=points,
+            energy_method="rapl",
+            estimated=False,
+            hardware="test CPU",
+            device_name="cpu",
+            idle_watts=2.0,
+            prefill_tokens=prefill_tokens,
+            decode_tokens=8,
+        ),
+        job_name=f"evalJobs/{request_id}",
+    )
+
+
+def demo_profile(
+    experiment: str = "demo",
+    model: str = "reference:tiny-llama",
+    ratios: Sequence[float] = (0.0, 0.2, 0.4),
+    model_index: int = 0,
+) -> results_pb2.ProfileRun:
+    """Returns the profile of ``demo_study``'s checkpoints.
+
+    J/token falls as 1 - 0.5 x ratio, with a round-to-round factor common to every checkpoint
+    of a round.
+    """
+    costs = {
+        f"ckpt-{model_index}-{round(ratio * 100):03d}": 1e-3 * (1 - 0.5 * ratio) for ratio in ratios
+    }
+    return profile_run(
+        f"{experiment}-profile-{model_index}",
+        model=model,
+        costs=costs,
+        experiment=experiment,
+        round_noise=(1.0, 1.1, 0.95, 1.2, 1.05, 0.9),
+    )

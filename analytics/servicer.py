@@ -91,6 +91,21 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         created = await asyncio.to_thread(record)
         return results_pb2.BatchRecordEvalRunsResponse(created_count=created)
 
+    async def RecordProfileRun(  # noqa: D102
+        self, request: results_pb2.RecordProfileRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.RecordProfileRunResponse:
+        require_request_id(request.run.request_id, "run.request_id")
+        check_values(request.run, "run")
+
+        def record() -> tuple[bool, dict[str, Any]]:
+            created = self._store.record_profile_run(convert.profile_run_from_pb(request.run))
+            return created, self._store.get_profile_run(request.run.request_id)
+
+        created, stored = await asyncio.to_thread(record)
+        return results_pb2.RecordProfileRunResponse(
+            run=convert.profile_run_to_pb(stored), created=created
+        )
+
     async def GetPruneRun(  # noqa: D102
         self, request: results_pb2.GetPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetPruneRunResponse:
@@ -104,6 +119,13 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         require_request_id(request.request_id)
         stored = await asyncio.to_thread(self._store.get_eval_run, request.request_id)
         return results_pb2.GetEvalRunResponse(run=convert.eval_run_to_pb(stored))
+
+    async def GetProfileRun(  # noqa: D102
+        self, request: results_pb2.GetProfileRunRequest, context: grpc.aio.ServicerContext
+    ) -> results_pb2.GetProfileRunResponse:
+        require_request_id(request.request_id)
+        stored = await asyncio.to_thread(self._store.get_profile_run, request.request_id)
+        return results_pb2.GetProfileRunResponse(run=convert.profile_run_to_pb(stored))
 
     async def ListPruneRuns(  # noqa: D102
         self, request: results_pb2.ListPruneRunsRequest, context: grpc.aio.ServicerContext

@@ -46,12 +46,12 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from analytics import schema
+from analytics import findings, schema
 from analytics.migrations import migrate
-from analytics.views import ACCURACY_METRICS, VIEW_DOCS, VIEW_SQL, view_parameters
+from analytics.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
-VIEWS: tuple[str, ...] = tuple(VIEW_SQL)
+VIEWS: tuple[str, ...] = VIEW_NAMES
 """The names of the views ``query_view`` and ``export_view`` serve."""
 
 EXPORT_MEDIA_TYPES: dict[str, str] = {
@@ -73,14 +73,9 @@ _EVAL_COLUMNS = tuple(
 )
 
 
-def headline_metric(metrics: Iterable[str]) -> str | None:
-    """Returns the metric that stands for a task's accuracy, or None for perplexity-only tasks.
-
-    Args:
-        metrics: The metric names a task reports.
-    """
-    names = set(metrics)
-    return next((name for name in ACCURACY_METRICS if name in names), None)
+headline_metric = findings.headline_accuracy
+"""The metric that stands for a task's accuracy, None for perplexity-only tasks (the rule lives
+in ``analytics.findings``)."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +154,18 @@ def _metrics_table(runs: Sequence[dict[str, Any]]) -> pa.Table:
         for key in ("metric", "value", "stderr", "samples"):
             columns[key].extend([metric.get(key) for metric in metrics])
     return pa.Table.from_pydict(columns, schema=schema.METRICS)
+
+
+def _items_table(runs: Sequence[dict[str, Any]]) -> pa.Table:
+    """Returns the per-document scores of eval runs, built column by column."""
+    columns: dict[str, list[Any]] = {name: [] for name in schema.ITEM_SCORES.names}
+    for run in runs:
+        items = run.get("items") or []
+        columns["run_id"].extend([run["request_id"]] * len(items))
+        columns["task"].extend([run["task"]] * len(items))
+        for key in schema.ITEM_KEYS:
+            columns[key].extend([item.get(key) for item in items])
+    return pa.Table.from_pydict(columns, schema=schema.ITEM_SCORES)
 
 
 def _fetch_dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -409,7 +416,10 @@ class ResultsStore:
                 [run for row, run in accepted if row["request_id"] not in stored]
             )
             new_components = [row for row in component_rows if row["run_id"] not in stored]
+            items = _items_table([run for row, run in accepted if row["request_id"] not in stored])
             self._insert(cursor, "eval_runs", _arrow(new_runs, schema.EVAL_RUNS))
+            if items.num_rows:
+                self._insert(cursor, "item_scores", items)
             if metrics.num_rows:
                 self._insert(cursor, "metrics", metrics)
             if new_components:
@@ -429,6 +439,83 @@ class ResultsStore:
             return len(new_runs)
 
         return int(self._write(work))
+
+    def record_profile_run(self, run: dict[str, Any]) -> bool:
+        """Stores a profile run with every measured window (one row per ProfilePoint).
+
+        Args:
+            run: The run: the columns of ``schema.PROFILE_RUNS`` but ``create_time`` and
+                ``spec_json``, plus ``spec`` (a JSON-able dict) and ``points`` (dicts of
+                ``schema.PROFILE_POINT_KEYS``).
+
+        Returns:
+            True when stored, False when its request_id was already recorded.
+
+        Raises:
+            InvalidArgumentError: The request_id is empty or a window repeats.
+        """
+        request_id = _check_request_id(run, "run")
+        points = run.get("points") or []
+        _check_unique(
+            (
+                (p.get("checkpoint_id"), p.get("phase"), p.get("batch_size"), p.get("round"))
+                for p in points
+            ),
+            "run.result.points",
+            "window",
+        )
+        row = {name: run.get(name) for name in schema.PROFILE_RUNS.names}
+        row["create_time"] = datetime.now(UTC).replace(tzinfo=None)
+        row["spec_json"] = json.dumps(run.get("spec") or {}, sort_keys=True)
+        point_rows = [
+            {
+                **point,
+                "request_id": request_id,
+                "experiment": run.get("experiment") or "",
+                "model": run.get("model") or "",
+            }
+            for point in points
+        ]
+
+        def work(cursor: duckdb.DuckDBPyConnection) -> bool:
+            exists = cursor.execute(
+                "SELECT 1 FROM profile_runs WHERE request_id = ?", [request_id]
+            ).fetchone()
+            if exists:
+                return False
+            self._insert(cursor, "profile_runs", _arrow([row], schema.PROFILE_RUNS))
+            if point_rows:
+                self._insert(cursor, "profile_points", _arrow(point_rows, schema.PROFILE_POINTS))
+            return True
+
+        return bool(self._write(work))
+
+    def get_profile_run(self, request_id: str) -> dict[str, Any]:
+        """Returns one profile run, its points in the order measured.
+
+        Raises:
+            NotFoundError: No profile run has this request_id.
+        """
+        cursor = self._read_cursor()
+        try:
+            runs = _fetch_dicts(
+                cursor.execute("SELECT * FROM profile_runs WHERE request_id = ?", [request_id])
+            )
+            if not runs:
+                raise NotFoundError(f"profile run {request_id!r} not found")
+            points = _fetch_dicts(
+                cursor.execute(
+                    "SELECT * FROM profile_points WHERE request_id = ? ORDER BY rowid",
+                    [request_id],
+                )
+            )
+        finally:
+            cursor.close()
+        run = runs[0]
+        run.pop("seq", None)
+        run["spec"] = json.loads(run.pop("spec_json") or "{}")
+        run["points"] = [{key: point[key] for key in schema.PROFILE_POINT_KEYS} for point in points]
+        return run
 
     @staticmethod
     def _insert(cursor: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
@@ -528,10 +615,18 @@ class ResultsStore:
                 schema.METRIC_KEYS,
             )
             components = _components(cursor, "eval", ids)
+            items = _group(
+                cursor,
+                "SELECT run_id AS owner, * FROM item_scores"
+                " WHERE run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY rowid",
+                ids,
+                schema.ITEM_KEYS,
+            )
         finally:
             cursor.close()
         for run in runs:
             run.pop("seq", None)
+            run["items"] = items.get(run["request_id"], [])
             run["spec"] = json.loads(run.pop("spec_json"))
             run["versions"] = json.loads(run.pop("versions_json"))
             run["metrics"] = metrics.get(run["request_id"], [])
@@ -550,17 +645,23 @@ class ResultsStore:
         Raises:
             InvalidArgumentError: The view is unknown.
         """
-        if view not in VIEW_SQL:
+        if view not in VIEWS:
             raise InvalidArgumentError("view", f"unknown view {view!r}; one of {', '.join(VIEWS)}")
         view_filter = view_filter or ViewFilter()
-        parameters = view_parameters(
-            view, view_filter.experiment, view_filter.model, view_filter.task
-        )
+        filters = (view_filter.experiment, view_filter.model, view_filter.task)
         cursor = self._read_cursor()
         try:
-            return cursor.sql(VIEW_SQL[view], params=parameters).to_arrow_table()
+            if view in VIEW_SQL:
+                sql = VIEW_SQL[view]
+                return cursor.sql(sql, params=sql_parameters(sql, *filters)).to_arrow_table()
+            computed = COMPUTED_VIEWS[view]
+            inputs = {
+                name: cursor.sql(sql, params=sql_parameters(sql, *filters)).df()
+                for name, sql in computed.inputs.items()
+            }
         finally:
             cursor.close()
+        return pa.Table.from_pandas(computed.compute(inputs), preserve_index=False)
 
     def query_view(self, view: str, view_filter: ViewFilter | None = None) -> ViewTable:
         """Returns a view's columns and rows; arguments as ``view_arrow``."""

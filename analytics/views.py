@@ -26,13 +26,13 @@ Shared definitions used by several views:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-ACCURACY_METRICS: tuple[str, ...] = ("acc", "acc_norm")
-"""Metrics that are accuracies, in order of preference for a run's primary accuracy."""
+import pandas as pd
 
-PERPLEXITY_METRICS: tuple[str, ...] = ("word_perplexity", "byte_perplexity", "bits_per_byte")
-"""Perplexity-like metrics, in order of preference for a run's primary perplexity."""
+from analytics import findings
+from analytics.findings import ACCURACY_METRICS, PERPLEXITY_METRICS
 
 
 def _sql_list(names: tuple[str, ...]) -> str:
@@ -56,6 +56,7 @@ WITH checkpoint_info AS (
         arg_max(method, seq) AS pruning_method,
         arg_max(target_ratio, seq) AS ratio,
         arg_max(achieved_ratio, seq) AS achieved_ratio,
+        arg_max(parameters_before, seq) AS parameters_before,
         arg_max(parameters_after, seq) AS parameters_after,
         arg_max(macs_after, seq) AS macs_after
     FROM prune_runs
@@ -75,6 +76,7 @@ eval_facts AS (
         CASE WHEN e.checkpoint_id = '' THEN 'none' ELSE c.pruning_method END AS pruning_method,
         CASE WHEN e.checkpoint_id = '' THEN bm.parameters ELSE c.parameters_after END
             AS parameters_after,
+        COALESCE(c.parameters_before, bm.parameters) AS parameters_before,
         CASE WHEN e.checkpoint_id = '' THEN bm.macs ELSE c.macs_after END AS macs_after,
         e.task,
         e.samples,
@@ -143,6 +145,7 @@ _RUNS = f"""{_BASE}
 SELECT
     r.run_id, r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio,
     r.pruning_method, r.parameters_after, r.macs_after, r.task,
+    r.parameters_before,
     a.metric, a.value AS accuracy, a.stderr AS accuracy_stderr,
     p.metric AS perplexity_metric, p.value AS perplexity,
     r.samples, r.num_fewshot, r.sample_limit,
@@ -216,14 +219,82 @@ SELECT p.experiment, p.model, p.checkpoint_id, p.ratio, p.achieved_ratio, p.para
     p.macs_after, p.tasks, p.task_set, p.mean_accuracy, p.net_joules, p.net_joules_low,
     p.net_joules_high, p.estimated
 FROM points p
-WHERE NOT EXISTS (
-    SELECT 1 FROM points q
-    WHERE q.experiment = p.experiment AND q.task_set = p.task_set
-        AND q.mean_accuracy >= p.mean_accuracy AND q.net_joules <= p.net_joules
-        AND (q.mean_accuracy > p.mean_accuracy OR q.net_joules < p.net_joules)
-)
 ORDER BY p.experiment, p.task_set, p.net_joules, p.mean_accuracy DESC
 """
+
+
+def _pareto_front(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    points = inputs["points"]
+    on_front = findings.pareto_mask(
+        points, x="net_joules", y="mean_accuracy", groups=("experiment", "task_set")
+    )
+    return points[on_front].reset_index(drop=True)
+
+
+_PROFILE_POINTS = """
+WITH checkpoint_info AS (
+    SELECT checkpoint_id,
+        arg_max(target_ratio, seq) AS ratio,
+        arg_max(achieved_ratio, seq) AS achieved_ratio,
+        arg_max(parameters_before, seq) AS parameters_before,
+        arg_max(parameters_after, seq) AS parameters_after
+    FROM prune_runs
+    WHERE checkpoint_id <> ''
+    GROUP BY checkpoint_id
+)
+SELECT p.experiment, p.model, p.request_id AS run_id, p.checkpoint_id,
+    CASE WHEN p.checkpoint_id IN ('', p.model) THEN 0.0::DOUBLE ELSE c.ratio END AS ratio,
+    CASE WHEN p.checkpoint_id IN ('', p.model) THEN 0.0::DOUBLE ELSE c.achieved_ratio END
+        AS achieved_ratio,
+    COALESCE(c.parameters_before, m.parameters) AS parameters_before,
+    CASE WHEN p.checkpoint_id IN ('', p.model) THEN m.parameters ELSE c.parameters_after END
+        AS parameters_after,
+    p.phase, p.batch_size, p.round, p.position, p.net_joules, p.gross_joules, p.wall_seconds,
+    p.tokens, p.iterations, r.estimated, r.energy_method
+FROM profile_points p
+JOIN profile_runs r ON r.request_id = p.request_id
+LEFT JOIN checkpoint_info c ON c.checkpoint_id = p.checkpoint_id
+LEFT JOIN models m ON m.model = p.model
+WHERE ($experiment = '' OR p.experiment = $experiment)
+    AND ($model = '' OR p.model = $model)
+ORDER BY p.experiment, p.model, p.request_id, p.round, p.position
+"""
+
+_EVAL_METRICS = f"""{_BASE}
+SELECT r.run_id, r.seq, r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio,
+    r.parameters_before, r.parameters_after, r.task, m.task AS metric_task, m.metric, m.value
+FROM runs r
+JOIN metrics m ON m.run_id = r.run_id
+ORDER BY r.seq, m.position
+"""
+
+_ITEM_SCORES = f"""{_BASE}
+SELECT i.run_id, i.task, i.metric, i.doc_id, i.value
+FROM item_scores i
+JOIN runs r ON r.run_id = i.run_id
+"""
+
+
+def _profile(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return findings.profile_table(inputs["points"])
+
+
+def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return findings.findings_table(inputs["points"], inputs["metrics"], inputs["items"])
+
+
+@dataclass(frozen=True)
+class ComputedView:
+    """A view computed in Python (``analytics.findings``) from the rows of SQL queries.
+
+    Attributes:
+        inputs: The SQL of each input frame, by name; filters as the SQL views.
+        compute: Turns the input frames into the view's rows.
+    """
+
+    inputs: Mapping[str, str]
+    compute: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
+
 
 _TASK_BREAKDOWN = f"""{_BASE},
 per_metric AS (
@@ -341,18 +412,29 @@ WHERE ($experiment = '' OR experiment = $experiment)
 ORDER BY experiment, model, target_ratio, seq
 """
 
+COMPUTED_VIEWS: Mapping[str, ComputedView] = {
+    "pareto_front": ComputedView({"points": _PARETO_FRONT}, _pareto_front),
+    "profile": ComputedView({"points": _PROFILE_POINTS}, _profile),
+    "findings": ComputedView(
+        {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES}, _findings
+    ),
+}
+"""The views computed in Python from SQL inputs, by name."""
+
 VIEW_SQL: Mapping[str, str] = {
     "runs": _RUNS,
     "accuracy_vs_sparsity": _ACCURACY_VS_SPARSITY,
     "energy_vs_sparsity": _ENERGY_VS_SPARSITY,
-    "pareto_front": _PARETO_FRONT,
     "task_breakdown": _TASK_BREAKDOWN,
     "experiments": _EXPERIMENTS,
     "energy_components": _ENERGY_COMPONENTS,
     "layers": _LAYERS,
     "prune_runs": _PRUNE_RUNS,
 }
-"""The SQL of every view, by name. Each row of each view is described in VIEW_DOCS."""
+"""The SQL of every SQL view, by name. Each row of each view is described in VIEW_DOCS."""
+
+VIEW_NAMES: tuple[str, ...] = (*VIEW_SQL, *COMPUTED_VIEWS)
+"""Every view, SQL or computed."""
 
 VIEW_DOCS: Mapping[str, str] = {
     "runs": "One row per eval run: model, ratio, task, primary accuracy metric and value "
@@ -376,6 +458,17 @@ VIEW_DOCS: Mapping[str, str] = {
     "heads, MLP width and whether the layer was kept out of pruning.",
     "prune_runs": "One row per prune run: method, target and achieved ratio, parameters, "
     "MACs and size before and after, and the energy of the pruning itself.",
+    "profile": "One row per experiment, model, checkpoint, phase (prefill, decode) and batch "
+    "size of the energy profiles: J/token (net joules over tokens), tokens/s and latency per "
+    "batch, each a median over rounds with its interval; the target ratio (share of prunable "
+    "parameters) and the share of all parameters removed; above_idle says whether the net "
+    "energy's interval lies above 0.",
+    "findings": "Every difference against the baseline (ratio 0 of the same model and "
+    "experiment) with its paired interval: kind 'energy' per profile phase and batch size "
+    "(J/token, paired by round, relative change), kind 'accuracy' per task (the headline "
+    "metric, paired by document, difference in points). measurable is true when the interval "
+    "excludes 0; text is the ready description ('no measurable change (...)', 'no paired "
+    "data' for runs without per-document scores).",
 }
 """A sentence on each view, for the export and the app."""
 
@@ -389,6 +482,11 @@ def view_parameters(view: str, experiment: str, model: str, task: str) -> dict[s
         model: The model filter, empty for none.
         task: The task filter, empty for none.
     """
-    sql = VIEW_SQL[view]
+    sql = VIEW_SQL[view] if view in VIEW_SQL else " ".join(COMPUTED_VIEWS[view].inputs.values())
+    return sql_parameters(sql, experiment, model, task)
+
+
+def sql_parameters(sql: str, experiment: str, model: str, task: str) -> dict[str, str]:
+    """Returns the named parameters one SQL statement uses, of the three filters."""
     values = {"experiment": experiment, "model": model, "task": task}
     return {name: value for name, value in values.items() if f"${name}" in sql}

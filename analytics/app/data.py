@@ -15,10 +15,11 @@ from typing import Any
 import grpc
 import pandas as pd
 import streamlit as st
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 
 from analytics.app.settings import AppSettings
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.client import report
 from greenprune.rpc.client import sync_channel
 
 CACHE_TTL_SECONDS = 15
@@ -34,6 +35,8 @@ VIEWS: dict[str, int] = {
     "energy_components": results_pb2.VIEW_ENERGY_COMPONENTS,
     "layers": results_pb2.VIEW_LAYERS,
     "prune_runs": results_pb2.VIEW_PRUNE_RUNS,
+    "profile": results_pb2.VIEW_PROFILE,
+    "findings": results_pb2.VIEW_FINDINGS,
 }
 """The views the app reads, by the name the store gives them."""
 
@@ -107,19 +110,6 @@ def _invoke(settings: AppSettings, method: str, request: Any) -> Any:
         raise ServiceError(describe_error(code, details or "", settings.results_address)) from None
 
 
-def _python_value(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "number_value":
-        return value.number_value
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    return json_format.MessageToDict(getattr(value, kind))
-
-
 def _typed_column(values: Sequence[Any], column_type: str) -> pd.Series:
     if column_type == "double":
         return pd.Series(pd.to_numeric(pd.Series(values, dtype=object)), dtype="float64")
@@ -145,13 +135,10 @@ def table_to_frame(table: results_pb2.Table) -> pd.DataFrame:
     Args:
         table: The table from QueryView.
     """
-    names = [column.name for column in table.columns]
-    rows = [[_python_value(value) for value in row.values] for row in table.rows]
-    for row in rows:
-        if len(row) != len(names):
-            raise ServiceError(
-                f"The results service sent a row of {len(row)} values for {len(names)} columns."
-            )
+    try:
+        names, _, rows = report.decode_table(table)
+    except ValueError as error:
+        raise ServiceError(f"The results service sent a malformed table: {error}.") from None
     columns = {
         column.name: _typed_column([row[i] for row in rows], column.type)
         for i, column in enumerate(table.columns)

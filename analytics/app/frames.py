@@ -16,6 +16,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from analytics import findings
+
 CONFIG_KEYS = ["experiment", "model", "checkpoint_id", "ratio"]
 """The columns that name a configuration."""
 
@@ -58,6 +60,7 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
         "task",
         "achieved_ratio",
         "parameters_after",
+        "parameters_before",
         "accuracy",
         "accuracy_stderr",
         "metric",
@@ -72,11 +75,14 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=columns)
     frame = runs.copy()
+    if "parameters_before" not in frame.columns:
+        frame["parameters_before"] = np.nan
     frame["stderr_squared"] = frame["accuracy_stderr"].astype("float64") ** 2
     grouped = frame.groupby([*CONFIG_KEYS, "task"], dropna=False, sort=True)
     points = grouped.agg(
         achieved_ratio=("achieved_ratio", "mean"),
         parameters_after=("parameters_after", "max"),
+        parameters_before=("parameters_before", "max"),
         accuracy=("accuracy", "mean"),
         stderr_squared=("stderr_squared", "mean"),
         metric=("metric", _first),
@@ -114,6 +120,7 @@ def averaged_points(points: pd.DataFrame) -> pd.DataFrame:
         "tasks",
         "achieved_ratio",
         "parameters_after",
+        "parameters_before",
         "accuracy",
         "accuracy_stderr",
         "net_joules",
@@ -132,6 +139,7 @@ def averaged_points(points: pd.DataFrame) -> pd.DataFrame:
         tasks=("task", "count"),
         achieved_ratio=("achieved_ratio", "mean"),
         parameters_after=("parameters_after", "max"),
+        parameters_before=("parameters_before", "max"),
         accuracy=("accuracy", "mean"),
         stderr_sum=("stderr_squared", lambda s: s.sum(min_count=1)),
         net_joules=("net_joules", lambda s: s.sum(min_count=len(s))),
@@ -145,33 +153,49 @@ def averaged_points(points: pd.DataFrame) -> pd.DataFrame:
     return combined[columns]
 
 
-def pareto_mask(
-    points: pd.DataFrame,
-    x: str = "net_joules",
-    y: str = "accuracy",
-    groups: tuple[str, ...] = ("experiment", "task"),
-) -> pd.Series:
-    """Marks the points no other point of their group beats on both ``x`` (lower) and ``y``.
+def ratio_caption(row: pd.Series) -> str:
+    """Both ratios of a configuration: "20% of prunable parameters = 8.3% of all parameters"."""
+    before = row.get("parameters_before")
+    after = row.get("parameters_after")
+    return findings.ratio_text(row.get("ratio"), findings.share_removed(before, after))
 
-    Points with a missing ``x`` or ``y`` are never on the front.
 
-    Args:
-        points: One row per point.
-        x: The cost column; lower is better.
-        y: The quality column; higher is better.
-        groups: Columns that split the points into separate fronts.
+def with_profile_energy(shown: pd.DataFrame, profile: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """Puts the profile's J/token at the largest batch on the energy axis, where profiled.
+
+    The ``net_joules`` columns of ``shown`` are replaced by the profile's J/token (median and
+    interval over rounds) at its largest batch (``findings.PROFILE_PHASE`` preferred) for the
+    configurations the profile measured; the others are dropped, so the axis holds one unit.
+
+    Returns:
+        The frame and whether the profile was used (False: ``shown`` unchanged).
     """
-    mask = pd.Series(False, index=points.index)
-    valid = points[points[x].notna() & points[y].notna()]
-    keys = [column for column in groups if column in valid.columns]
-    parts = valid.groupby(keys, dropna=False) if keys else [((), valid)]
-    for _, part in parts:
-        xs = part[x].to_numpy(dtype="float64")
-        ys = part[y].to_numpy(dtype="float64")
-        for index, px, py in zip(part.index, xs, ys, strict=True):
-            beaten = (xs <= px) & (ys >= py) & ((xs < px) | (ys > py))
-            mask.loc[index] = not beaten.any()
-    return mask
+    if profile.empty or shown.empty:
+        return shown, False
+    ranked = profile.assign(_rank=(profile["phase"] != findings.PROFILE_PHASE).astype(int))
+    ranked = ranked.sort_values(["batch_size", "_rank"], ascending=[False, True])
+    best = ranked.groupby(["experiment", "model", "checkpoint_id"], sort=True).head(1)
+    largest = best[["experiment", "model", "checkpoint_id", "joules_per_token"]].rename(
+        columns={"joules_per_token": "_jpt"}
+    )
+    largest["_jpt_low"] = best["joules_per_token_low"].to_numpy()
+    largest["_jpt_high"] = best["joules_per_token_high"].to_numpy()
+    keyed = shown.assign(_checkpoint=shown["checkpoint_id"].fillna(""))
+    merged = keyed.merge(
+        largest.rename(columns={"checkpoint_id": "_checkpoint"}),
+        on=["experiment", "model", "_checkpoint"],
+        how="inner",
+    )
+    if merged.empty:
+        return shown, False
+    merged["net_joules"] = merged["_jpt"].astype("float64")
+    merged["net_joules_low"] = merged["_jpt_low"].astype("float64")
+    merged["net_joules_high"] = merged["_jpt_high"].astype("float64")
+    return merged.drop(columns=["_checkpoint", "_jpt", "_jpt_low", "_jpt_high"]), True
+
+
+pareto_mask = findings.pareto_mask
+"""The Pareto front rule, ``analytics.findings.pareto_mask`` (the server's view uses it too)."""
 
 
 def headlines(points: pd.DataFrame) -> pd.DataFrame:
@@ -205,6 +229,13 @@ def headlines(points: pd.DataFrame) -> pd.DataFrame:
         "energy_change_high",
         "estimated",
         "label",
+        "removed_share",
+        "accuracy_points_low",
+        "accuracy_points_high",
+        "accuracy_text",
+        "energy_measurable",
+        "energy_text",
+        "energy_source",
     ]
     rows: list[dict[str, object]] = []
     valid = points[points["ratio"].notna()]
@@ -230,15 +261,18 @@ def headlines(points: pd.DataFrame) -> pd.DataFrame:
                 "tasks": len(tasks),
                 "estimated": bool(config["estimated"].any() or base["estimated"].any()),
                 "label": config_label(model, ratio, checkpoint),
+                "removed_share": findings.share_removed(
+                    config["parameters_before"].max(), config["parameters_after"].max()
+                ),
             }
-            row.update(_accuracy_change(b["accuracy"], c["accuracy"]))
+            row.update(_accuracy_change(b, c))
             row.update(_energy_change(b, c))
             rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 
 
-def _accuracy_change(base: pd.Series, pruned: pd.Series) -> dict[str, float]:
-    scored = base.notna() & pruned.notna()
+def _accuracy_change(base: pd.DataFrame, pruned: pd.DataFrame) -> dict[str, object]:
+    scored = base["accuracy"].notna() & pruned["accuracy"].notna()
     if not scored.any():
         nan = float("nan")
         return {
@@ -246,31 +280,58 @@ def _accuracy_change(base: pd.Series, pruned: pd.Series) -> dict[str, float]:
             "accuracy": nan,
             "accuracy_change": nan,
             "accuracy_points": nan,
+            "accuracy_points_low": nan,
+            "accuracy_points_high": nan,
+            "accuracy_text": "n/a",
         }
-    base_mean = float(base[scored].mean())
-    pruned_mean = float(pruned[scored].mean())
+    base_mean = float(base["accuracy"][scored].mean())
+    pruned_mean = float(pruned["accuracy"][scored].mean())
+    count = int(scored.sum())
+    change = findings.accuracy_change_unpaired(
+        base_mean,
+        _mean_stderr(base["accuracy_stderr"][scored], count),
+        pruned_mean,
+        _mean_stderr(pruned["accuracy_stderr"][scored], count),
+    )
+    fields = findings.interval_fields(change, relative=False, estimate=pruned_mean - base_mean)
     return {
         "baseline_accuracy": base_mean,
         "accuracy": pruned_mean,
         "accuracy_change": _relative(pruned_mean, base_mean),
         "accuracy_points": pruned_mean - base_mean,
+        "accuracy_points_low": fields["low"],
+        "accuracy_points_high": fields["high"],
+        "accuracy_text": fields["text"],
     }
 
 
-def _energy_change(base: pd.DataFrame, pruned: pd.DataFrame) -> dict[str, float]:
+def _mean_stderr(stderr: pd.Series, count: int) -> float | None:
+    values = stderr.astype("float64")
+    if values.isna().any() or not count:
+        return None
+    return float(np.sqrt((values**2).sum()) / count)
+
+
+def _energy_change(base: pd.DataFrame, pruned: pd.DataFrame) -> dict[str, object]:
     def total(frame: pd.DataFrame, column: str) -> float:
         return float(frame[column].sum(min_count=len(frame)))
 
-    base_mid, base_low, base_high = (
+    base_figures = tuple(
         total(base, c) for c in ("net_joules", "net_joules_low", "net_joules_high")
     )
-    mid, low, high = (total(pruned, c) for c in ("net_joules", "net_joules_low", "net_joules_high"))
+    figures = tuple(total(pruned, c) for c in ("net_joules", "net_joules_low", "net_joules_high"))
+    change = findings.energy_change_unpaired(base_figures, figures)  # type: ignore[arg-type]
+    fields = findings.interval_fields(change, relative=True)
+    nan = float("nan")
     return {
-        "baseline_net_joules": base_mid,
-        "net_joules": mid,
-        "energy_change": _relative(mid, base_mid),
-        "energy_change_low": _relative(low, base_high),
-        "energy_change_high": _relative(high, base_low),
+        "baseline_net_joules": base_figures[0],
+        "net_joules": figures[0],
+        "energy_change": nan if change is None else change.median,
+        "energy_change_low": nan if change is None else change.low,
+        "energy_change_high": nan if change is None else change.high,
+        "energy_measurable": fields["measurable"],
+        "energy_text": fields["text"] if change is not None else "n/a",
+        "energy_source": "per-task net energy",
     }
 
 
@@ -278,6 +339,54 @@ def _relative(value: float, reference: float) -> float:
     if math.isnan(value) or math.isnan(reference) or reference <= 0:
         return float("nan")
     return value / reference - 1.0
+
+
+def profile_energy(findings_view: pd.DataFrame) -> pd.DataFrame:
+    """The energy findings at the largest profile batch, one per checkpoint.
+
+    ``findings.PROFILE_PHASE`` is preferred when a checkpoint was profiled in several phases.
+
+    Returns:
+        The ``findings`` view's energy rows, one per experiment, model and checkpoint.
+    """
+    if findings_view.empty:
+        return findings_view
+    energy = findings_view[findings_view["kind"] == "energy"].copy()
+    if energy.empty:
+        return energy
+    energy["_phase_rank"] = (energy["phase"] != findings.PROFILE_PHASE).astype(int)
+    energy = energy.sort_values(["batch_size", "_phase_rank"], ascending=[False, True])
+    return energy.groupby(["experiment", "model", "checkpoint_id"], sort=True).head(1)
+
+
+def with_profile(headline_rows: pd.DataFrame, findings_view: pd.DataFrame) -> pd.DataFrame:
+    """Replaces the headline energy change by the profile's J/token change where one exists.
+
+    Args:
+        headline_rows: ``headlines`` output.
+        findings_view: The ``findings`` view.
+    """
+    profiled = profile_energy(findings_view)
+    if headline_rows.empty or profiled.empty:
+        return headline_rows
+    result = headline_rows.copy()
+    by_key = {
+        (row["experiment"], row["model"], row["checkpoint_id"]): row
+        for _, row in profiled.iterrows()
+    }
+    for index, row in result.iterrows():
+        found = by_key.get((row["experiment"], row["model"], row["checkpoint_id"]))
+        if found is None:
+            continue
+        result.at[index, "energy_change"] = found["estimate"]
+        result.at[index, "energy_change_low"] = found["low"]
+        result.at[index, "energy_change_high"] = found["high"]
+        result.at[index, "energy_measurable"] = bool(found["measurable"])
+        result.at[index, "energy_text"] = found["text"]
+        result.at[index, "energy_source"] = (
+            f"profile J/token, {found['phase']} at batch {int(found['batch_size'])}"
+        )
+    return result
 
 
 def nearest_ratio(headline_rows: pd.DataFrame, target: float = 0.2) -> pd.DataFrame:
@@ -302,31 +411,26 @@ def percent(value: float, digits: int = 1) -> str:
 
 
 def headline_text(row: pd.Series) -> str:
-    """Writes one headline: "at 20% pruned (19.6% of parameters removed): accuracy ...".
+    """Writes one headline with both ratios and every change with its interval.
+
+    For example "at 20% of prunable parameters = 8.3% of all parameters: accuracy −6.0 pt
+    [−9.1, −2.9] (0.800 → 0.740), J/token (profile, prefill at batch 32) −23.4% [−25.1,
+    −21.0] over 3 tasks"; a change whose interval contains 0 reads "no measurable change".
 
     Args:
-        row: A row of ``headlines``.
+        row: A row of ``headlines`` (``with_profile`` applied or not).
     """
-    removed = row["achieved_ratio"]
-    removed_text = (
-        f" ({removed:.1%} of parameters removed)"
-        if removed is not None and pd.notna(removed)
-        else ""
-    )
     accuracy = (
-        f"accuracy {percent(row['accuracy_change'])} "
+        f"accuracy {row['accuracy_text']} "
         f"({row['baseline_accuracy']:.3f} \u2192 {row['accuracy']:.3f})"
-        if pd.notna(row["accuracy_change"])
+        if pd.notna(row["accuracy_points"])
         else "accuracy n/a"
     )
-    interval = (
-        f" (interval {percent(row['energy_change_low'])} to {percent(row['energy_change_high'])})"
-        if pd.notna(row["energy_change_low"]) and pd.notna(row["energy_change_high"])
-        else ""
-    )
-    energy = f"net energy {percent(row['energy_change'])}{interval}"
+    source = row.get("energy_source") or "per-task net energy"
+    energy = f"{source}: {row['energy_text']}"
     tasks = f" over {row['tasks']} task{'s' if row['tasks'] != 1 else ''}"
-    return f"at {row['ratio']:.0%} pruned{removed_text}: {accuracy}, {energy}{tasks}"
+    both = findings.ratio_text(row["ratio"], row.get("removed_share"))
+    return f"at {both}: {accuracy}; {energy}{tasks}"
 
 
 CURVE_MEASURES: dict[str, str] = {
@@ -435,10 +539,18 @@ def compare_configs(points: pd.DataFrame, first: str, second: str) -> pd.DataFra
         second: The ``label`` of the second.
 
     Returns:
-        Columns ``task, accuracy_a, accuracy_b, accuracy_change, net_joules_a,
-        net_joules_b, energy_change`` (changes of b against a, as fractions).
+        Columns ``task, accuracy_a, accuracy_b, accuracy_change, accuracy_change_text,
+        net_joules_a, net_joules_b, energy_change, energy_change_text`` (changes of b against
+        a, as fractions; the texts carry the interval and say "no measurable change" when it
+        contains 0).
     """
-    measures = ["accuracy", "net_joules"]
+    measures = [
+        "accuracy",
+        "accuracy_stderr",
+        "net_joules",
+        "net_joules_low",
+        "net_joules_high",
+    ]
     a = points[points["label"] == first].groupby("task")[measures].mean()
     b = points[points["label"] == second].groupby("task")[measures].mean()
     tasks = sorted(set(a.index) & set(b.index))
@@ -446,15 +558,28 @@ def compare_configs(points: pd.DataFrame, first: str, second: str) -> pd.DataFra
     for task in tasks:
         acc_a, acc_b = float(a.at[task, "accuracy"]), float(b.at[task, "accuracy"])
         e_a, e_b = float(a.at[task, "net_joules"]), float(b.at[task, "net_joules"])
+        accuracy = findings.accuracy_change_unpaired(
+            acc_a, a.at[task, "accuracy_stderr"], acc_b, b.at[task, "accuracy_stderr"]
+        )
+        energy = findings.energy_change_unpaired(
+            (e_a, a.at[task, "net_joules_low"], a.at[task, "net_joules_high"]),
+            (e_b, b.at[task, "net_joules_low"], b.at[task, "net_joules_high"]),
+        )
         rows.append(
             {
                 "task": task,
                 "accuracy_a": acc_a,
                 "accuracy_b": acc_b,
                 "accuracy_change": _relative(acc_b, acc_a),
+                "accuracy_change_text": findings.describe_change(
+                    accuracy, relative=False, estimate=acc_b - acc_a
+                ),
                 "net_joules_a": e_a,
                 "net_joules_b": e_b,
                 "energy_change": _relative(e_b, e_a),
+                "energy_change_text": findings.describe_change(
+                    energy, relative=True, estimate=_relative(e_b, e_a)
+                ),
             }
         )
     columns = [
@@ -462,8 +587,10 @@ def compare_configs(points: pd.DataFrame, first: str, second: str) -> pd.DataFra
         "accuracy_a",
         "accuracy_b",
         "accuracy_change",
+        "accuracy_change_text",
         "net_joules_a",
         "net_joules_b",
         "energy_change",
+        "energy_change_text",
     ]
     return pd.DataFrame(rows, columns=columns)

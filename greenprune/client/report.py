@@ -1,8 +1,13 @@
 """The results table: rows from recorded runs or from the ResultsService ``runs`` view.
 
-One row per (model, ratio, task): parameters, accuracy with its standard error, net energy with
-its interval, J/token, and the change in accuracy and energy against ratio 0 of the same model
-and task. Rendered as a rich table, CSV or JSON. Nothing here talks to a server.
+One row per (model, ratio, task): parameters, both ratios (the target share of prunable
+parameters and the share of all parameters removed), accuracy with its standard error, net
+energy with its interval, J/token, and the change in accuracy and energy against ratio 0 of the
+same model and task, each with its interval and a text that says "no measurable change" when
+the interval contains 0. The rules (headline metric, baseline, change, wording) are those of
+``analytics.findings``; paired intervals from the ``findings`` view replace the unpaired ones
+when given (``with_findings``). Rendered as a rich table, CSV or JSON. Nothing here talks to a
+server; ``decode_table`` is the one decoder of the ResultsService's ``Table``.
 """
 
 from __future__ import annotations
@@ -19,13 +24,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-ACCURACY_METRICS = ("acc", "acc_norm")
-"""Metrics taken as a task's accuracy, in order of preference (as the results views do)."""
-
-PERPLEXITY_METRICS = ("word_perplexity", "byte_perplexity", "bits_per_byte")
-"""Metrics shown for tasks without an accuracy (lower is better), in order of preference."""
+from analytics import findings
+from greenprune.api.common.v1.energy_pb2 import Interval
 
 FORMATS = ("table", "csv", "json")
+
+BASELINE_TEXT = "baseline"
+"""What the change columns say on the baseline's own row."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,20 @@ class ResultRow:
             other metrics, the relative change against ratio 0.
         delta_energy: Relative change of net energy against ratio 0 (-0.1 = 10% less).
         run_id: The eval run's request_id.
+        parameters_before: Parameters of the unpruned model; None when unknown.
+        removed_share: The share of all parameters removed (``ratio`` is of prunable ones).
+        delta_value_low: Lower bound of the accuracy change's interval (same unit).
+        delta_value_high: Upper bound.
+        delta_value_method: How that interval was computed ("paired-bootstrap" by document,
+            "unpaired-stderr" from the two standard errors, "no paired data").
+        delta_value_measurable: Whether the interval excludes 0.
+        delta_value_text: The change as shown ("−3.2 pt [−5.0, −1.1]", "no measurable change
+            (...)").
+        delta_energy_low: Lower bound of the energy change's interval.
+        delta_energy_high: Upper bound.
+        delta_energy_method: How that interval was computed.
+        delta_energy_measurable: Whether the interval excludes 0.
+        delta_energy_text: The change as shown.
     """
 
     experiment: str
@@ -69,27 +88,33 @@ class ResultRow:
     delta_value: float | None = None
     delta_energy: float | None = None
     run_id: str = field(default="", compare=False)
+    parameters_before: int | None = None
+    removed_share: float | None = None
+    delta_value_low: float | None = None
+    delta_value_high: float | None = None
+    delta_value_method: str = ""
+    delta_value_measurable: bool = False
+    delta_value_text: str = ""
+    delta_energy_low: float | None = None
+    delta_energy_high: float | None = None
+    delta_energy_method: str = ""
+    delta_energy_measurable: bool = False
+    delta_energy_text: str = ""
 
 
 def primary_metric(metrics: Iterable[Any], task: str) -> tuple[str, float | None, float | None]:
     """Picks the metric that stands for a task (``MetricValue`` messages or alike).
 
     Returns:
-        ``(metric name, value, stderr)``: the first of ``ACCURACY_METRICS`` the task reports,
-        else the first of ``PERPLEXITY_METRICS``, else its first metric, preferring metrics of
-        ``task`` itself; ``("", None, None)`` when there is none.
+        ``(metric name, value, stderr)``: ``findings.headline_metric`` of the task's own
+        metrics (else of all metrics); ``("", None, None)`` when there is none.
     """
-    preference = (*ACCURACY_METRICS, *PERPLEXITY_METRICS)
-    ranked = sorted(
-        metrics,
-        key=lambda m: (
-            preference.index(m.metric) if m.metric in preference else len(preference),
-            m.task != task,
-        ),
-    )
-    if not ranked:
+    metrics = list(metrics)
+    own = [m for m in metrics if m.task == task] or metrics
+    name = findings.headline_metric(m.metric for m in own)
+    if name is None:
         return "", None, None
-    best = ranked[0]
+    best = next(m for m in own if m.metric == name)
     stderr = best.stderr if _has(best, "stderr") else None
     return best.metric, best.value, stderr
 
@@ -107,10 +132,12 @@ def row_from_runs(prune_run: Any | None, eval_run: Any, ratio: float | None = No
     metric, value, stderr = primary_metric(result.metrics, result.task or eval_run.spec.tasks[0])
     energy = result.energy if result.HasField("energy") else None
     has_energy = energy is not None and energy.net_joules.count > 0
+    before: int | None = None
     if prune_run is not None:
         model = prune_run.spec.model
         ratio = prune_run.spec.ratio if ratio is None else ratio
         parameters: int | None = prune_run.result.parameters_after
+        before = prune_run.result.parameters_before or None
     else:
         model, parameters = eval_run.model, None
     return ResultRow(
@@ -128,6 +155,8 @@ def row_from_runs(prune_run: Any | None, eval_run: Any, ratio: float | None = No
         joules_per_token=energy.joules_per_token if has_energy else None,
         estimated=bool(energy.estimated) if has_energy else False,
         run_id=eval_run.request_id,
+        parameters_before=before,
+        removed_share=findings.share_removed(before, parameters),
     )
 
 
@@ -137,6 +166,7 @@ def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> lis
     for values in rows:
         record = dict(zip(columns, values, strict=True))
         parameters = record.get("parameters_after")
+        before = record.get("parameters_before")
         metric, value, stderr = record.get("metric"), record.get("accuracy"), None
         if value is None and record.get("perplexity") is not None:
             metric, value = record.get("perplexity_metric"), record.get("perplexity")
@@ -158,42 +188,175 @@ def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> lis
                 joules_per_token=record.get("joules_per_token"),
                 estimated=bool(record.get("estimated")),
                 run_id=record.get("run_id") or "",
+                parameters_before=int(before) if before is not None else None,
+                removed_share=findings.share_removed(before, parameters),
             )
         )
     return result
 
 
-def with_deltas(rows: Sequence[ResultRow]) -> list[ResultRow]:
-    """Returns the rows with the change against ratio 0 of the same experiment, model and task.
+def decode_value(value: Any) -> Any:
+    """Returns the Python value of one cell of a ResultsService ``Table``.
 
-    When several ratio-0 rows exist for one key (repeated runs), their mean is the baseline.
+    A protobuf ``Value`` becomes None, a float, a str, a bool, or a dict/list.
+    """
+    kind = value.WhichOneof("kind")
+    if kind in (None, "null_value"):
+        return None
+    if kind in ("number_value", "string_value", "bool_value"):
+        return getattr(value, kind)
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(getattr(value, kind))
+
+
+def decode_table(table: Any) -> tuple[list[str], list[str], list[list[Any]]]:
+    """Decodes a ResultsService ``Table``: column names, column types and rows of values.
+
+    The one decoder of query results: ``greenprune report`` and the app both use it.
+
+    Raises:
+        ValueError: A row's length differs from the number of columns.
+    """
+    names = [column.name for column in table.columns]
+    types = [column.type for column in table.columns]
+    rows = [[decode_value(value) for value in row.values] for row in table.rows]
+    for row in rows:
+        if len(row) != len(names):
+            raise ValueError(f"a row of {len(row)} values for {len(names)} columns")
+    return names, types, rows
+
+
+def with_deltas(rows: Sequence[ResultRow]) -> list[ResultRow]:
+    """Returns the rows with their change against the baseline, each with an interval.
+
+    The baseline is the ratio-0 row of the same experiment, model and task
+    (``findings.is_baseline``); its own changes are 0, shown as "baseline".
+
+    Without per-document scores the intervals are unpaired: accuracy from the two standard
+    errors, energy from the two intervals' opposite ends (``findings``). When several baseline
+    rows exist for one key (repeated runs), the first is the baseline.
     """
     baselines: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
     for row in rows:
-        if row.ratio == 0:
+        if findings.is_baseline(row.ratio):
             baselines[(row.experiment, row.model, row.task)].append(row)
     result = []
     for row in rows:
-        base = baselines.get((row.experiment, row.model, row.task), [])
-        base_value = _mean(b.value for b in base if b.metric == row.metric)
-        base_energy = _mean(b.net_joules for b in base)
+        base_rows = baselines.get((row.experiment, row.model, row.task), [])
+        base = next((b for b in base_rows if b.metric == row.metric), None)
+        if base is None:
+            result.append(row)
+            continue
+        if base is row or findings.is_baseline(row.ratio):
+            result.append(
+                replace(
+                    row,
+                    delta_value=0.0,
+                    delta_energy=0.0,
+                    delta_value_text=BASELINE_TEXT,
+                    delta_energy_text=BASELINE_TEXT,
+                )
+            )
+            continue
+        accuracy = is_accuracy(row.metric)
         delta_value = None
-        if row.value is not None and base_value is not None:
-            delta_value = row.value - base_value
-            if not is_accuracy(row.metric):
-                delta_value = delta_value / base_value if base_value else None
-        delta_energy = (
-            (row.net_joules - base_energy) / base_energy
-            if row.net_joules is not None and base_energy
-            else None
+        value_change = None
+        if row.value is not None and base.value is not None:
+            delta_value = row.value - base.value
+            if accuracy:
+                value_change = findings.accuracy_change_unpaired(
+                    base.value, base.stderr, row.value, row.stderr
+                )
+            else:
+                delta_value = delta_value / base.value if base.value else None
+        energy_change = findings.energy_change_unpaired(
+            (base.net_joules, base.net_joules_low, base.net_joules_high),
+            (row.net_joules, row.net_joules_low, row.net_joules_high),
         )
-        result.append(replace(row, delta_value=delta_value, delta_energy=delta_energy))
+        result.append(
+            _with_changes(
+                row,
+                value_change,
+                delta_value,
+                energy_change,
+                None if energy_change is None else energy_change.median,
+            )
+        )
+    return result
+
+
+def _with_changes(
+    row: ResultRow,
+    value_change: Interval | None,
+    delta_value: float | None,
+    energy_change: Interval | None,
+    delta_energy: float | None,
+) -> ResultRow:
+    value = findings.interval_fields(
+        value_change, relative=not is_accuracy(row.metric), estimate=delta_value
+    )
+    energy = findings.interval_fields(energy_change, relative=True, estimate=delta_energy)
+    return replace(
+        row,
+        delta_value=value["estimate"],
+        delta_value_low=value["low"],
+        delta_value_high=value["high"],
+        delta_value_method=value["method"],
+        delta_value_measurable=value["measurable"],
+        delta_value_text=value["text"],
+        delta_energy=energy["estimate"],
+        delta_energy_low=energy["low"],
+        delta_energy_high=energy["high"],
+        delta_energy_method=energy["method"],
+        delta_energy_measurable=energy["measurable"],
+        delta_energy_text=energy["text"],
+    )
+
+
+def with_findings(
+    rows: Sequence[ResultRow], columns: Sequence[str], values: Iterable[Sequence[Any]]
+) -> list[ResultRow]:
+    """Replaces the accuracy changes by the paired ones of the ``findings`` view, where given.
+
+    Args:
+        rows: Rows carrying their deltas (``with_deltas``).
+        columns: The ``findings`` view's column names.
+        values: Its rows.
+    """
+    paired: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for record in (dict(zip(columns, v, strict=True)) for v in values):
+        if record.get("kind") == "accuracy" and record.get("count"):
+            key = (
+                record.get("experiment") or "",
+                record.get("model") or "",
+                record.get("task") or "",
+                record.get("metric") or "",
+            )
+            paired[key] = record
+    result = []
+    for row in rows:
+        record = paired.get((row.experiment, row.model, row.task, row.metric))
+        if record is None or findings.is_baseline(row.ratio):
+            result.append(row)
+            continue
+        result.append(
+            replace(
+                row,
+                delta_value=record["estimate"],
+                delta_value_low=record["low"],
+                delta_value_high=record["high"],
+                delta_value_method=record["method"],
+                delta_value_measurable=bool(record["measurable"]),
+                delta_value_text=record["text"],
+            )
+        )
     return result
 
 
 def is_accuracy(metric: str) -> bool:
     """Whether a metric is an accuracy (a fraction where higher is better)."""
-    return metric in ACCURACY_METRICS
+    return findings.is_accuracy(metric)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -208,10 +371,6 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _signed(value: float | None, scale: float, unit: str) -> str:
-    return "-" if value is None else f"{value * scale:+.1f}{unit}"
-
-
 def _parameters(value: int | None) -> str:
     if value is None:
         return "-"
@@ -222,12 +381,15 @@ def _parameters(value: int | None) -> str:
 
 
 def _energy(row: ResultRow) -> str:
-    if row.net_joules is None:
+    return findings.describe_energy(row.net_joules, row.net_joules_low, row.net_joules_high)
+
+
+def _ratio(row: ResultRow) -> str:
+    if row.ratio is None:
         return "-"
-    text = f"{row.net_joules:.3g} J"
-    if row.net_joules_low is not None and row.net_joules_high is not None:
-        text += f" [{row.net_joules_low:.3g}, {row.net_joules_high:.3g}]"
-    return text
+    if row.removed_share is None:
+        return f"{row.ratio:.2f}"
+    return f"{row.ratio:.2f} ({row.removed_share:.1%} of all)"
 
 
 def _score(row: ResultRow) -> str:
@@ -239,12 +401,8 @@ def _score(row: ResultRow) -> str:
     return text
 
 
-def _delta(row: ResultRow) -> str:
-    if row.delta_value is None:
-        return "-"
-    if is_accuracy(row.metric):
-        return _signed(row.delta_value, 100, " pt")
-    return _signed(row.delta_value, 100, " %")
+def _delta(text: str) -> str:
+    return text or "-"
 
 
 def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
@@ -255,7 +413,7 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
         table.add_column("experiment")
     for name, justify in (
         ("model", "left"),
-        ("ratio", "right"),
+        ("ratio (of all parameters)", "right"),
         ("parameters", "right"),
         ("task", "left"),
         ("accuracy ± stderr", "right"),
@@ -268,17 +426,21 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
     for row in rows:
         cells = [
             row.model,
-            _fmt(row.ratio, ".2f"),
+            _ratio(row),
             _parameters(row.parameters),
             row.task + (f" ({row.metric})" if row.metric and row.metric != "acc" else ""),
             _score(row),
             _energy(row),
             _fmt(row.joules_per_token, ".3g"),
-            _delta(row),
-            _signed(row.delta_energy, 100, " %"),
+            _delta(row.delta_value_text),
+            _delta(row.delta_energy_text),
         ]
         table.add_row(*([row.experiment] if len(experiments) > 1 else []), *cells)
-    notes = []
+    notes = [
+        "Ratio: the target share of prunable parameters (in brackets: of all parameters). "
+        'Changes against ratio 0 come with their 95% interval; "no measurable change" '
+        "when it contains 0."
+    ]
     if any(row.value is not None and not is_accuracy(row.metric) for row in rows):
         notes.append(
             "Tasks without an accuracy show the metric in brackets (a perplexity: lower is "

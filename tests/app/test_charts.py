@@ -105,8 +105,11 @@ def test_headlines_compare_with_the_baseline_on_shared_tasks() -> None:
     assert headline["energy_change_low"] == pytest.approx(95.0 * 0.9 / (150.0 * 1.1) - 1)
     assert headline["energy_change_high"] == pytest.approx(95.0 * 1.1 / (150.0 * 0.9) - 1)
     text = frames.headline_text(headline)
-    assert text.startswith("at 50% pruned (45.0% of parameters removed): accuracy \u221228.6%")
-    assert "net energy \u221236.7%" in text
+    # Both ratios, and every change with its interval (never a bare percentage first).
+    assert text.startswith("at 50% of prunable parameters")
+    assert "accuracy \u221220.0 pt [" in text
+    assert "net energy: \u221236.7% [\u221248.2, \u221222.6]" in text
+    assert headline["energy_measurable"]
 
 
 def test_headlines_need_a_baseline() -> None:

@@ -23,6 +23,7 @@ from tests.app.conftest import (
     ESTIMATED_RUN,
     LAYERS,
     NET_JOULES,
+    PARAMETERS_BEFORE,
     RATIOS,
     SPREAD,
     TASKS,
@@ -86,12 +87,17 @@ def test_overview_shows_counts_and_the_headline(app_env: ResultsServer) -> None:
     energy = sum(NET_JOULES[0.2].values())
     energy_low = energy * (1 - SPREAD) / (base_energy * (1 + SPREAD)) - 1
     energy_high = energy * (1 + SPREAD) / (base_energy * (1 - SPREAD)) - 1
-    headline = next(m.value for m in app.markdown if "pruned" in m.value)
-    assert "at 20% pruned" in headline
-    assert f"accuracy {_signed(accuracy / base_accuracy - 1)}" in headline
+    headline = next(m.value for m in app.markdown if "prunable parameters" in m.value)
+    removed = 1 - round(PARAMETERS_BEFORE * (1 - 0.2 * 0.9)) / PARAMETERS_BEFORE
+    assert f"at 20% of prunable parameters = {removed:.1%} of all parameters" in headline
+    assert f"accuracy {_signed(accuracy - base_accuracy)[:-1]} pt [" in headline
     assert f"({base_accuracy:.3f} \u2192 {accuracy:.3f})" in headline
-    assert f"net energy {_signed(energy / base_energy - 1)}" in headline
-    assert f"interval {_signed(energy_low)} to {_signed(energy_high)}" in headline
+    # The energy change leads with its interval; it excludes 0 here, so it is a finding.
+    expected = (
+        f"per-task net energy: {_signed(energy / base_energy - 1)} "
+        f"[{_signed(energy_low)[:-1]}, {_signed(energy_high)[:-1]}]"
+    )
+    assert expected in headline
     assert any(ESTIMATE_TEXT in text for text in _warnings(app))
     assert len(app.get("download_button")) == 4
 

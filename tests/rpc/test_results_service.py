@@ -239,3 +239,30 @@ def test_store_path_follows_settings(tmp_path: Path) -> None:
     finally:
         running.stop()
     assert (tmp_path / "x" / "r.duckdb").is_file()
+
+
+def test_profile_runs_are_recorded_once_and_found_by_views(
+    stub: results_pb2_grpc.ResultsServiceStub, study: tuple
+) -> None:
+    run = samples.demo_profile(experiment="rpc")
+    first = stub.RecordProfileRun(pb.RecordProfileRunRequest(run=run))
+    assert first.created and first.run.result == run.result
+    changed = pb.ProfileRun()
+    changed.CopyFrom(run)
+    changed.result.points[0].net_joules = 1e6
+    again = stub.RecordProfileRun(pb.RecordProfileRunRequest(run=changed))
+    assert not again.created and again.run.result == run.result
+    fetched = stub.GetProfileRun(pb.GetProfileRunRequest(request_id=run.request_id)).run
+    assert fetched.result == run.result
+    error = _error(stub.GetProfileRun, pb.GetProfileRunRequest(request_id="missing"))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    rpc = pb.ViewFilter(experiment="rpc")
+    profile = _frame(stub.QueryView(pb.QueryViewRequest(view=pb.VIEW_PROFILE, filter=rpc)).table)
+    assert len(profile) == 3 * 2 * 2  # checkpoints x phases x batch sizes
+    table = stub.QueryView(pb.QueryViewRequest(view=pb.VIEW_FINDINGS, filter=rpc)).table
+    findings = _frame(table)
+    assert set(findings["kind"]) == {"energy", "accuracy"}
+    types = {column.name: column.type for column in table.columns}
+    assert types["measurable"] == "bool" and types["estimate"] == "double"
+    energy = findings[findings["kind"] == "energy"]
+    assert energy["measurable"].all() and energy["text"].str.contains(r"\[").all()

@@ -91,6 +91,14 @@ def _record_study(store: ResultsStore) -> None:
     assert store.record_eval_runs([convert.eval_run_from_pb(run) for run in other_eval]) == len(
         other_eval
     )
+    assert store.record_profile_run(
+        convert.profile_run_from_pb(samples.demo_profile(experiment="demo", model=MODEL))
+    )
+    assert store.record_profile_run(
+        convert.profile_run_from_pb(
+            samples.demo_profile(experiment="other", model=OTHER_MODEL, ratios=(0.0, 0.5))
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +160,7 @@ def test_ingestion_schemas_match_the_migrated_tables(tmp_path: Path) -> None:
         "metrics": schema.METRICS,
         "energy_components": schema.ENERGY_COMPONENTS,
         "layer_shapes": schema.LAYER_SHAPES,
+        **schema.DERIVED_TABLES,
     }.items():
         columns = {
             name

@@ -15,11 +15,7 @@ def _summary(row: pd.Series) -> None:
     tiles[0].metric("Mean accuracy", f"{row['accuracy']:.3f}")
     energy = row["net_joules"]
     tiles[1].metric("Net energy (J)", "n/a" if pd.isna(energy) else f"{energy:.4g}")
-    removed = row["achieved_ratio"]
-    st.caption(
-        f"target ratio {row['ratio']:.0%}, "
-        f"{'n/a' if pd.isna(removed) else f'{removed:.1%}'} of parameters removed"
-    )
+    st.caption(frames.ratio_caption(row))
 
 
 st.title("Compare two configurations")
@@ -46,9 +42,30 @@ else:
         ui.chart(charts.compare_chart(comparison, first, second))
         percent = st.column_config.NumberColumn(format="percent")
         st.dataframe(
-            comparison,
+            comparison[
+                [
+                    "task",
+                    "accuracy_a",
+                    "accuracy_b",
+                    "accuracy_change_text",
+                    "net_joules_a",
+                    "net_joules_b",
+                    "energy_change_text",
+                    "accuracy_change",
+                    "energy_change",
+                ]
+            ],
             hide_index=True,
-            column_config={"accuracy_change": percent, "energy_change": percent},
+            column_config={
+                "accuracy_change": percent,
+                "energy_change": percent,
+                "accuracy_change_text": "Δ accuracy [95% interval]",
+                "energy_change_text": "Δ net energy [95% interval]",
+            },
         )
-        st.caption("Changes are of the second configuration against the first.")
+        st.caption(
+            "Changes are of the second configuration against the first, with 95% intervals "
+            "(accuracy from the standard errors, energy from the two intervals' opposite "
+            'ends); "no measurable change" when the interval contains 0.'
+        )
 ui.downloads("runs")

@@ -32,7 +32,7 @@ tiles[3].metric(
 
 st.subheader("What pruning buys")
 points = frames.task_points(runs)
-headlines = frames.headlines(points)
+headlines = frames.with_profile(frames.headlines(points), data.query_view("findings", view_filter))
 if headlines.empty:
     st.info("No pruned model has an unpruned baseline on the same tasks yet.")
 else:
@@ -40,9 +40,13 @@ else:
         experiment = f" ({row['experiment']})" if row["experiment"] else ""
         st.markdown(f"**{row['model']}**{experiment}: {frames.headline_text(row)}")
     st.caption(
-        "Accuracy: mean over the tasks both runs report, relative to the unpruned model. "
-        "Net energy: summed over those tasks, idle power subtracted; the interval divides "
-        "the ends of the pruned interval by the opposite ends of the baseline's."
+        "Ratios: the target share of prunable parameters = the share of all parameters "
+        "removed. Accuracy: mean over the tasks both runs report, in points against the "
+        "unpruned model, with a 95% interval. Energy: the profile's J/token at its largest "
+        "batch, paired by round, where a profile exists; else the per-task net energy summed "
+        "over those tasks (the interval divides the ends of the pruned interval by the "
+        'opposite ends of the baseline\'s). "No measurable change" when the interval '
+        "contains 0."
     )
     ui.estimate_warning(headlines["estimated"])
     with st.expander("Every pruning ratio"):
@@ -58,8 +62,15 @@ else:
                     "energy_change",
                     "energy_change_low",
                     "energy_change_high",
+                    "removed_share",
                 )
             },
+        )
+    profile = data.query_view("profile", view_filter)
+    if not profile.empty and not profile["above_idle"].fillna(False).all():
+        st.warning(
+            "Some profile windows' net energy is not distinguishable from idle (its interval "
+            "reaches 0): lengthen the windows or use a machine with power counters."
         )
 
 st.subheader("Experiments")

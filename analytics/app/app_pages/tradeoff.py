@@ -24,6 +24,9 @@ else:
     shown = points[points["task"] == task]
     groups = ("experiment", "task")
     energy_title = f"net energy on {task} (J)"
+shown, profiled = frames.with_profile_energy(shown, data.query_view("profile", view_filter))
+if profiled:
+    energy_title = "net energy per token, profile at the largest batch (J/token)"
 shown = shown.assign(on_front=frames.pareto_mask(shown, groups=groups))
 plottable = shown[shown["accuracy"].notna() & shown["net_joules"].notna()]
 
@@ -35,7 +38,8 @@ else:
     st.caption(
         "Colour: pruning ratio. Ringed and labelled: the unpruned baseline. Dashed line: the "
         "Pareto front (no other point is both more accurate and cheaper). Vertical bars: "
-        "± one standard error of accuracy; horizontal bars: the net-energy interval."
+        "± one standard error of accuracy; horizontal bars: the net-energy interval "
+        "(the profile's J/token over rounds where a profile exists)."
     )
     st.subheader("Pareto front")
     front = plottable[plottable["on_front"]].sort_values("net_joules")

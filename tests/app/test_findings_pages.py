@@ -1,0 +1,89 @@
+"""The app's pages with an energy profile recorded: J/token from the profile, with intervals.
+
+A second ResultsService holds the app study of ``conftest.py`` plus a profile of its three
+configurations measured in interleaved rounds, the pruned ones consistently cheaper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import findings, samples
+from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.rpc.client import sync_channel
+from tests.app.conftest import EXPERIMENT, MODEL, ResultsServer, checkpoint_id
+
+MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+COSTS = {checkpoint_id(0.0): 1e-3, checkpoint_id(0.2): 0.85e-3, checkpoint_id(0.4): 0.7e-3}
+BATCHES = (1, 8)
+
+
+@pytest.fixture(scope="module")
+def profiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResultsServer]:
+    server = ResultsServer(tmp_path_factory.mktemp("profiled"))
+    server.seed()
+    run = samples.profile_run(
+        "profile-study",
+        model=MODEL,
+        costs=COSTS,
+        experiment=EXPERIMENT,
+        batch_sizes=BATCHES,
+        round_noise=(1.0, 1.2, 0.9, 1.1, 1.3, 0.95),
+    )
+    channel = sync_channel(server.address, server.token)
+    try:
+        stub = results_pb2_grpc.ResultsServiceStub(channel)
+        assert stub.RecordProfileRun(results_pb2.RecordProfileRunRequest(run=run)).created
+    finally:
+        channel.close()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def profiled_env(monkeypatch: pytest.MonkeyPatch, profiled_server: ResultsServer) -> None:
+    monkeypatch.setenv("GREENPRUNE_APP_RESULTS_ADDRESS", profiled_server.address)
+    monkeypatch.setenv("GREENPRUNE_TOKEN", profiled_server.token)
+
+
+def _run(page: str | None = None) -> AppTest:
+    app = AppTest.from_file(str(MAIN), default_timeout=30)
+    app.session_state["greenprune_signed_in"] = True
+    app.run()
+    if page is not None:
+        app.switch_page(f"app_pages/{page}.py").run()
+    assert not app.exception, [item.value for item in app.exception]
+    assert not app.error, [item.value for item in app.error]
+    return app
+
+
+def test_overview_leads_with_the_profile_change_and_its_interval(profiled_env: None) -> None:
+    app = _run()
+    headline = next(m.value for m in app.markdown if "prunable parameters" in m.value)
+    assert "of all parameters" in headline
+    assert f"profile J/token, {findings.PROFILE_PHASE} at batch {max(BATCHES)}: " in headline
+    assert "\u221215.0% [\u221215.0, \u221215.0]" in headline
+
+
+def test_tradeoff_puts_profile_joules_per_token_on_the_energy_axis(profiled_env: None) -> None:
+    app = _run("tradeoff")
+    (chart,) = list(app.get("vega_lite_chart"))
+    frames = [pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in chart.proto.datasets]
+    points = max(frames, key=len).set_index("ratio")
+    for ratio in (0.0, 0.2, 0.4):
+        expected = COSTS[checkpoint_id(ratio)] / max(BATCHES) ** 0.5
+        assert points.at[ratio, "net_joules"] == pytest.approx(expected, rel=0.2)
+    assert "J/token" in chart.proto.spec
+
+
+def test_compare_shows_every_change_with_its_interval(profiled_env: None) -> None:
+    app = _run("compare")
+    table = app.dataframe[0].value
+    for text in list(table["energy_change_text"]) + list(table["accuracy_change_text"]):
+        assert "[" in text
+        assert not text[0].isdigit()

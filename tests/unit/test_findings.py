@@ -1,0 +1,266 @@
+"""The findings rules on real DuckDB stores: paired intervals that tell findings from noise.
+
+A/A comparisons must not be measurable, a consistent 20% saving must be, and a meter that
+drifts over time must not make the configuration measured first look cheaper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from analytics import convert, findings, samples
+from analytics.migrations import LATEST_VERSION
+from analytics.store import ResultsStore, ViewFilter
+from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.api.eval.v1 import eval_pb2
+from greenprune.api.results.v1 import results_pb2
+
+MODEL = "reference:tiny-llama"
+BASE, PRUNED = "ckpt-base", "ckpt-pruned"
+ROUND_NOISE = (1.0, 1.15, 0.9, 1.3, 1.05, 0.85, 1.2, 0.95)
+
+
+def _store(tmp_path: Path, experiment: str, pruned_ratio: float = 0.2) -> ResultsStore:
+    store = ResultsStore(tmp_path / f"{experiment}.duckdb")
+    for request_id, ratio, checkpoint in (
+        ("prune-base", 0.0, BASE),
+        ("prune-pruned", pruned_ratio, PRUNED),
+    ):
+        store.record_prune_run(
+            convert.prune_run_from_pb(
+                samples.prune_run(
+                    request_id,
+                    model=MODEL,
+                    ratio=ratio,
+                    checkpoint_id=checkpoint,
+                    experiment=experiment,
+                )
+            )
+        )
+    return store
+
+
+def _record_evals(
+    store: ResultsStore, experiment: str, base_items: dict, pruned_items: dict
+) -> None:
+    runs = [
+        samples.eval_run(
+            f"eval-{checkpoint}",
+            task="greenprune_facts",
+            metrics={"acc": sum(items.values()) / len(items)},
+            net_joules=10.0,
+            model=MODEL,
+            checkpoint_id=checkpoint,
+            experiment=experiment,
+            items=items,
+        )
+        for checkpoint, items in ((BASE, base_items), (PRUNED, pruned_items))
+    ]
+    store.record_eval_runs([convert.eval_run_from_pb(run) for run in runs])
+
+
+def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
+    frame = store.query_view("findings").to_pandas()
+    return frame[frame["kind"] == kind].reset_index(drop=True)
+
+
+def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
+    with _store(tmp_path, "aa") as store:
+        profile = samples.profile_run(
+            "profile-aa",
+            model=MODEL,
+            costs={BASE: 1e-3, PRUNED: 1e-3},
+            experiment="aa",
+            rounds=len(ROUND_NOISE),
+            round_noise=ROUND_NOISE,
+        )
+        assert store.record_profile_run(convert.profile_run_from_pb(profile))
+        items = samples.nested_items(0.8, 200)
+        _record_evals(store, "aa", items, dict(items))
+        energy = _findings(store, "energy")
+        accuracy = _findings(store, "accuracy")
+    assert len(energy) == 4 and len(accuracy) == 1
+    for frame in (energy, accuracy):
+        assert (frame["low"] <= 0).all() and (frame["high"] >= 0).all()
+        assert not frame["measurable"].any()
+        assert frame["text"].str.startswith(findings.NO_CHANGE).all()
+    assert accuracy.loc[0, "count"] == 200
+
+
+def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) -> None:
+    with _store(tmp_path, "saving") as store:
+        profile = samples.profile_run(
+            "profile-saving",
+            model=MODEL,
+            costs={BASE: 1e-3, PRUNED: 0.8e-3},
+            experiment="saving",
+            rounds=len(ROUND_NOISE),
+            round_noise=ROUND_NOISE,
+        )
+        store.record_profile_run(convert.profile_run_from_pb(profile))
+        _record_evals(
+            store, "saving", samples.nested_items(0.9, 200), samples.nested_items(0.7, 200)
+        )
+        energy = _findings(store, "energy")
+        accuracy = _findings(store, "accuracy")
+        profile_view = store.query_view("profile").to_pandas()
+    assert energy["estimate"].to_numpy() == pytest.approx(-0.2, abs=0.02)
+    assert (energy["high"] < 0).all() and energy["measurable"].all()
+    assert energy["text"].str.match(r"^\u2212\d+\.\d% \[").all()
+    assert energy["parameters_removed"].notna().all()
+    row = accuracy.iloc[0]
+    assert row["estimate"] == pytest.approx(-0.2)
+    assert row["high"] < 0 and row["measurable"] and row["method"] == "paired-bootstrap"
+    # The baseline's net energy per window lies above idle; every measure has an interval.
+    assert profile_view["above_idle"].all()
+    assert (profile_view["joules_per_token_low"] <= profile_view["joules_per_token"]).all()
+
+
+def _drifting_points(order: str) -> list[eval_pb2.ProfilePoint]:
+    """Two identical checkpoints on a meter whose readings rise 2% per window.
+
+    ``order`` "interleaved" measures both in every round in a shuffled order; "sequential"
+    measures every round of the baseline first, then the other's.
+    """
+    import random
+
+    rng = random.Random(3)
+    rounds = 10
+    if order == "interleaved":
+        schedule = []
+        for r in range(rounds):
+            pair = [BASE, PRUNED]
+            rng.shuffle(pair)
+            schedule += [(r, position, c) for position, c in enumerate(pair)]
+    else:
+        schedule = [(r, 0, c) for c in (BASE, PRUNED) for r in range(rounds)]
+    return [
+        eval_pb2.ProfilePoint(
+            checkpoint_id=checkpoint,
+            phase="prefill",
+            batch_size=8,
+            round=r,
+            position=position,
+            net_joules=5.0 * (1 + 0.02 * clock),
+            gross_joules=6.0 * (1 + 0.02 * clock),
+            wall_seconds=1.0,
+            tokens=5000,
+            iterations=4,
+        )
+        for clock, (r, position, checkpoint) in enumerate(schedule)
+    ]
+
+
+@pytest.mark.parametrize("order", ["interleaved", "sequential"])
+def test_drift_does_not_make_the_first_measured_look_cheaper(tmp_path: Path, order: str) -> None:
+    with _store(tmp_path, order) as store:
+        run = results_pb2.ProfileRun(
+            request_id=f"profile-{order}",
+            experiment=order,
+            model=MODEL,
+            result=eval_pb2.ProfileResult(points=_drifting_points(order), energy_method="rapl"),
+        )
+        store.record_profile_run(convert.profile_run_from_pb(run))
+        row = _findings(store, "energy").iloc[0]
+    if order == "interleaved":
+        assert abs(row["estimate"]) < 0.02
+        assert not row["measurable"]
+        assert row["low"] < 0 < row["high"]
+    else:  # the contrast: measured one after the other, drift reads as a 20% "increase"
+        assert row["estimate"] > 0.15 and row["measurable"]
+
+
+def test_net_energy_at_idle_is_said_so(tmp_path: Path) -> None:
+    points = _drifting_points("interleaved")
+    for index, point in enumerate(points):
+        point.net_joules = (-0.5 if index % 2 else 0.5) * (1 + index / 100)
+    with _store(tmp_path, "idle") as store:
+        run = results_pb2.ProfileRun(
+            request_id="profile-idle",
+            experiment="idle",
+            model=MODEL,
+            result=eval_pb2.ProfileResult(points=points),
+        )
+        store.record_profile_run(convert.profile_run_from_pb(run))
+        row = _findings(store, "energy").iloc[0]
+        profile = store.query_view("profile").to_pandas()
+    assert not row["measurable"] and findings.NOT_ABOVE_IDLE in row["text"]
+    assert not profile["above_idle"].any()
+    assert findings.describe_energy(0.1, -0.04, 0.3).startswith(findings.NOT_ABOVE_IDLE)
+
+
+def test_record_profile_run_is_idempotent(tmp_path: Path) -> None:
+    with _store(tmp_path, "idem") as store:
+        run = samples.demo_profile(experiment="idem")
+        assert store.record_profile_run(convert.profile_run_from_pb(run))
+        changed = results_pb2.ProfileRun()
+        changed.CopyFrom(run)
+        changed.result.points[0].net_joules = 99.0
+        assert not store.record_profile_run(convert.profile_run_from_pb(changed))
+        stored = convert.profile_run_to_pb(store.get_profile_run(run.request_id))
+    assert stored.result == run.result
+    assert stored.spec == run.spec
+
+
+def test_a_store_written_before_profiles_migrates_and_says_no_paired_data(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.duckdb"
+    prune_runs, eval_runs = samples.demo_study(experiment="old", perplexity_task=None)
+    with ResultsStore(path) as store:
+        for run in prune_runs:
+            store.record_prune_run(convert.prune_run_from_pb(run))
+        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
+    # Turn the file into one the previous release wrote: schema version 1, no v2 tables.
+    connection = duckdb.connect(str(path))
+    for table in ("item_scores", "profile_points", "profile_runs"):
+        connection.execute(f"DROP TABLE {table}")
+    connection.execute("DELETE FROM schema_version WHERE version > 1")
+    connection.close()
+    with ResultsStore(path) as store:
+        assert store.applied_migrations == list(range(2, LATEST_VERSION + 1))
+        assert len(store.query_view("runs", ViewFilter(experiment="old")).rows) == len(eval_runs)
+        accuracy = _findings(store, "accuracy")
+        assert store.query_view("profile").rows == []
+    assert len(accuracy) == 4
+    assert (accuracy["method"] == findings.NO_PAIRED_DATA).all()
+    assert accuracy["text"].str.startswith(findings.NO_PAIRED_DATA).all()
+    assert not accuracy["measurable"].any()
+
+
+def test_added_message_fields_reach_an_existing_store(tmp_path: Path) -> None:
+    path = tmp_path / "grown.duckdb"
+    ResultsStore(path).close()
+    connection = duckdb.connect(str(path))
+    connection.execute("ALTER TABLE profile_points DROP COLUMN iterations")
+    connection.close()
+    with ResultsStore(path) as store:
+        assert store.applied_migrations == []
+    connection = duckdb.connect(str(path))
+    names = {row[0] for row in connection.execute("DESCRIBE profile_points").fetchall()}
+    connection.close()
+    assert "iterations" in names
+
+
+def test_describe_change_never_leads_with_a_bare_percentage() -> None:
+    inside = Interval(median=-0.012, low=-0.05, high=0.03, count=6, method="paired-t-log-ratio")
+    outside = Interval(median=-0.234, low=-0.251, high=-0.21, count=6, method="paired-t-log-ratio")
+    assert (
+        findings.describe_change(outside, relative=True) == "\u221223.4% [\u221225.1, \u221221.0]"
+    )
+    assert findings.describe_change(inside, relative=True) == (
+        "no measurable change (\u22121.2% [\u22125.0, +3.0])"
+    )
+    assert findings.describe_change(None, relative=False, estimate=-0.05) == (
+        "no paired data (\u22125.0 pt)"
+    )
+    assert findings.headline_metric(["acc_norm", "acc"]) == "acc"
+    assert findings.headline_metric(["bits_per_byte", "word_perplexity"]) == "word_perplexity"
+    assert findings.lower_is_better("word_perplexity") and not findings.lower_is_better("acc")
+    assert findings.ratio_text(0.2, 0.083) == (
+        "20% of prunable parameters = 8.3% of all parameters"
+    )
