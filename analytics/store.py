@@ -46,9 +46,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from analytics import findings, schema
+from analytics import schema
 from analytics.migrations import migrate
 from analytics.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
+from greenprune.core import findings
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 VIEWS: tuple[str, ...] = VIEW_NAMES
@@ -75,7 +76,7 @@ _EVAL_COLUMNS = tuple(
 
 headline_metric = findings.headline_accuracy
 """The metric that stands for a task's accuracy, None for perplexity-only tasks (the rule lives
-in ``analytics.findings``)."""
+in ``greenprune.core.findings``)."""
 
 
 @dataclass(frozen=True)

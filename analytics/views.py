@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analytics import findings
-from analytics.findings import ACCURACY_METRICS, PERPLEXITY_METRICS
+from greenprune.core import findings
+from greenprune.core.findings import ACCURACY_METRICS, PERPLEXITY_METRICS
 
 
 def _sql_list(names: tuple[str, ...]) -> str:
@@ -285,7 +285,7 @@ def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class ComputedView:
-    """A view computed in Python (``analytics.findings``) from the rows of SQL queries.
+    """A view computed in Python (``greenprune.core.findings``) from the rows of SQL queries.
 
     Attributes:
         inputs: The SQL of each input frame, by name; filters as the SQL views.

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analytics import findings
+from greenprune.core import findings
 
 CONFIG_KEYS = ["experiment", "model", "checkpoint_id", "ratio"]
 """The columns that name a configuration."""
@@ -195,7 +195,7 @@ def with_profile_energy(shown: pd.DataFrame, profile: pd.DataFrame) -> tuple[pd.
 
 
 pareto_mask = findings.pareto_mask
-"""The Pareto front rule, ``analytics.findings.pareto_mask`` (the server's view uses it too)."""
+"""The Pareto front rule, ``findings.pareto_mask`` (the server's view uses it too)."""
 
 
 def headlines(points: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ parameters and the share of all parameters removed), accuracy with its standard 
 energy with its interval, J/token, and the change in accuracy and energy against ratio 0 of the
 same model and task, each with its interval and a text that says "no measurable change" when
 the interval contains 0. The rules (headline metric, baseline, change, wording) are those of
-``analytics.findings``; paired intervals from the ``findings`` view replace the unpaired ones
+``greenprune.core.findings``; paired intervals from the ``findings`` view replace the unpaired ones
 when given (``with_findings``). Rendered as a rich table, CSV or JSON. Nothing here talks to a
 server; ``decode_table`` is the one decoder of the ResultsService's ``Table``.
 """
@@ -24,8 +24,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from analytics import findings
 from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core import findings
 
 FORMATS = ("table", "csv", "json")
 

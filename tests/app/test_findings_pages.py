@@ -13,8 +13,9 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import findings, samples
+from analytics import samples
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+from greenprune.core import findings
 from greenprune.rpc.client import sync_channel
 from tests.app.conftest import EXPERIMENT, MODEL, ResultsServer, checkpoint_id
 

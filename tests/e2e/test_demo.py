@@ -148,6 +148,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         idle_seconds=0.5,
         warmup_batches=1,
     )
+    # A short profile: the mechanics of rounds, not the precision of the demo's windows.
+    demo["energy"] = {
+        "batch_sizes": [8],
+        "prefill_tokens": 32,
+        "decode_tokens": 4,
+        "rounds": 3,
+        "window_seconds": 0.2,
+    }
     experiment = folder / "demo.yaml"
     experiment.write_text(yaml.safe_dump(demo, sort_keys=False))
     running = Stack(folder / "home", experiment)
@@ -262,6 +270,20 @@ def test_running_again_finishes_the_rest_with_one_row_per_step(stack: Stack, pla
         assert run.checkpoint_id
         assert run.result.metrics, run.request_id
         assert run.result.energy.repeats == 2
+    (profile_step,) = plan.profile_steps
+    with sync_channel(stack.addresses["results"]) as chan:
+        profile = (
+            results_pb2_grpc.ResultsServiceStub(chan)
+            .GetProfileRun(results_pb2.GetProfileRunRequest(request_id=profile_step.request_id))
+            .run
+        )
+    points = profile.result.points
+    assert len(points) == 2 * 2 * 1 * 3  # checkpoints x phases x batch sizes x rounds
+    checkpoints = {run.result.checkpoint_id for run in prune_runs}
+    assert {p.checkpoint_id for p in points} == checkpoints
+    for round_index in range(3):
+        placed = [p for p in points if p.round == round_index and p.phase == "prefill"]
+        assert sorted(p.position for p in placed) == [0, 1]  # each checkpoint once per round
     report = stack.cli("report", "--experiment", plan.experiment, "--format", "csv")
     assert report.returncode == 0, report.stderr
     lines = report.stdout.strip().splitlines()

@@ -6,9 +6,9 @@ import json
 
 from rich.console import Console
 
-from analytics import findings
 from greenprune.client import report
 from greenprune.client.report import ResultRow
+from greenprune.core import findings
 
 
 def _row(ratio: float, value: float, joules: float, spread: float, **extra: object) -> ResultRow:
