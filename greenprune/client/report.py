@@ -454,6 +454,49 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
     return table
 
 
+def energy_findings_table(frame: Any, title: str = "") -> Table | None:
+    """The energy profile's changes against the baseline: one row per checkpoint, phase, batch.
+
+    Args:
+        frame: The ``findings`` view as a DataFrame (its ``energy`` rows are shown).
+        title: The table's title.
+
+    Returns:
+        The table, or None when the view has no energy rows (no profile was measured).
+    """
+    rows = frame[frame["kind"] == "energy"] if len(frame) else frame
+    if not len(rows):
+        return None
+    table = Table(title=title or None, header_style="bold")
+    for name, justify in (
+        ("model", "left"),
+        ("ratio (of all parameters)", "right"),
+        ("phase", "left"),
+        ("batch", "right"),
+        ("J/token baseline", "right"),
+        ("J/token", "right"),
+        ("Δ J/token, paired by round [95%]", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    ordered = rows.sort_values(["model", "ratio", "phase", "batch_size"], kind="stable")
+    for record in ordered.to_dict("records"):
+        table.add_row(
+            str(record["model"]),
+            findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            str(record["phase"]),
+            str(int(record["batch_size"])),
+            _fmt(record["baseline_value"], ".3g"),
+            _fmt(record["value"], ".3g"),
+            str(record["text"]),
+        )
+    table.caption = (
+        "Steady-state windows measured in interleaved rounds (each round visits every "
+        'checkpoint once, in a shuffled order); "no measurable change" when the paired '
+        "interval contains 0."
+    )
+    return table
+
+
 def print_rows(
     rows: Sequence[ResultRow], output_format: str, console: Console, title: str = ""
 ) -> None:

@@ -331,6 +331,11 @@ def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     return box["value"]
 
 
+def _none_for_missing(frame: Any) -> Any:
+    """The frame with missing values as None (what the report's rules expect)."""
+    return frame.astype(object).where(frame.notna(), None)
+
+
 def _view(name: str | int) -> int:
     if isinstance(name, int):
         return name
@@ -538,12 +543,17 @@ class Client:
         return pd.read_parquet(io.BytesIO(response.data))
 
     def report_rows(self, experiment: str = "") -> list[report.ResultRow]:
-        """The rows of ``greenprune report``: one per run, with changes against ratio 0."""
+        """The rows of ``greenprune report``: one per run, with changes against ratio 0.
+
+        Accuracy changes are paired by document where the ``findings`` view has them.
+        """
         frame = self.results("runs", experiment=experiment)
-        records = frame.astype(object).where(frame.notna(), None)
-        return report.with_deltas(
+        records = _none_for_missing(frame)
+        rows = report.with_deltas(
             report.rows_from_view(list(frame.columns), records.itertuples(index=False))
         )
+        found = _none_for_missing(self.results("findings", experiment=experiment))
+        return report.with_findings(rows, list(found.columns), found.itertuples(index=False))
 
     def report(self, experiment: str = "") -> Any:
         """``greenprune report`` as a DataFrame (the columns of ``--format csv``)."""
