@@ -6,8 +6,8 @@
 #     one; the dependencies' wheels kept in a wheelhouse between runs),
 #  3. compose.yaml + compose.cpu.yaml up with podman-compose, under its own project name and
 #     loopback ports, and every healthcheck passing,
-#  4. the reference model built in the pruning container, into the `models` volume (a copy is
-#     kept in the cache, so later runs only check its recipe hash),
+#  4. the reference model built in the pruning container, into the `models` volume (seeded with
+#     a built copy when there is one, so that the build only checks its recipe hash),
 #  5. `greenprune run experiments/demo.yaml` from the host, checked with `greenprune report`,
 #  6. the stack down (volumes kept) and up again: the results and checkpoints are still there and
 #     a second `greenprune run` submits nothing,
@@ -16,6 +16,7 @@
 # Needs root on a Debian-like machine (it installs podman, runc and debootstrap when missing).
 # Settings (environment):
 #   KEEP_IMAGES=1        keep the greenprune image (the base image is kept anyway)
+#   REUSE_IMAGE=1        use that kept image instead of building it again
 #   DROP_BASE=1          remove the base image too (the next run rebuilds it)
 #   KEEP_STACK=1         leave the stack and its volumes up at the end, for a look around
 #   COMPOSE_TEST_CACHE   cache folder (default ~/.cache/greenprune-compose)
@@ -193,10 +194,15 @@ if [ -f "$ca_bundle" ]; then
   build_args+=(-v "$(realpath "$ca_bundle"):/run/host-ca.crt:ro" --build-arg
     PIP_CERT=/run/host-ca.crt)
 fi
-log "building $IMAGE from the Dockerfile (torch from ${torch_wheels:-the PyTorch CPU index})"
-timeout 1500 podman build --network host --layers=false --force-rm "${build_args[@]}" \
-  -t "$IMAGE" . >"$LOGS/build.log" 2>&1 \
-  || { tail -n 30 "$LOGS/build.log"; fail "podman build failed (see $LOGS/build.log)"; }
+if [ "${REUSE_IMAGE:-0}" = 1 ] && podman image exists "$IMAGE"; then
+  log "REUSE_IMAGE=1: using the existing $IMAGE"
+else
+  log "building $IMAGE from the Dockerfile (torch from ${torch_wheels:-the PyTorch CPU index})"
+  podman rmi -f "$IMAGE" >/dev/null 2>&1 || true  # else a kept one is left behind untagged
+  timeout 1500 podman build --network host --layers=false --force-rm "${build_args[@]}" \
+    -t "$IMAGE" . >"$LOGS/build.log" 2>&1 \
+    || { tail -n 30 "$LOGS/build.log"; fail "podman build failed (see $LOGS/build.log)"; }
+fi
 log "image: $(podman image inspect "$IMAGE" --format '{{.Size}}' \
   | awk '{printf "%.2f GB", $1 / 1e9}'), base $BASE_IMAGE"
 podman run --rm "$IMAGE" python -c '
@@ -271,18 +277,23 @@ curl_app=$(python3 -c "import urllib.request; print(urllib.request.urlopen(
   'http://127.0.0.1:$GREENPRUNE_APP_PORT/_stcore/health', timeout=5).read().decode())")
 [ "$curl_app" = ok ] || fail "the app's published port answers $curl_app"
 
-# The reference model: built by `greenprune reference-model build` in the pruning container,
-# into the models volume. A copy is kept in the cache and put back into the next run's fresh
-# volume first; the command then only checks its recipe hash (and rebuilds when it changed).
+# The reference model: `greenprune reference-model build` in the pruning container, into the
+# models volume. Training it takes minutes (16 on a busy 2-core machine), so a built copy goes
+# into the fresh volume first when there is one: the one kept from an earlier run, else the
+# host's own (GREENPRUNE_CACHE_DIR, by default ~/.cache/greenprune; `make test` builds it). The
+# command then checks its recipe hash, and rebuilds it in the container when the recipe changed.
 pruning=$(container_of pruning)
 reference_dir=/data/models/cache/models/reference-tiny-llama
 kept_model=$CACHE/reference-tiny-llama
-if [ -f "$kept_model/greenprune_reference.json" ]; then
-  log "putting the reference model kept from an earlier run into the models volume"
+host_model=${GREENPRUNE_CACHE_DIR:-$HOME/.cache/greenprune}/models/reference-tiny-llama
+for seed in "$kept_model" "$host_model"; do
+  [ -f "$seed/greenprune_reference.json" ] || continue
+  log "putting a built reference model into the models volume (from $seed)"
   podman exec "$pruning" mkdir -p "$(dirname "$reference_dir")"
-  podman cp "$kept_model" "$pruning:$reference_dir"
+  podman cp "$seed" "$pruning:$reference_dir"
   podman exec -u 0 "$pruning" chown -R 10001:10001 "$reference_dir"
-fi
+  break
+done
 log "greenprune reference-model build, in the pruning container"
 timeout "$MODEL_TIMEOUT" podman exec "$pruning" greenprune reference-model build \
   || fail "the reference model did not build"
