@@ -14,7 +14,7 @@ import gc
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -36,8 +36,11 @@ from greenprune.core.checkpoint import read_manifest, save_checkpoint, validate_
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
+    DEPTH_CRITERIA,
     PRUNE_SPEC,
     PRUNING_METHODS,
+    PRUNING_STRUCTURES,
+    QUANTIZATIONS,
     check,
     check_text,
     default,
@@ -53,7 +56,8 @@ from greenprune.core.models import (
     read_local_config,
     resolve_model_source,
 )
-from pruning_service import calibration, graph, measure, planning, surgery
+from greenprune.core.quantized import model_bytes
+from pruning_service import calibration, depth, graph, measure, planning, quantize, surgery
 
 STAGES = ("loading", "calibrating", "pruning", "saving")
 _STAGE_SPANS = {
@@ -101,6 +105,12 @@ class PruneConfig:
         round_to: Kept MLP widths are multiples of this.
         calibration: Calibration data (used by ``taylor``).
         seed: Seeds calibration sampling and ``random`` importance.
+        structure: ``width`` (heads and channels), ``depth`` (whole layers) or
+            ``width-and-depth``; ``ratio`` is the total share either way.
+        depth_criterion: How depth pruning picks layers (``block-influence`` or ``last``).
+        depth_share: With ``width-and-depth``, the part of ``ratio`` removed as whole layers.
+        quantization: ``none``, ``int8`` or ``int4`` weight-only, applied after pruning.
+        quantization_group_size: Input channels per int4 group.
     """
 
     model: str
@@ -114,6 +124,11 @@ class PruneConfig:
     round_to: int = default(PRUNE_SPEC, "round_to")
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     seed: int = default(PRUNE_SPEC, "seed")
+    structure: str = PRUNING_STRUCTURES[0]
+    depth_criterion: str = DEPTH_CRITERIA[0]
+    depth_share: float = default(PRUNE_SPEC, "depth_share")
+    quantization: str = QUANTIZATIONS[0]
+    quantization_group_size: int = default(PRUNE_SPEC, "quantization_group_size")
 
 
 @dataclass
@@ -212,6 +227,14 @@ def _check_fields(config: PruneConfig, models_root: Path) -> None:
         allowed = ", ".join(PruningMethod.Name(method_value(m)) for m in PRUNING_METHODS)
         raise InvalidArgumentError("spec.method", f"must be one of {allowed}")
     check(config, PRUNE_SPEC)
+    for name, allowed in (
+        ("structure", PRUNING_STRUCTURES),
+        ("depth_criterion", DEPTH_CRITERIA),
+        ("quantization", QUANTIZATIONS),
+    ):
+        if getattr(config, name) not in allowed:
+            raise InvalidArgumentError(f"spec.{name}", f"must be one of {', '.join(allowed)}")
+    quantize.check_quantization(config.quantization, config.quantization_group_size)
     if config.prune_hidden:
         raise InvalidArgumentError("spec.prune_hidden", "pruning the hidden size is not supported")
     if config.ratio > 0 and not (config.prune_attention_heads or config.prune_mlp):
@@ -248,14 +271,28 @@ def _check_against_model(
     config: PruneConfig, model: nn.Module, adapter: LlamaFamilyAdapter
 ) -> None:
     """The checks that need the model's shape: layers to keep, reachable ratio, context."""
-    _kept_layers(config, len(adapter.decoder_layers(model)))
-    _plan(config, model, adapter)
+    plan = _depth_plan(config, len(adapter.decoder_layers(model)))
+    _plan(replace(config, ratio=plan.width_ratio), model, adapter)
     context = getattr(model.config, "max_position_embeddings", None)
     length = config.calibration.sequence_length
-    if config.method == "taylor" and config.ratio > 0 and context and length > context:
+    calibrates = (config.method == "taylor" and plan.width_ratio > 0) or (
+        plan.remove > 0 and config.depth_criterion == "block-influence"
+    )
+    if calibrates and context and length > context:
         raise InvalidArgumentError(
             "spec.calibration.sequence_length", f"{length} exceeds the model's context of {context}"
         )
+
+
+def _depth_plan(config: PruneConfig, layer_count: int) -> depth.DepthPlan:
+    """How many layers depth pruning removes and the ratio left to width pruning."""
+    return depth.plan_depth(
+        structure=config.structure,
+        ratio=config.ratio,
+        depth_share=config.depth_share,
+        layers=layer_count,
+        kept=_kept_layers(config, layer_count),
+    )
 
 
 def _plan(config: PruneConfig, model: nn.Module, adapter: LlamaFamilyAdapter) -> planning.LayerPlan:
@@ -402,33 +439,48 @@ def prune_model(
     adapter = adapter_for(model.config)
     _check_against_model(config, model, adapter)
     layers = list(adapter.decoder_layers(model))
-    kept = _kept_layers(config, len(layers))
+    layers_before = len(layers)
+    kept = _kept_layers(config, layers_before)
+    depth_plan = _depth_plan(config, layers_before)
+    width = replace(config, ratio=depth_plan.width_ratio)
     pruned = [layers[i] for i in range(len(layers)) if i not in kept]
-    plan = _plan(config, model, adapter)
-    prunable = _prunable_modules(config, adapter, pruned)
+    original_shape = adapter.layer_shape(pruned[0])
     parameters_before = measure.count_parameters([model])
-    prunable_before = measure.count_parameters(prunable)
+    prunable_before = measure.count_parameters(_prunable_modules(config, adapter, pruned))
     macs_length = measure.macs_sequence_length(model)
     macs_before = measure.count_macs(model, macs_length)
+    bytes_before = model_bytes(model)
     report("loading", 1.0)
 
-    calibration_record = None
-    original_shape = adapter.layer_shape(pruned[0])
-    needs_pruning = plan.shape != original_shape
     report("calibrating")
-    if needs_pruning and config.method == "taylor":
-        tokens = calibration.calibration_tokens(
-            tokenizer,
-            source=config.calibration.source,
-            samples=config.calibration.samples,
-            sequence_length=config.calibration.sequence_length,
-            seed=config.seed,
-            models_root=models_root,
+    tokens: torch.Tensor | None = None
+    scores: list[float] | None = None
+    removed: list[int] = []
+    if depth_plan.remove and config.depth_criterion == "block-influence":
+        tokens = _calibration_tokens(config, tokenizer, models_root)
+        scores = depth.block_influence(
+            model, adapter, tokens, progress=lambda f: report("calibrating", f / 2)
         )
+    if depth_plan.remove:
+        removed = depth.choose_layers(
+            config.depth_criterion, scores, kept, depth_plan.remove, layers_before
+        )
+        depth.remove_layers(model, adapter, removed)
+        layers = list(adapter.decoder_layers(model))
+        kept = _kept_layers(config, len(layers)) if len(layers) > len(kept) else kept
+        pruned = [layers[i] for i in range(len(layers)) if i not in kept]
+    plan = _plan(width, model, adapter)
+    prunable = _prunable_modules(config, adapter, pruned)
+    needs_pruning = bool(pruned) and plan.shape != original_shape
+    if needs_pruning and config.method == "taylor":
+        if tokens is None:
+            tokens = _calibration_tokens(config, tokenizer, models_root)
         trainable = [p for module in prunable for p in module.parameters()]
         calibration.accumulate_gradients(
-            model, tokens, trainable, progress=lambda f: report("calibrating", f)
+            model, tokens, trainable, progress=lambda f: report("calibrating", 0.5 + f / 2)
         )
+    calibration_record = None
+    if tokens is not None:
         calibration_record = {
             "source": config.calibration.source,
             "windows": int(tokens.shape[0]),
@@ -436,7 +488,7 @@ def prune_model(
         }
     report("pruning")
     if needs_pruning:
-        _prune_layers(config, model, adapter, pruned, plan.shape, report)
+        _prune_layers(width, model, adapter, pruned, plan.shape, report)
 
     shapes = [adapter.layer_shape(layer) for layer in layers]
     uniform = len(set(shapes)) == 1
@@ -445,11 +497,11 @@ def prune_model(
         adapter.write_uniform_shape(model, shapes[0])
     prunable_after = measure.count_parameters(_prunable_modules(config, adapter, pruned))
     achieved = 1.0 - prunable_after / prunable_before if prunable_before else 0.0
-    if abs(achieved - config.ratio) > planning.RATIO_TOLERANCE:
-        raise RuntimeError(
-            f"pruning removed {achieved:.4f} of prunable parameters, not {config.ratio}"
-        )
-    return {
+    expected = 1.0 - (1.0 - depth_plan.depth_ratio) * (1.0 - depth_plan.width_ratio)
+    if abs(achieved - expected) > planning.RATIO_TOLERANCE:
+        raise RuntimeError(f"pruning removed {achieved:.4f} of prunable parameters, not {expected}")
+    source_indices = [i for i in range(layers_before) if i not in set(removed)]
+    manifest = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": {"model": config.model, "resolved": None},
         "architecture": architecture_name(model.config),
@@ -457,14 +509,24 @@ def prune_model(
         "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
         "spec": asdict(config),
         "method": config.method,
+        "method_family": method_family(config),
+        "structure": config.structure,
         "target_ratio": config.ratio,
         "achieved_ratio": achieved,
+        "depth_ratio": depth_plan.depth_ratio,
+        "width_ratio": depth_plan.width_ratio,
+        "depth_criterion": config.depth_criterion if removed else None,
+        "layers_before": layers_before,
+        "layers_after": len(layers),
+        "removed_layers": removed,
+        "layer_scores": scores,
         "uniform": uniform,
         "kept_layers": kept,
         "head_dim": original_shape.head_dim,
         "layers": [
             {
                 "index": i,
+                "source_index": source_indices[i],
                 "kept": i in kept,
                 "attention_heads": shape.attention_heads,
                 "key_value_heads": shape.key_value_heads,
@@ -484,9 +546,50 @@ def prune_model(
         "macs_method": "torch.utils.flop_counter.FlopCounterMode, eager attention, no KV cache;"
         " MACs = FLOPs / 2",
         "calibration": calibration_record,
-        "prune_wall_seconds": round(time.monotonic() - started, 3),
+        "bytes_in_memory_before": bytes_before,
+        "bytes_in_memory": model_bytes(model),
+        "quantization": None,
         "versions": library_versions(),
     }
+    if config.quantization != "none":
+        report("pruning", 1.0)
+        record = quantize.quantize_model(
+            model, adapter, config.quantization, config.quantization_group_size
+        )
+        manifest.update(
+            quantization=record,
+            bytes_in_memory=record["bytes_in_memory"],
+            quantization_bits=record["bits"],
+            quantization_scheme=record["scheme"],
+            quantization_library=f"{record['library']} {record['library_version']}",
+        )
+        manifest["versions"][record["library"]] = record["library_version"]
+    manifest["prune_wall_seconds"] = round(time.monotonic() - started, 3)
+    return manifest
+
+
+def method_family(config: PruneConfig) -> str:
+    """The compression family of a spec: ``width``, ``depth``, ``int8``, ``width+int8``, ...
+
+    ``baseline`` when nothing is removed or quantized.
+    """
+    parts = []
+    if config.ratio > 0:
+        parts += {"width": ["width"], "depth": ["depth"]}.get(config.structure, ["width", "depth"])
+    if config.quantization != "none":
+        parts.append(config.quantization)
+    return "+".join(parts) or "baseline"
+
+
+def _calibration_tokens(config: PruneConfig, tokenizer: Any, models_root: Path) -> torch.Tensor:
+    return calibration.calibration_tokens(
+        tokenizer,
+        source=config.calibration.source,
+        samples=config.calibration.samples,
+        sequence_length=config.calibration.sequence_length,
+        seed=config.seed,
+        models_root=models_root,
+    )
 
 
 def _prune_layers(

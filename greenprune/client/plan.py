@@ -19,8 +19,8 @@ from google.protobuf import json_format
 
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.client.spec import Experiment, LoadedExperiment
-from greenprune.core.limits import method_value
+from greenprune.client.spec import Experiment, LoadedExperiment, parse_variant
+from greenprune.core.limits import PRUNE_SPEC_ENUM_DEFAULTS, method_value, prune_enum_name
 
 REQUEST_ID_HASH_CHARS = 24
 
@@ -40,17 +40,25 @@ class PruneStep:
         model: The model source.
         ratio: The target ratio; 0 writes an unpruned copy.
         spec: The PruneSpec to send.
+        variant: The compression variant (``width``, ``depth``, ``int8``, ``width+int8``, ...).
     """
 
     request_id: str
     model: str
     ratio: float
     spec: pruning_pb2.PruneSpec = field(compare=False, repr=False)
+    variant: str = "width"
 
     @property
     def label(self) -> str:
         """A short human name of the step."""
-        return f"prune {self.model} @ {self.ratio:.2f}"
+        suffix = "" if self.variant == "width" else f" ({self.variant})"
+        return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
+
+    @property
+    def is_baseline(self) -> bool:
+        """Whether the step writes the unpruned, unquantized copy."""
+        return self.ratio == 0 and self.spec.quantization == 0
 
 
 @dataclass(frozen=True)
@@ -124,10 +132,56 @@ class Plan:
         return (*self.prune_steps, *self.eval_steps, *self.profile_steps)
 
 
-def pruning_inputs(experiment: Experiment) -> dict[str, Any]:
-    """The pruning settings that decide a checkpoint (the ratio aside)."""
-    pruning = experiment.pruning.model_dump(exclude={"ratios"})
-    return {"pruning": pruning, "seed": experiment.seed}
+_VARIANT_SETTINGS = {
+    "depth_criterion": lambda structure, quantization: "depth" in structure,
+    "depth_share": lambda structure, quantization: structure == "width-and-depth",
+    "quantization_group_size": lambda structure, quantization: quantization == "int4",
+}
+"""Pruning settings that only some variants use, and which ones."""
+
+
+def pruning_inputs(experiment: Experiment, variant: str = "width") -> dict[str, Any]:
+    """The pruning settings that decide a checkpoint (the ratio aside).
+
+    Settings only some variants use count for those alone, so that plain width pruning keeps
+    the request ids it had before variants existed.
+    """
+    pruning = experiment.pruning.model_dump(exclude={"ratios", "variants"})
+    structure, quantization = parse_variant(variant)
+    for name, used in _VARIANT_SETTINGS.items():
+        if not used(structure, quantization):
+            pruning.pop(name)
+    inputs = {"pruning": pruning, "seed": experiment.seed}
+    if variant != "width":
+        inputs["variant"] = variant
+    return inputs
+
+
+def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
+    """The prune steps of one model: every variant at every ratio, duplicates once.
+
+    Quantization alone is planned once (unpruned); ratio 0 of any pruning variant is the
+    baseline, or the variant's quantization of it.
+    """
+    steps: dict[str, PruneStep] = {}
+    for variant in experiment.pruning.variants:
+        structure, quantization = parse_variant(variant)
+        ratios = experiment.pruning.ratios if structure != "none" else [0.0]
+        for ratio in ratios:
+            # Ratio 0 removes nothing: it is the same checkpoint whatever the structure.
+            same = variant
+            if ratio == 0:
+                same = "width" if quantization == "none" else quantization
+            inputs = pruning_inputs(experiment, same)
+            if ratio == 0 and same != "width":
+                inputs["pruning"].pop("method")  # nothing is scored
+            rid = request_id(
+                "prune",
+                {"experiment": experiment.name, "model": model, "ratio": float(ratio), **inputs},
+            )
+            spec = _prune_spec(experiment, model, ratio, same)
+            steps.setdefault(rid, PruneStep(rid, model, float(ratio), spec, same))
+    return list(steps.values())
 
 
 def eval_inputs(experiment: Experiment) -> dict[str, Any]:
@@ -139,22 +193,7 @@ def eval_inputs(experiment: Experiment) -> dict[str, Any]:
 def plan_experiment(loaded: LoadedExperiment) -> Plan:
     """Returns the deterministic plan of an experiment file."""
     experiment = loaded.experiment
-    pruning = experiment.pruning
-    prune_steps = []
-    for model in experiment.models:
-        for ratio in pruning.ratios:
-            rid = request_id(
-                "prune",
-                {
-                    "experiment": experiment.name,
-                    "model": model,
-                    "ratio": float(ratio),
-                    **pruning_inputs(experiment),
-                },
-            )
-            prune_steps.append(
-                PruneStep(rid, model, float(ratio), _prune_spec(experiment, model, ratio))
-            )
+    prune_steps = [s for model in experiment.models for s in _variant_steps(experiment, model)]
     task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
     eval_steps = []
     for prune in prune_steps:
@@ -166,8 +205,12 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
     profile_steps = []
     if experiment.energy.profile:
         for model in experiment.models:
-            # The baseline first: the lowest ratio (ratio 0 when the file lists it).
-            prunes = sorted((s for s in prune_steps if s.model == model), key=lambda s: s.ratio)
+            # The baseline first: the lowest ratio (ratio 0 when the file lists it), then every
+            # variant's checkpoint (unquantized before quantized at equal ratios).
+            prunes = sorted(
+                (s for s in prune_steps if s.model == model),
+                key=lambda s: (s.ratio, not s.is_baseline),
+            )
             inputs = {
                 "prunes": [s.request_id for s in prunes],
                 "energy": experiment.energy.model_dump(),
@@ -183,10 +226,21 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
     return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps), tuple(profile_steps))
 
 
-def _prune_spec(experiment: Experiment, model: str, ratio: float) -> pruning_pb2.PruneSpec:
-    """The file's pruning section as a PruneSpec, field by field name (the proto is the schema)."""
-    values = experiment.pruning.model_dump(exclude={"ratios"})
+def _prune_spec(
+    experiment: Experiment, model: str, ratio: float, variant: str = "width"
+) -> pruning_pb2.PruneSpec:
+    """The file's pruning section as a PruneSpec, field by field name (the proto is the schema).
+
+    The variant sets ``structure`` and ``quantization``; enum fields are spelled as in the file
+    (``block-influence``) and become their proto names here.
+    """
+    values = experiment.pruning.model_dump(exclude={"ratios", "variants"})
     values["method"] = pruning_pb2.PruningMethod.Name(method_value(values["method"]))
+    structure, quantization = parse_variant(variant)
+    values.update(structure="width" if structure == "none" else structure)
+    values.update(quantization=quantization)
+    for name in PRUNE_SPEC_ENUM_DEFAULTS:
+        values[name] = prune_enum_name(name, values[name])
     values.update(model=model, ratio=float(ratio), seed=experiment.seed)
     return json_format.ParseDict(values, pruning_pb2.PruneSpec())
 

@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
+    DEPTH_CRITERIA,
     DEVICE_DEFAULT,
     DEVICE_PATTERN,
     EVAL_SPEC,
@@ -31,6 +32,7 @@ from greenprune.core.limits import (
     PROFILE_SPEC,
     PRUNE_SPEC,
     PRUNING_METHODS,
+    QUANTIZATIONS,
     Limit,
 )
 
@@ -67,7 +69,49 @@ def _unique(values: Sequence[Any]) -> None:
         seen.add(value)
 
 
+STRUCTURE_PARTS = ("width", "depth")
+"""Variant parts that remove parameters (at each of the file's ratios)."""
+
+QUANTIZATION_PARTS = QUANTIZATIONS[1:]
+"""Variant parts that quantize the weights (``int8``, ``int4``)."""
+
+
+def parse_variant(text: str) -> tuple[str, str]:
+    """The ``(structure, quantization)`` of a compression variant such as ``width+int8``.
+
+    A variant joins parts with ``+``: ``width`` and/or ``depth`` (pruned at every ratio of
+    the file; both together is ``width-and-depth``), and at most one of ``int8``/``int4``
+    (weight-only quantization after pruning). A variant of quantization alone has the
+    structure ``none`` and is planned once, unpruned.
+
+    Raises:
+        ValueError: A part is unknown or repeated, or two quantizations are combined.
+    """
+    parts = [part.strip() for part in str(text).split("+")]
+    known = (*STRUCTURE_PARTS, *QUANTIZATION_PARTS)
+    for part in parts:
+        if part not in known:
+            raise ValueError(
+                f"unknown compression {part!r} in {text!r} (known: {', '.join(known)}, "
+                "joined with '+', e.g. width+int8)"
+            )
+    _unique(parts)
+    quantization = [p for p in parts if p in QUANTIZATION_PARTS]
+    if len(quantization) > 1:
+        raise ValueError(f"{text!r} combines {' and '.join(quantization)}; choose one")
+    removes = [p for p in STRUCTURE_PARTS if p in parts]
+    structure = "width-and-depth" if len(removes) == 2 else (removes[0] if removes else "none")
+    return structure, quantization[0] if quantization else "none"
+
+
+def _check_variant(text: str) -> str:
+    structure, quantization = parse_variant(text)
+    removes = {"width-and-depth": ["width", "depth"], "none": []}.get(structure, [structure])
+    return "+".join([*removes, *([] if quantization == "none" else [quantization])])
+
+
 Ratio = Annotated[float, AfterValidator(_check_ratio)]
+Variant = Annotated[str, AfterValidator(_check_variant)]
 Address = Annotated[str | None, AfterValidator(_check_address)]
 
 
@@ -103,12 +147,24 @@ class Pruning(_Strict):
     prune_attention_heads: bool = True
     prune_mlp: bool = True
     calibration: Calibration = Field(default_factory=Calibration)
+    variants: list[Variant] = Field(
+        default_factory=lambda: ["width"], min_length=1, max_length=MAX_LIST_ITEMS
+    )
+    depth_criterion: Literal[DEPTH_CRITERIA] = DEPTH_CRITERIA[0]
+    depth_share: float = _bounded(PRUNE_SPEC["depth_share"])
+    quantization_group_size: int = _bounded(PRUNE_SPEC["quantization_group_size"])
 
     @field_validator("ratios")
     @classmethod
     def _distinct_ratios(cls, ratios: list[float]) -> list[float]:
         _unique(ratios)
         return ratios
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct_variants(cls, variants: list[str]) -> list[str]:
+        _unique(variants)
+        return variants
 
 
 class Eval(_Strict):

@@ -7,7 +7,11 @@ manifest). When every decoder layer has the same shape the config says so, and p
 pruning) the config describes the unpruned layers and the manifest lists each layer's heads
 and MLP width; :func:`load_checkpoint` then builds the model on the ``meta`` device, resizes
 each layer from the manifest, assigns the safetensors weights and rebuilds the rotary
-embeddings. Writes go to a hidden temporary directory next to the final one and are renamed
+embeddings. A quantized checkpoint (the manifest's ``quantization``) stores each quantized
+weight's plain parts and lists their classes in ``quantized_tensors``
+(:mod:`greenprune.core.quantized`); :func:`load_checkpoint` rebuilds them the same way.
+Depth-pruned checkpoints are uniform: fewer layers, plain ``from_pretrained`` loads them.
+Writes go to a hidden temporary directory next to the final one and are renamed
 into place, so a checkpoint id never names a half-written directory.
 """
 
@@ -151,7 +155,11 @@ def save_checkpoint(
     )
     try:
         hf_logging.disable_progress_bar()
-        model.save_pretrained(staging, max_shard_size=max_shard_size)
+        quantized: dict[str, Any] = {}
+        if manifest.get("quantization"):
+            quantized = _save_quantized(model, staging)
+        else:
+            model.save_pretrained(staging, max_shard_size=max_shard_size)
         tokenizer.save_pretrained(staging)
         forbidden = [p.name for p in staging.iterdir() if p.name.endswith(_FORBIDDEN_SUFFIXES)]
         if forbidden:
@@ -165,6 +173,7 @@ def save_checkpoint(
             "bytes_on_disk": sum(p.stat().st_size for p in staging.rglob("*") if p.is_file()),
             "content_hash": content_hash,
             "weight_files": digests,
+            **({"quantized_tensors": quantized} if quantized else {}),
         }
         _write_text_durably(staging / MANIFEST_NAME, json.dumps(complete, indent=2) + "\n")
         _fsync_tree(staging)
@@ -218,7 +227,9 @@ def load_checkpoint(
     manifest = read_manifest(path)
     if verify_hash and weights_content_hash(path)[0] != manifest.get("content_hash"):
         raise FailedPreconditionError(f"weights in {str(path)!r} do not match the manifest")
-    if manifest.get("uniform", True):
+    if manifest.get("quantization"):
+        model = _load_assigned(path, manifest, dtype, device)
+    elif manifest.get("uniform", True):
         model = AutoModelForCausalLM.from_pretrained(
             path,
             dtype=dtype if dtype is not None else "auto",
@@ -226,15 +237,41 @@ def load_checkpoint(
             use_safetensors=True,
         )
     else:
-        model = _load_non_uniform(path, manifest, dtype)
+        model = _load_assigned(path, manifest, dtype, device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     model.to(device)
     model.eval()
     return model, tokenizer, manifest
 
 
-def _load_non_uniform(path: Path, manifest: dict[str, Any], dtype: Any) -> Any:
-    """Builds the architecture on ``meta``, resizes layers from the manifest, assigns weights."""
+def _save_quantized(model: Any, staging: Path) -> dict[str, Any]:
+    """Writes a quantized model's config and weights (plain parts, one safetensors file).
+
+    Returns:
+        The manifest's ``quantized_tensors``: class and attributes of each quantized weight.
+    """
+    from safetensors.torch import save_file
+
+    from greenprune.core.quantized import flatten_state_dict
+
+    model.config.save_pretrained(staging)
+    generation = getattr(model, "generation_config", None)
+    if generation is not None:
+        generation.save_pretrained(staging)
+    state = dict(model.state_dict())
+    if getattr(model.config, "tie_word_embeddings", False):
+        state.pop("lm_head.weight", None)  # the same tensor as the input embeddings
+    tensors, described = flatten_state_dict(state)
+    save_file(tensors, str(staging / "model.safetensors"), metadata={"format": "pt"})
+    return described
+
+
+def _load_assigned(path: Path, manifest: dict[str, Any], dtype: Any, device: str = "cpu") -> Any:
+    """Builds the architecture on ``meta``, resizes layers from the manifest, assigns weights.
+
+    Serves checkpoints whose layers differ and quantized ones (whose weights are rebuilt from
+    their plain parts; see :mod:`greenprune.core.quantized`).
+    """
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
@@ -247,34 +284,60 @@ def _load_non_uniform(path: Path, manifest: dict[str, Any], dtype: Any) -> Any:
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     layers = adapter.decoder_layers(model)
     entries = manifest.get("layers") or []
-    if len(entries) != len(layers):
-        raise FailedPreconditionError(
-            f"manifest lists {len(entries)} layers, the config {len(layers)}"
-        )
-    for entry in entries:
-        shape = LayerShape(
-            attention_heads=int(entry["attention_heads"]),
-            key_value_heads=int(entry["key_value_heads"]),
-            head_dim=int(entry.get("head_dim", manifest["head_dim"])),
-            intermediate_size=int(entry["intermediate_size"]),
-        )
-        adapter.resize_layer(model, layers[int(entry["index"])], shape)
+    if not manifest.get("uniform", True):
+        if len(entries) != len(layers):
+            raise FailedPreconditionError(
+                f"manifest lists {len(entries)} layers, the config {len(layers)}"
+            )
+        for entry in entries:
+            shape = LayerShape(
+                attention_heads=int(entry["attention_heads"]),
+                key_value_heads=int(entry["key_value_heads"]),
+                head_dim=int(entry.get("head_dim", manifest["head_dim"])),
+                intermediate_size=int(entry["intermediate_size"]),
+            )
+            adapter.resize_layer(model, layers[int(entry["index"])], shape)
     state: dict[str, torch.Tensor] = {}
     for file in weight_files(path):
         state.update(load_file(file))
+    quantized: dict[str, Any] = {}
+    described = manifest.get("quantized_tensors") or {}
+    if described:
+        from greenprune.core.quantized import unflatten_state_dict
+
+        _check_quantized_device(described, device)
+        rebuilt = unflatten_state_dict(state, described)
+        quantized = {name: rebuilt.pop(name) for name in described}
+        state = rebuilt
     result = model.load_state_dict(state, strict=False, assign=True)
-    if result.unexpected_keys:
-        raise FailedPreconditionError(f"unexpected weights: {sorted(result.unexpected_keys)[:5]}")
+    unexpected = [k for k in result.unexpected_keys if k not in quantized]
+    if unexpected:
+        raise FailedPreconditionError(f"unexpected weights: {sorted(unexpected)[:5]}")
+    for name, tensor in quantized.items():
+        owner, _, attribute = name.rpartition(".")
+        setattr(
+            model.get_submodule(owner), attribute, torch.nn.Parameter(tensor, requires_grad=False)
+        )
     model.tie_weights()
     _rebuild_rotary_embeddings(model)
     still_meta = [name for name, t in _named_tensors(model) if t.device.type == "meta"]
     if still_meta:
         raise FailedPreconditionError(f"weights missing from the checkpoint: {still_meta[:5]}")
-    if dtype is not None:
+    if dtype is not None and not described:
         model.to(dtype)
     if (path / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(path)
     return model
+
+
+def _check_quantized_device(described: dict[str, Any], device: str) -> None:
+    """Refuses int4 weights packed for the CPU kernel on another device."""
+    classes = {str(entry.get("class")) for entry in described.values()}
+    if "Int4OpaqueTensor" in classes and not str(device).startswith("cpu"):
+        raise FailedPreconditionError(
+            f"this int4 checkpoint is packed for torchao's CPU kernel; load it on the CPU, "
+            f"not {device!r}"
+        )
 
 
 def _rebuild_rotary_embeddings(model: Any) -> None:

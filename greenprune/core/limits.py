@@ -109,6 +109,8 @@ PRUNE_SPEC: Mapping[str, Limit] = {
     "seed": Limit(0, MAX_SEED, 0),
     "calibration.samples": Limit(1, 4096, 32),
     "calibration.sequence_length": Limit(8, 32768, 128),
+    "depth_share": Limit(0.05, 1.0, 0.5),
+    "quantization_group_size": Limit(32, 256, 32),
 }
 """Bounds and defaults of ``PruneSpec``'s numeric fields."""
 
@@ -205,3 +207,92 @@ def check_device(field: str, device: str) -> str:
             field, f"unknown device {device[:40]!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
         )
     return device
+
+
+def enum_spelling(enum: Any, value: int) -> str:
+    """The experiment-file spelling of a proto enum value: ``PRUNING_STRUCTURE_DEPTH`` -> ``depth``.
+
+    The prefix is the enum's name in upper snake case, as buf's lint rules require.
+    """
+    try:
+        name = enum.Name(value)
+    except ValueError:
+        return f"unknown-{value}"
+    return name.removeprefix(_enum_prefix(enum)).lower().replace("_", "-")
+
+
+def enum_number(enum: Any, spelling: str) -> int:
+    """The proto enum value of an experiment-file spelling (0, UNSPECIFIED, if unknown)."""
+    try:
+        return int(enum.Value(_enum_prefix(enum) + spelling.upper().replace("-", "_")))
+    except ValueError:
+        return 0
+
+
+def _enum_prefix(enum: Any) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", enum.DESCRIPTOR.name).upper() + "_"
+
+
+PRUNE_SPEC_ENUM_DEFAULTS: Mapping[str, str] = {
+    "structure": "width",
+    "depth_criterion": "block-influence",
+    "quantization": "none",
+}
+"""What an UNSPECIFIED value of a ``PruneSpec`` enum field means (``method`` has no default)."""
+
+
+def enum_vocabulary(field: str) -> tuple[str, ...]:
+    """The spellings a ``PruneSpec`` enum field accepts, its default first."""
+    enum = pruning_pb2.PruneSpec.DESCRIPTOR.fields_by_name[field].enum_type
+    names = [enum_spelling(_EnumView(enum), v.number) for v in enum.values if v.number]
+    return (PRUNE_SPEC_ENUM_DEFAULTS[field], *[n for n in names if n != _default(field)])
+
+
+def _default(field: str) -> str:
+    return PRUNE_SPEC_ENUM_DEFAULTS[field]
+
+
+class _EnumView:
+    """``Name``/``Value`` of an enum descriptor, like the generated enum wrappers."""
+
+    def __init__(self, descriptor: Any) -> None:
+        self.DESCRIPTOR = descriptor
+
+    def Name(self, number: int) -> str:  # noqa: N802 - the wrapper's spelling
+        try:
+            return self.DESCRIPTOR.values_by_number[number].name
+        except KeyError as error:
+            raise ValueError(number) from error
+
+    def Value(self, name: str) -> int:  # noqa: N802 - the wrapper's spelling
+        try:
+            return self.DESCRIPTOR.values_by_name[name].number
+        except KeyError as error:
+            raise ValueError(name) from error
+
+
+def prune_enum_spelling(field: str, value: int) -> str:
+    """The spelling of a ``PruneSpec`` enum field's value; UNSPECIFIED reads as the default."""
+    if value == 0 and field in PRUNE_SPEC_ENUM_DEFAULTS:
+        return PRUNE_SPEC_ENUM_DEFAULTS[field]
+    enum = pruning_pb2.PruneSpec.DESCRIPTOR.fields_by_name[field].enum_type
+    return enum_spelling(_EnumView(enum), value)
+
+
+def prune_enum_name(field: str, spelling: str) -> str:
+    """The proto value name of a ``PruneSpec`` enum field's spelling (for ``ParseDict``).
+
+    A default spelling with no value of its own (``none``) is the UNSPECIFIED value.
+    """
+    enum = _EnumView(pruning_pb2.PruneSpec.DESCRIPTOR.fields_by_name[field].enum_type)
+    return enum.Name(enum_number(enum, spelling))
+
+
+PRUNING_STRUCTURES = enum_vocabulary("structure")
+"""``width`` (the default), ``depth``, ``width-and-depth``."""
+
+DEPTH_CRITERIA = enum_vocabulary("depth_criterion")
+"""``block-influence`` (the default), ``last``."""
+
+QUANTIZATIONS = enum_vocabulary("quantization")
+"""``none`` (the default), ``int8``, ``int4`` (weight-only)."""

@@ -20,11 +20,40 @@ class PruningMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRUNING_METHOD_MAGNITUDE_L2: _ClassVar[PruningMethod]
     PRUNING_METHOD_TAYLOR: _ClassVar[PruningMethod]
     PRUNING_METHOD_RANDOM: _ClassVar[PruningMethod]
+
+class PruningStructure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRUNING_STRUCTURE_UNSPECIFIED: _ClassVar[PruningStructure]
+    PRUNING_STRUCTURE_WIDTH: _ClassVar[PruningStructure]
+    PRUNING_STRUCTURE_DEPTH: _ClassVar[PruningStructure]
+    PRUNING_STRUCTURE_WIDTH_AND_DEPTH: _ClassVar[PruningStructure]
+
+class DepthCriterion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEPTH_CRITERION_UNSPECIFIED: _ClassVar[DepthCriterion]
+    DEPTH_CRITERION_BLOCK_INFLUENCE: _ClassVar[DepthCriterion]
+    DEPTH_CRITERION_LAST: _ClassVar[DepthCriterion]
+
+class Quantization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUANTIZATION_UNSPECIFIED: _ClassVar[Quantization]
+    QUANTIZATION_INT8: _ClassVar[Quantization]
+    QUANTIZATION_INT4: _ClassVar[Quantization]
 PRUNING_METHOD_UNSPECIFIED: PruningMethod
 PRUNING_METHOD_MAGNITUDE_L1: PruningMethod
 PRUNING_METHOD_MAGNITUDE_L2: PruningMethod
 PRUNING_METHOD_TAYLOR: PruningMethod
 PRUNING_METHOD_RANDOM: PruningMethod
+PRUNING_STRUCTURE_UNSPECIFIED: PruningStructure
+PRUNING_STRUCTURE_WIDTH: PruningStructure
+PRUNING_STRUCTURE_DEPTH: PruningStructure
+PRUNING_STRUCTURE_WIDTH_AND_DEPTH: PruningStructure
+DEPTH_CRITERION_UNSPECIFIED: DepthCriterion
+DEPTH_CRITERION_BLOCK_INFLUENCE: DepthCriterion
+DEPTH_CRITERION_LAST: DepthCriterion
+QUANTIZATION_UNSPECIFIED: Quantization
+QUANTIZATION_INT8: Quantization
+QUANTIZATION_INT4: Quantization
 
 class CalibrationSpec(_message.Message):
     __slots__ = ("samples", "sequence_length", "source")
@@ -37,7 +66,7 @@ class CalibrationSpec(_message.Message):
     def __init__(self, samples: _Optional[int] = ..., sequence_length: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PruneSpec(_message.Message):
-    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed")
+    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed", "structure", "depth_criterion", "depth_share", "quantization", "quantization_group_size")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     RATIO_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +78,11 @@ class PruneSpec(_message.Message):
     ROUND_TO_FIELD_NUMBER: _ClassVar[int]
     CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    STRUCTURE_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_CRITERION_FIELD_NUMBER: _ClassVar[int]
+    DEPTH_SHARE_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
     model: str
     method: PruningMethod
     ratio: float
@@ -60,10 +94,15 @@ class PruneSpec(_message.Message):
     round_to: int
     calibration: CalibrationSpec
     seed: int
-    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ...) -> None: ...
+    structure: PruningStructure
+    depth_criterion: DepthCriterion
+    depth_share: float
+    quantization: Quantization
+    quantization_group_size: int
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ..., structure: _Optional[_Union[PruningStructure, str]] = ..., depth_criterion: _Optional[_Union[DepthCriterion, str]] = ..., depth_share: _Optional[float] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., quantization_group_size: _Optional[int] = ...) -> None: ...
 
 class PruneResult(_message.Message):
-    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions")
+    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions", "method_family", "layers_before", "layers_after", "removed_layers", "bytes_in_memory", "quantization_bits", "quantization_scheme", "quantization_library")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +126,14 @@ class PruneResult(_message.Message):
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FAMILY_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LAYERS_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_LAYERS_FIELD_NUMBER: _ClassVar[int]
+    BYTES_IN_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_BITS_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_SCHEME_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_LIBRARY_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     parameters_before: int
     parameters_after: int
@@ -103,7 +150,15 @@ class PruneResult(_message.Message):
     content_hash: str
     architecture: str
     versions: _containers.ScalarMap[str, str]
-    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    method_family: str
+    layers_before: int
+    layers_after: int
+    removed_layers: _containers.RepeatedScalarFieldContainer[int]
+    bytes_in_memory: int
+    quantization_bits: int
+    quantization_scheme: str
+    quantization_library: str
+    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., method_family: _Optional[str] = ..., layers_before: _Optional[int] = ..., layers_after: _Optional[int] = ..., removed_layers: _Optional[_Iterable[int]] = ..., bytes_in_memory: _Optional[int] = ..., quantization_bits: _Optional[int] = ..., quantization_scheme: _Optional[str] = ..., quantization_library: _Optional[str] = ...) -> None: ...
 
 class PruneJob(_message.Message):
     __slots__ = ("name", "status", "spec", "result")
