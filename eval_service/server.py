@@ -11,6 +11,7 @@ from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.ray_backend import backend_from_settings
 from greenprune.core.records import from_json_dict
 from greenprune.core.settings import EvalSettings
 from greenprune.rpc.reporting import ResultsReporter
@@ -77,7 +78,7 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
 
     runner = JobRunner(
         state_dir=settings.state_dir / "eval",
-        worker=WORKER,
+        worker=settings.job_worker or WORKER,
         context={
             "checkpoints_dir": str(settings.checkpoints_dir),
             "models_root": str(settings.models_root),
@@ -85,7 +86,8 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
         lane_of=lane_of,
         max_queued=settings.max_queued_jobs,
         on_succeeded=report,
-        warm=WARM,
+        warm=None if settings.job_worker else WARM,
+        backend=backend_from_settings(settings),
         warm_lanes=(resolve_device("auto"),) if settings.warm_job_process else (),
     )
     tasks = TaskIndex(settings.task_roots, settings.allow_task_code)

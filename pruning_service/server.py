@@ -8,6 +8,7 @@ from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core import checkpoint
 from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.ray_backend import backend_from_settings
 from greenprune.core.records import from_json_dict
 from greenprune.core.settings import PruningSettings
 from greenprune.rpc.reporting import ResultsReporter
@@ -47,14 +48,15 @@ async def build(settings: PruningSettings) -> tuple[list[ServiceBinding], Cleanu
 
     runner = JobRunner(
         state_dir=settings.state_dir / "pruning",
-        worker=WORKER,
+        worker=settings.job_worker or WORKER,
         context={
             "checkpoints_dir": str(settings.checkpoints_dir),
             "models_root": str(settings.models_root),
         },
         max_queued=settings.max_queued_jobs,
         on_succeeded=report,
-        warm=WARM,
+        warm=None if settings.job_worker else WARM,
+        backend=backend_from_settings(settings),
         warm_lanes=("default",) if settings.warm_job_process else (),
     )
     if settings.warm_job_process:

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="start the local stack (services and app)")
     up.add_argument("--no-app", action="store_true", help="start the services only")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for health")
+    up.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the jobs on Ray: 'auto' (a local Ray head, started if needed) or ray://host:port",
+    )
 
     down = commands.add_parser("down", help="stop the local stack")
     down.add_argument(
@@ -107,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _up(args: argparse.Namespace) -> int:
     config = stack.StackConfig.from_env()
     statuses = stack.up(
-        config, with_app=not args.no_app, timeout=args.timeout, log=lambda line: console.print(line)
+        config,
+        with_app=not args.no_app,
+        timeout=args.timeout,
+        log=lambda line: console.print(line),
+        ray=args.ray,
     )
     table = Table("component", "address", "pid", "health", "", header_style="bold")
     for item in statuses:

@@ -7,6 +7,12 @@ Settings come from the environment, the same variables the services read:
 ResultsService unless given). Logs go to
 ``$GREENPRUNE_HOME/logs/<name>.log`` and pids to ``$GREENPRUNE_HOME/run/<name>.pid``; the
 processes run in their own sessions, so they outlive the CLI that started them.
+
+``up(ray="auto")`` (``greenprune up --ray auto``) runs the pruning and eval jobs on Ray: it
+starts a local Ray head (``ray start --head``) unless the one it started still runs, and sets
+``GREENPRUNE_{PRUNING,EVAL}_BACKEND=ray`` and ``..._RAY_ADDRESS`` for the services; any other
+address (``ray://head:10001``) is passed to the services as is. ``down`` stops a Ray head that
+``up`` started.
 """
 
 from __future__ import annotations
@@ -326,6 +332,96 @@ def _spawn(config: StackConfig, name: str, env: Mapping[str, str]) -> _Started:
     return _Started(name, process, offset)
 
 
+def _ray_cli() -> str:
+    local = Path(sys.executable).with_name("ray")
+    return str(local) if local.exists() else "ray"
+
+
+# Ray 2.60's head turns token authentication on and keeps the token in ~/.ray/auth_token; its
+# clients on this machine read it from there once they are told the cluster uses tokens.
+TOKEN_AUTH = {"RAY_AUTH_MODE": "token"}
+
+
+def ray_environment(config: StackConfig, address: str, log: Log | None = None) -> dict[str, str]:
+    """The services' settings for Ray at ``address``; ``auto`` starts a local head if needed.
+
+    The head (``ray start --head --block`` on ``GREENPRUNE_RAY_PORT``, default 6379) runs in
+    its own session with its pid in ``run/ray.pid`` and its log in ``logs/ray.log``; ``down``
+    stops exactly that process (never ``ray stop``, which stops every Ray on the machine).
+
+    Raises:
+        StackError: The Ray CLI is missing or the head did not start.
+    """
+    if address == "auto":
+        port = int(os.environ.get("GREENPRUNE_RAY_PORT", "6379"))
+        address = f"{HOST}:{port}"
+        pid_file = config.run_dir / "ray.pid"
+        pid = int(pid_file.read_text()) if pid_file.exists() else None
+        if pid is None or not psutil.pid_exists(pid):
+            if log is not None:
+                log(f"starting a local Ray head on {address}")
+            config.log_dir.mkdir(parents=True, exist_ok=True)
+            config.run_dir.mkdir(parents=True, exist_ok=True)
+            command = [_ray_cli(), "start", "--head", "--block", f"--port={port}"]
+            command.append("--include-dashboard=false")
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdout=config.log_file("ray").open("ab"),
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**environment(config), "RAY_USAGE_STATS_ENABLED": "0"},
+                )
+            except FileNotFoundError as exc:
+                raise StackError("the ray CLI is missing: pip install 'greenprune[ray]'") from exc
+            pid_file.write_text(f"{process.pid}\n")
+            deadline = time.monotonic() + 120
+            while True:
+                ready = subprocess.run(
+                    [_ray_cli(), "health-check", "--address", address],
+                    capture_output=True,
+                    timeout=60,
+                    env={**os.environ, **TOKEN_AUTH},
+                )
+                if ready.returncode == 0:
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    pid_file.unlink(missing_ok=True)
+                    tail = log_tail(config.log_file("ray"))
+                    raise StackError(f"the Ray head did not start:\n{tail}")
+                time.sleep(1.0)
+    return {
+        **TOKEN_AUTH,
+        **{
+            f"GREENPRUNE_{name}_{key}": value
+            for name in ("PRUNING", "EVAL")
+            for key, value in (("BACKEND", "ray"), ("RAY_ADDRESS", address))
+        },
+    }
+
+
+def stop_ray(config: StackConfig, timeout: float = 30.0) -> bool:
+    """Stops the Ray head ``up`` started, if it runs; returns whether it did."""
+    pid_file = config.run_dir / "ray.pid"
+    if not pid_file.exists():
+        return False
+    pid = int(pid_file.read_text())
+    pid_file.unlink(missing_ok=True)
+    try:
+        head = psutil.Process(pid)
+        group = [head, *head.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return False
+    head.terminate()  # `ray start --block` stops the processes it started, then exits
+    _, alive = psutil.wait_procs([head], timeout=timeout)
+    for process in [*alive, *group[1:]]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.is_running():
+                process.kill()
+    return True
+
+
 def up(
     config: StackConfig,
     *,
@@ -333,6 +429,7 @@ def up(
     components: Sequence[str] | None = None,
     timeout: float = 180.0,
     log: Log | None = None,
+    ray: str | None = None,
 ) -> list[ComponentStatus]:
     """Starts what is not running yet and waits until everything is healthy.
 
@@ -342,6 +439,8 @@ def up(
         components: Start only these (default: the services, and the app if ``with_app``).
         timeout: Seconds to wait for every component to be healthy.
         log: Receives one line per component started.
+        ray: Run the jobs on Ray at this address (``auto``: a local head, started if needed);
+            services already running keep their backend.
 
     Returns:
         The status of every component.
@@ -356,6 +455,8 @@ def up(
     for folder in (config.home, config.log_dir, config.run_dir):
         folder.mkdir(parents=True, exist_ok=True)
     env = environment(config)
+    if ray:
+        env.update(ray_environment(config, ray, log))
     started: dict[str, _Started] = {}
     notes: dict[str, str] = {}
     current = {s.name: s for s in status(config, names)}
@@ -449,4 +550,8 @@ def down(config: StackConfig, *, timeout: float = 30.0, log: Log | None = None) 
         stopped.append(name)
         if log is not None:
             log(f"stopped {name} (pid {pid}{', killed after the timeout' if forced else ''})")
+    if stop_ray(config, timeout):
+        stopped.append("ray")
+        if log is not None:
+            log("stopped the local Ray head")
     return stopped

@@ -14,6 +14,11 @@ Starting a child costs seconds (imports of torch, transformers, lm-eval; CodeCar
 detection) that no job should pay. For the lanes named in ``warm_lanes`` the runner keeps a
 *warm* child: spawned while the lane is idle, it imports the worker and runs its ``warm(lane)``
 hook, then waits for its one job. Each child still runs exactly one job and exits.
+
+With a ``backend`` (:class:`greenprune.core.ray_backend.RayBackend`), jobs run on a Ray
+cluster instead: the table, states, progress, Watch, cancel and "interrupted" on restart stay
+the same, while each lane runs as many jobs at once as the backend allows and a job whose
+resources the cluster lacks is refused at submit.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from greenprune.core.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
 from greenprune.rpc.errors import code_name
+
+if TYPE_CHECKING:
+    from greenprune.core.ray_backend import RayBackend, RayJob
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +153,16 @@ class JobTable:
     def in_state(self, state: str) -> list[Job]:
         """Returns the jobs in ``state``, oldest first."""
         return self._rows("WHERE state = ?", (state,), "ORDER BY create_time")
+
+    def queued(self, lane: str, limit: int) -> list[Job]:
+        """Returns up to ``limit`` QUEUED jobs of ``lane``, oldest first."""
+        tail = f"ORDER BY create_time LIMIT {int(limit)}"
+        return self._rows("WHERE state = ? AND lane = ?", (QUEUED, lane), tail)
+
+    def count_in_state(self, state: str) -> int:
+        """Returns the number of jobs in ``state``."""
+        row = self._db.execute("SELECT count(*) FROM jobs WHERE state = ?", (state,)).fetchone()
+        return int(row[0])
 
     def page(self, experiment: str, limit: int, offset: int) -> list[Job]:
         """Returns a page of jobs, newest first, optionally of one experiment."""
@@ -288,6 +306,8 @@ class JobRunner:
         report_backoff: The first and the longest pause between reporting attempts, seconds.
         warm: The worker's warm-up hook, ``"module:function"`` taking the lane, run in each
             child before its job (imports, one-off detection).
+        backend: Run the jobs on Ray through this backend instead of local children (with the
+            same worker and warm hook); None keeps local children.
         warm_lanes: Lanes that keep a warm child waiting while idle; :meth:`start` returns
             once they are ready. Other lanes start their child when a job arrives.
     """
@@ -305,6 +325,7 @@ class JobRunner:
         warm_lanes: tuple[str, ...] = (),
         report_retryable: Callable[[BaseException], bool] | None = None,
         report_backoff: tuple[float, float] = (1.0, 30.0),
+        backend: RayBackend | None = None,
     ) -> None:
         self._state_dir = state_dir
         self._table = JobTable(state_dir / "jobs.sqlite")
@@ -325,6 +346,10 @@ class JobRunner:
         self._report_retryable = report_retryable or retryable_report_error
         self._report_backoff = report_backoff
         self._reporting: dict[str, asyncio.Task[None]] = {}
+        self._backend = backend
+        if backend is not None:
+            backend.bind(worker, warm)
+        self._remote: dict[str, RayJob] = {}
 
     @property
     def table(self) -> JobTable:
@@ -343,6 +368,9 @@ class JobRunner:
                 self._start_reporting(job)  # the work is done: report it, never discard it
             else:
                 self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+        if self._backend is not None:
+            await self._start_backend(warm_timeout)
+            return
         for lane in self._warm_lanes:
             self._spares[lane] = self._spawn(lane)
         deadline = time.monotonic() + warm_timeout
@@ -351,9 +379,27 @@ class JobRunner:
         for job in self._table.in_state(QUEUED):
             self._wake(job.lane)
 
+    async def _start_backend(self, warm_timeout: float) -> None:
+        backend = self._backend
+        assert backend is not None
+        await asyncio.to_thread(backend.connect)
+        for lane in self._warm_lanes:
+            backend.add_spare(lane)
+        lanes = self._warm_lanes
+        await asyncio.gather(*(backend.await_ready(lane, warm_timeout) for lane in lanes))
+        for job in self._table.in_state(QUEUED):
+            self._wake(job.lane)
+
     async def stop(self) -> None:
         """Stops taking jobs; running ones are terminated and marked FAILED "interrupted"."""
         self._stopping = True
+        for job_id, remote in list(self._remote.items()):
+            job = self._table.get(job_id)
+            if job is not None and not job.done:
+                self._finish(job, FAILED, "ABORTED", INTERRUPTED)
+                self._cancelled.add(job_id)
+            assert self._backend is not None
+            self._backend.kill(remote)
         for job_id, process in list(self._processes.items()):
             job = self._table.get(job_id)
             if job is not None and not job.done:
@@ -370,6 +416,9 @@ class JobRunner:
                 await task
         for process in [*self._processes.values(), *(c.process for c in self._spares.values())]:
             await asyncio.to_thread(process.join, 5)
+        if self._backend is not None:
+            self._backend.close()
+            await asyncio.to_thread(self._backend.disconnect)
         self._table.close()
 
     async def submit(self, request_id: str, spec: dict[str, Any], experiment: str = "") -> Job:
@@ -388,13 +437,16 @@ class JobRunner:
                 self._start_reporting(existing)
                 await self._notify()
             return existing
-        if len(self._table.in_state(QUEUED)) >= self._max_queued:
+        if self._table.count_in_state(QUEUED) >= self._max_queued:
             raise ResourceExhaustedError(f"the job queue is full ({self._max_queued} waiting)")
+        lane = self._lane_of(spec)
+        if self._backend is not None:
+            self._backend.check(lane)  # refused now rather than pending forever
         job = Job(
             id=uuid.uuid4().hex[:16],
             request_id=request_id,
             spec=spec,
-            lane=self._lane_of(spec),
+            lane=lane,
             experiment=experiment,
         )
         self._table.save(job)
@@ -425,6 +477,9 @@ class JobRunner:
         self._cancelled.add(job_id)
         process = self._processes.get(job_id)
         self._finish(job, CANCELLED, "CANCELLED", "cancelled by a client")
+        remote = self._remote.get(job_id)
+        if remote is not None and self._backend is not None:
+            self._backend.kill(remote)
         if process is not None:
             process.terminate()
             await asyncio.to_thread(process.join, 10)
@@ -460,6 +515,9 @@ class JobRunner:
             self._lane_tasks[lane] = asyncio.create_task(self._lane_loop(lane), name=f"lane-{lane}")
 
     async def _lane_loop(self, lane: str) -> None:
+        if self._backend is not None:
+            await self._backend_lane_loop(lane)
+            return
         event = self._lane_wakeups[lane]
         while not self._stopping:
             event.clear()
@@ -478,6 +536,86 @@ class JobRunner:
                     self._finish(job, FAILED, "INTERNAL", "the job could not be run")
             if lane in self._warm_lanes and lane not in self._spares and not self._stopping:
                 self._spares[lane] = self._spawn(lane)
+
+    async def _backend_lane_loop(self, lane: str) -> None:
+        """Keeps up to the backend's concurrency of the lane's jobs in flight on Ray."""
+        assert self._backend is not None
+        event = self._lane_wakeups[lane]
+        limit = self._backend.concurrency(lane)
+        running: dict[str, asyncio.Task[None]] = {}
+
+        def finished(job_id: str) -> None:
+            running.pop(job_id, None)
+            event.set()
+
+        try:
+            while not self._stopping:
+                event.clear()
+                free = limit - len(running)
+                if free > 0:
+                    waiting = [
+                        job
+                        for job in self._table.queued(lane, free + len(running))
+                        if job.id not in running
+                    ]
+                    for job in waiting[:free]:
+                        task = asyncio.create_task(self._run_guarded(job), name=f"job-{job.id}")
+                        running[job.id] = task
+                        task.add_done_callback(lambda _, job_id=job.id: finished(job_id))
+                await event.wait()
+        finally:
+            for task in list(running.values()):
+                task.cancel()
+            for task in list(running.values()):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _run_guarded(self, job: Job) -> None:
+        try:
+            await self._run_remote(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a broken job must not stop the lane
+            log.exception("job %s could not be run", job.id)
+            current = self._table.get(job.id)
+            if current is not None and not current.done:
+                self._finish(current, FAILED, "INTERNAL", "the job could not be run")
+                await self._notify()
+
+    async def _run_remote(self, job: Job) -> None:
+        """Runs one job on the backend and concludes it as a local child's job would be."""
+        backend = self._backend
+        assert backend is not None
+        context = {
+            **self._context,
+            "job_id": job.id,
+            "workdir": str(self._state_dir / "jobs" / job.id),
+        }
+        job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
+        self._table.save(job)
+        remote = backend.launch(job.lane, job.spec, context)
+        self._remote[job.id] = remote
+        await self._notify()
+        if job.lane in self._warm_lanes and backend.spares(job.lane) == 0:
+            backend.add_spare(job.lane)  # warms while this job runs, for the next one
+        outcome: tuple[Any, ...] | None = None
+        try:
+            async for message in backend.messages(remote):
+                if message[0] == "progress" and job.id not in self._cancelled:
+                    job.stage, job.progress = message[1], message[2]
+                    self._table.save(job)
+                    await self._notify()
+                elif message[0] in ("result", "error"):
+                    outcome = message
+        finally:
+            self._remote.pop(job.id, None)
+            backend.release(remote, reusable=outcome is not None and job.id not in self._cancelled)
+        if job.id in self._cancelled:
+            return
+        died = None
+        if outcome is None:
+            died = f"the Ray actor running the job died ({remote.place.get('error', 'no reason')})"
+        await self._conclude(job, outcome, None, died)
 
     def _spawn(self, lane: str) -> _Child:
         """Starts a child for ``lane``; it warms up, then waits for its job."""
@@ -553,9 +691,15 @@ class JobRunner:
         await self._conclude(job, outcome, process.exitcode)
 
     async def _conclude(
-        self, job: Job, outcome: tuple[Any, ...] | None, exitcode: int | None
+        self,
+        job: Job,
+        outcome: tuple[Any, ...] | None,
+        exitcode: int | None,
+        died: str | None = None,
     ) -> None:
-        if outcome is None:
+        if outcome is None and died is not None:
+            self._finish(job, FAILED, "INTERNAL", died)
+        elif outcome is None:
             reason = f"the worker process died (exit code {exitcode})"
             if exitcode == -signal.SIGKILL:
                 reason += "; it was killed, possibly for lack of memory"

@@ -7,6 +7,7 @@ Each service has its own prefix (``GREENPRUNE_RESULTS_``, ``GREENPRUNE_PRUNING_`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,6 +69,39 @@ class WorkerServiceSettings(ServerSettings):
         description="Keep a job process warm (imports, CodeCarbon's detection done) while idle,"
         " so a job starts in milliseconds; costs the memory of one idle process. The server"
         " reports SERVING once it is warm.",
+    )
+
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where jobs run: local child processes, or actors on a Ray cluster (the"
+        " job table stays in this service either way).",
+    )
+    ray_address: str = Field(
+        default="",
+        description="The Ray cluster: 'auto' (one running on this machine), 'ray://head:10001'"
+        " (Ray Client), or empty to start a local instance.",
+    )
+    ray_num_cpus: float = Field(default=1.0, ge=0, description="CPUs per job of a CPU lane.")
+    ray_num_gpus: float = Field(default=1.0, ge=0, description="GPUs per job of a CUDA lane.")
+    ray_max_concurrent: int = Field(
+        default=0, ge=0, description="Most jobs of one lane at once; 0: what the cluster fits."
+    )
+    ray_lane_resources: Literal["device", "gpu", "cpu"] = Field(
+        default="device",
+        description="device: CUDA lanes ask for ray_num_gpus, others ray_num_cpus; gpu or cpu:"
+        " every job asks for GPUs (or CPUs) whatever its lane.",
+    )
+    ray_reuse_actors: bool = Field(
+        default=False,
+        description="Run a lane's next job in the same warm actor rather than a fresh process.",
+    )
+    ray_local_num_cpus: int | None = Field(default=None, ge=1)
+    ray_local_num_gpus: int | None = Field(
+        default=None, ge=0, description="GPUs of a local instance; logical ones simulate a cluster."
+    )
+    job_worker: str | None = Field(
+        default=None,
+        description="Replaces the worker function ('module:function'), for simulations only.",
     )
 
     @model_validator(mode="after")
