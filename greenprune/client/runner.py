@@ -338,13 +338,9 @@ class Runner:
         request = pruning_pb2.CreatePruneJobRequest(
             request_id=step.request_id, spec=step.spec, experiment=self._plan.experiment
         )
-        outcome = await self._run_job(step, self._pruning, PRUNE_JOBS, request)
-        if outcome.state == SUCCEEDED:
-            outcome.run = await self._prune_run(step.request_id)
-            if outcome.run is None:
-                outcome.state = FAILED
-                outcome.message = f"prune run {step.request_id} is not in the results store"
-        self._conclude(step, outcome)
+        await self._run_and_record(
+            step, self._pruning, PRUNE_JOBS, request, "prune", step.request_id, self._prune_run
+        )
 
     async def _evaluate(self, step: EvalStep) -> None:
         prune = self.outcome.outcomes.get(step.prune.request_id)
@@ -357,13 +353,9 @@ class Runner:
         request = eval_pb2.CreateEvalJobRequest(
             request_id=step.request_id, spec=spec, experiment=self._plan.experiment
         )
-        outcome = await self._run_job(step, self._eval, EVAL_JOBS, request)
-        if outcome.state == SUCCEEDED:
-            outcome.run = await self._eval_run(step.run_id)
-            if outcome.run is None:
-                outcome.state = FAILED
-                outcome.message = f"eval run {step.run_id} is not in the results store"
-        self._conclude(step, outcome)
+        await self._run_and_record(
+            step, self._eval, EVAL_JOBS, request, "eval", step.run_id, self._eval_run
+        )
 
     async def _profile(self, step: ProfileStep) -> None:
         prunes = [self.outcome.outcomes.get(s.request_id) for s in step.prunes]
@@ -377,12 +369,27 @@ class Runner:
         request = eval_pb2.CreateEvalJobRequest(
             request_id=step.request_id, spec=spec, experiment=self._plan.experiment
         )
-        outcome = await self._run_job(step, self._eval, EVAL_JOBS, request)
+        await self._run_and_record(
+            step, self._eval, EVAL_JOBS, request, "profile", step.request_id, self._profile_run
+        )
+
+    async def _run_and_record(
+        self,
+        step: Step,
+        service: _Service,
+        api: JobApi,
+        request: Any,
+        kind: str,
+        run_id: str,
+        fetch: Callable[[str], Awaitable[Any]],
+    ) -> None:
+        """Runs the step's job, then reads the run it recorded; a missing record fails the step."""
+        outcome = await self._run_job(step, service, api, request)
         if outcome.state == SUCCEEDED:
-            outcome.run = await self._profile_run(step.request_id)
+            outcome.run = await fetch(run_id)
             if outcome.run is None:
                 outcome.state = FAILED
-                outcome.message = f"profile run {step.request_id} is not in the results store"
+                outcome.message = f"{kind} run {run_id} is not in the results store"
         self._conclude(step, outcome)
 
     def _conclude(self, step: Step, outcome: StepOutcome) -> None:

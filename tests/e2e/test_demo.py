@@ -226,11 +226,12 @@ def test_killing_the_eval_service_mid_sweep_fails_only_the_interrupted_step(
     assert "failed: eval reference:tiny-llama" in err
     assert "interrupted" in err
     jobs = stack.eval_jobs()
-    assert len(jobs) == len(plan.eval_steps)
+    # One job per eval step, and the energy profile (it needs only the checkpoints).
+    assert len(jobs) == len(plan.eval_steps) + len(plan.profile_steps)
     failed = [job for job in jobs if job.status.state == jobs_pb2.JOB_STATE_FAILED]
     assert len(failed) == 1
     assert failed[0].status.error.message == "interrupted"
-    assert sum(job.status.state == SUCCEEDED for job in jobs) == len(plan.eval_steps) - 1
+    assert sum(job.status.state == SUCCEEDED for job in jobs) == len(jobs) - 1
 
 
 def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Plan) -> None:
