@@ -28,6 +28,10 @@ def normalized_spec(spec: pruning_pb2.PruneSpec) -> pruning_pb2.PruneSpec:
     normal.CopyFrom(spec)
     fill_defaults(normal, PRUNE_SPEC)
     normal.calibration.source = normal.calibration.source or CALIBRATION_SOURCE_DEFAULT
+    if normal.HasField("recovery"):
+        from pruning_service.recovery import normalize
+
+        normalize(normal.recovery)
     if not (normal.prune_attention_heads or normal.prune_mlp or normal.prune_hidden):
         normal.prune_attention_heads = normal.prune_mlp = True  # nothing chosen: the default
     return normal

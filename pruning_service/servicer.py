@@ -12,6 +12,7 @@ from greenprune.core import checkpoint
 from greenprune.core.job_runner import JobRunner
 from greenprune.rpc.convert import require_request_id, timestamp
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
+from pruning_service import recovery
 from pruning_service.convert import (
     COLLECTION,
     config_from_spec,
@@ -44,6 +45,7 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
         request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec)
         await asyncio.to_thread(validate_config, config_from_spec(spec), self._models_root)
+        await asyncio.to_thread(recovery.validate_spec, spec, self._models_root)
         job = await self._runner.submit(request_id, stored_spec(spec), request.experiment)
         return pruning_pb2.CreatePruneJobResponse(job=job_to_pb(job))
 

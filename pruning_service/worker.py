@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,18 +42,26 @@ def run(
     """
     from greenprune.core.energy.meter import EnergyMeter
     from greenprune.core.energy.records import summarize
+    from pruning_service import recovery as recovery_stage
     from pruning_service.convert import config_from_stored
     from pruning_service.pruner import result_from_manifest, run_prune
 
     config = config_from_stored(spec)
+    recovery = recovery_stage.config_from_stored(spec)
+    if recovery is not None:  # before any work: a bad recovery spec fails the job at once
+        recovery_stage.validate(recovery, Path(context["models_root"]))
     meter = EnergyMeter(device="cpu", workdir=Path(context["workdir"]))
+    checkpoints_dir = Path(context["checkpoints_dir"])
+    staging = Path(context["workdir"]) / "unrecovered"
     with meter.window() as reading:
         outcome = run_prune(
             config,
-            checkpoints_dir=Path(context["checkpoints_dir"]),
+            checkpoints_dir=staging if recovery is not None else checkpoints_dir,
             checkpoint_id=checkpoint_id_for(context["job_id"]),
             models_root=Path(context["models_root"]),
-            progress=progress,
+            progress=progress
+            if recovery is None
+            else recovery_stage.scaled(progress, 0.0, recovery_stage.PRUNE_SHARE),
         )
     calibration = outcome.manifest.get("calibration") or {}
     windows = int(calibration.get("windows", 0))
@@ -64,4 +73,18 @@ def run(
     )
     result = result_from_manifest(outcome.manifest, outcome.checkpoint_id, outcome.wall_seconds)
     result.energy.CopyFrom(energy)
+    if recovery is not None:
+        try:
+            result = recovery_stage.recover_checkpoint(
+                outcome.path,
+                recovery,
+                result,
+                meter=meter,
+                checkpoints_dir=checkpoints_dir,
+                checkpoint_id=outcome.checkpoint_id,
+                models_root=Path(context["models_root"]),
+                progress=progress,
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return to_json_dict(result)

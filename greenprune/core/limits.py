@@ -296,3 +296,29 @@ DEPTH_CRITERIA = enum_vocabulary("depth_criterion")
 
 QUANTIZATIONS = enum_vocabulary("quantization")
 """``none`` (the default), ``int8``, ``int4`` (weight-only)."""
+
+RECOVERY_SPEC: Mapping[str, Limit] = {
+    "rank": Limit(1, 256, 8),
+    "alpha": Limit(0.001, 1024.0, 16.0),
+    "steps": Limit(1, 100_000, 50),
+    "learning_rate": Limit(1e-6, 1.0, 2e-3),
+    "batch_size": Limit(1, 1024, 8),
+    "sequence_length": Limit(8, 32768, 64),
+    "seed": Limit(0, MAX_SEED, 0),
+}
+"""Bounds and defaults of ``RecoverySpec``'s numeric fields (LoRA recovery after pruning);
+filled only when a spec asks for recovery, so an unset ``recovery`` stays unset."""
+
+RECOVERY_TARGET_MODULES_DEFAULT = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+"""LoRA's target modules when none are named: every projection of a Llama-family layer."""
+
+RECOVERY_SOURCE_DEFAULT = "reference"
+"""Recovery text when none is named: the reference corpus."""

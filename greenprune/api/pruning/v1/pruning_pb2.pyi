@@ -66,7 +66,7 @@ class CalibrationSpec(_message.Message):
     def __init__(self, samples: _Optional[int] = ..., sequence_length: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PruneSpec(_message.Message):
-    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed", "structure", "depth_criterion", "depth_share", "quantization", "quantization_group_size")
+    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed", "structure", "depth_criterion", "depth_share", "quantization", "quantization_group_size", "recovery")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     RATIO_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class PruneSpec(_message.Message):
     DEPTH_SHARE_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_GROUP_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
     model: str
     method: PruningMethod
     ratio: float
@@ -99,10 +100,11 @@ class PruneSpec(_message.Message):
     depth_share: float
     quantization: Quantization
     quantization_group_size: int
-    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ..., structure: _Optional[_Union[PruningStructure, str]] = ..., depth_criterion: _Optional[_Union[DepthCriterion, str]] = ..., depth_share: _Optional[float] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., quantization_group_size: _Optional[int] = ...) -> None: ...
+    recovery: RecoverySpec
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ..., structure: _Optional[_Union[PruningStructure, str]] = ..., depth_criterion: _Optional[_Union[DepthCriterion, str]] = ..., depth_share: _Optional[float] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., quantization_group_size: _Optional[int] = ..., recovery: _Optional[_Union[RecoverySpec, _Mapping]] = ...) -> None: ...
 
 class PruneResult(_message.Message):
-    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions", "method_family", "layers_before", "layers_after", "removed_layers", "bytes_in_memory", "quantization_bits", "quantization_scheme", "quantization_library")
+    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions", "method_family", "layers_before", "layers_after", "removed_layers", "bytes_in_memory", "quantization_bits", "quantization_scheme", "quantization_library", "recovery")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +136,7 @@ class PruneResult(_message.Message):
     QUANTIZATION_BITS_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_SCHEME_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_LIBRARY_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     parameters_before: int
     parameters_after: int
@@ -158,7 +161,8 @@ class PruneResult(_message.Message):
     quantization_bits: int
     quantization_scheme: str
     quantization_library: str
-    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., method_family: _Optional[str] = ..., layers_before: _Optional[int] = ..., layers_after: _Optional[int] = ..., removed_layers: _Optional[_Iterable[int]] = ..., bytes_in_memory: _Optional[int] = ..., quantization_bits: _Optional[int] = ..., quantization_scheme: _Optional[str] = ..., quantization_library: _Optional[str] = ...) -> None: ...
+    recovery: RecoveryResult
+    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., method_family: _Optional[str] = ..., layers_before: _Optional[int] = ..., layers_after: _Optional[int] = ..., removed_layers: _Optional[_Iterable[int]] = ..., bytes_in_memory: _Optional[int] = ..., quantization_bits: _Optional[int] = ..., quantization_scheme: _Optional[str] = ..., quantization_library: _Optional[str] = ..., recovery: _Optional[_Union[RecoveryResult, _Mapping]] = ...) -> None: ...
 
 class PruneJob(_message.Message):
     __slots__ = ("name", "status", "spec", "result")
@@ -257,3 +261,45 @@ class GetCheckpointResponse(_message.Message):
     manifest_json: str
     create_time: _timestamp_pb2.Timestamp
     def __init__(self, checkpoint_id: _Optional[str] = ..., manifest_json: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecoverySpec(_message.Message):
+    __slots__ = ("rank", "alpha", "target_modules", "steps", "learning_rate", "batch_size", "sequence_length", "seed", "source")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MODULES_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RATE_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    alpha: float
+    target_modules: _containers.RepeatedScalarFieldContainer[str]
+    steps: int
+    learning_rate: float
+    batch_size: int
+    sequence_length: int
+    seed: int
+    source: str
+    def __init__(self, rank: _Optional[int] = ..., alpha: _Optional[float] = ..., target_modules: _Optional[_Iterable[str]] = ..., steps: _Optional[int] = ..., learning_rate: _Optional[float] = ..., batch_size: _Optional[int] = ..., sequence_length: _Optional[int] = ..., seed: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
+
+class RecoveryResult(_message.Message):
+    __slots__ = ("energy", "steps", "tokens", "initial_loss", "final_loss", "trainable_parameters", "wall_seconds", "parent_content_hash")
+    ENERGY_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INITIAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    FINAL_LOSS_FIELD_NUMBER: _ClassVar[int]
+    TRAINABLE_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    energy: _energy_pb2.EnergyReport
+    steps: int
+    tokens: int
+    initial_loss: float
+    final_loss: float
+    trainable_parameters: int
+    wall_seconds: float
+    parent_content_hash: str
+    def __init__(self, energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., steps: _Optional[int] = ..., tokens: _Optional[int] = ..., initial_loss: _Optional[float] = ..., final_loss: _Optional[float] = ..., trainable_parameters: _Optional[int] = ..., wall_seconds: _Optional[float] = ..., parent_content_hash: _Optional[str] = ...) -> None: ...

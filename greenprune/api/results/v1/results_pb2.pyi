@@ -27,6 +27,7 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_PRUNE_RUNS: _ClassVar[View]
     VIEW_PROFILE: _ClassVar[View]
     VIEW_FINDINGS: _ClassVar[View]
+    VIEW_PAYBACK: _ClassVar[View]
 
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -45,6 +46,7 @@ VIEW_LAYERS: View
 VIEW_PRUNE_RUNS: View
 VIEW_PROFILE: View
 VIEW_FINDINGS: View
+VIEW_PAYBACK: View
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat
