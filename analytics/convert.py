@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from datetime import date, datetime
@@ -17,6 +18,7 @@ from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.limits import method_name, method_value
+from greenprune.core.records import from_json_dict, to_json_dict
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -288,7 +290,36 @@ def prune_run_from_pb(run: results_pb2.PruneRun) -> dict[str, Any]:
         ],
     }
     row.update(energy_from_pb(result))
+    row.update(_recovery_columns(spec, result))
     return row
+
+
+def _recovery_columns(
+    spec: pruning_pb2.PruneSpec, result: pruning_pb2.PruneResult
+) -> dict[str, Any]:
+    """The ``recovery_`` columns of a prune run (NULL when it had no recovery)."""
+    if not spec.HasField("recovery"):
+        return {
+            "recovered": False,
+            "recovery_steps": None,
+            "recovery_net_joules": None,
+            "recovery_final_loss": None,
+            "recovery_parent_content_hash": None,
+            "recovery_json": None,
+        }
+    recovery = result.recovery
+    has_energy = recovery.HasField("energy")
+    return {
+        "recovered": True,
+        "recovery_steps": recovery.steps,
+        "recovery_net_joules": recovery.energy.net_joules.median if has_energy else None,
+        "recovery_final_loss": recovery.final_loss,
+        "recovery_parent_content_hash": recovery.parent_content_hash,
+        "recovery_json": json.dumps(
+            {"spec": to_json_dict(spec.recovery), "result": to_json_dict(recovery)},
+            sort_keys=True,
+        ),
+    }
 
 
 def prune_run_to_pb(row: dict[str, Any]) -> results_pb2.PruneRun:
@@ -337,6 +368,10 @@ def prune_run_to_pb(row: dict[str, Any]) -> results_pb2.PruneRun:
         architecture=row["architecture"],
         versions=row["versions"],
     )
+    if row.get("recovery_json"):
+        recovery = json.loads(row["recovery_json"])
+        spec.recovery.CopyFrom(from_json_dict(recovery["spec"], pruning_pb2.RecoverySpec))
+        result.recovery.CopyFrom(from_json_dict(recovery["result"], pruning_pb2.RecoveryResult))
     return results_pb2.PruneRun(
         request_id=row["request_id"],
         experiment=row["experiment"],

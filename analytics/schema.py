@@ -160,8 +160,16 @@ PRUNE_RUNS = pa.schema(
         pa.field("architecture", _STRING),
         pa.field("versions_json", _STRING),
         *ENERGY_FIELDS,
+        pa.field("recovered", _BOOL),
+        pa.field("recovery_steps", _INT32),
+        pa.field("recovery_net_joules", _DOUBLE),
+        pa.field("recovery_final_loss", _DOUBLE),
+        pa.field("recovery_parent_content_hash", _STRING),
+        pa.field("recovery_json", _STRING),
     ]
 )
+"""``recovery_json`` holds the RecoverySpec and RecoveryResult as JSON (``spec`` and
+``result``); the other ``recovery_`` columns are its figures for SQL."""
 
 EVAL_RUNS = pa.schema(
     [

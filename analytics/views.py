@@ -283,6 +283,21 @@ def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return findings.findings_table(inputs["points"], inputs["metrics"], inputs["items"])
 
 
+_PRUNE_COSTS = """
+SELECT checkpoint_id, net_joules AS pruning_joules, recovery_net_joules AS recovery_joules,
+    COALESCE(recovered, false) AS recovered
+FROM prune_runs
+WHERE checkpoint_id <> ''
+    AND ($experiment = '' OR experiment = $experiment)
+    AND ($model = '' OR model = $model)
+ORDER BY seq
+"""
+
+
+def _payback(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return findings.payback_table(inputs["points"], inputs["costs"])
+
+
 @dataclass(frozen=True)
 class ComputedView:
     """A view computed in Python (``greenprune.core.findings``) from the rows of SQL queries.
@@ -405,7 +420,9 @@ SELECT request_id AS run_id, experiment, model, NULLIF(checkpoint_id, '') AS che
     keep_last_layers, round_to, calibration_samples, seed,
     net_joules AS energy_net_joules, net_joules_low AS energy_net_joules_low,
     net_joules_high AS energy_net_joules_high, estimated AS energy_estimated,
-    content_hash, create_time AS recorded_at, job_name
+    content_hash, create_time AS recorded_at, job_name,
+    COALESCE(recovered, false) AS recovered, recovery_steps, recovery_net_joules,
+    recovery_final_loss, recovery_parent_content_hash
 FROM prune_runs
 WHERE ($experiment = '' OR experiment = $experiment)
     AND ($model = '' OR model = $model)
@@ -418,6 +435,7 @@ COMPUTED_VIEWS: Mapping[str, ComputedView] = {
     "findings": ComputedView(
         {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES}, _findings
     ),
+    "payback": ComputedView({"points": _PROFILE_POINTS, "costs": _PRUNE_COSTS}, _payback),
 }
 """The views computed in Python from SQL inputs, by name."""
 
@@ -457,7 +475,8 @@ VIEW_DOCS: Mapping[str, str] = {
     "layers": "One row per decoder layer of every prune run's checkpoint: heads, key/value "
     "heads, MLP width and whether the layer was kept out of pruning.",
     "prune_runs": "One row per prune run: method, target and achieved ratio, parameters, "
-    "MACs and size before and after, and the energy of the pruning itself.",
+    "MACs and size before and after, the energy of the pruning itself, and of the LoRA "
+    "recovery when the run had one (recovered, recovery_steps, recovery_net_joules).",
     "profile": "One row per experiment, model, checkpoint, phase (prefill, decode) and batch "
     "size of the energy profiles: J/token (net joules over tokens), tokens/s and latency per "
     "batch, each a median over rounds with its interval; the target ratio (share of prunable "
@@ -469,6 +488,11 @@ VIEW_DOCS: Mapping[str, str] = {
     "metric, paired by document, difference in points). measurable is true when the interval "
     "excludes 0; text is the ready description ('no measurable change (...)', 'no paired "
     "data' for runs without per-document scores).",
+    "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
+    "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
+    "change in the prefill phase at the largest profiled batch size) and the inference tokens "
+    "after which the saving has repaid the cost, with its interval; 'never' when the saving is "
+    "not measurably above zero.",
 }
 """A sentence on each view, for the export and the app."""
 

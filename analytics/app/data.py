@@ -37,6 +37,7 @@ VIEWS: dict[str, int] = {
     "prune_runs": results_pb2.VIEW_PRUNE_RUNS,
     "profile": results_pb2.VIEW_PROFILE,
     "findings": results_pb2.VIEW_FINDINGS,
+    "payback": results_pb2.VIEW_PAYBACK,
 }
 """The views the app reads, by the name the store gives them."""
 

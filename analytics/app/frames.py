@@ -594,3 +594,31 @@ def compare_configs(points: pd.DataFrame, first: str, second: str) -> pd.DataFra
         "energy_change_text",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def with_payback(shown: pd.DataFrame, payback_view: pd.DataFrame) -> pd.DataFrame:
+    """Adds the ``payback`` view's text (tokens until repaid, or never) to configurations.
+
+    Args:
+        shown: Rows with ``experiment``, ``model`` and ``checkpoint_id``.
+        payback_view: The ``payback`` view.
+
+    Returns:
+        ``shown`` with a ``payback`` column: "-" for the baseline and unprofiled checkpoints.
+    """
+    if shown.empty:
+        return shown.assign(payback=pd.Series(dtype="object"))
+    if payback_view.empty:
+        return shown.assign(payback="-")
+    texts = {
+        (row["experiment"], row["model"], row["checkpoint_id"]): row["text"]
+        for _, row in payback_view.iterrows()
+    }
+    return shown.assign(
+        payback=[
+            texts.get((e, m, c), "-")
+            for e, m, c in zip(
+                shown["experiment"], shown["model"], shown["checkpoint_id"], strict=True
+            )
+        ]
+    )

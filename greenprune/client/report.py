@@ -497,6 +497,57 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     return table
 
 
+def payback_table(frame: Any, title: str = "") -> Table | None:
+    """When each compressed checkpoint's energy saving repays its pruning and recovery energy.
+
+    Args:
+        frame: The ``payback`` view as a DataFrame.
+        title: The table's title.
+
+    Returns:
+        The table, or None when the view is empty (no profile, or no recorded prune energy).
+    """
+    if frame is None or not len(frame):
+        return None
+    table = Table(title=title or None, header_style="bold")
+    for name in (
+        "model",
+        "ratio",
+        "recovered",
+        "batch",
+        "pruning J",
+        "recovery J",
+        "saved J/token [95%]",
+        "payback (inference tokens) [95%]",
+    ):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    ordered = frame.sort_values(["model", "ratio", "recovered"], kind="stable")
+    for record in ordered.to_dict("records"):
+        saving = "-"
+        if findings.finite(record["saving_joules_per_token"]):
+            saving = (
+                f"{record['saving_joules_per_token']:.3g} "
+                f"[{record['saving_joules_per_token_low']:.3g}, "
+                f"{record['saving_joules_per_token_high']:.3g}]"
+            )
+        table.add_row(
+            str(record["model"]),
+            _fmt(record["ratio"], ".2f"),
+            "LoRA" if record["recovered"] else "no",
+            str(int(record["batch_size"])),
+            _fmt(record["pruning_joules"], ".3g"),
+            _fmt(record["recovery_joules"], ".3g") if record["recovered"] else "-",
+            saving,
+            str(record["text"]),
+        )
+    table.caption = (
+        "Payback: (pruning + recovery net joules) / J/token saved against the baseline, in the "
+        f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval comes "
+        "from the paired J/token change; never when the saving is not measurably above zero."
+    )
+    return table
+
+
 def print_rows(
     rows: Sequence[ResultRow], output_format: str, console: Console, title: str = ""
 ) -> None:

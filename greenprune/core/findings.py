@@ -583,3 +583,103 @@ def findings_table(
         frame["parameters_removed"], errors="coerce"
     ).astype("float64")
     return frame
+
+
+# The payback view ---------------------------------------------------------------------------
+
+PAYBACK_COLUMNS: tuple[str, ...] = (
+    *_CONFIG,
+    "ratio",
+    "recovered",
+    "phase",
+    "batch_size",
+    "pruning_joules",
+    "recovery_joules",
+    "cost_joules",
+    "baseline_joules_per_token",
+    "change",
+    "change_low",
+    "change_high",
+    "saving_joules_per_token",
+    "saving_joules_per_token_low",
+    "saving_joules_per_token_high",
+    "payback_tokens",
+    "payback_tokens_low",
+    "payback_tokens_high",
+    "never",
+    "text",
+)
+"""The columns of the ``payback`` view."""
+
+
+def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
+    """The ``payback`` view: per compressed checkpoint, the inference tokens that repay its cost.
+
+    The saving per token is the paired J/token change against the baseline in the profile's
+    :data:`PROFILE_PHASE` at the largest batch size profiled (the steady state of serving); the
+    cost is the pruning's net energy plus the recovery's (``greenprune.core.payback``).
+
+    Args:
+        points: Profile windows (``views._PROFILE_POINTS``).
+        costs: One row per checkpoint: ``checkpoint_id``, ``pruning_joules``,
+            ``recovery_joules`` (NULL without recovery), ``recovered``.
+    """
+    from greenprune.core.payback import payback
+
+    energy = pd.DataFrame(_energy_findings(points), columns=list(FINDINGS_COLUMNS))
+    energy = energy[energy["phase"] == PROFILE_PHASE]
+    if energy.empty or costs.empty:
+        return pd.DataFrame(columns=list(PAYBACK_COLUMNS))
+    cost_of = costs.drop_duplicates("checkpoint_id", keep="last").set_index("checkpoint_id")
+    rows = []
+    for _, group in energy.groupby(["experiment", "model"], sort=True):
+        largest = group["batch_size"].max()
+        for _, finding in group[group["batch_size"] == largest].iterrows():
+            checkpoint = finding["checkpoint_id"]
+            if checkpoint not in cost_of.index:
+                continue
+            cost = cost_of.loc[checkpoint]
+            pruning = float(cost["pruning_joules"]) if finite(cost["pruning_joules"]) else 0.0
+            recovery = float(cost["recovery_joules"]) if finite(cost["recovery_joules"]) else 0.0
+            row: dict[str, object] = {
+                **{key: finding[key] for key in (*_CONFIG, "ratio", "phase", "batch_size")},
+                "recovered": bool(cost["recovered"]) if not _missing(cost["recovered"]) else False,
+                "pruning_joules": pruning,
+                "recovery_joules": recovery,
+                "cost_joules": max(pruning + recovery, 0.0),
+                "baseline_joules_per_token": finding["baseline_value"],
+                "change": finding["estimate"],
+                "change_low": finding["low"],
+                "change_high": finding["high"],
+            }
+            base = finding["baseline_value"]
+            if finite(finding["estimate"]) and finite(base) and float(base) > 0:
+                change = Interval(
+                    median=float(finding["estimate"]),
+                    low=float(finding["low"]),
+                    high=float(finding["high"]),
+                )
+                result = payback(float(row["cost_joules"]), float(base), change)  # type: ignore[arg-type]
+                saving, text = result.saving, result.describe()
+                tokens = (result.tokens, result.tokens_low, result.tokens_high)
+            else:
+                saving, tokens = (None, None, None), (None, None, None)
+                text = f"never: {finding['text']}"
+            row.update(
+                saving_joules_per_token=saving[0],
+                saving_joules_per_token_low=saving[1],
+                saving_joules_per_token_high=saving[2],
+                payback_tokens=tokens[0],
+                payback_tokens_low=tokens[1],
+                payback_tokens_high=tokens[2],
+                never=tokens[0] is None,
+                text=text,
+            )
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
+    frame["batch_size"] = frame["batch_size"].astype("Int64")
+    for column in ("ratio", *PAYBACK_COLUMNS[PAYBACK_COLUMNS.index("pruning_joules") : -2]):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    frame["never"] = frame["never"].astype("bool")
+    frame["recovered"] = frame["recovered"].astype("bool")
+    return frame

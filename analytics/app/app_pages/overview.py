@@ -73,6 +73,25 @@ else:
             "reaches 0): lengthen the windows or use a machine with power counters."
         )
 
+st.subheader("When the saving repays pruning and recovery")
+payback = data.query_view("payback", view_filter)
+if payback.empty:
+    st.info("No pruned checkpoint has both a recorded prune energy and an energy profile yet.")
+else:
+    for _, row in payback.sort_values(["model", "ratio", "recovered"]).iterrows():
+        recovered = " + LoRA recovery" if row["recovered"] else ""
+        st.markdown(
+            f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: "
+            f"{row['cost_joules']:.3g} J spent, "
+            + ("never repaid" if row["never"] else f"repaid after {row['text']}")
+            + f" (batch {int(row['batch_size'])}, {row['phase']})"
+        )
+    st.caption(
+        "Payback: (pruning + recovery net joules) / J/token saved against the unpruned model "
+        "(the profile's paired change at its largest batch); the interval follows the change's "
+        "interval; never when the saving is not measurably above zero."
+    )
+
 st.subheader("Experiments")
 st.dataframe(experiments, hide_index=True)
 ui.downloads("experiments")

@@ -28,6 +28,7 @@ shown, profiled = frames.with_profile_energy(shown, data.query_view("profile", v
 if profiled:
     energy_title = "net energy per token, profile at the largest batch (J/token)"
 shown = shown.assign(on_front=frames.pareto_mask(shown, groups=groups))
+shown = frames.with_payback(shown, data.query_view("payback", view_filter))
 plottable = shown[shown["accuracy"].notna() & shown["net_joules"].notna()]
 
 ui.estimate_warning(plottable["estimated"])
@@ -39,12 +40,14 @@ else:
         "Colour: pruning ratio. Ringed and labelled: the unpruned baseline. Dashed line: the "
         "Pareto front (no other point is both more accurate and cheaper). Vertical bars: "
         "± one standard error of accuracy; horizontal bars: the net-energy interval "
-        "(the profile's J/token over rounds where a profile exists)."
+        "(the profile's J/token over rounds where a profile exists). Payback: inference "
+        "tokens until the J/token saved repays the pruning and recovery energy (never when "
+        "the saving is not measurably above zero)."
     )
     st.subheader("Pareto front")
     front = plottable[plottable["on_front"]].sort_values("net_joules")
     st.dataframe(
-        front[["label", "experiment", "ratio", "accuracy", "net_joules", "estimated"]],
+        front[["label", "experiment", "ratio", "accuracy", "net_joules", "payback", "estimated"]],
         hide_index=True,
         column_config={"ratio": st.column_config.NumberColumn(format="percent")},
     )

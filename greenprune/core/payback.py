@@ -1,0 +1,103 @@
+"""When the energy a compressed checkpoint saves per token has repaid what making it cost.
+
+Pruning (calibration included) and recovery fine-tuning cost energy once; inference with the
+smaller checkpoint saves energy on every token. The payback is the number of inference tokens
+after which the saving has repaid the cost::
+
+    saving per token = -(J/token change) x baseline J/token     (change = other / baseline - 1)
+    payback tokens   = (pruning J + recovery J) / saving per token
+
+The interval comes from the change's interval (the costs are single metered windows): the
+largest saving gives the fewest tokens and the smallest saving the most. When the saving is not
+measurably above zero (the change's interval does not lie below zero) the payback is "never".
+The arithmetic lives here only; the findings view, ``greenprune report`` and the app use it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from greenprune.api.common.v1.energy_pb2 import Interval
+
+NEVER = "never"
+"""The payback text when the saving per token is not measurably above zero."""
+
+
+@dataclass(frozen=True)
+class Payback:
+    """The payback of one checkpoint at one profile batch size.
+
+    Attributes:
+        cost_joules: Pruning plus recovery energy, net joules.
+        saving: Joules saved per token: median and interval (low <= median <= high).
+        tokens: Tokens until repaid (median saving), None for never.
+        tokens_low: Fewest tokens (largest saving), None for never.
+        tokens_high: Most tokens (smallest saving), None for never.
+    """
+
+    cost_joules: float
+    saving: tuple[float, float, float]
+    tokens: float | None
+    tokens_low: float | None
+    tokens_high: float | None
+
+    @property
+    def never(self) -> bool:
+        """Whether the saving is not measurably above zero."""
+        return self.tokens is None
+
+    def describe(self) -> str:
+        """``1.2M tokens [0.9M, 1.8M]`` or ``never``."""
+        if self.tokens is None or self.tokens_low is None or self.tokens_high is None:
+            return NEVER
+        return (
+            f"{format_tokens(self.tokens)} tokens "
+            f"[{format_tokens(self.tokens_low)}, {format_tokens(self.tokens_high)}]"
+        )
+
+
+def payback(cost_joules: float, baseline_joules_per_token: float, change: Interval) -> Payback:
+    """The tokens of inference that repay ``cost_joules``.
+
+    Args:
+        cost_joules: Energy spent once (pruning plus recovery), net joules, >= 0.
+        baseline_joules_per_token: The baseline's J/token at the stated batch size and phase.
+        change: The paired relative change of J/token against the baseline (negative: saves).
+
+    Returns:
+        The payback; ``never`` when ``change.high >= 0`` (no measurable saving) or the inputs
+        are not finite.
+
+    Raises:
+        ValueError: On a negative cost or a baseline J/token that is not positive.
+    """
+    if not math.isfinite(cost_joules) or cost_joules < 0:
+        raise ValueError(f"the cost must be a finite number of joules >= 0, not {cost_joules}")
+    if not math.isfinite(baseline_joules_per_token) or baseline_joules_per_token <= 0:
+        raise ValueError(f"the baseline J/token must be positive, not {baseline_joules_per_token}")
+    bounds = (change.median, change.low, change.high)
+    if not all(math.isfinite(v) for v in bounds):
+        return Payback(cost_joules, (math.nan,) * 3, None, None, None)  # type: ignore[arg-type]
+    saving = (
+        -change.median * baseline_joules_per_token,
+        -change.high * baseline_joules_per_token,
+        -change.low * baseline_joules_per_token,
+    )
+    if change.high >= 0.0 or saving[0] <= 0.0:
+        return Payback(cost_joules, saving, None, None, None)
+    return Payback(
+        cost_joules,
+        saving,
+        tokens=cost_joules / saving[0],
+        tokens_low=cost_joules / saving[2],
+        tokens_high=cost_joules / saving[1],
+    )
+
+
+def format_tokens(tokens: float) -> str:
+    """Tokens with a k/M/G/T suffix: ``950``, ``12.3k``, ``4.1M``."""
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(tokens) >= scale:
+            return f"{tokens / scale:.3g}{suffix}"
+    return f"{tokens:.0f}"

@@ -1,0 +1,140 @@
+"""Payback arithmetic: known costs and savings, and "never"."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core.payback import NEVER, format_tokens, payback
+
+
+def test_known_cost_and_saving_give_tokens_with_an_interval() -> None:
+    # 100 J spent; the baseline spends 1e-4 J/token and the checkpoint 20 % less [-30 %, -10 %].
+    result = payback(100.0, 1e-4, Interval(median=-0.2, low=-0.3, high=-0.1))
+    assert result.saving == pytest.approx((2e-5, 1e-5, 3e-5))
+    assert result.tokens == pytest.approx(5e6)
+    assert result.tokens_low == pytest.approx(100.0 / 3e-5)
+    assert result.tokens_high == pytest.approx(1e7)
+    assert not result.never
+    assert result.describe() == "5M tokens [3.33M, 10M]"
+
+
+def test_pruning_plus_recovery_cost_adds_up() -> None:
+    pruning, recovery = 30.0, 90.0
+    result = payback(pruning + recovery, 2e-4, Interval(median=-0.25, low=-0.25, high=-0.25))
+    assert result.tokens == pytest.approx(120.0 / 5e-5)
+    assert result.tokens_low == result.tokens_high == pytest.approx(2.4e6)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        Interval(median=-0.05, low=-0.12, high=0.02),  # the interval reaches zero
+        Interval(median=0.0, low=0.0, high=0.0),
+        Interval(median=0.1, low=0.05, high=0.2),  # costs more per token
+        Interval(median=math.nan, low=math.nan, high=math.nan),
+    ],
+)
+def test_a_saving_not_measurably_above_zero_never_pays_back(change: Interval) -> None:
+    result = payback(50.0, 1e-4, change)
+    assert result.never
+    assert result.tokens is result.tokens_low is result.tokens_high is None
+    assert result.describe() == NEVER
+
+
+def test_no_cost_pays_back_at_once() -> None:
+    assert payback(0.0, 1e-4, Interval(median=-0.1, low=-0.2, high=-0.05)).tokens == 0.0
+
+
+@pytest.mark.parametrize(("cost", "base"), [(-1.0, 1e-4), (1.0, 0.0), (math.inf, 1e-4)])
+def test_bad_inputs_are_refused(cost: float, base: float) -> None:
+    with pytest.raises(ValueError):
+        payback(cost, base, Interval(median=-0.1, low=-0.2, high=-0.05))
+
+
+def test_token_counts_read_with_suffixes() -> None:
+    assert [format_tokens(v) for v in (950, 12_345, 4.1e6, 2e9)] == ["950", "12.3k", "4.1M", "2G"]
+
+
+def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) -> None:
+    from analytics import convert, samples
+    from analytics.store import ResultsStore
+    from greenprune.api.pruning.v1 import pruning_pb2
+
+    model = "reference:tiny-llama"
+    runs = {
+        "base": (0.0, 1e-3),
+        "pruned": (0.4, 0.8e-3),
+        "recovered": (0.4, 0.8e-3),
+        "same": (0.2, 1e-3),  # saves nothing: never
+    }
+    noise = (1.0, 1.15, 0.9, 1.3, 1.05, 0.85, 1.2, 0.95)
+    with ResultsStore(tmp_path / "payback.duckdb") as store:
+        for name, (ratio, _) in runs.items():
+            run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
+            if name == "recovered":
+                run.spec.recovery.CopyFrom(pruning_pb2.RecoverySpec(rank=8, steps=60))
+                run.result.recovery.energy.CopyFrom(samples.energy_report(90.0))
+                run.result.recovery.steps = 60
+                run.result.recovery.parent_content_hash = "sha256:prune-pruned"
+            store.record_prune_run(convert.prune_run_from_pb(run))
+        profile = samples.profile_run(
+            "profile",
+            model=model,
+            costs={name: cost for name, (_, cost) in runs.items()},
+            rounds=len(noise),
+            round_noise=noise,
+        )
+        store.record_profile_run(convert.profile_run_from_pb(profile))
+        frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
+        stored, _ = store.list_prune_runs()
+    assert sorted(frame.index) == ["pruned", "recovered", "same"]
+    assert (frame["batch_size"] == 8).all() and (frame["phase"] == "prefill").all()
+    pruned, recovered = frame.loc["pruned"], frame.loc["recovered"]
+    assert not pruned["recovered"] and recovered["recovered"]
+    assert pruned["cost_joules"] == pytest.approx(30.0)
+    assert recovered["cost_joules"] == pytest.approx(30.0 + 90.0)
+    # Same saving per token, four times the cost: four times the tokens.
+    assert recovered["payback_tokens"] == pytest.approx(4 * pruned["payback_tokens"])
+    assert pruned["payback_tokens_low"] <= pruned["payback_tokens"] <= pruned["payback_tokens_high"]
+    assert frame.loc["same", "never"] and frame.loc["same", "text"] == NEVER
+    # The recovery survives the store's round trip (lineage included).
+    back = {r["request_id"]: convert.prune_run_to_pb(r) for r in stored}
+    assert back["prune-recovered"].result.recovery.parent_content_hash == "sha256:prune-pruned"
+    assert back["prune-recovered"].spec.recovery.steps == 60
+    assert not back["prune-pruned"].spec.HasField("recovery")
+
+
+def test_report_shows_the_payback_table(tmp_path: Path) -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    from greenprune.client.report import payback_table
+    from greenprune.core.findings import PAYBACK_COLUMNS
+
+    assert payback_table(pd.DataFrame(columns=list(PAYBACK_COLUMNS))) is None
+    row = dict.fromkeys(PAYBACK_COLUMNS)
+    row.update(
+        experiment="demo",
+        model="reference:tiny-llama",
+        checkpoint_id="c",
+        ratio=0.4,
+        recovered=True,
+        phase="prefill",
+        batch_size=32,
+        pruning_joules=30.0,
+        recovery_joules=90.0,
+        cost_joules=120.0,
+        saving_joules_per_token=2e-5,
+        saving_joules_per_token_low=1e-5,
+        saving_joules_per_token_high=3e-5,
+        never=False,
+        text="6M tokens [4M, 12M]",
+    )
+    console = Console(record=True, width=200)
+    console.print(payback_table(pd.DataFrame([row]), title="demo payback"))
+    text = console.export_text()
+    assert "LoRA" in text and "6M tokens [4M, 12M]" in text and "90" in text
