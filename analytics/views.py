@@ -53,7 +53,8 @@ _BASE = f"""
 WITH checkpoint_info AS (
     SELECT checkpoint_id,
         arg_max(model, seq) AS model,
-        arg_max(method, seq) AS pruning_method,
+        arg_max(CASE WHEN recovered THEN method || '+lora' ELSE method END, seq)
+            AS pruning_method,
         arg_max(target_ratio, seq) AS ratio,
         arg_max(achieved_ratio, seq) AS achieved_ratio,
         arg_max(parameters_before, seq) AS parameters_before,

@@ -70,6 +70,8 @@ class ResultRow:
         delta_energy_method: How that interval was computed.
         delta_energy_measurable: Whether the interval excludes 0.
         delta_energy_text: The change as shown.
+        recovered: Whether the checkpoint was tuned back with LoRA after pruning ("+LoRA").
+        checkpoint_id: The evaluated checkpoint (pairs the row with its ``findings`` rows).
     """
 
     experiment: str
@@ -100,6 +102,8 @@ class ResultRow:
     delta_energy_method: str = ""
     delta_energy_measurable: bool = False
     delta_energy_text: str = ""
+    recovered: bool = False
+    checkpoint_id: str = ""
 
 
 def primary_metric(metrics: Iterable[Any], task: str) -> tuple[str, float | None, float | None]:
@@ -157,6 +161,8 @@ def row_from_runs(prune_run: Any | None, eval_run: Any, ratio: float | None = No
         run_id=eval_run.request_id,
         parameters_before=before,
         removed_share=findings.share_removed(before, parameters),
+        recovered=prune_run is not None and prune_run.spec.HasField("recovery"),
+        checkpoint_id=eval_run.checkpoint_id,
     )
 
 
@@ -190,6 +196,8 @@ def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> lis
                 run_id=record.get("run_id") or "",
                 parameters_before=int(before) if before is not None else None,
                 removed_share=findings.share_removed(before, parameters),
+                recovered=str(record.get("pruning_method") or "").endswith("+lora"),
+                checkpoint_id=record.get("checkpoint_id") or "",
             )
         )
     return result
@@ -324,7 +332,7 @@ def with_findings(
         columns: The ``findings`` view's column names.
         values: Its rows.
     """
-    paired: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    paired: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
     for record in (dict(zip(columns, v, strict=True)) for v in values):
         if record.get("kind") == "accuracy" and record.get("count"):
             key = (
@@ -332,11 +340,13 @@ def with_findings(
                 record.get("model") or "",
                 record.get("task") or "",
                 record.get("metric") or "",
+                record.get("checkpoint_id") or "",
             )
             paired[key] = record
     result = []
     for row in rows:
-        record = paired.get((row.experiment, row.model, row.task, row.metric))
+        # Keyed by checkpoint too: two checkpoints at one ratio (recovered or not) differ.
+        record = paired.get((row.experiment, row.model, row.task, row.metric, row.checkpoint_id))
         if record is None or findings.is_baseline(row.ratio):
             result.append(row)
             continue
@@ -387,9 +397,10 @@ def _energy(row: ResultRow) -> str:
 def _ratio(row: ResultRow) -> str:
     if row.ratio is None:
         return "-"
+    recovered = " +LoRA" if row.recovered else ""
     if row.removed_share is None:
-        return f"{row.ratio:.2f}"
-    return f"{row.ratio:.2f} ({row.removed_share:.1%} of all)"
+        return f"{row.ratio:.2f}{recovered}"
+    return f"{row.ratio:.2f}{recovered} ({row.removed_share:.1%} of all)"
 
 
 def _score(row: ResultRow) -> str:

@@ -138,3 +138,31 @@ def test_report_shows_the_payback_table(tmp_path: Path) -> None:
     console.print(payback_table(pd.DataFrame([row]), title="demo payback"))
     text = console.export_text()
     assert "LoRA" in text and "6M tokens [4M, 12M]" in text and "90" in text
+
+
+def test_recovered_and_unrecovered_rows_at_one_ratio_keep_their_own_findings() -> None:
+    from rich.console import Console
+
+    from greenprune.client import report
+    from greenprune.client.report import ResultRow
+
+    def row(ratio: float, value: float, checkpoint: str, recovered: bool = False) -> ResultRow:
+        return ResultRow(
+            "demo", "m", ratio, 1000, "arith", "acc", value, 0.02, 2.0, 1.9, 2.1,
+            checkpoint_id=checkpoint, recovered=recovered,
+        )  # fmt: skip
+
+    rows = report.with_deltas(
+        [row(0.0, 0.93, "base"), row(0.4, 0.56, "pruned"), row(0.4, 0.8, "lora", True)]
+    )
+    columns = ["kind", "experiment", "model", "task", "metric", "checkpoint_id", "estimate"]
+    columns += ["low", "high", "count", "method", "measurable", "text"]
+    findings_rows = [
+        ["accuracy", "demo", "m", "arith", "acc", name, d, d - 0.05, d + 0.05, 214, "pb", True, t]
+        for name, d, t in (("pruned", -0.37, "pruned text"), ("lora", -0.13, "lora text"))
+    ]
+    _, pruned, recovered = report.with_findings(rows, columns, findings_rows)
+    assert pruned.delta_value_text == "pruned text" and recovered.delta_value_text == "lora text"
+    console = Console(width=250, record=True)
+    report.print_rows([pruned, recovered], "table", console)
+    assert "0.40 +LoRA" in console.export_text()
