@@ -125,14 +125,18 @@ def main() -> None:
         root, checkpoints = Path(folder) / "models", Path(folder) / "checkpoints"
         source, _ = build_model(root, args.hidden, args.layers)
         source.rename(root / "base")
-        figures: dict[str, float] = {}
+        figures = _Figures()
 
         depth_s, depth = _prune(root, checkpoints, "depth", structure="depth", ratio=args.ratio)
         width_s, width = _prune(root, checkpoints, "width", method="magnitude-l2", ratio=args.ratio)
-        print(f"model: {depth['parameters_before'] / 1e6:.0f}M parameters, {args.layers} layers")
+        print(
+            f"model: {depth['parameters_before'] / 1e6:.0f}M parameters, {args.layers} layers",
+            flush=True,
+        )
         print(
             f"depth removed {len(depth['removed_layers'])} layers "
-            f"({depth['achieved_ratio']:.3f} of prunable), width {width['achieved_ratio']:.3f}"
+            f"({depth['achieved_ratio']:.3f} of prunable), width {width['achieved_ratio']:.3f}",
+            flush=True,
         )
         figures["prune time, depth / width"] = depth_s / width_s
 
@@ -164,9 +168,17 @@ def main() -> None:
                 figures[f"{bits}: J/token / fp32 (prefill, batch {args.batch})"] = (
                     joules[bits] / joules["fp32"]
                 )
-        width_len = max(len(name) for name in figures)
+        print("\nsummary:")
         for name, value in figures.items():
-            print(f"{name:<{width_len}}  {value:.3f}")
+            print(f"  {name:<64}  {value:.3f}")
+
+
+class _Figures(dict):
+    """The ratios, each printed as soon as it is known (a long energy step may be cut short)."""
+
+    def __setitem__(self, name: str, value: float) -> None:
+        super().__setitem__(name, value)
+        print(f"{name}: {value:.3f}", flush=True)
 
 
 if __name__ == "__main__":
