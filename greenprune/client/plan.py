@@ -50,9 +50,16 @@ class PruneStep:
     variant: str = "width"
 
     @property
+    def recovered(self) -> bool:
+        """Whether the step tunes the pruned model back with LoRA (``recovery`` in the file)."""
+        return self.spec.HasField("recovery")
+
+    @property
     def label(self) -> str:
         """A short human name of the step."""
-        suffix = "" if self.variant == "width" else f" ({self.variant})"
+        parts = [] if self.variant == "width" else [self.variant]
+        parts += ["LoRA-recovered"] if self.recovered else []
+        suffix = f" ({', '.join(parts)})" if parts else ""
         return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
 
     @property
@@ -184,6 +191,28 @@ def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
     return list(steps.values())
 
 
+def _with_recovery(experiment: Experiment, steps: list[PruneStep]) -> list[PruneStep]:
+    """``steps``, then a LoRA-recovered copy of each step whose ratio ``recovery`` names.
+
+    The copy prunes as its step does, then tunes; quantized steps get none. Its request id
+    hashes the step's and the recovery settings.
+    """
+    recovery = experiment.recovery
+    settings = recovery.model_dump(exclude={"ratios"})
+    recovered = []
+    for step in steps:
+        if step.ratio not in recovery.ratios or step.spec.quantization != 0:
+            continue
+        spec = pruning_pb2.PruneSpec()
+        spec.CopyFrom(step.spec)
+        spec.recovery.CopyFrom(
+            json_format.ParseDict({**settings, "seed": experiment.seed}, pruning_pb2.RecoverySpec())
+        )
+        rid = request_id("prune", {"pruned": step.request_id, "recovery": settings})
+        recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
+    return [*steps, *recovered]
+
+
 def eval_inputs(experiment: Experiment) -> dict[str, Any]:
     """The eval settings that decide a measurement (the task aside)."""
     settings = experiment.eval.model_dump(exclude={"tasks"})
@@ -193,7 +222,11 @@ def eval_inputs(experiment: Experiment) -> dict[str, Any]:
 def plan_experiment(loaded: LoadedExperiment) -> Plan:
     """Returns the deterministic plan of an experiment file."""
     experiment = loaded.experiment
-    prune_steps = [s for model in experiment.models for s in _variant_steps(experiment, model)]
+    prune_steps = [
+        s
+        for model in experiment.models
+        for s in _with_recovery(experiment, _variant_steps(experiment, model))
+    ]
     task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
     eval_steps = []
     for prune in prune_steps:

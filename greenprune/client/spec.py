@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import (
@@ -33,6 +41,9 @@ from greenprune.core.limits import (
     PRUNE_SPEC,
     PRUNING_METHODS,
     QUANTIZATIONS,
+    RECOVERY_SOURCE_DEFAULT,
+    RECOVERY_SPEC,
+    RECOVERY_TARGET_MODULES_DEFAULT,
     Limit,
 )
 
@@ -226,6 +237,32 @@ class Services(_Strict):
     results: Address = None
 
 
+class Recovery(_Strict):
+    """LoRA recovery fine-tuning: one extra prune step, tuned and merged, per ratio named."""
+
+    ratios: list[Ratio] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
+    rank: int = _bounded(RECOVERY_SPEC["rank"])
+    alpha: float = _bounded(RECOVERY_SPEC["alpha"])
+    target_modules: list[Name] = Field(
+        default_factory=lambda: list(RECOVERY_TARGET_MODULES_DEFAULT),
+        min_length=1,
+        max_length=MAX_LIST_ITEMS,
+    )
+    steps: int = _bounded(RECOVERY_SPEC["steps"])
+    learning_rate: float = _bounded(RECOVERY_SPEC["learning_rate"])
+    batch_size: int = _bounded(RECOVERY_SPEC["batch_size"])
+    sequence_length: int = _bounded(RECOVERY_SPEC["sequence_length"])
+    source: Name = RECOVERY_SOURCE_DEFAULT
+
+    @field_validator("ratios")
+    @classmethod
+    def _recoverable_ratios(cls, ratios: list[float]) -> list[float]:
+        _unique(ratios)
+        if any(ratio <= 0 for ratio in ratios):
+            raise ValueError("ratio 0 is the unpruned baseline: there is nothing to recover")
+        return ratios
+
+
 class Experiment(_Strict):
     """One experiment: every model at every ratio, evaluated on every task."""
 
@@ -235,6 +272,7 @@ class Experiment(_Strict):
     eval: Eval
     energy: Energy = Field(default_factory=Energy)
     services: Services = Field(default_factory=Services)
+    recovery: Recovery = Field(default_factory=Recovery)
     seed: int = _bounded(PRUNE_SPEC["seed"])
 
     @field_validator("name")
@@ -261,6 +299,15 @@ class Experiment(_Strict):
                     + ")"
                 )
         return models
+
+    @model_validator(mode="after")
+    def _recovered_ratios_are_pruned(self) -> Experiment:
+        missing = [r for r in self.recovery.ratios if r not in self.pruning.ratios]
+        if missing:
+            raise ValueError(
+                f"recovery.ratios {missing} are not in pruning.ratios {self.pruning.ratios}"
+            )
+        return self
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,232 @@
+"""Recovery fine-tuning: LoRA through the prune job regains accuracy pruning lost.
+
+Needs the reference model (``reference_model_dir`` builds it into the cache once). The pruned
+checkpoint is the demo's largest ratio (Taylor, 0.4, first and last layer kept); the recovered
+one comes from the prune job's worker with a ``recovery`` spec, as the service runs it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.core import stats
+from greenprune.core.checkpoint import load_checkpoint
+from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.records import from_json_dict, to_json_dict
+from pruning_service import recovery, worker
+from pruning_service.convert import normalized_spec
+from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
+
+REFERENCE = "reference:tiny-llama"
+TASK = "greenprune_arith"
+RATIO = 0.4
+STEPS = 160
+LEARNING_RATE = 3e-3
+RANK, ALPHA = 16, 32.0
+
+
+def _prune_spec(**recovery_fields: Any) -> pruning_pb2.PruneSpec:
+    spec = pruning_pb2.PruneSpec(
+        model=REFERENCE,
+        method=pruning_pb2.PRUNING_METHOD_TAYLOR,
+        ratio=RATIO,
+        keep_first_layers=1,
+        keep_last_layers=1,
+    )
+    if recovery_fields:
+        spec.recovery.CopyFrom(pruning_pb2.RecoverySpec(**recovery_fields))
+    return normalized_spec(spec)
+
+
+def _scores(model: Any, tokenizer: Any, workdir: Path) -> list[float]:
+    """Each document's acc on the task, in document order (one repeat, no idle baseline)."""
+    from eval_service.evaluator import EvalConfig, run_eval
+    from eval_service.tasks import task_manager
+
+    config = EvalConfig(
+        tasks=(TASK,), batch_size=32, repeats=1, warmup_batches=0, idle_seconds=0.0, device="cpu"
+    )
+    (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=workdir)
+    items = sorted((i.doc_id, i.value) for i in outcome.items if i.metric == "acc")
+    return [value for _, value in items]
+
+
+@pytest.fixture(scope="module")
+def recovered_run(reference_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The demo's 0.4 checkpoint, unrecovered (run_prune) and recovered (the job's worker)."""
+    root = tmp_path_factory.mktemp("recovery")
+    checkpoints = root / "checkpoints"
+    plain = run_prune(
+        PruneConfig(
+            model=REFERENCE,
+            ratio=RATIO,
+            keep_first_layers=1,
+            keep_last_layers=1,
+            calibration=CalibrationConfig(),
+        ),
+        checkpoints_dir=checkpoints,
+        checkpoint_id="unrecovered",
+        models_root=root,
+    )
+    (root / "work").mkdir()  # the job runner makes each job's folder
+    stages: list[tuple[str, float]] = []
+    started = time.monotonic()
+    spec = _prune_spec(steps=STEPS, learning_rate=LEARNING_RATE, rank=RANK, alpha=ALPHA)
+    result = worker.run(
+        to_json_dict(spec),
+        {
+            "checkpoints_dir": str(checkpoints),
+            "models_root": str(root),
+            "job_id": "recovered",
+            "workdir": str(root / "work"),
+        },
+        lambda stage, fraction: stages.append((stage, fraction)),
+    )
+    return {
+        "root": root,
+        "plain": plain,
+        "result": from_json_dict(result, pruning_pb2.PruneResult),
+        "seconds": time.monotonic() - started,
+        "stages": stages,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # about 1 minute on a quiet 2-core machine
+def test_recovery_regains_at_least_half_of_the_accuracy_pruning_lost(
+    recovered_run: dict, tmp_path: Path
+) -> None:
+    from greenprune.core.models import load_source_model
+
+    root = recovered_run["root"]
+    base_model, base_tokenizer = load_source_model(REFERENCE, root)
+    base = _scores(base_model, base_tokenizer, tmp_path / "base")
+    pruned = _scores(*load_checkpoint(recovered_run["plain"].path)[:2], tmp_path / "pruned")
+    path = root / "checkpoints" / recovered_run["result"].checkpoint_id
+    recovered = _scores(*load_checkpoint(path)[:2], tmp_path / "recovered")
+
+    lost = stats.paired_difference(pruned, base)
+    regained = stats.paired_difference(pruned, recovered)
+    print(
+        f"{TASK}: base {sum(base) / len(base):.3f}, pruned {sum(pruned) / len(pruned):.3f},"
+        f" recovered {sum(recovered) / len(recovered):.3f}; lost {lost.median:+.3f}"
+        f" [{lost.low:+.3f}, {lost.high:+.3f}], regained {regained.median:+.3f}"
+        f" [{regained.low:+.3f}, {regained.high:+.3f}]; job {recovered_run['seconds']:.1f} s"
+    )
+    assert stats.measurable(lost) and lost.median > 0, "pruning at 0.4 should cost accuracy"
+    assert regained.low > 0, "the paired interval of the gain should lie above zero"
+    assert regained.median >= 0.5 * lost.median
+
+
+def test_the_recovered_checkpoint_is_plain_and_records_its_lineage(recovered_run: dict) -> None:
+    result = recovered_run["result"]
+    plain = recovered_run["plain"]
+    path = recovered_run["root"] / "checkpoints" / result.checkpoint_id
+    model, _, manifest = load_checkpoint(path, verify_hash=True)
+    assert not [name for name, _ in model.named_modules() if "lora" in name.lower()]
+    assert sum(p.numel() for p in model.parameters()) == plain.manifest["parameters_after"]
+    assert result.parameters_after == plain.manifest["parameters_after"]
+    # Lineage: the weights it was tuned from are those a prune of the same spec writes.
+    assert manifest["recovery"]["parent_content_hash"] == plain.manifest["content_hash"]
+    assert result.recovery.parent_content_hash == plain.manifest["content_hash"]
+    assert manifest["recovery"]["settings"]["steps"] == STEPS
+    assert manifest["method_family"].endswith("+lora")
+    assert not (recovered_run["root"] / "work" / "unrecovered").exists()
+
+
+def test_recovery_energy_is_metered_apart_from_the_pruning(recovered_run: dict) -> None:
+    result = recovered_run["result"]
+    assert result.energy.net_joules.median > 0  # the pruning's own window
+    energy = result.recovery.energy
+    assert energy.net_joules.median > 0 and energy.tokens == STEPS * 8 * 64
+    assert result.recovery.steps == STEPS
+    assert result.recovery.final_loss < result.recovery.initial_loss
+    assert result.recovery.trainable_parameters > 0
+
+
+def test_the_stage_shows_the_tune_step_and_loss(recovered_run: dict) -> None:
+    stages = recovered_run["stages"]
+    tune = [stage for stage, _ in stages if stage.startswith("recovering step")]
+    assert f"recovering step {STEPS}/{STEPS}" in tune[-1] and "loss" in tune[-1]
+    fractions = [fraction for _, fraction in stages]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_normalized_spec_fills_recovery_defaults_only_when_asked() -> None:
+    assert not _prune_spec().HasField("recovery")
+    filled = _prune_spec(steps=5)
+    assert filled.recovery.rank == 8 and filled.recovery.steps == 5
+    assert list(filled.recovery.target_modules)[0] == "q_proj"
+    assert filled.recovery.source == "reference"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"rank": 100_000}, "spec.recovery.rank"),
+        ({"learning_rate": 5.0}, "spec.recovery.learning_rate"),
+        ({"target_modules": ["q_proj; rm"]}, "spec.recovery.target_modules"),
+        ({"source": "../../etc/passwd"}, "spec.recovery.source"),
+    ],
+)
+def test_bad_recovery_settings_are_refused_naming_the_field(
+    fields: dict[str, Any], named: str, tmp_path: Path
+) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        recovery.validate_spec(_prune_spec(**fields), tmp_path)
+    assert named in str(raised.value)
+
+
+_FILE = """\
+name: rec
+models: [reference:tiny-llama]
+pruning:
+  ratios: [0.0, 0.2, 0.4]
+eval:
+  tasks: [greenprune_facts]
+recovery:
+  ratios: [RATIOS]
+  steps: 40
+  learning_rate: 0.003
+"""
+
+
+def _plan(ratios: str) -> Any:
+    from greenprune.client.plan import plan_experiment
+    from greenprune.client.spec import LoadedExperiment, parse_experiment
+
+    path = Path("rec.yaml")
+    return plan_experiment(
+        LoadedExperiment(parse_experiment(_FILE.replace("RATIOS", ratios), path), path)
+    )
+
+
+def test_the_file_adds_one_recovered_prune_step_per_ratio_named() -> None:
+    plan = _plan("0.4")
+    recovered = [s for s in plan.prune_steps if s.recovered]
+    assert len(plan.prune_steps) == 4 and len(recovered) == 1
+    (step,) = recovered
+    plain = next(s for s in plan.prune_steps if s.ratio == 0.4 and not s.recovered)
+    assert step.request_id != plain.request_id
+    assert step.spec.recovery.steps == 40 and step.spec.recovery.rank == 8
+    assert step.spec.ratio == plain.spec.ratio and "LoRA" in step.label
+    assert [e.task for e in plan.eval_steps if e.prune is step] == ["greenprune_facts"]
+    (profile,) = plan.profile_steps
+    assert profile.prunes[0].ratio == 0.0 and step in profile.prunes
+    assert _plan("0.4").prune_steps[-1].request_id == step.request_id  # deterministic
+
+
+@pytest.mark.parametrize(
+    ("ratios", "says"), [("0.3", "not in pruning.ratios"), ("0.0", "baseline")]
+)
+def test_recovery_ratios_must_be_pruned_ones(ratios: str, says: str) -> None:
+    from greenprune.client.spec import ExperimentFileError
+
+    with pytest.raises(ExperimentFileError) as raised:
+        _plan(ratios)
+    assert says in str(raised.value)
