@@ -184,8 +184,12 @@ def _send_or_exit(conn: Connection, message: tuple[Any, ...]) -> None:
         os._exit(1)
 
 
-def _die_with_parent() -> None:
-    """Asks Linux to SIGKILL this child when the server dies, so no job outlives it."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Asks Linux to SIGKILL this child when the server dies, so no job outlives it.
+
+    The server's pid is compared, not 1: a server that is PID 1 (a container without an init)
+    is alive when it is this child's parent.
+    """
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -193,7 +197,7 @@ def _die_with_parent() -> None:
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
         os._exit(1)
 
 
@@ -203,7 +207,9 @@ def _resolve(name: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module_name), function_name)
 
 
-def _child_main(worker: str, warm: str | None, lane: str, conn: Connection) -> None:
+def _child_main(
+    worker: str, warm: str | None, lane: str, conn: Connection, parent_pid: int
+) -> None:
     """Prepares the worker, waits for one job on ``conn`` and reports on it over ``conn``.
 
     The child says ``("ready",)`` once the worker is imported and warmed, then receives
@@ -211,7 +217,7 @@ def _child_main(worker: str, warm: str | None, lane: str, conn: Connection) -> N
     """
     # Ctrl-C in a terminal reaches the whole process group; the server decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent_pid)
     failure: Exception | None = None
     try:
         work = _resolve(worker)
@@ -623,7 +629,7 @@ class JobRunner:
         parent_end, child_end = mp.Pipe(duplex=True)
         process = mp.Process(
             target=_child_main,
-            args=(self._worker, self._warm, lane, child_end),
+            args=(self._worker, self._warm, lane, child_end, os.getpid()),
             name=f"job-{lane}",
             daemon=True,
         )

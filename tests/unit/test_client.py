@@ -141,20 +141,23 @@ def _query_view_csv(address: str, experiment: str) -> str:
         kind = cell.WhichOneof("kind")
         return None if kind in (None, "null_value") else getattr(cell, kind)
 
-    with grpc.insecure_channel(address) as chan:
-        table = (
-            results_pb2_grpc.ResultsServiceStub(chan)
-            .QueryView(
-                results_pb2.QueryViewRequest(
-                    view=results_pb2.VIEW_RUNS,
-                    filter=results_pb2.ViewFilter(experiment=experiment),
+    def query(view: int) -> tuple[list[str], list[list[Any]]]:
+        with grpc.insecure_channel(address) as chan:
+            table = (
+                results_pb2_grpc.ResultsServiceStub(chan)
+                .QueryView(
+                    results_pb2.QueryViewRequest(
+                        view=view, filter=results_pb2.ViewFilter(experiment=experiment)
+                    )
                 )
+                .table
             )
-            .table
-        )
-    columns = [c.name for c in table.columns]
-    rows = [[value(v) for v in row.values] for row in table.rows]
-    return report.to_csv(report.with_deltas(report.rows_from_view(columns, rows)))
+        return [c.name for c in table.columns], [[value(v) for v in r.values] for r in table.rows]
+
+    columns, rows = query(results_pb2.VIEW_RUNS)
+    rows_with_deltas = report.with_deltas(report.rows_from_view(columns, rows))
+    found_columns, found = query(results_pb2.VIEW_FINDINGS)
+    return report.to_csv(report.with_findings(rows_with_deltas, found_columns, found))
 
 
 def test_results_are_the_rows_of_report_csv(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from eval_service.errors import LibraryError
 from eval_service.evaluator import (
     EvalConfig,
     MetricValue,
@@ -220,8 +221,11 @@ def test_lm_eval_failure_is_raised(
     model: Any, tokenizer: Any, task_manager: Any, tmp_path: Path
 ) -> None:
     config = EvalConfig(tasks=("gp_unit_broken",), device="cpu", repeats=1, idle_seconds=0)
-    with pytest.raises(FileNotFoundError, match="missing.jsonl"):
+    with pytest.raises(LibraryError) as caught:
         run_eval(model, tokenizer, config, task_manager=task_manager, workdir=tmp_path)
+    message = str(caught.value)
+    assert "task 'gp_unit_broken'" in message and "FileNotFoundError" in message
+    assert "missing.jsonl" in message and ".py:" in message  # the library's file and line
 
 
 def test_repeats_that_disagree_are_an_error() -> None:
@@ -296,7 +300,7 @@ def test_repeats_give_intervals_that_contain_the_median(work_runs: dict[int, Tas
         ]
         intervals += [c.net_joules for c in energy.components]
         for value in intervals:
-            assert value.n == 3 and value.method == "student-t-mean"
+            assert value.count == 3 and value.method == "student-t-mean"
             assert value.low <= value.median <= value.high
         assert sorted(energy.repeat_net_joules)[1] == energy.net_joules.median
 
