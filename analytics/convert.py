@@ -291,7 +291,34 @@ def prune_run_from_pb(run: results_pb2.PruneRun) -> dict[str, Any]:
     }
     row.update(energy_from_pb(result))
     row.update(_recovery_columns(spec, result))
+    row.update(prune_message_columns(spec, result))
     return row
+
+
+def _scalars(message: Any, prefix: str) -> dict[str, Any]:
+    """The values of ``schema.scalar_columns`` for one message."""
+    values: dict[str, Any] = {}
+    for field in message.DESCRIPTOR.fields:
+        if schema.is_repeated(field):
+            continue
+        value = getattr(message, field.name)
+        if field.message_type is not None:
+            values.update(_scalars(value, f"{prefix}{field.name}_"))
+        else:
+            values[f"{prefix}{field.name}"] = value
+    return values
+
+
+def prune_message_columns(
+    spec: pruning_pb2.PruneSpec, result: pruning_pb2.PruneResult
+) -> dict[str, Any]:
+    """The columns of ``schema.PRUNE_MESSAGE_FIELDS``: both messages as JSON and as scalars."""
+    return {
+        "spec_json": json.dumps(to_json_dict(spec), sort_keys=True),
+        "result_json": json.dumps(to_json_dict(result), sort_keys=True),
+        **_scalars(spec, "spec_"),
+        **_scalars(result, "result_"),
+    }
 
 
 def _recovery_columns(
@@ -372,6 +399,10 @@ def prune_run_to_pb(row: dict[str, Any]) -> results_pb2.PruneRun:
         recovery = json.loads(row["recovery_json"])
         spec.recovery.CopyFrom(from_json_dict(recovery["spec"], pruning_pb2.RecoverySpec))
         result.recovery.CopyFrom(from_json_dict(recovery["result"], pruning_pb2.RecoveryResult))
+    if row.get("spec_json") and row.get("result_json"):
+        # Rows written since the messages are stored whole: every field, current or added later.
+        spec = from_json_dict(json.loads(row["spec_json"]), pruning_pb2.PruneSpec)
+        result = from_json_dict(json.loads(row["result_json"]), pruning_pb2.PruneResult)
     return results_pb2.PruneRun(
         request_id=row["request_id"],
         experiment=row["experiment"],

@@ -14,6 +14,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from greenprune.api.common.v1.energy_pb2 import EnergyReport, Interval
 from greenprune.api.eval.v1.eval_pb2 import ItemScore, ProfilePoint, ProfileResult
+from greenprune.api.pruning.v1.pruning_pb2 import PruneResult, PruneSpec
 
 _STRING = pa.string()
 _DOUBLE = pa.float64()
@@ -106,6 +107,34 @@ def is_repeated(field: FieldDescriptor) -> bool:
     return field.label == FieldDescriptor.LABEL_REPEATED
 
 
+def scalar_columns(descriptor: Descriptor, prefix: str) -> list[pa.Field]:
+    """One column ``{prefix}{path}`` per singular scalar of a message and its sub-messages.
+
+    Nested messages flatten with ``_`` (``spec_calibration_samples``); repeated fields and maps
+    are left to the message's JSON column.
+    """
+    columns: list[pa.Field] = []
+    for field in descriptor.fields:
+        if is_repeated(field):
+            continue
+        if field.message_type is not None:
+            columns.extend(scalar_columns(field.message_type, f"{prefix}{field.name}_"))
+        else:
+            columns.append(pa.field(f"{prefix}{field.name}", _SCALARS[field.type]))
+    return columns
+
+
+PRUNE_MESSAGE_FIELDS: list[pa.Field] = [
+    pa.field("spec_json", _STRING),
+    pa.field("result_json", _STRING),
+    *scalar_columns(PruneSpec.DESCRIPTOR, "spec_"),
+    *scalar_columns(PruneResult.DESCRIPTOR, "result_"),
+]
+"""A prune run's spec and result: the messages as JSON (what Get/List return, whole) and every
+scalar as a column for SQL, both derived from the descriptors, so a field added to PruneSpec
+or PruneResult is stored and served with no edit here."""
+
+
 ENERGY_RENAMES: dict[str, str] = {"samples": "energy_samples"}
 """EnergyReport fields whose column has another name (``samples`` is taken by the run)."""
 
@@ -166,6 +195,7 @@ PRUNE_RUNS = pa.schema(
         pa.field("recovery_final_loss", _DOUBLE),
         pa.field("recovery_parent_content_hash", _STRING),
         pa.field("recovery_json", _STRING),
+        *PRUNE_MESSAGE_FIELDS,
     ]
 )
 """``recovery_json`` holds the RecoverySpec and RecoveryResult as JSON (``spec`` and

@@ -464,3 +464,37 @@ def test_filters_narrow_every_view(study: ResultsStore) -> None:
         assert _frame(study, view, experiment="missing").empty, view
     facts = _frame(study, "runs", task="greenprune_facts")
     assert set(facts["task"]) == {"greenprune_facts"}
+
+
+def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_edit(
+    tmp_path: Path,
+) -> None:
+    from analytics import convert
+    from greenprune.api.pruning.v1 import pruning_pb2
+    from greenprune.api.results.v1 import results_pb2
+
+    store = ResultsStore(tmp_path / "derived.duckdb")
+    # depth_share, method_family, layers_after and bytes_in_memory were added to the proto
+    # after the store's hand-written columns: they travel as the messages' JSON and columns.
+    run = results_pb2.PruneRun(
+        request_id="p-derived",
+        experiment="e",
+        spec=pruning_pb2.PruneSpec(model="m", ratio=0.25, depth_share=0.5),
+        result=pruning_pb2.PruneResult(
+            checkpoint_id="c", method_family="depth", layers_after=3, bytes_in_memory=123
+        ),
+    )
+    assert store.record_prune_run(convert.prune_run_from_pb(run))
+    back = convert.prune_run_to_pb(store.get_prune_run("p-derived"))
+    assert back.spec == run.spec and back.result == run.result
+    row = store.query_view("prune_runs", None)
+    assert row is not None
+    cursor = store._read_cursor()
+    try:
+        values = cursor.execute(
+            "SELECT result_method_family, spec_depth_share, result_bytes_in_memory "
+            "FROM prune_runs WHERE request_id = 'p-derived'"
+        ).fetchone()
+    finally:
+        cursor.close()
+    assert values == ("depth", 0.5, 123)
