@@ -55,6 +55,14 @@ WITH checkpoint_info AS (
         arg_max(model, seq) AS model,
         arg_max(CASE WHEN recovered THEN method || '+lora' ELSE method END, seq)
             AS pruning_method,
+        arg_max(
+            COALESCE(
+                NULLIF(result_method_family, ''),
+                CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
+            ),
+            seq
+        ) AS method_family,
+        arg_max(result_bytes_in_memory, seq) AS bytes_in_memory,
         arg_max(target_ratio, seq) AS ratio,
         arg_max(achieved_ratio, seq) AS achieved_ratio,
         arg_max(parameters_before, seq) AS parameters_before,
@@ -75,6 +83,8 @@ eval_facts AS (
         CASE WHEN e.checkpoint_id = '' THEN 0.0::DOUBLE ELSE c.achieved_ratio END
             AS achieved_ratio,
         CASE WHEN e.checkpoint_id = '' THEN 'none' ELSE c.pruning_method END AS pruning_method,
+        CASE WHEN e.checkpoint_id = '' THEN 'baseline' ELSE c.method_family END AS method_family,
+        c.bytes_in_memory,
         CASE WHEN e.checkpoint_id = '' THEN bm.parameters ELSE c.parameters_after END
             AS parameters_after,
         COALESCE(c.parameters_before, bm.parameters) AS parameters_before,
@@ -145,7 +155,8 @@ primary_perplexity AS (
 _RUNS = f"""{_BASE}
 SELECT
     r.run_id, r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio,
-    r.pruning_method, r.parameters_after, r.macs_after, r.task,
+    r.pruning_method, r.method_family, r.bytes_in_memory, r.parameters_after, r.macs_after,
+    r.task,
     r.parameters_before,
     a.metric, a.value AS accuracy, a.stderr AS accuracy_stderr,
     p.metric AS perplexity_metric, p.value AS perplexity,
@@ -415,6 +426,11 @@ ORDER BY p.experiment, p.model, p.target_ratio, p.seq, l.layer_index
 _PRUNE_RUNS = """
 SELECT request_id AS run_id, experiment, model, NULLIF(checkpoint_id, '') AS checkpoint_id,
     method AS pruning_method, target_ratio AS ratio, achieved_ratio,
+    COALESCE(
+        NULLIF(result_method_family, ''),
+        CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
+    ) AS method_family,
+    result_bytes_in_memory AS bytes_in_memory, result_layers_after AS layers_after,
     parameters_before, parameters_after, prunable_parameters_before, prunable_parameters_after,
     macs_before, macs_after, bytes_on_disk, prune_wall_seconds AS wall_seconds, uniform,
     architecture, prune_attention_heads, prune_mlp, prune_hidden, keep_first_layers,

@@ -69,6 +69,7 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
         "net_joules_high",
         "estimated",
         "measurement_method",
+        "method_family",
         "runs",
         "label",
     ]
@@ -77,6 +78,8 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
     frame = runs.copy()
     if "parameters_before" not in frame.columns:
         frame["parameters_before"] = np.nan
+    if "method_family" not in frame.columns:
+        frame["method_family"] = "width"
     frame["stderr_squared"] = frame["accuracy_stderr"].astype("float64") ** 2
     grouped = frame.groupby([*CONFIG_KEYS, "task"], dropna=False, sort=True)
     points = grouped.agg(
@@ -91,6 +94,7 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
         net_joules_high=("net_joules_high", "mean"),
         estimated=("estimated", lambda s: bool(s.fillna(False).any())),
         measurement_method=("measurement_method", _first),
+        method_family=("method_family", _first),
         runs=("run_id", "count"),
     ).reset_index()
     # The stderr of a mean of n runs with (about) equal stderr s is s / sqrt(n).
@@ -99,6 +103,11 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
         config_label(m, r, c)
         for m, r, c in zip(points["model"], points["ratio"], points["checkpoint_id"], strict=True)
     ]
+    # Compression variants of one model differ by method: name it where it is not plain width.
+    other = points["method_family"].notna() & ~points["method_family"].isin(["width", "baseline"])
+    points.loc[other, "label"] = (
+        points.loc[other, "label"] + " " + points.loc[other, "method_family"]
+    )
     if points["experiment"].nunique() > 1:
         points["label"] = points["experiment"].fillna("") + ": " + points["label"]
     return points[columns]
@@ -127,6 +136,7 @@ def averaged_points(points: pd.DataFrame) -> pd.DataFrame:
         "net_joules_low",
         "net_joules_high",
         "estimated",
+        "method_family",
         "label",
     ]
     scored = points[points["accuracy"].notna()].copy()
@@ -146,6 +156,7 @@ def averaged_points(points: pd.DataFrame) -> pd.DataFrame:
         net_joules_low=("net_joules_low", lambda s: s.sum(min_count=len(s))),
         net_joules_high=("net_joules_high", lambda s: s.sum(min_count=len(s))),
         estimated=("estimated", "any"),
+        method_family=("method_family", "first"),
         label=("label", "first"),
     ).reset_index()
     combined["accuracy_stderr"] = np.sqrt(combined["stderr_sum"]) / combined["tasks"]

@@ -261,3 +261,43 @@ def test_errors_become_sentences() -> None:
     assert down.startswith("The results service at h:1 is not reachable")
     assert "refused the app's token" in describe_error(grpc.StatusCode.UNAUTHENTICATED, "", "h:1")
     assert "INTERNAL" in describe_error(grpc.StatusCode.INTERNAL, "boom", "h:1")
+
+
+def test_variants_of_equal_size_stay_apart_and_carry_their_method() -> None:
+    def run(checkpoint: str, ratio: float, family: str, accuracy: float) -> dict[str, object]:
+        return {
+            "run_id": f"r-{checkpoint}",
+            "experiment": "methods",
+            "model": "m",
+            "checkpoint_id": checkpoint,
+            "ratio": ratio,
+            "task": "facts",
+            "achieved_ratio": ratio,
+            "parameters_after": 100,
+            "parameters_before": 120,
+            "accuracy": accuracy,
+            "accuracy_stderr": 0.01,
+            "metric": "acc",
+            "net_joules": 1.0,
+            "net_joules_low": 0.9,
+            "net_joules_high": 1.1,
+            "estimated": True,
+            "measurement_method": "cpu-load-estimate",
+            "method_family": family,
+        }
+
+    runs = pd.DataFrame(
+        [
+            run("ckpt-base", 0.0, "baseline", 0.9),
+            run("ckpt-width", 0.25, "width", 0.55),
+            run("ckpt-depth", 0.25, "depth", 0.88),
+            run("ckpt-int8", 0.0, "int8", 0.9),
+        ]
+    )
+    points = frames.task_points(runs).set_index("checkpoint_id")
+    assert points.loc["ckpt-depth", "method_family"] == "depth"
+    assert points.loc["ckpt-depth", "label"].endswith(" depth")
+    assert not points.loc["ckpt-width", "label"].endswith(" width")
+    assert points["label"].is_unique
+    averaged = frames.averaged_points(frames.task_points(runs))
+    assert set(averaged["method_family"]) == {"baseline", "width", "depth", "int8"}
