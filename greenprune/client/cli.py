@@ -270,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
     except runner.ServiceUnavailableError as exc:
         errors.print(f"error: {exc}", markup=False)
         return EXIT_UNAVAILABLE
-    return _print_outcome(outcome, time.monotonic() - started)
+    return _print_outcome(outcome, time.monotonic() - started, addresses.results)
 
 
 def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
@@ -293,10 +293,13 @@ def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
     return table
 
 
-def _print_outcome(outcome: runner.RunOutcome, seconds: float) -> int:
-    rows = outcome.rows()
-    if rows:
-        report.print_rows(rows, "table", console, title=f"{outcome.plan.experiment}")
+def _print_outcome(outcome: runner.RunOutcome, seconds: float, results: str) -> int:
+    if outcome.rows():
+        with Client(results=results) as client:
+            try:
+                _print_results(client, outcome.plan.experiment)
+            except RpcError as exc:
+                errors.print(f"error: reading the results at {results}: {exc}", markup=False)
     recorded = sum(1 for o in outcome.outcomes.values() if o.state == runner.RECORDED)
     console.print(
         f"{len(outcome.plan.steps)} steps: {recorded} already recorded, "
@@ -318,7 +321,7 @@ def _print_outcome(outcome: runner.RunOutcome, seconds: float) -> int:
 def _report(args: argparse.Namespace) -> int:
     client = Client(results=args.results or None)
     try:
-        rows = client.report_rows(args.experiment)
+        return _print_results(client, args.experiment, args.format)
     except RpcError as exc:
         errors.print(
             f"error: the ResultsService at {client.addresses.results}: {exc}", markup=False
@@ -326,12 +329,25 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_UNAVAILABLE
     finally:
         client.close()
-    if not rows and args.format == "table":
-        console.print(
-            "no results recorded" + (f" for {args.experiment}" if args.experiment else "")
-        )
+
+
+def _print_results(client: Client, experiment: str, output_format: str = "table") -> int:
+    """Prints the results table and, as a table, the energy profile's findings."""
+    rows = client.report_rows(experiment)
+    if not rows and output_format == "table":
+        console.print("no results recorded" + (f" for {experiment}" if experiment else ""))
         return EXIT_OK
-    report.print_rows(rows, args.format, console, title=args.experiment)
+    report.print_rows(rows, output_format, console, title=experiment)
+    if output_format == "table":
+        found = client.results("findings", experiment=experiment)
+        table = report.energy_findings_table(found, title=f"{experiment} energy profile")
+        if table is not None:
+            console.print(table)
+        payback = report.payback_table(
+            client.results("payback", experiment=experiment), title=f"{experiment} payback"
+        )
+        if payback is not None:
+            console.print(payback)
     return EXIT_OK
 
 

@@ -1,8 +1,8 @@
 """experiments/methods.yaml end to end through the local stack: every method gets its points.
 
-Slow (a few minutes on 2 quiet cores; 17 min while other stacks loaded them): the stack is
-started in a temporary GREENPRUNE_HOME on free ports, the methods experiment runs with its
-own small limits, and every variant's prune job carries its method family.
+The stack is started in a temporary GREENPRUNE_HOME on free ports, the methods experiment runs
+with smaller evaluations and profile than the file's, and every variant's prune job carries its
+method family.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import load_experiment
@@ -27,7 +28,14 @@ METHODS = ROOT / "experiments" / "methods.yaml"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("methods")
-    running = Stack(folder / "home", METHODS)
+    # experiments/methods.yaml with smaller evaluations and profile: the mechanics of every
+    # method through the services, within a minute or two of jobs.
+    methods = yaml.safe_load(METHODS.read_text())
+    methods["eval"].update(tasks=["greenprune_facts"], limit=16, idle_seconds=0, warmup_batches=0)
+    methods["energy"].update(batch_sizes=[4], rounds=2, window_seconds=0.1, decode_tokens=2)
+    experiment = folder / "methods.yaml"
+    experiment.write_text(yaml.safe_dump(methods, sort_keys=False))
+    running = Stack(folder / "home", experiment)
     build = running.cli("reference-model", "build", timeout=900)
     assert build.returncode == 0, build.stdout + build.stderr
     up = running.cli("up", timeout=300)
@@ -39,11 +47,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def test_methods_experiment_produces_every_method(stack: Stack) -> None:
-    result = stack.cli("run", str(METHODS), "--no-progress", timeout=1500)
+    result = stack.cli("run", str(stack.experiment), "--no-progress", timeout=1500)
     if os.environ.get("GREENPRUNE_SHOW_TABLE"):
         print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
-    plan = plan_experiment(load_experiment(METHODS))
+    plan = plan_experiment(load_experiment(stack.experiment))
     jobs = [job for job in stack.prune_jobs() if job.status.state == SUCCEEDED]
     assert len(jobs) == len(plan.prune_steps)
     families = {job.result.method_family for job in jobs}
