@@ -280,12 +280,14 @@ def test_running_again_finishes_the_rest_with_one_row_per_step(stack: Stack, pla
             .run
         )
     points = profile.result.points
-    assert len(points) == 2 * 2 * 1 * 3  # checkpoints x phases x batch sizes x rounds
     checkpoints = {run.result.checkpoint_id for run in prune_runs}
+    assert len(checkpoints) == len(profile_step.prunes)  # the recovered 0.4 point included
+    assert len(points) == len(checkpoints) * 2 * 1 * 3  # x phases x batch sizes x rounds
     assert {p.checkpoint_id for p in points} == checkpoints
     for round_index in range(3):
         placed = [p for p in points if p.round == round_index and p.phase == "prefill"]
-        assert sorted(p.position for p in placed) == [0, 1]  # each checkpoint once per round
+        # Each checkpoint once per round.
+        assert sorted(p.position for p in placed) == list(range(len(checkpoints)))
     report = stack.cli("report", "--experiment", plan.experiment, "--format", "csv")
     assert report.returncode == 0, report.stderr
     lines = report.stdout.strip().splitlines()
