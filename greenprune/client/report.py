@@ -433,7 +433,10 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
         ("Δ accuracy", "right"),
         ("Δ energy", "right"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        # Names never wrap (they are what a reader looks up); the changes' texts may.
+        table.add_column(  # type: ignore[arg-type]
+            name, justify=justify, no_wrap=name in ("model", "task")
+        )
     for row in rows:
         cells = [
             row.model,
