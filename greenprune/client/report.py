@@ -485,6 +485,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     for name, justify in (
         ("model", "left"),
         ("ratio (of all parameters)", "right"),
+        ("checkpoint", "left"),
         ("phase", "left"),
         ("batch", "right"),
         ("J/token baseline", "right"),
@@ -497,6 +498,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         table.add_row(
             str(record["model"]),
             findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            str(record["checkpoint_id"] or "")[:16],
             str(record["phase"]),
             str(int(record["batch_size"])),
             _fmt(record["baseline_value"], ".3g"),

@@ -67,3 +67,40 @@ def test_net_energy_at_idle_is_said_so() -> None:
     console = Console(width=250, record=True)
     report.print_rows([row], "table", console)
     assert findings.NOT_ABOVE_IDLE in console.export_text()
+
+
+def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_measurable() -> None:
+    import pandas as pd
+    from rich.console import Console
+
+    from greenprune.client import report as client_report
+
+    def row(kind: str, checkpoint: str, text: str) -> dict[str, object]:
+        return {
+            "kind": kind,
+            "model": "m",
+            "checkpoint_id": checkpoint,
+            "ratio": 0.4,
+            "parameters_removed": 0.169,
+            "phase": "prefill",
+            "batch_size": 32,
+            "baseline_value": 3e-4,
+            "value": 2.5e-4,
+            "text": text,
+        }
+
+    frame = pd.DataFrame(
+        [
+            row("energy", "ckpt-pruned", "−16.6% [−27.3, −4.2]"),
+            row("energy", "ckpt-recovered", "no measurable change (−1.0% [−5.0, +3.0])"),
+            row("accuracy", "ckpt-pruned", "−37.4 pt [−44.4, −30.4]"),
+        ]
+    )
+    table = client_report.energy_findings_table(frame, title="profile")
+    assert table is not None and table.row_count == 2
+    console = Console(record=True, width=250)
+    console.print(table)
+    text = console.export_text()
+    assert "ckpt-pruned" in text and "ckpt-recovered" in text
+    assert "no measurable change" in text and "16.9% of all" in text
+    assert client_report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
