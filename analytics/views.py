@@ -246,6 +246,13 @@ def _pareto_front(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 _PROFILE_POINTS = """
 WITH checkpoint_info AS (
     SELECT checkpoint_id,
+        arg_max(
+            COALESCE(
+                NULLIF(result_method_family, ''),
+                CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
+            ),
+            seq
+        ) AS method_family,
         arg_max(target_ratio, seq) AS ratio,
         arg_max(achieved_ratio, seq) AS achieved_ratio,
         arg_max(parameters_before, seq) AS parameters_before,
@@ -261,6 +268,7 @@ SELECT p.experiment, p.model, p.request_id AS run_id, p.checkpoint_id,
     COALESCE(c.parameters_before, m.parameters) AS parameters_before,
     CASE WHEN p.checkpoint_id IN ('', p.model) THEN m.parameters ELSE c.parameters_after END
         AS parameters_after,
+    COALESCE(c.method_family, 'baseline') AS method_family,
     p.phase, p.batch_size, p.round, p.position, p.net_joules, p.gross_joules, p.wall_seconds,
     p.tokens, p.iterations, r.estimated, r.energy_method
 FROM profile_points p
@@ -274,7 +282,8 @@ ORDER BY p.experiment, p.model, p.request_id, p.round, p.position
 
 _EVAL_METRICS = f"""{_BASE}
 SELECT r.run_id, r.seq, r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio,
-    r.parameters_before, r.parameters_after, r.task, m.task AS metric_task, m.metric, m.value
+    r.method_family, r.parameters_before, r.parameters_after, r.task, m.task AS metric_task,
+    m.metric, m.value
 FROM runs r
 JOIN metrics m ON m.run_id = r.run_id
 ORDER BY r.seq, m.position

@@ -96,9 +96,23 @@ def headline_accuracy(metrics: Iterable[str]) -> str | None:
     return metric if metric is not None and is_accuracy(metric) else None
 
 
-def is_baseline(ratio: float | None) -> bool:
-    """Whether a configuration with this target ratio is the baseline (ratio 0)."""
+def is_baseline(ratio: float | None, method_family: object = None) -> bool:
+    """Whether a configuration is the baseline: ratio 0 and, where known, not compressed.
+
+    An int8 or int4 point of the unpruned model has ratio 0 too; its method family (from the
+    prune run) tells it apart from the baseline.
+    """
+    compressed = method_family is not None and not _missing(method_family)
+    if compressed and method_family not in ("", "baseline"):
+        return False
     return ratio is not None and not _missing(ratio) and float(ratio) == 0.0
+
+
+def _families(frame: pd.DataFrame) -> list[object]:
+    """Each row's method family, or None where the frame does not carry one."""
+    if "method_family" in frame.columns:
+        return list(frame["method_family"])
+    return [None] * len(frame)
 
 
 def _missing(value: object) -> bool:
@@ -426,7 +440,7 @@ def profile_table(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def _baseline_checkpoint(group: pd.DataFrame) -> str | None:
-    base = group[[is_baseline(r) for r in group["ratio"]]]
+    base = group[[is_baseline(r, f) for r, f in zip(group["ratio"], _families(group), strict=True)]]
     if base.empty:
         return None
     return str(sorted(base["checkpoint_id"].unique())[0])
@@ -507,7 +521,9 @@ def _accuracy_findings(
     for (experiment, model, task), group in latest.groupby(
         ["experiment", "model", "task"], sort=True
     ):
-        base_rows = group[[is_baseline(r) for r in group["ratio"]]]
+        base_rows = group[
+            [is_baseline(r, f) for r, f in zip(group["ratio"], _families(group), strict=True)]
+        ]
         if base_rows.empty:
             continue
         base = base_rows.sort_values("seq").iloc[-1]
@@ -516,7 +532,9 @@ def _accuracy_findings(
             continue
         base_value = _metric_value(own, base["run_id"], metric)
         for _, run in group.iterrows():
-            if run["run_id"] == base["run_id"] or is_baseline(run["ratio"]):
+            if run["run_id"] == base["run_id"] or is_baseline(
+                run["ratio"], run.get("method_family")
+            ):
                 continue
             value = _metric_value(own, run["run_id"], metric)
             accuracy = is_accuracy(metric)

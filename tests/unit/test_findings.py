@@ -265,3 +265,18 @@ def test_describe_change_never_leads_with_a_bare_percentage() -> None:
     assert findings.ratio_text(0.2, 0.083) == (
         "20% of prunable parameters = 8.3% of all parameters"
     )
+
+
+def test_an_int8_point_of_the_unpruned_model_is_not_the_baseline() -> None:
+    assert findings.is_baseline(0.0) and findings.is_baseline(0.0, "baseline")
+    assert not findings.is_baseline(0.0, "int8")
+    assert not findings.is_baseline(0.25, "baseline")
+    points = pd.DataFrame(
+        {
+            "checkpoint_id": ["a-int8", "b-base"],
+            "ratio": [0.0, 0.0],
+            "method_family": ["int8", "baseline"],
+        }
+    )
+    # "a-int8" sorts first, yet the baseline is the uncompressed checkpoint.
+    assert findings._baseline_checkpoint(points) == "b-base"
