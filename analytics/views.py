@@ -315,6 +315,10 @@ ORDER BY seq
 """
 
 
+def _method_comparison(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    return findings.method_comparison_table(inputs["points"], inputs["metrics"], inputs["items"])
+
+
 def _payback(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return findings.payback_table(inputs["points"], inputs["costs"])
 
@@ -462,6 +466,10 @@ COMPUTED_VIEWS: Mapping[str, ComputedView] = {
         {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES}, _findings
     ),
     "payback": ComputedView({"points": _PROFILE_POINTS, "costs": _PRUNE_COSTS}, _payback),
+    "method_comparison": ComputedView(
+        {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES},
+        _method_comparison,
+    ),
 }
 """The views computed in Python from SQL inputs, by name."""
 
@@ -519,6 +527,10 @@ VIEW_DOCS: Mapping[str, str] = {
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
     "after which the saving has repaid the cost, with its interval; 'never' when the saving is "
     "not measurably above zero.",
+    "method_comparison": "One row per pair of compression methods of equal size (the same "
+    "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
+    "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "
+    "with its 95% interval and 'no measurable change' when it contains 0.",
 }
 """A sentence on each view, for the export and the app."""
 

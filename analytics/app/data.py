@@ -26,18 +26,9 @@ CACHE_TTL_SECONDS = 15
 """How long a view, export or run stays cached before the app asks the service again."""
 
 VIEWS: dict[str, int] = {
-    "runs": results_pb2.VIEW_RUNS,
-    "accuracy_vs_sparsity": results_pb2.VIEW_ACCURACY_VS_SPARSITY,
-    "energy_vs_sparsity": results_pb2.VIEW_ENERGY_VS_SPARSITY,
-    "pareto_front": results_pb2.VIEW_PARETO_FRONT,
-    "task_breakdown": results_pb2.VIEW_TASK_BREAKDOWN,
-    "experiments": results_pb2.VIEW_EXPERIMENTS,
-    "energy_components": results_pb2.VIEW_ENERGY_COMPONENTS,
-    "layers": results_pb2.VIEW_LAYERS,
-    "prune_runs": results_pb2.VIEW_PRUNE_RUNS,
-    "profile": results_pb2.VIEW_PROFILE,
-    "findings": results_pb2.VIEW_FINDINGS,
-    "payback": results_pb2.VIEW_PAYBACK,
+    name.removeprefix("VIEW_").lower(): value
+    for name, value in results_pb2.View.items()
+    if value != results_pb2.VIEW_UNSPECIFIED
 }
 """The views the app reads, by the name the store gives them."""
 

@@ -701,3 +701,181 @@ def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
     frame["never"] = frame["never"].astype("bool")
     frame["recovered"] = frame["recovered"].astype("bool")
     return frame
+
+
+# The method comparison view -----------------------------------------------------------------
+
+METHOD_COMPARISON_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "experiment",
+    "model",
+    "ratio",
+    "checkpoint_a",
+    "method_a",
+    "checkpoint_b",
+    "method_b",
+    "phase",
+    "batch_size",
+    "task",
+    "metric",
+    "value_a",
+    "value_b",
+    "relative",
+    "estimate",
+    "low",
+    "high",
+    "count",
+    "method",
+    "measurable",
+    "text",
+)
+"""The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size."""
+
+
+def _equal_size_pairs(configs: pd.DataFrame) -> list[tuple[dict[str, object], dict[str, object]]]:
+    """Pairs of compressed checkpoints with the same target ratio (the same size to remove).
+
+    ``configs`` has one row per checkpoint with ``ratio`` and ``method_family``; baselines and
+    checkpoints without a family are left out. Within a ratio the methods pair in name order.
+    """
+    pairs = []
+    usable = configs[
+        [
+            not is_baseline(r, f) and not _missing(f)
+            for r, f in zip(configs["ratio"], configs["method_family"], strict=True)
+        ]
+    ]
+    for _ratio, group in usable.groupby("ratio", sort=True):
+        rows = group.sort_values(["method_family", "checkpoint_id"]).to_dict("records")
+        for index, first in enumerate(rows):
+            for second in rows[index + 1 :]:
+                if first["method_family"] != second["method_family"]:
+                    pairs.append((first, second))
+    return pairs
+
+
+def _comparison(
+    kind: str, key: dict[str, object], a: dict[str, object], b: dict[str, object]
+) -> dict[str, object]:
+    return {
+        "kind": kind,
+        **key,
+        "ratio": a["ratio"],
+        "checkpoint_a": a["checkpoint_id"],
+        "method_a": a["method_family"],
+        "checkpoint_b": b["checkpoint_id"],
+        "method_b": b["method_family"],
+    }
+
+
+def method_comparison_table(
+    points: pd.DataFrame, metrics: pd.DataFrame, items: pd.DataFrame, seed: int = 0
+) -> pd.DataFrame:
+    """The ``method_comparison`` view: compression methods of equal size against each other.
+
+    Energy is paired by profile round (every variant of a model is profiled in the same
+    rounds), accuracy by document, with the same rules as the ``findings`` view.
+
+    Args:
+        points: Profile windows (``views._PROFILE_POINTS``), with ``method_family``.
+        metrics: Metric rows of eval runs (``views._EVAL_METRICS``), with ``method_family``.
+        items: Per-document scores (``views._ITEM_SCORES``).
+        seed: Seed of the accuracy bootstrap.
+    """
+    rows: list[dict[str, object]] = []
+    if not points.empty and "method_family" in points.columns:
+        frame = _with_measures(points)
+        for (experiment, model, _run), run in frame.groupby(
+            ["experiment", "model", "run_id"], sort=True
+        ):
+            configs = run.drop_duplicates("checkpoint_id")
+            for a, b in _equal_size_pairs(configs):
+                for (phase, batch), window in run.groupby(["phase", "batch_size"], sort=True):
+                    first = window[window["checkpoint_id"] == a["checkpoint_id"]]
+                    second = window[window["checkpoint_id"] == b["checkpoint_id"]]
+                    first, second = first.set_index("round"), second.set_index("round")
+                    rounds = sorted(set(first.index) & set(second.index))
+                    x = first.loc[rounds, "joules_per_token"].astype("float64")
+                    y = second.loc[rounds, "joules_per_token"].astype("float64")
+                    row = _comparison("energy", {"experiment": experiment, "model": model}, a, b)
+                    row.update(
+                        phase=phase,
+                        batch_size=batch,
+                        task=None,
+                        metric="joules_per_token",
+                        value_a=_summary(x)[0],
+                        value_b=_summary(y)[0],
+                        relative=True,
+                    )
+                    if (x <= 0).any() or (y <= 0).any():
+                        row.update(
+                            estimate=None,
+                            low=None,
+                            high=None,
+                            count=len(rounds),
+                            method="not-above-idle",
+                            measurable=False,
+                            text=f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
+                        )
+                    else:
+                        change = energy_change_paired(list(x), list(y))
+                        row.update(interval_fields(change, relative=True))
+                    rows.append(row)
+    if not metrics.empty and "method_family" in metrics.columns:
+        own = metrics[metrics["metric_task"].isna() | (metrics["metric_task"] == metrics["task"])]
+        scores: dict[tuple[str, str], dict[int, float]] = {}
+        for (run_id, metric), group in items.groupby(["run_id", "metric"]):
+            scores[(run_id, metric)] = dict(
+                zip(group["doc_id"].astype(int), group["value"].astype(float), strict=True)
+            )
+        latest = (
+            own.drop_duplicates("run_id")
+            .sort_values("seq")
+            .groupby(["experiment", "model", "task", "checkpoint_id"], dropna=False)
+            .tail(1)
+        )
+        for (experiment, model, task), group in latest.groupby(
+            ["experiment", "model", "task"], sort=True
+        ):
+            for a, b in _equal_size_pairs(group):
+                metric = headline_metric(own[own["run_id"] == a["run_id"]]["metric"])
+                if metric is None:
+                    continue
+                value_a = _metric_value(own, str(a["run_id"]), metric)
+                value_b = _metric_value(own, str(b["run_id"]), metric)
+                accuracy = is_accuracy(metric)
+                key = {"experiment": experiment, "model": model}
+                row = _comparison("accuracy", key, a, b)
+                row.update(
+                    phase=None,
+                    batch_size=None,
+                    task=task,
+                    metric=metric,
+                    value_a=value_a,
+                    value_b=value_b,
+                    relative=not accuracy,
+                )
+                point = None
+                if finite(value_a) and finite(value_b):
+                    point = (
+                        value_b - value_a  # type: ignore[operator]
+                        if accuracy
+                        else _relative(value_b, value_a)  # type: ignore[arg-type]
+                    )
+                change = None
+                if accuracy:
+                    change = accuracy_change(
+                        scores.get((str(a["run_id"]), metric), {}),
+                        scores.get((str(b["run_id"]), metric), {}),
+                        seed=seed,
+                    )
+                row.update(interval_fields(change, relative=not accuracy, estimate=point))
+                rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(METHOD_COMPARISON_COLUMNS))
+    frame["measurable"] = frame["measurable"].astype("bool")
+    frame["relative"] = frame["relative"].astype("bool")
+    for column in ("count", "batch_size"):
+        frame[column] = frame[column].astype("Int64")
+    for column in ("estimate", "low", "high", "value_a", "value_b", "ratio"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    return frame

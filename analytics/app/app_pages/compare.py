@@ -69,3 +69,31 @@ else:
             'ends); "no measurable change" when the interval contains 0.'
         )
 ui.downloads("runs")
+
+methods = data.query_view("method_comparison", view_filter)
+if not methods.empty:
+    st.subheader("Compression methods of equal size")
+    st.caption(
+        "Each pair shares a model and a target ratio: b against a, energy (J/token of the "
+        "steady-state profile) paired by round and accuracy paired by document; "
+        '"no measurable change" when the 95% interval contains 0.'
+    )
+    st.dataframe(
+        methods[
+            [
+                "model",
+                "ratio",
+                "method_a",
+                "method_b",
+                "kind",
+                "phase",
+                "batch_size",
+                "task",
+                "value_a",
+                "value_b",
+                "text",
+            ]
+        ],
+        hide_index=True,
+        column_config={"ratio": st.column_config.NumberColumn(format="percent")},
+    )

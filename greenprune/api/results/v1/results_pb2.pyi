@@ -28,6 +28,7 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_PROFILE: _ClassVar[View]
     VIEW_FINDINGS: _ClassVar[View]
     VIEW_PAYBACK: _ClassVar[View]
+    VIEW_METHOD_COMPARISON: _ClassVar[View]
 
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -47,6 +48,7 @@ VIEW_PRUNE_RUNS: View
 VIEW_PROFILE: View
 VIEW_FINDINGS: View
 VIEW_PAYBACK: View
+VIEW_METHOD_COMPARISON: View
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat
