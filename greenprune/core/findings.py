@@ -446,6 +446,34 @@ def _baseline_checkpoint(group: pd.DataFrame) -> str | None:
     return str(sorted(base["checkpoint_id"].unique())[0])
 
 
+def _paired_energy_fields(first: pd.Series, second: pd.Series) -> dict[str, object]:
+    """The interval fields of ``second`` against ``first``, J/token values paired by round.
+
+    A window whose net energy is not above idle makes the change unmeasurable, said so.
+    """
+    if (first <= 0).any() or (second <= 0).any():
+        return {
+            "estimate": None,
+            "low": None,
+            "high": None,
+            "count": len(first),
+            "method": "not-above-idle",
+            "measurable": False,
+            "text": f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
+        }
+    return interval_fields(energy_change_paired(list(first), list(second)), relative=True)
+
+
+def _item_scores(items: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
+    """Each run's per-document scores by metric: ``{(run_id, metric): {doc_id: value}}``."""
+    return {
+        (run_id, metric): dict(
+            zip(group["doc_id"].astype(int), group["value"].astype(float), strict=True)
+        )
+        for (run_id, metric), group in items.groupby(["run_id", "metric"])
+    }
+
+
 def _energy_findings(points: pd.DataFrame) -> list[dict[str, object]]:
     if points.empty:
         return []
@@ -481,19 +509,7 @@ def _energy_findings(points: pd.DataFrame) -> list[dict[str, object]]:
                     "value": _summary(o)[0],
                     "relative": True,
                 }
-                if (b <= 0).any() or (o <= 0).any():
-                    row.update(
-                        estimate=None,
-                        low=None,
-                        high=None,
-                        count=len(rounds),
-                        method="not-above-idle",
-                        measurable=False,
-                        text=f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
-                    )
-                else:
-                    change = energy_change_paired(list(b), list(o))
-                    row.update(interval_fields(change, relative=True))
+                row.update(_paired_energy_fields(b, o))
                 rows.append(row)
     return rows
 
@@ -506,11 +522,7 @@ def _accuracy_findings(
     own = metrics[metrics["metric_task"].isna() | (metrics["metric_task"] == metrics["task"])]
     headline = {run_id: headline_metric(group["metric"]) for run_id, group in own.groupby("run_id")}
     runs = own.drop_duplicates("run_id").set_index("run_id")
-    scores: dict[tuple[str, str], dict[int, float]] = {}
-    for (run_id, metric), group in items.groupby(["run_id", "metric"]):
-        scores[(run_id, metric)] = dict(
-            zip(group["doc_id"].astype(int), group["value"].astype(float), strict=True)
-        )
+    scores = _item_scores(items)
     rows: list[dict[str, object]] = []
     latest = (
         runs.reset_index()
@@ -807,27 +819,11 @@ def method_comparison_table(
                         value_b=_summary(y)[0],
                         relative=True,
                     )
-                    if (x <= 0).any() or (y <= 0).any():
-                        row.update(
-                            estimate=None,
-                            low=None,
-                            high=None,
-                            count=len(rounds),
-                            method="not-above-idle",
-                            measurable=False,
-                            text=f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
-                        )
-                    else:
-                        change = energy_change_paired(list(x), list(y))
-                        row.update(interval_fields(change, relative=True))
+                    row.update(_paired_energy_fields(x, y))
                     rows.append(row)
     if not metrics.empty and "method_family" in metrics.columns:
         own = metrics[metrics["metric_task"].isna() | (metrics["metric_task"] == metrics["task"])]
-        scores: dict[tuple[str, str], dict[int, float]] = {}
-        for (run_id, metric), group in items.groupby(["run_id", "metric"]):
-            scores[(run_id, metric)] = dict(
-                zip(group["doc_id"].astype(int), group["value"].astype(float), strict=True)
-            )
+        scores = _item_scores(items)
         latest = (
             own.drop_duplicates("run_id")
             .sort_values("seq")
