@@ -47,6 +47,7 @@ class EvalConfig:
     Attributes:
         tasks: lm-eval task, group or tag names.
         task_paths: Folders of task YAML to index besides lm-eval's and greenprune's own.
+        task_sources: Task sources (``taskSources/{digest}``) stored in the service's folder.
         num_fewshot: Few-shot examples per prompt (tasks whose config fixes 0 keep 0).
         limit: At most this many documents per task; None for all.
         batch_size: Requests per forward pass.
@@ -59,6 +60,7 @@ class EvalConfig:
 
     tasks: tuple[str, ...]
     task_paths: tuple[str, ...] = ()
+    task_sources: tuple[str, ...] = ()
     num_fewshot: int = default(EVAL_SPEC, "num_fewshot")
     limit: int | None = None
     batch_size: int = default(EVAL_SPEC, "batch_size")
@@ -175,7 +177,7 @@ def validate_config(config: EvalConfig, task_manager: Any) -> None:
     """
     if not config.tasks:
         raise InvalidArgumentError("spec.tasks", "name at least one task")
-    for field_name in ("tasks", "task_paths"):
+    for field_name in ("tasks", "task_paths", "task_sources"):
         values = getattr(config, field_name)
         if len(values) > MAX_LIST_ITEMS:
             raise InvalidArgumentError(

@@ -8,6 +8,7 @@ from eval_service.convert import COLLECTION, spec_from_stored
 from eval_service.evaluator import resolve_device
 from eval_service.servicer import EvalServicer
 from eval_service.task_index import TaskIndex
+from eval_service.tasks.sources import FOLDER_NAME
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.job_runner import Job, JobRunner
@@ -82,6 +83,7 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
         context={
             "checkpoints_dir": str(settings.checkpoints_dir),
             "models_root": str(settings.models_root),
+            "task_sources_dir": str(settings.state_dir / FOLDER_NAME),
         },
         lane_of=lane_of,
         max_queued=settings.max_queued_jobs,
@@ -90,7 +92,9 @@ async def build(settings: EvalSettings) -> tuple[list[ServiceBinding], Cleanup]:
         backend=backend_from_settings(settings),
         warm_lanes=(resolve_device("auto"),) if settings.warm_job_process else (),
     )
-    tasks = TaskIndex(settings.task_roots, settings.allow_task_code)
+    tasks = TaskIndex(
+        settings.task_roots, settings.allow_task_code, settings.state_dir / FOLDER_NAME
+    )
     await tasks.warm()
     await runner.start()
 

@@ -13,6 +13,7 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.job_runner import JobRunner
+from greenprune.core.limits import check_text
 from greenprune.core.models import check_model_source
 from greenprune.core.records import to_json_dict
 from greenprune.rpc.convert import require_request_id
@@ -51,15 +52,30 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
     async def CreateEvalJob(
         self, request: eval_pb2.CreateEvalJobRequest, context: grpc.aio.ServicerContext
     ) -> eval_pb2.CreateEvalJobResponse:
-        """Validates the spec and queues a job (or returns the job of the same request_id)."""
-        request_id = require_request_id(request.request_id)
+        """Validates the spec and queues a job (or returns the job of the same request_id).
+
+        With ``validate_only`` the spec is checked as for a job (a checkpoint_id need not exist
+        yet) and the normalized spec comes back in a job without a name.
+        """
+        if not request.validate_only:
+            request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec, self._default_batch_size, self._default_repeats)
+        await self._validate(spec, request.validate_only)
+        if request.validate_only:
+            self._runner.check_lane(to_json_dict(spec))
+            return eval_pb2.CreateEvalJobResponse(job=eval_pb2.EvalJob(spec=spec))
+        job = await self._runner.submit(request_id, to_json_dict(spec), request.experiment)
+        return eval_pb2.CreateEvalJobResponse(job=job_to_pb(job))
+
+    async def _validate(self, spec: eval_pb2.EvalSpec, validate_only: bool) -> None:
         if spec.HasField("profile"):
-            validate_profile(spec, self._checkpoints_dir)
-            job = await self._runner.submit(request_id, to_json_dict(spec), request.experiment)
-            return eval_pb2.CreateEvalJobResponse(job=job_to_pb(job))
+            if not validate_only:
+                validate_profile(spec, self._checkpoints_dir)
+            return
         if spec.checkpoint_id:
-            checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id)
+            check_text("spec.checkpoint_id", spec.checkpoint_id)
+            if not validate_only:
+                checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id)
         elif spec.model:
             check_model_source(spec.model, self._models_root)
         else:
@@ -67,9 +83,19 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
         config = config_from_spec(spec)
         if not config.tasks:
             raise InvalidArgumentError("spec.tasks", "name at least one task")
-        validate_config(config, await self._tasks.manager_for(config.tasks, config.task_paths))
-        job = await self._runner.submit(request_id, to_json_dict(spec), request.experiment)
-        return eval_pb2.CreateEvalJobResponse(job=job_to_pb(job))
+        sources = self._tasks.source_folders(config.task_sources)
+        manager = await self._tasks.manager_for(config.tasks, config.task_paths, sources)
+        validate_config(config, manager)
+
+    async def CreateTaskSource(
+        self, request: eval_pb2.CreateTaskSourceRequest, context: grpc.aio.ServicerContext
+    ) -> eval_pb2.CreateTaskSourceResponse:
+        """Checks a task source sent as content and stores it in the service's folder."""
+        files = [(f.path, f.content) for f in request.task_source.files]
+        stored, tasks = await self._tasks.store_source(files)
+        return eval_pb2.CreateTaskSourceResponse(
+            task_source=eval_pb2.TaskSource(name=stored.name, tasks=tasks)
+        )
 
     GetEvalJob, ListEvalJobs, CancelEvalJob, WatchEvalJob = job_rpc_methods(
         eval_pb2.GetEvalJobResponse,

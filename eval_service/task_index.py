@@ -9,6 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from eval_service.tasks.safety import check_task_folder, check_task_root
+from eval_service.tasks.sources import StoredSource, source_folder, store_task_source
+from greenprune.core.errors import FailedPreconditionError
 
 
 @functools.cache
@@ -33,18 +35,56 @@ class TaskIndex:
     a task that is not local, and then kept.
     """
 
-    def __init__(self, roots: Sequence[Path] | None = None, allow_code: bool = False) -> None:
+    def __init__(
+        self,
+        roots: Sequence[Path] | None = None,
+        allow_code: bool = False,
+        sources_root: Path | None = None,
+    ) -> None:
         self._lock = asyncio.Lock()
         self._roots = list(roots) if roots is not None else []
         self._allow_code = allow_code
+        self._sources_root = sources_root
+
+    async def store_source(
+        self, files: Sequence[tuple[str, bytes]]
+    ) -> tuple[StoredSource, list[str]]:
+        """Checks and stores a task source sent as content; returns it with its task names."""
+        root = self._require_sources_root()
+        stored = await asyncio.to_thread(store_task_source, files, root, self._allow_code)
+        return stored, await asyncio.to_thread(source_task_names, stored.folder)
+
+    def source_folders(self, names: Sequence[str]) -> list[Path]:
+        """Returns the folders of stored task sources, refusing unknown names."""
+        if not names:
+            return []
+        root = self._require_sources_root()
+        return [
+            source_folder(root, name, f"spec.task_sources[{index}]")
+            for index, name in enumerate(names)
+        ]
+
+    def _require_sources_root(self) -> Path:
+        if self._sources_root is None:
+            raise FailedPreconditionError("this EvalService keeps no task sources")
+        return self._sources_root
 
     async def warm(self) -> None:
         """Indexes the local tasks."""
         await asyncio.to_thread(_names, (), False)
 
-    async def manager_for(self, tasks: Sequence[str], task_paths: Sequence[str]) -> SimpleNamespace:
-        """Returns an object whose ``all_tasks`` holds every name the request may use."""
+    async def manager_for(
+        self, tasks: Sequence[str], task_paths: Sequence[str], sources: Sequence[Path] = ()
+    ) -> SimpleNamespace:
+        """Returns an object whose ``all_tasks`` holds every name the request may use.
+
+        Args:
+            tasks: The task names the request uses.
+            task_paths: Server folders the request names (checked against the roots).
+            sources: Folders of stored task sources (checked when they were stored).
+        """
         checked = await asyncio.to_thread(self.check_folders, task_paths)
+        checked += [str(folder) for folder in sources]
         names = await asyncio.to_thread(local_task_names, checked, self._allow_code)
         if not set(tasks) <= names:
             async with self._lock:
@@ -60,3 +100,8 @@ class TaskIndex:
             check_task_folder(field, folder, self._roots, self._allow_code)
             checked.append(str(folder))
         return checked
+
+
+def source_task_names(folder: Path) -> list[str]:
+    """Returns the task names a stored task source defines (beyond the local tasks)."""
+    return sorted(local_task_names([str(folder)]) - local_task_names([]))

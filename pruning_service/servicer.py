@@ -41,11 +41,18 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
     async def CreatePruneJob(
         self, request: pruning_pb2.CreatePruneJobRequest, context: grpc.aio.ServicerContext
     ) -> pruning_pb2.CreatePruneJobResponse:
-        """Validates the spec and queues a job (or returns the job of the same request_id)."""
-        request_id = require_request_id(request.request_id)
+        """Validates the spec and queues a job (or returns the job of the same request_id).
+
+        With ``validate_only`` the spec is only checked, and comes back in a job without a name.
+        """
+        if not request.validate_only:
+            request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec)
         await asyncio.to_thread(validate_config, config_from_spec(spec), self._models_root)
         await asyncio.to_thread(recovery.validate_spec, spec, self._models_root)
+        if request.validate_only:
+            self._runner.check_lane(stored_spec(spec))
+            return pruning_pb2.CreatePruneJobResponse(job=pruning_pb2.PruneJob(spec=spec))
         job = await self._runner.submit(request_id, stored_spec(spec), request.experiment)
         return pruning_pb2.CreatePruneJobResponse(job=job_to_pb(job))
 

@@ -68,28 +68,39 @@ def check_task_root(field: str, path: str, roots: Sequence[Path]) -> Path:
     return resolved
 
 
-def _scan(path: Path, text: str, allow_code: bool) -> list[str]:
-    """Returns the ``include:`` values of one YAML text, refusing code unless allowed."""
+def scan_yaml(
+    field: str, name: str, text: str, allow_code: bool, allow_aliases: bool = True
+) -> list[str]:
+    """Returns the ``include:`` values of one YAML text, refusing code unless allowed.
+
+    Args:
+        field: The request field named in errors.
+        name: The file's name, quoted in errors.
+        text: The YAML.
+        allow_code: Whether tags and ``class:`` keys that import Python are allowed.
+        allow_aliases: Whether anchors and aliases are allowed (refused in uploaded sources).
+    """
     includes: list[str] = []
-    tokens = yaml.scan(text, Loader=yaml.SafeLoader)
     previous: yaml.Token | None = None
     key_name: str | None = None
     try:
-        for token in tokens:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
             if isinstance(token, yaml.TagToken) and not allow_code:
                 handle, suffix = token.value
                 if handle != "!!" or suffix.startswith("python"):
                     raise InvalidArgumentError(
-                        "spec.task_paths",
-                        f"{path.name} uses the tag {(handle or '') + suffix!r}, which imports"
+                        field,
+                        f"{name} uses the tag {(handle or '') + suffix!r}, which imports"
                         f" Python; set {ALLOW_CODE_ENV}=1 on the EvalService to allow task code",
                     )
+            if not allow_aliases and isinstance(token, yaml.AliasToken | yaml.AnchorToken):
+                raise InvalidArgumentError(field, f"{name} uses YAML anchors or aliases")
             if isinstance(token, yaml.ScalarToken) and isinstance(previous, yaml.KeyToken):
                 key_name = token.value
                 if key_name in _CODE_KEYS and not allow_code:
                     raise InvalidArgumentError(
-                        "spec.task_paths",
-                        f"{path.name} has a {key_name!r} entry, which imports Python; set"
+                        field,
+                        f"{name} has a {key_name!r} entry, which imports Python; set"
                         f" {ALLOW_CODE_ENV}=1 on the EvalService to allow task code",
                     )
             elif isinstance(token, yaml.ScalarToken) and key_name == "include":
@@ -98,9 +109,7 @@ def _scan(path: Path, text: str, allow_code: bool) -> list[str]:
                 key_name = None
             previous = token
     except yaml.YAMLError as exc:
-        raise InvalidArgumentError(
-            "spec.task_paths", f"{path.name} is not valid YAML: {str(exc)[:200]}"
-        ) from exc
+        raise InvalidArgumentError(field, f"{name} is not valid YAML: {str(exc)[:200]}") from exc
     return includes
 
 
@@ -138,10 +147,7 @@ def check_task_folder(field: str, folder: Path, roots: Sequence[Path], allow_cod
         seen.add(real)
         if len(seen) > MAX_YAML_FILES:
             raise InvalidArgumentError(field, f"includes more than {MAX_YAML_FILES} YAML files")
-        try:
-            includes = _scan(path, _read(real, field), allow_code)
-        except InvalidArgumentError as exc:
-            raise InvalidArgumentError(field, exc.message) from exc
+        includes = scan_yaml(field, path.name, _read(real, field), allow_code)
         for include in includes:
             target = (real.parent / include).resolve()
             if _inside(target, resolved_roots) is None:

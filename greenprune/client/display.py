@@ -6,8 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from greenprune.client.plan import Plan
-from greenprune.client.runner import RECORDED, Step, StepOutcome
+from greenprune.client.plan import Plan, Step
+from greenprune.client.runner import RECORDED, StepOutcome
 
 
 class ProgressDisplay:

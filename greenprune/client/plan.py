@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
@@ -117,6 +117,10 @@ class ProfileStep:
         return f"energy profile of {self.model} ({len(self.prunes)} checkpoints)"
 
 
+Step = PruneStep | EvalStep | ProfileStep
+"""Any step of a plan."""
+
+
 @dataclass(frozen=True)
 class Plan:
     """Every step of an experiment, in a fixed order.
@@ -126,12 +130,15 @@ class Plan:
         prune_steps: One per model and ratio, in file order.
         eval_steps: One per prune step and task, in file order.
         profile_steps: One per model when the energy profile is on.
+        task_folders: The file's own task folders (resolved); the runner sends their files to
+            the EvalService as content and names the stored sources in every eval step.
     """
 
     experiment: str
     prune_steps: tuple[PruneStep, ...]
     eval_steps: tuple[EvalStep, ...]
     profile_steps: tuple[ProfileStep, ...] = ()
+    task_folders: tuple[Path, ...] = ()
 
     @property
     def steps(self) -> tuple[PruneStep | EvalStep | ProfileStep, ...]:
@@ -227,14 +234,14 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
         for model in experiment.models
         for s in _with_recovery(experiment, _variant_steps(experiment, model))
     ]
-    task_paths = [str((loaded.base_dir / p).resolve()) for p in experiment.eval.task_paths]
+    task_folders = tuple((loaded.base_dir / p).resolve() for p in experiment.eval.task_paths)
     eval_steps = []
     for prune in prune_steps:
         for task in experiment.eval.tasks:
             rid = request_id(
                 "eval", {"prune": prune.request_id, "task": task, **eval_inputs(experiment)}
             )
-            eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task, task_paths)))
+            eval_steps.append(EvalStep(rid, prune, task, _eval_spec(experiment, task)))
     profile_steps = []
     if experiment.energy.profile:
         for model in experiment.models:
@@ -256,7 +263,13 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
                     request_id("profile", inputs), model, tuple(prunes), _profile_spec(experiment)
                 )
             )
-    return Plan(experiment.name, tuple(prune_steps), tuple(eval_steps), tuple(profile_steps))
+    return Plan(
+        experiment.name,
+        tuple(prune_steps),
+        tuple(eval_steps),
+        tuple(profile_steps),
+        task_folders,
+    )
 
 
 def _prune_spec(
@@ -278,12 +291,11 @@ def _prune_spec(
     return json_format.ParseDict(values, pruning_pb2.PruneSpec())
 
 
-def _eval_spec(experiment: Experiment, task: str, task_paths: Sequence[str]) -> eval_pb2.EvalSpec:
-    """The file's eval section as an EvalSpec for one task."""
+def _eval_spec(experiment: Experiment, task: str) -> eval_pb2.EvalSpec:
+    """The file's eval section as an EvalSpec for one task (task sources are added on upload)."""
     values = experiment.eval.model_dump(exclude={"tasks", "task_paths", "limit"})
     spec = json_format.ParseDict(
-        {**values, "tasks": [task], "task_paths": list(task_paths), "seed": experiment.seed},
-        eval_pb2.EvalSpec(),
+        {**values, "tasks": [task], "seed": experiment.seed}, eval_pb2.EvalSpec()
     )
     if experiment.eval.limit is not None:
         spec.limit = experiment.eval.limit

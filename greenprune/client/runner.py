@@ -22,7 +22,8 @@ from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.client.plan import EvalStep, Plan, ProfileStep, PruneStep
+from greenprune.client.plan import EvalStep, Plan, ProfileStep, PruneStep, Step
+from greenprune.client.preflight import check_steps, upload_task_sources
 from greenprune.client.report import ResultRow, row_from_runs, with_deltas
 from greenprune.client.spec import Experiment
 from greenprune.rpc.client import channel, health_status
@@ -70,10 +71,6 @@ def default_token() -> str | None:
 
 
 # -- running -------------------------------------------------------------------------------------
-
-
-Step = PruneStep | EvalStep | ProfileStep
-"""Any step of a plan."""
 
 
 class ServiceUnavailableError(RuntimeError):
@@ -244,6 +241,7 @@ class Runner:
         self._eval = _Service("eval", addresses.eval, token)
         self._results = _Service("results", addresses.results, token)
         self.outcome = RunOutcome(plan)
+        self._task_sources: list[str] = []
 
     async def check_reachable(
         self, services: Sequence[str] = ("results", "pruning", "eval")
@@ -310,6 +308,7 @@ class Runner:
                     self.outcome.outcomes[step.request_id] = StepOutcome(
                         RECORDED, run=recorded[step.request_id]
                     )
+            await self.preflight([s for s in self._plan.steps if s.request_id not in recorded])
             self._display.planned(self._plan, set(recorded))
             for step in self._plan.steps:
                 if step.request_id in recorded:
@@ -328,6 +327,20 @@ class Runner:
             return self.outcome
         finally:
             await self.close()
+
+    async def preflight(self, pending: Sequence[Step]) -> None:
+        """Sends the task folders and has the services check every pending step.
+
+        Raises:
+            PlanRefusedError: A folder or a step was refused; nothing was submitted.
+        """
+        if self._plan.task_folders and any(isinstance(s, EvalStep) for s in pending):
+            self._task_sources = await upload_task_sources(
+                self._eval.channel, self._plan.task_folders, RPC_TIMEOUT_S
+            )
+        await check_steps(
+            pending, self._pruning.channel, self._eval.channel, self._task_sources, RPC_TIMEOUT_S
+        )
 
     async def close(self) -> None:
         """Closes the channels."""
@@ -350,6 +363,7 @@ class Runner:
         spec = eval_pb2.EvalSpec()
         spec.CopyFrom(step.spec)
         spec.checkpoint_id = prune.run.result.checkpoint_id
+        spec.task_sources.extend(self._task_sources)
         request = eval_pb2.CreateEvalJobRequest(
             request_id=step.request_id, spec=spec, experiment=self._plan.experiment
         )

@@ -427,6 +427,13 @@ class JobRunner:
             await asyncio.to_thread(self._backend.disconnect)
         self._table.close()
 
+    def check_lane(self, spec: dict[str, Any]) -> str:
+        """Returns the lane a job of ``spec`` would run in, refusing one no worker can serve."""
+        lane = self._lane_of(spec)
+        if self._backend is not None:
+            self._backend.check(lane)  # refused now rather than pending forever
+        return lane
+
     async def submit(self, request_id: str, spec: dict[str, Any], experiment: str = "") -> Job:
         """Queues a job, or returns the live or finished job of the same ``request_id``.
 
@@ -445,9 +452,7 @@ class JobRunner:
             return existing
         if self._table.count_in_state(QUEUED) >= self._max_queued:
             raise ResourceExhaustedError(f"the job queue is full ({self._max_queued} waiting)")
-        lane = self._lane_of(spec)
-        if self._backend is not None:
-            self._backend.check(lane)  # refused now rather than pending forever
+        lane = self.check_lane(spec)
         job = Job(
             id=uuid.uuid4().hex[:16],
             request_id=request_id,

@@ -32,6 +32,18 @@ MAX_LIST_ITEMS = 64
 MAX_TEXT_CHARS = 4096
 """Free text stored with a record (hardware descriptions, error messages)."""
 
+MAX_TASK_SOURCE_FILES = 256
+"""Files in one task source (task YAML and its data), sent as content to the EvalService."""
+
+MAX_TASK_SOURCE_BYTES = 32 * 1024 * 1024
+"""Bytes of all files of one task source together."""
+
+TASK_SOURCE_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".jsonl", ".csv", ".tsv", ".txt"})
+"""The files a task source may hold; ``.py`` only where the operator allows task code."""
+
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+"""Serialized bytes a read response aims to stay under; longer results are paged."""
+
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::\d{1,2})?")
 """Devices a job may ask for: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
 

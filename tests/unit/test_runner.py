@@ -157,7 +157,9 @@ def test_specs_carry_the_file_settings(tmp_path: Path) -> None:
     spec = plan.eval_steps[0].spec
     assert spec.HasField("limit") and spec.limit == 20
     assert spec.batch_size == 16 and spec.repeats == 3 and spec.idle_seconds == 0.5
-    assert list(spec.task_paths) == [str((tmp_path / "tasks").resolve())]
+    # The file's task folders travel as content, never as client paths in the spec.
+    assert not spec.task_paths and not spec.task_sources
+    assert plan.task_folders == ((tmp_path / "tasks").resolve(),)
     assert not spec.HasField("checkpoint_id")
     no_limit = _plan(tmp_path, BASE.replace("  limit: 20\n", ""), "nolimit.yaml")
     assert not no_limit.eval_steps[0].spec.HasField("limit")

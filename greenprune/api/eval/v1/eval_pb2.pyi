@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EvalSpec(_message.Message):
-    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed", "profile")
+    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed", "profile", "task_sources")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,7 @@ class EvalSpec(_message.Message):
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    TASK_SOURCES_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     model: str
     tasks: _containers.RepeatedScalarFieldContainer[str]
@@ -36,7 +37,8 @@ class EvalSpec(_message.Message):
     idle_seconds: float
     seed: int
     profile: ProfileSpec
-    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ...) -> None: ...
+    task_sources: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ..., task_sources: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProfileSpec(_message.Message):
     __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds")
@@ -168,14 +170,16 @@ class EvalJob(_message.Message):
     def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobStatus, _Mapping]] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ..., result: _Optional[_Union[EvalResult, _Mapping]] = ...) -> None: ...
 
 class CreateEvalJobRequest(_message.Message):
-    __slots__ = ("request_id", "spec", "experiment")
+    __slots__ = ("request_id", "spec", "experiment", "validate_only")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     spec: EvalSpec
     experiment: str
-    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ..., experiment: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[EvalSpec, _Mapping]] = ..., experiment: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreateEvalJobResponse(_message.Message):
     __slots__ = ("job",)
@@ -236,3 +240,33 @@ class WatchEvalJobResponse(_message.Message):
     JOB_FIELD_NUMBER: _ClassVar[int]
     job: EvalJob
     def __init__(self, job: _Optional[_Union[EvalJob, _Mapping]] = ...) -> None: ...
+
+class TaskFile(_message.Message):
+    __slots__ = ("path", "content")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    content: bytes
+    def __init__(self, path: _Optional[str] = ..., content: _Optional[bytes] = ...) -> None: ...
+
+class TaskSource(_message.Message):
+    __slots__ = ("name", "files", "tasks")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    files: _containers.RepeatedCompositeFieldContainer[TaskFile]
+    tasks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., files: _Optional[_Iterable[_Union[TaskFile, _Mapping]]] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateTaskSourceRequest(_message.Message):
+    __slots__ = ("task_source",)
+    TASK_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    task_source: TaskSource
+    def __init__(self, task_source: _Optional[_Union[TaskSource, _Mapping]] = ...) -> None: ...
+
+class CreateTaskSourceResponse(_message.Message):
+    __slots__ = ("task_source",)
+    TASK_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    task_source: TaskSource
+    def __init__(self, task_source: _Optional[_Union[TaskSource, _Mapping]] = ...) -> None: ...

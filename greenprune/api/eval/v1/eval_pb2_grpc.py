@@ -60,6 +60,11 @@ class EvalServiceStub:
                 request_serializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobRequest.SerializeToString,
                 response_deserializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobResponse.FromString,
                 _registered_method=True)
+        self.CreateTaskSource = channel.unary_unary(
+                '/greenprune.api.eval.v1.EvalService/CreateTaskSource',
+                request_serializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceRequest.SerializeToString,
+                response_deserializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceResponse.FromString,
+                _registered_method=True)
 
 
 class EvalServiceServicer:
@@ -101,6 +106,14 @@ class EvalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTaskSource(self, request, context):
+        """Stores a folder of task YAML and data sent as content in the service's own cache, after
+        refusing anything that would run code or reach outside it; EvalSpec.task_sources names it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EvalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +141,11 @@ def add_EvalServiceServicer_to_server(servicer, server):
                     servicer.WatchEvalJob,
                     request_deserializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobRequest.FromString,
                     response_serializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobResponse.SerializeToString,
+            ),
+            'CreateTaskSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTaskSource,
+                    request_deserializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceRequest.FromString,
+                    response_serializer=greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +284,33 @@ class EvalService:
             '/greenprune.api.eval.v1.EvalService/WatchEvalJob',
             greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobRequest.SerializeToString,
             greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.WatchEvalJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTaskSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/greenprune.api.eval.v1.EvalService/CreateTaskSource',
+            greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceRequest.SerializeToString,
+            greenprune_dot_api_dot_eval_dot_v1_dot_eval__pb2.CreateTaskSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -177,14 +177,16 @@ class PruneJob(_message.Message):
     def __init__(self, name: _Optional[str] = ..., status: _Optional[_Union[_jobs_pb2.JobStatus, _Mapping]] = ..., spec: _Optional[_Union[PruneSpec, _Mapping]] = ..., result: _Optional[_Union[PruneResult, _Mapping]] = ...) -> None: ...
 
 class CreatePruneJobRequest(_message.Message):
-    __slots__ = ("request_id", "spec", "experiment")
+    __slots__ = ("request_id", "spec", "experiment", "validate_only")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     spec: PruneSpec
     experiment: str
-    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[PruneSpec, _Mapping]] = ..., experiment: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, request_id: _Optional[str] = ..., spec: _Optional[_Union[PruneSpec, _Mapping]] = ..., experiment: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class CreatePruneJobResponse(_message.Message):
     __slots__ = ("job",)
