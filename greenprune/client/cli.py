@@ -247,6 +247,11 @@ def _run(args: argparse.Namespace) -> int:
                 f"(the ResultsService at {addresses.results} is not reachable: "
                 "which steps are recorded is unknown)"
             )
+        unchecked = asyncio.run(runner.check_plan(plan, addresses, token, recorded or set()))
+        if unchecked is None:
+            console.print("the services accept every step to run")
+        else:
+            console.print(f"(the steps were not checked by the services: {unchecked})")
         return EXIT_OK
     started = time.monotonic()
     try:

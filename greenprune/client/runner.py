@@ -549,6 +549,30 @@ async def lookup_recorded(plan: Plan, addresses: Addresses, token: str | None) -
         await runner.close()
 
 
+async def check_plan(
+    plan: Plan, addresses: Addresses, token: str | None, recorded: set[str]
+) -> str | None:
+    """Has the services check the steps not yet recorded, as ``run`` does before submitting.
+
+    Returns:
+        None when every step passed, otherwise why the check could not run.
+
+    Raises:
+        PlanRefusedError: The services refused steps.
+    """
+    runner = Runner(plan, addresses, token)
+    try:
+        await runner.check_reachable(("pruning", "eval"))
+        await runner.preflight([s for s in plan.steps if s.request_id not in recorded])
+    except ServiceUnavailableError as exc:
+        return str(exc)
+    except grpc.aio.AioRpcError as exc:
+        return _describe(exc)
+    finally:
+        await runner.close()
+    return None
+
+
 # -- job listings (status, cancel) ---------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ import pytest
 from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
+from greenprune.client import cli
 from greenprune.client.plan import plan_experiment
 from greenprune.client.preflight import PlanRefusedError
 from greenprune.client.runner import Addresses, Runner
@@ -140,7 +141,10 @@ def _run(tmp_path: Path, addresses: Addresses, model: str, tasks: str) -> PlanRe
 
 
 def test_the_runner_refuses_a_plan_before_the_first_job(
-    service_factory: Callable[..., ServerThread], reference_model_dir: Path, tmp_path: Path
+    service_factory: Callable[..., ServerThread],
+    reference_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     results = service_factory("results")
     pruning = service_factory("pruning", results=results.address)
@@ -157,6 +161,18 @@ def test_the_runner_refuses_a_plan_before_the_first_job(
     (tmp_path / "mytasks" / "evil.yaml").write_text(EVIL + "class: evil.Task\n")
     error = _run(tmp_path, addresses, "reference:tiny-llama", "my_facts")
     assert "'class'" in str(error) and "mytasks" in str(error)
+    # --dry-run asks the services too, and says so when they refuse.
+    services = (
+        f"services: {{pruning: '{pruning.address}', eval: '{evaluation.address}',"
+        f" results: '{results.address}'}}\n"
+    )
+    dry = tmp_path / "dry.yaml"
+    dry.write_text(EXPERIMENT.format(model="reference:tiny-llama", tasks="my_facts") + services)
+    assert cli.main(["run", str(dry), "--dry-run"]) == cli.EXIT_FAILED
+    assert "'class'" in capsys.readouterr().err
+    (tmp_path / "mytasks" / "evil.yaml").unlink()
+    assert cli.main(["run", str(dry), "--dry-run"]) == cli.EXIT_OK
+    assert "the services accept every step" in capsys.readouterr().out
     with grpc.insecure_channel(pruning.address) as chan:
         stub = pruning_pb2_grpc.PruningServiceStub(chan)
         assert not stub.ListPruneJobs(pruning_pb2.ListPruneJobsRequest(), timeout=10).jobs
