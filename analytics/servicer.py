@@ -2,7 +2,8 @@
 
 Store calls run in worker threads (``asyncio.to_thread``) so DuckDB never blocks the event loop.
 Errors are raised as ``greenprune.core.errors`` exceptions; the server's interceptor maps them to
-status codes.
+status codes. Every read that can grow with the store is paged to stay under one response size
+(``convert.take_page``, ``ResultsStore.export_chunk``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from analytics import convert
 from analytics.store import EXPORT_MEDIA_TYPES, ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import MAX_RESPONSE_BYTES
 from greenprune.rpc.convert import check_values, page_bounds, require_request_id
 
 
@@ -27,19 +29,18 @@ def _view_name(view: int) -> str:
     return name
 
 
-def _next_token(next_offset: int | None) -> str:
-    return "" if next_offset is None else str(next_offset)
-
-
 class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     """Serves the ResultsService from a ``ResultsStore``.
 
     Args:
         store: The open store; the servicer does not close it.
+        response_bytes: The size a read response stays under (a single oversized record is
+            served with its strings cut).
     """
 
-    def __init__(self, store: ResultsStore) -> None:
+    def __init__(self, store: ResultsStore, response_bytes: int = MAX_RESPONSE_BYTES) -> None:
         self._store = store
+        self._budget = response_bytes
 
     @property
     def store(self) -> ResultsStore:
@@ -131,36 +132,49 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.ListPruneRunsRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.ListPruneRunsResponse:
         limit, offset = page_bounds(request.page_size, request.page_token)
-        runs, next_offset = await asyncio.to_thread(
-            self._store.list_prune_runs, request.experiment, limit, offset
-        )
-        return results_pb2.ListPruneRunsResponse(
-            runs=[convert.prune_run_to_pb(run) for run in runs],
-            next_page_token=_next_token(next_offset),
-        )
+
+        def page() -> tuple[list[results_pb2.PruneRun], str]:
+            runs, next_offset = self._store.list_prune_runs(
+                request.experiment, limit, offset, self._budget
+            )
+            return convert.runs_page(
+                runs, convert.prune_run_to_pb, offset, next_offset, self._budget
+            )
+
+        runs, token = await asyncio.to_thread(page)
+        return results_pb2.ListPruneRunsResponse(runs=runs, next_page_token=token)
 
     async def ListEvalRuns(  # noqa: D102
         self, request: results_pb2.ListEvalRunsRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.ListEvalRunsResponse:
         limit, offset = page_bounds(request.page_size, request.page_token)
-        runs, next_offset = await asyncio.to_thread(
-            self._store.list_eval_runs, request.experiment, limit, offset
-        )
-        return results_pb2.ListEvalRunsResponse(
-            runs=[convert.eval_run_to_pb(run) for run in runs],
-            next_page_token=_next_token(next_offset),
-        )
+
+        def page() -> tuple[list[results_pb2.EvalRun], str]:
+            runs, next_offset = self._store.list_eval_runs(
+                request.experiment, limit, offset, self._budget
+            )
+            return convert.runs_page(
+                runs, convert.eval_run_to_pb, offset, next_offset, self._budget
+            )
+
+        runs, token = await asyncio.to_thread(page)
+        return results_pb2.ListEvalRunsResponse(runs=runs, next_page_token=token)
 
     async def QueryView(  # noqa: D102
         self, request: results_pb2.QueryViewRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.QueryViewResponse:
         view = _view_name(request.view)
         view_filter = convert.view_filter_from_pb(request.filter)
+        limit, offset = page_bounds(request.page_size, request.page_token)
 
-        def query() -> results_pb2.Table:
-            return convert.table_to_pb(self._store.query_view(view, view_filter))
+        def query() -> tuple[results_pb2.Table, str]:
+            table = self._store.query_view(view, view_filter)
+            return convert.table_page(
+                table, offset, limit if request.page_size else None, self._budget
+            )
 
-        return results_pb2.QueryViewResponse(table=await asyncio.to_thread(query))
+        table, token = await asyncio.to_thread(query)
+        return results_pb2.QueryViewResponse(table=table, next_page_token=token)
 
     async def ExportView(  # noqa: D102
         self, request: results_pb2.ExportViewRequest, context: grpc.aio.ServicerContext
@@ -171,9 +185,21 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             raise InvalidArgumentError(
                 "format", "must be EXPORT_FORMAT_CSV or EXPORT_FORMAT_PARQUET"
             )
-        data = await asyncio.to_thread(
-            self._store.export_view, view, convert.view_filter_from_pb(request.filter), fmt
+        offset, fingerprint = convert.parse_export_token(request.page_token)
+        view_filter = convert.view_filter_from_pb(request.filter)
+
+        chunk = await asyncio.to_thread(
+            self._store.export_chunk,
+            view,
+            view_filter,
+            fmt,
+            self._budget - convert.EXPORT_CHUNK_ROOM,
+            offset,
+            fingerprint,
         )
         return results_pb2.ExportViewResponse(
-            data=data, media_type=EXPORT_MEDIA_TYPES[fmt], filename=f"{view}.{fmt}"
+            data=chunk.data,
+            media_type=EXPORT_MEDIA_TYPES[fmt],
+            filename=f"{view}.{fmt}",
+            next_page_token=convert.export_token(chunk.next_offset, chunk.fingerprint),
         )

@@ -34,6 +34,8 @@ from __future__ import annotations
 import io
 import json
 import threading
+import zlib
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -64,6 +66,9 @@ EXPORT_MEDIA_TYPES: dict[str, str] = {
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
+EXPORT_SNAPSHOTS = 4
+"""Exported files kept between the chunks of their export (the oldest is dropped first)."""
+
 _PRUNE_COLUMNS = tuple(
     name for name in schema.PRUNE_RUNS.names if name not in ("create_time", "versions_json")
 )
@@ -72,6 +77,21 @@ _EVAL_COLUMNS = tuple(
     for name in schema.EVAL_RUNS.names
     if name not in ("create_time", "spec_json", "versions_json")
 )
+
+
+def _text_bytes(table: pa.Schema) -> str:
+    """SQL for the bytes of a row's text columns plus a fixed allowance for the rest."""
+    terms = [f'coalesce(strlen("{f.name}"), 0)' for f in table if pa.types.is_string(f.type)]
+    return " + ".join([*terms, str(_ROW_BYTES)])
+
+
+_ROW_BYTES = 1024
+"""What a run's numbers, metrics and energy components add to its size, roughly."""
+
+_TEXT_BYTES = {
+    "prune_runs": _text_bytes(schema.PRUNE_RUNS),
+    "eval_runs": _text_bytes(schema.EVAL_RUNS),
+}
 
 
 headline_metric = findings.headline_accuracy
@@ -92,6 +112,21 @@ class ViewFilter:
     experiment: str = ""
     model: str = ""
     task: str = ""
+
+
+@dataclass(frozen=True)
+class ExportChunk:
+    """A chunk of an exported file.
+
+    Attributes:
+        data: The chunk's bytes.
+        next_offset: The offset of the next chunk, None when this chunk ends the file.
+        fingerprint: The file's CRC-32 as 8 hex digits; later chunks name it.
+    """
+
+    data: bytes
+    next_offset: int | None
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -220,6 +255,8 @@ class ResultsStore:
         self._path = Path(path)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._exports: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._exports_lock = threading.Lock()
         if self._path.is_file() and self._path.stat().st_size == 0:
             self._path.unlink()  # an empty file holds no data; DuckDB refuses to open it
         try:
@@ -551,7 +588,11 @@ class ResultsStore:
         return runs[0]
 
     def list_prune_runs(
-        self, experiment: str = "", limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+        self,
+        experiment: str = "",
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Returns a page of prune runs, newest first.
 
@@ -559,27 +600,67 @@ class ResultsStore:
             experiment: Only runs of this experiment, when not empty.
             limit: The most runs to return, 1 to ``MAX_PAGE_SIZE``.
             offset: The runs to skip.
+            max_bytes: When set, the page also ends before the runs' text columns together
+                pass this many bytes (an estimate of the page's size, taken before the runs
+                are read); the first run is returned however large.
 
         Returns:
             The runs and the offset of the next page, None on the last page.
         """
         limit, offset = _check_page(limit, offset)
+        count, more = self._page_size("prune_runs", experiment, limit, offset, max_bytes)
         runs = self._prune_runs(
             "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
-            [experiment, limit + 1, offset],
+            [experiment, count, offset],
         )
-        return runs[:limit], (offset + limit if len(runs) > limit else None)
+        return runs, (offset + len(runs) if more else None)
 
     def list_eval_runs(
-        self, experiment: str = "", limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+        self,
+        experiment: str = "",
+        limit: int = DEFAULT_PAGE_SIZE,
+        offset: int = 0,
+        max_bytes: int | None = None,
     ) -> tuple[list[dict[str, Any]], int | None]:
         """Returns a page of eval runs, newest first; arguments as ``list_prune_runs``."""
         limit, offset = _check_page(limit, offset)
+        count, more = self._page_size("eval_runs", experiment, limit, offset, max_bytes)
         runs = self._eval_runs(
             "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
-            [experiment, limit + 1, offset],
+            [experiment, count, offset],
         )
-        return runs[:limit], (offset + limit if len(runs) > limit else None)
+        return runs, (offset + len(runs) if more else None)
+
+    def _page_size(
+        self, table: str, experiment: str, limit: int, offset: int, max_bytes: int | None
+    ) -> tuple[int, bool]:
+        """How many runs from ``offset`` a page holds, and whether more runs follow it.
+
+        Only the runs' sizes are read here (the bytes of their text columns), so that a page
+        of large legacy runs is never read whole just to be cut down afterwards.
+        """
+        sizes = [
+            size
+            for (size,) in self._read_rows(
+                f"SELECT {_TEXT_BYTES[table]} FROM {table}"
+                " WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
+                [experiment, limit + 1, offset],
+            )
+        ]
+        count, total = 0, 0
+        for size in sizes[:limit]:
+            total += size
+            if max_bytes is not None and count and total > max_bytes:
+                return count, True
+            count += 1
+        return count, len(sizes) > count
+
+    def _read_rows(self, sql: str, parameters: list[Any]) -> list[tuple[Any, ...]]:
+        cursor = self._read_cursor()
+        try:
+            return cursor.execute(sql, parameters).fetchall()
+        finally:
+            cursor.close()
 
     def _prune_runs(self, where: str, parameters: list[Any]) -> list[dict[str, Any]]:
         cursor = self._read_cursor()
@@ -696,6 +777,53 @@ class ResultsStore:
             table = table.replace_schema_metadata({"greenprune.view": view, "doc": VIEW_DOCS[view]})
             pq.write_table(table, sink)
         return sink.getvalue()
+
+    def export_chunk(
+        self,
+        view: str,
+        view_filter: ViewFilter | None,
+        fmt: str,
+        size: int,
+        offset: int = 0,
+        fingerprint: str = "",
+    ) -> ExportChunk:
+        """Returns ``size`` bytes of a view's file from ``offset``; arguments as ``export_view``.
+
+        The first chunk (no ``fingerprint``) renders the file. A file of several chunks is kept
+        until its last chunk is read (at most ``EXPORT_SNAPSHOTS`` files), so that every chunk
+        of one export is of the same file while runs are being recorded; a later chunk whose
+        file is no longer kept renders it again and is served only when the file is unchanged.
+
+        Raises:
+            FailedPreconditionError: The file changed since the chunk that named
+                ``fingerprint``.
+            InvalidArgumentError: The view, format or offset is not one of the file's.
+        """
+        view_filter = view_filter or ViewFilter()
+        key = (view, view_filter, fmt, fingerprint)
+        with self._exports_lock:
+            data = self._exports.get(key) if fingerprint else None
+        if data is None:
+            data = self.export_view(view, view_filter, fmt)
+            crc = f"{zlib.crc32(data):08x}"
+            if fingerprint and crc != fingerprint:
+                raise FailedPreconditionError(
+                    "page_token: the view changed since the export's first chunk; export it"
+                    " again from its first chunk"
+                )
+            fingerprint, key = crc, (view, view_filter, fmt, crc)
+        if offset and offset >= len(data):
+            raise InvalidArgumentError("page_token", "is not a token this service issued")
+        end = offset + max(size, 1)
+        with self._exports_lock:
+            if end < len(data):
+                self._exports[key] = data
+                self._exports.move_to_end(key)
+                while len(self._exports) > EXPORT_SNAPSHOTS:
+                    self._exports.popitem(last=False)
+            else:
+                self._exports.pop(key, None)
+        return ExportChunk(data[offset:end], end if end < len(data) else None, fingerprint)
 
 
 def _check_page(limit: int, offset: int) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from analytics.app.settings import AppSettings
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import report
-from greenprune.rpc.client import sync_channel
+from greenprune.rpc.client import read_pages, sync_channel
 
 CACHE_TTL_SECONDS = 15
 """How long a view, export or run stays cached before the app asks the service again."""
@@ -146,7 +146,17 @@ def _query_view(settings: AppSettings, view: str, view_filter: Filter) -> pd.Dat
             experiment=view_filter.experiment, model=view_filter.model, task=view_filter.task
         ),
     )
-    return table_to_frame(_invoke(settings, "QueryView", request).table)
+    return table_to_frame(_read_view(settings, request))
+
+
+def _read_view(settings: AppSettings, request: results_pb2.QueryViewRequest) -> results_pb2.Table:
+    """Reads every page of a view into one Table."""
+    table = results_pb2.Table()
+    for number, page in enumerate(read_pages(lambda r: _invoke(settings, "QueryView", r), request)):
+        if number == 0:
+            table.columns.extend(page.table.columns)
+        table.rows.extend(page.table.rows)
+    return table
 
 
 def query_view(view: str, view_filter: Filter | None = None) -> pd.DataFrame:
@@ -171,7 +181,8 @@ def _export_view(settings: AppSettings, view: str, view_filter: Filter, fmt: str
         ),
         format=EXPORT_FORMATS[fmt][0],
     )
-    return _invoke(settings, "ExportView", request).data
+    pages = read_pages(lambda r: _invoke(settings, "ExportView", r), request)
+    return b"".join(page.data for page in pages)
 
 
 def export_view(view: str, view_filter: Filter | None = None, fmt: str = "csv") -> bytes:

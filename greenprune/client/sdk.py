@@ -40,7 +40,7 @@ from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import LoadedExperiment, load_experiment, parse_experiment
 from greenprune.core.checkpoint import MANIFEST_NAME
 from greenprune.core.limits import method_value
-from greenprune.rpc.client import sync_channel
+from greenprune.rpc.client import read_pages, sync_channel
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 
 T = TypeVar("T")
@@ -539,8 +539,8 @@ class Client:
             filter=results_pb2.ViewFilter(experiment=experiment, model=model, task=task),
             format=results_pb2.EXPORT_FORMAT_PARQUET,
         )
-        response = _call(self._results.ExportView, request)
-        return pd.read_parquet(io.BytesIO(response.data))
+        pages = read_pages(lambda r: _call(self._results.ExportView, r), request)
+        return pd.read_parquet(io.BytesIO(b"".join(page.data for page in pages)))
 
     def report_rows(self, experiment: str = "") -> list[report.ResultRow]:
         """The rows of ``greenprune report``: one per run, with changes against ratio 0.

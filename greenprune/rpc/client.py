@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -85,6 +85,28 @@ class _SyncTokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamCl
         self, continuation: Any, client_call_details: Any, request: Any
     ) -> Any:
         return continuation(self._details(client_call_details), request)
+
+
+def read_pages(call: Callable[[Any], Any], request: Any) -> Iterator[Any]:
+    """Yields every response of a paged call until its ``next_page_token`` is empty.
+
+    Each token is sent back as the request's ``page_token`` (AIP-158); ``request`` itself is
+    not changed.
+
+    Raises:
+        RuntimeError: The server sent the same token twice in a row (it would never end).
+    """
+    page = type(request)()
+    page.CopyFrom(request)
+    while True:
+        response = call(page)
+        yield response
+        token = response.next_page_token
+        if not token:
+            return
+        if token == page.page_token:
+            raise RuntimeError(f"the server sent page token {token[:40]!r} twice in a row")
+        page.page_token = token
 
 
 async def health_status(address: str, service: str = "", timeout: float = 2.0) -> str:

@@ -269,35 +269,45 @@ class Table(_message.Message):
     def __init__(self, columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., rows: _Optional[_Iterable[_Union[_struct_pb2.ListValue, _Mapping]]] = ...) -> None: ...
 
 class QueryViewRequest(_message.Message):
-    __slots__ = ("view", "filter")
+    __slots__ = ("view", "filter", "page_size", "page_token")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     view: View
     filter: ViewFilter
-    def __init__(self, view: _Optional[_Union[View, str]] = ..., filter: _Optional[_Union[ViewFilter, _Mapping]] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, view: _Optional[_Union[View, str]] = ..., filter: _Optional[_Union[ViewFilter, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class QueryViewResponse(_message.Message):
-    __slots__ = ("table",)
+    __slots__ = ("table", "next_page_token")
     TABLE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     table: Table
-    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, table: _Optional[_Union[Table, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ExportViewRequest(_message.Message):
-    __slots__ = ("view", "filter", "format")
+    __slots__ = ("view", "filter", "format", "page_token")
     VIEW_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     view: View
     filter: ViewFilter
     format: ExportFormat
-    def __init__(self, view: _Optional[_Union[View, str]] = ..., filter: _Optional[_Union[ViewFilter, _Mapping]] = ..., format: _Optional[_Union[ExportFormat, str]] = ...) -> None: ...
+    page_token: str
+    def __init__(self, view: _Optional[_Union[View, str]] = ..., filter: _Optional[_Union[ViewFilter, _Mapping]] = ..., format: _Optional[_Union[ExportFormat, str]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ExportViewResponse(_message.Message):
-    __slots__ = ("data", "media_type", "filename")
+    __slots__ = ("data", "media_type", "filename", "next_page_token")
     DATA_FIELD_NUMBER: _ClassVar[int]
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     media_type: str
     filename: str
-    def __init__(self, data: _Optional[bytes] = ..., media_type: _Optional[str] = ..., filename: _Optional[str] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, data: _Optional[bytes] = ..., media_type: _Optional[str] = ..., filename: _Optional[str] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -160,14 +160,14 @@ class ResultsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def QueryView(self, request, context):
-        """Returns a named view as a table.
+        """Returns a named view as a table, a page of rows at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportView(self, request, context):
-        """Returns a named view as a CSV or Parquet file.
+        """Returns a named view as a CSV or Parquet file, in byte chunks the client concatenates.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
