@@ -17,6 +17,7 @@ into place, so a checkpoint id never names a half-written directory.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,7 +27,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 
 MANIFEST_NAME = "greenprune.json"
 FORMAT_NAME = "greenprune-checkpoint"
@@ -150,6 +156,8 @@ def save_checkpoint(
     final = checkpoints_dir / checkpoint_id
     if final.exists():
         raise FailedPreconditionError(f"checkpoint {checkpoint_id!r} exists already")
+    needed = _weight_bytes(model) + _SPACE_MARGIN_BYTES
+    _check_free_space(checkpoints_dir, needed, f"checkpoint {checkpoint_id!r}")
     staging = Path(
         tempfile.mkdtemp(prefix=f"{TEMPORARY_PREFIX}{checkpoint_id}-", dir=checkpoints_dir)
     )
@@ -179,10 +187,53 @@ def save_checkpoint(
         _fsync_tree(staging)
         os.rename(staging, final)
         _fsync_directory(checkpoints_dir)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ResourceExhaustedError(
+                f"no space left writing {exc.filename or staging}: checkpoint {checkpoint_id!r}"
+                f" needs about {_mib(needed)}, {_mib(_free_bytes(checkpoints_dir))} free"
+            ) from exc
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
+
+
+_SPACE_MARGIN_BYTES = 16 * 1024 * 1024
+"""Room for the tokenizer, config and manifest next to the weights."""
+
+
+def _weight_bytes(model: Any) -> int:
+    """The bytes of the model's tensors as they are in memory (an estimate of the files)."""
+    total = 0
+    for _, tensor in _named_tensors(model):
+        try:
+            total += tensor.numel() * tensor.element_size()
+        except (AttributeError, NotImplementedError, RuntimeError):
+            continue  # a tensor subclass (a quantized weight) that cannot say; the margin covers
+    return total
+
+
+def _mib(count: int) -> str:
+    return f"{count / 2**20:,.1f} MiB"
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def _check_free_space(folder: Path, needed: int, what: str) -> None:
+    """Refuses to start writing ``what`` into ``folder`` when it cannot fit."""
+    free = _free_bytes(folder)
+    if free < needed:
+        raise ResourceExhaustedError(
+            f"no space for {what} in {folder}: it needs about {_mib(needed)}, {_mib(free)} free"
+        )
 
 
 def remove_stale_temporaries(checkpoints_dir: Path) -> int:

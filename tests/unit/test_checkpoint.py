@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from greenprune.core import checkpoint
-from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from greenprune.core.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+)
 from greenprune.core.models import load_source_model
 from pruning_service.pruner import PruneConfig, prune_model
 from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer
@@ -101,6 +106,36 @@ def test_failed_save_leaves_nothing_behind(
     model, _, manifest = non_uniform
     with pytest.raises(AttributeError):
         checkpoint.save_checkpoint(model, object(), manifest, tmp_path, "broken")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_says_where_and_how_much(
+    non_uniform: tuple[torch.nn.Module, object, dict],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from greenprune.rpc.errors import status_for
+
+    model, tokenizer, manifest = non_uniform
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage(1 << 30, 1 << 30, 4096))
+    with pytest.raises(ResourceExhaustedError) as refused:
+        checkpoint.save_checkpoint(model, tokenizer, manifest, tmp_path, "nospace")
+    assert str(tmp_path) in str(refused.value) and "needs about" in str(refused.value)
+    assert status_for(refused.value)[0].name == "RESOURCE_EXHAUSTED"
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/x/model.safetensors")
+
+    monkeypatch.setattr(model, "save_pretrained", full)
+    with pytest.raises(ResourceExhaustedError, match="/x/model.safetensors.*needs about"):
+        checkpoint.save_checkpoint(model, tokenizer, manifest, tmp_path, "midway")
     assert list(tmp_path.iterdir()) == []
 
 
