@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 from eval_service.tasks.safety import check_task_folder, check_task_root
 from eval_service.tasks.sources import StoredSource, source_folder, store_task_source
-from greenprune.core.errors import FailedPreconditionError
+from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 
 
 @functools.cache
@@ -52,7 +53,13 @@ class TaskIndex:
         """Checks and stores a task source sent as content; returns it with its task names."""
         root = self._require_sources_root()
         stored = await asyncio.to_thread(store_task_source, files, root, self._allow_code)
-        return stored, await asyncio.to_thread(source_task_names, stored.folder)
+        names = await asyncio.to_thread(source_task_names, stored.folder)
+        if not names:
+            await asyncio.to_thread(shutil.rmtree, stored.folder, True)
+            raise InvalidArgumentError(
+                "task_source.files", "define no task lm-eval can index (no 'task:' entries)"
+            )
+        return stored, names
 
     def source_folders(self, names: Sequence[str]) -> list[Path]:
         """Returns the folders of stored task sources, refusing unknown names."""

@@ -33,6 +33,7 @@ from greenprune.core.limits import (
     MAX_TASK_SOURCE_BYTES,
     MAX_TASK_SOURCE_FILES,
     TASK_SOURCE_SUFFIXES,
+    check_text,
 )
 
 COLLECTION = "taskSources"
@@ -131,6 +132,26 @@ def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
     return []
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _check_names(field: str, node: yaml.Node | None) -> None:
+    """Refuses task and group names that are not text or that shadow greenprune's own tasks."""
+    from eval_service.tasks import LOCAL_TASKS, SUITE
+
+    for key in ("task", "group"):
+        value = _mapping_value(node, key) if node is not None else None
+        if not isinstance(value, yaml.ScalarNode):
+            continue
+        if value.tag != _STR_TAG or not value.value:
+            raise InvalidArgumentError(field, f"its {key} name {_short(value.value)} is not text")
+        check_text(f"{field}.{key}", value.value)
+        if value.value in (*LOCAL_TASKS, SUITE):
+            raise InvalidArgumentError(
+                field, f"its {key} {value.value!r} would replace greenprune's own; rename it"
+            )
+
+
 def _rewrite_data_paths(
     field: str, text: str, yaml_dir: Path, folder: Path, final: Path
 ) -> str | None:
@@ -140,6 +161,7 @@ def _rewrite_data_paths(
     be under ``final``, where the folder is moved once checked.
     """
     node = yaml.compose(text, Loader=yaml.SafeLoader)
+    _check_names(field, node)
     dataset_path = _mapping_value(node, "dataset_path") if node is not None else None
     if isinstance(dataset_path, yaml.ScalarNode):
         value = dataset_path.value

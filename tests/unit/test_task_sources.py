@@ -87,6 +87,8 @@ EVIL = "task: evil\ndataset_path: json\n"
         (EVIL + "dataset_kwargs: {data_files: {test: missing.jsonl}}\n", "names no file"),
         ("task: evil\ndataset_path: /etc\n", "server path"),
         ("task: [unclosed\n", "not valid YAML"),
+        ("task: 5\n", "not text"),
+        ("task: greenprune_facts\n", "would replace greenprune's own"),
     ],
 )
 def test_yaml_that_runs_code_or_reaches_outside_is_refused(
@@ -135,3 +137,16 @@ def test_the_client_reads_a_folder_as_content(tmp_path: Path) -> None:
         read_task_folder(tmp_path / "missing")
     with pytest.raises(InvalidArgumentError, match="no task YAML"):
         read_task_folder(tmp_path / "data")
+
+
+def test_a_source_without_tasks_is_refused_and_not_kept(tmp_path: Path) -> None:
+    import asyncio
+
+    from eval_service.task_index import TaskIndex
+
+    index = TaskIndex([], False, tmp_path)
+    with pytest.raises(InvalidArgumentError, match="define no task"):
+        asyncio.run(index.store_source([("t.yaml", b"include: nope.yaml\n")]))
+    assert list(tmp_path.iterdir()) == []
+    stored, names = asyncio.run(index.store_source(facts_source()))
+    assert names == ["my_facts"] and stored.folder.is_dir()
