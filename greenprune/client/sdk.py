@@ -32,12 +32,13 @@ import yaml
 from google.protobuf import json_format
 
 from greenprune.api.common.v1 import jobs_pb2
-from greenprune.api.eval.v1 import eval_pb2
+from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import report, runner, stack
 from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import LoadedExperiment, load_experiment, parse_experiment
+from greenprune.client.task_files import read_task_folder
 from greenprune.core.checkpoint import MANIFEST_NAME
 from greenprune.core.limits import method_value
 from greenprune.rpc.client import read_pages, sync_channel
@@ -444,6 +445,18 @@ class Client:
             experiment=experiment,
         )
         return self._create(EVAL_JOBS, "eval", request)
+
+    def upload_tasks(self, folder: str | Path) -> eval_pb2.TaskSource:
+        """Sends a local folder of task YAML and data to the EvalService as content.
+
+        Returns:
+            The stored source: put its ``name`` in an EvalSpec's ``task_sources``; ``tasks``
+            lists the task names it defines.
+        """
+        source = read_task_folder(Path(folder).expanduser().resolve())
+        stub = eval_pb2_grpc.EvalServiceStub(self._channel("eval"))
+        request = eval_pb2.CreateTaskSourceRequest(task_source=source)
+        return _call(stub.CreateTaskSource, request).task_source
 
     def _create(self, api: JobApi, service: str, request: Any) -> JobHandle:
         stub = api.stub(self._channel(service))

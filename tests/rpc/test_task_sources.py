@@ -176,3 +176,22 @@ def test_the_runner_refuses_a_plan_before_the_first_job(
     with grpc.insecure_channel(pruning.address) as chan:
         stub = pruning_pb2_grpc.PruningServiceStub(chan)
         assert not stub.ListPruneJobs(pruning_pb2.ListPruneJobsRequest(), timeout=10).jobs
+
+
+def test_the_sdk_uploads_a_folder(
+    service_factory: Callable[..., ServerThread], tmp_path: Path
+) -> None:
+    from greenprune.client.sdk import Client, RpcError
+
+    evaluation = service_factory("eval")
+    for path, content in facts_source():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(content)
+    with Client(results="127.0.0.1:1", pruning="127.0.0.1:1", eval=evaluation.address) as client:
+        stored = client.upload_tasks(tmp_path)
+        assert stored.name.startswith("taskSources/") and list(stored.tasks) == ["my_facts"]
+        (tmp_path / "tasks" / "evil.yaml").write_text(EVIL + "x: !!python/name:os.system\n")
+        with pytest.raises(RpcError) as refused:
+            client.upload_tasks(tmp_path)
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.field is not None and refused.value.field.startswith("task_source")
