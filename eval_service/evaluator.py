@@ -204,8 +204,12 @@ def validate_config(config: EvalConfig, task_manager: Any) -> None:
     resolve_device(config.device)
 
 
-def validate_profile(spec: eval_pb2.EvalSpec, checkpoints_dir: Path) -> None:
+def validate_profile(
+    spec: eval_pb2.EvalSpec, checkpoints_dir: Path, check_exists: bool = True
+) -> None:
     """Checks a (normalized) profile spec: bounds, devices, and that every checkpoint exists.
+
+    ``check_exists=False`` (a ``validate_only`` request) checks the ids' form only.
 
     Raises:
         InvalidArgumentError: Naming the first offending field.
@@ -240,7 +244,10 @@ def validate_profile(spec: eval_pb2.EvalSpec, checkpoints_dir: Path) -> None:
     resolve_device(spec.device)
     for index, checkpoint_id in enumerate(ids):
         check_text(f"spec.profile.checkpoint_ids[{index}]", checkpoint_id)
-        checkpoint.checkpoint_dir(checkpoints_dir, checkpoint_id)
+        if check_exists:
+            checkpoint.checkpoint_dir(checkpoints_dir, checkpoint_id)
+        else:
+            checkpoint.validate_checkpoint_id(checkpoint_id)
 
 
 def run_eval(

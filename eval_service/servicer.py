@@ -69,8 +69,7 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
 
     async def _validate(self, spec: eval_pb2.EvalSpec, validate_only: bool) -> None:
         if spec.HasField("profile"):
-            if not validate_only:
-                validate_profile(spec, self._checkpoints_dir)
+            validate_profile(spec, self._checkpoints_dir, check_exists=not validate_only)
             return
         if spec.checkpoint_id:
             check_text("spec.checkpoint_id", spec.checkpoint_id)

@@ -107,7 +107,10 @@ def _typed_column(values: Sequence[Any], column_type: str) -> pd.Series:
         return pd.Series(pd.to_numeric(pd.Series(values, dtype=object)), dtype="float64")
     if column_type == "int64":
         numbers = [None if v is None else int(v) for v in values]
-        return pd.Series(numbers, dtype="Int64")
+        try:
+            return pd.Series(numbers, dtype="Int64")
+        except (OverflowError, TypeError, ValueError):  # past int64 after the trip as a double
+            return pd.Series(numbers, dtype="float64")
     if column_type == "bool":
         return pd.Series(values, dtype="boolean")
     if column_type == "timestamp":

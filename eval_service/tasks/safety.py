@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import quoted
 
 ALLOW_CODE_ENV = "GREENPRUNE_EVAL_ALLOW_TASK_CODE"
 MAX_YAML_FILES = 2000
@@ -34,10 +35,6 @@ _CODE_KEYS = frozenset({"class"})
 def code_allowed_by_env() -> bool:
     """Whether the operator enabled task code through ``GREENPRUNE_EVAL_ALLOW_TASK_CODE``."""
     return os.environ.get(ALLOW_CODE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _short(value: str) -> str:
-    return repr(value[:80]) + ("..." if len(value) > 80 else "")
 
 
 def _inside(path: Path, roots: Iterable[Path]) -> Path | None:
@@ -57,14 +54,18 @@ def check_task_root(field: str, path: str, roots: Sequence[Path]) -> Path:
     try:
         resolved = Path(path).expanduser().resolve()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise InvalidArgumentError(field, f"{_short(path)} is not a usable path") from exc
+        raise InvalidArgumentError(field, f"{quoted(path)} is not a usable path") from exc
     if _inside(resolved, resolved_roots) is None:
         allowed = ", ".join(str(r) for r in resolved_roots)
         raise InvalidArgumentError(
-            field, f"{_short(path)} is outside the task roots of this EvalService ({allowed})"
+            field, f"{quoted(path)} is outside the task roots of this EvalService ({allowed})"
         )
-    if not resolved.is_dir():
-        raise InvalidArgumentError(field, f"{_short(path)} is not a folder")
+    try:
+        is_dir = resolved.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
+        raise InvalidArgumentError(field, f"{quoted(path)} is not a folder")
     return resolved
 
 
@@ -152,7 +153,7 @@ def check_task_folder(field: str, folder: Path, roots: Sequence[Path], allow_cod
             target = (real.parent / include).resolve()
             if _inside(target, resolved_roots) is None:
                 raise InvalidArgumentError(
-                    field, f"{path.name} includes {_short(include)}, outside the task roots"
+                    field, f"{path.name} includes {quoted(include)}, outside the task roots"
                 )
             if target.is_file():
                 pending.append(target)

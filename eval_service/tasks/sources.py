@@ -34,6 +34,7 @@ from greenprune.core.limits import (
     MAX_TASK_SOURCE_FILES,
     TASK_SOURCE_SUFFIXES,
     check_text,
+    quoted,
 )
 
 COLLECTION = "taskSources"
@@ -57,26 +58,22 @@ class StoredSource:
     folder: Path
 
 
-def _short(value: str) -> str:
-    return repr(value[:80]) + ("..." if len(value) > 80 else "")
-
-
 def _checked_path(index: int, path: str, allow_code: bool) -> PurePosixPath:
     field = f"{_FIELD}[{index}].path"
     if not path or len(path) > MAX_NAME_CHARS:
         raise InvalidArgumentError(field, f"must have 1 to {MAX_NAME_CHARS} characters")
     if "\x00" in path or "\\" in path:
-        raise InvalidArgumentError(field, f"{_short(path)} holds a NUL byte or a backslash")
+        raise InvalidArgumentError(field, f"{quoted(path)} holds a NUL byte or a backslash")
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
-        raise InvalidArgumentError(field, f"{_short(path)} must be relative, without '.' or '..'")
+        raise InvalidArgumentError(field, f"{quoted(path)} must be relative, without '.' or '..'")
     if any(part.startswith(".") for part in pure.parts):
-        raise InvalidArgumentError(field, f"{_short(path)} names a hidden file")
+        raise InvalidArgumentError(field, f"{quoted(path)} names a hidden file")
     suffixes = TASK_SOURCE_SUFFIXES | ({".py"} if allow_code else set())
     if pure.suffix.lower() not in suffixes:
         hint = "" if allow_code else f" (.py only where {ALLOW_CODE_ENV}=1)"
         raise InvalidArgumentError(
-            field, f"{_short(path)}: a task source holds {', '.join(sorted(suffixes))}{hint}"
+            field, f"{quoted(path)}: a task source holds {', '.join(sorted(suffixes))}{hint}"
         )
     return pure
 
@@ -96,7 +93,7 @@ def _checked_files(
     for index, (path, content) in enumerate(files):
         pure = _checked_path(index, path, allow_code)
         if pure.as_posix().lower() in seen:
-            raise InvalidArgumentError(f"{_FIELD}[{index}].path", f"{_short(path)} is sent twice")
+            raise InvalidArgumentError(f"{_FIELD}[{index}].path", f"{quoted(path)} is sent twice")
         seen.add(pure.as_posix().lower())
         checked.append((pure, content))
     if not any(p.suffix.lower() in _YAML_SUFFIXES for p, _ in checked):
@@ -144,7 +141,7 @@ def _check_names(field: str, node: yaml.Node | None) -> None:
         if not isinstance(value, yaml.ScalarNode):
             continue
         if value.tag != _STR_TAG or not value.value:
-            raise InvalidArgumentError(field, f"its {key} name {_short(value.value)} is not text")
+            raise InvalidArgumentError(field, f"its {key} name {quoted(value.value)} is not text")
         check_text(f"{field}.{key}", value.value)
         if value.value in (*LOCAL_TASKS, SUITE):
             raise InvalidArgumentError(
@@ -167,7 +164,7 @@ def _rewrite_data_paths(
         value = dataset_path.value
         if value.startswith(("/", "~", ".")) or ".." in value.split("/"):
             raise InvalidArgumentError(
-                field, f"dataset_path {_short(value)} is a server path; send the data as files"
+                field, f"dataset_path {quoted(value)} is a server path; send the data as files"
             )
     kwargs = _mapping_value(node, "dataset_kwargs") if node is not None else None
     targets = (
@@ -186,11 +183,11 @@ def _rewrite_data_paths(
         target = (yaml_dir / scalar.value).resolve()
         if not target.is_relative_to(folder) or "\x00" in scalar.value:
             raise InvalidArgumentError(
-                field, f"data path {_short(scalar.value)} is not a file of the task source"
+                field, f"data path {quoted(scalar.value)} is not a file of the task source"
             )
         if not target.exists():
             raise InvalidArgumentError(
-                field, f"data path {_short(scalar.value)} names no file of the task source"
+                field, f"data path {quoted(scalar.value)} names no file of the task source"
             )
         scalar.value, scalar.style = str(final / target.relative_to(folder)), None
     return yaml.serialize(node, Dumper=yaml.SafeDumper)
@@ -262,7 +259,7 @@ def source_folder(root: Path, name: str, field: str) -> Path:
     match = _NAME.fullmatch(name)
     if match is None:
         raise InvalidArgumentError(
-            field, f"{_short(name)} is not a task source name ('{COLLECTION}/{{digest}}')"
+            field, f"{quoted(name)} is not a task source name ('{COLLECTION}/{{digest}}')"
         )
     folder = root / match.group(1)
     if not folder.is_dir():

@@ -33,6 +33,7 @@ from greenprune.core.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
+from greenprune.core.limits import quoted
 
 MANIFEST_NAME = "greenprune.json"
 FORMAT_NAME = "greenprune-checkpoint"
@@ -54,7 +55,7 @@ def validate_checkpoint_id(checkpoint_id: str) -> str:
     if not isinstance(checkpoint_id, str) or not _CHECKPOINT_ID.match(checkpoint_id):
         raise InvalidArgumentError(
             "checkpoint_id",
-            f"{checkpoint_id!r} is not a checkpoint id (1-128 of [A-Za-z0-9_.-], "
+            f"{quoted(checkpoint_id)} is not a checkpoint id (1-128 of [A-Za-z0-9_.-], "
             "starting with a letter or digit)",
         )
     return checkpoint_id

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greenprune.core.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
+from greenprune.core.limits import check_text, quoted
 from greenprune.rpc.errors import code_name
 
 if TYPE_CHECKING:
@@ -440,6 +441,7 @@ class JobRunner:
         A SUCCEEDED job returned this way is reported again (stage ``reporting``) before it is
         SUCCEEDED once more, so a results store that lost its record gets it back.
         """
+        check_text("experiment", experiment)
         existing = self._table.latest_for_request(request_id)
         if existing is not None and existing.state not in (FAILED, CANCELLED):
             if existing.state == SUCCEEDED and self._on_succeeded is not None:
@@ -469,7 +471,7 @@ class JobRunner:
         """Returns a job, or raises NotFoundError."""
         job = self._table.get(job_id)
         if job is None:
-            raise NotFoundError(f"job {job_id!r} not found")
+            raise NotFoundError(f"job {quoted(job_id)} not found")
         return job
 
     def list(self, experiment: str = "", limit: int = 100, offset: int = 0) -> list[Job]:

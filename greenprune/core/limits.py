@@ -201,6 +201,12 @@ def check(spec: Any, limits: Mapping[str, Limit], prefix: str = "spec") -> None:
             raise InvalidArgumentError(f"{prefix}.{path}", f"{value!r} is not {limit.describe()}")
 
 
+def quoted(value: object, max_chars: int = 80) -> str:
+    """``repr`` of at most ``max_chars`` characters of a value, for error messages."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text[:max_chars]) + ("..." if len(text) > max_chars else "")
+
+
 def check_text(field: str, value: str, max_chars: int = MAX_NAME_CHARS) -> str:
     """Refuses a string that is too long or holds control characters, quoting a short prefix."""
     if len(value) > max_chars:

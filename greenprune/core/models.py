@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.core.errors import InvalidArgumentError, NotFoundError
+from greenprune.core.limits import check_text, quoted
 
 REFERENCE_PREFIX = "reference:"
 MODEL_FIELD = "spec.model"
@@ -59,13 +60,18 @@ def local_model_path(source: str, models_root: Path) -> Path | None:
         InvalidArgumentError: The source is a path that resolves outside the models root, or
             an absolute or explicitly relative path that does not exist.
     """
+    check_text(MODEL_FIELD, source)
     root = Path(models_root).expanduser().resolve()
     given = Path(source).expanduser()
     candidate = given if given.is_absolute() else root / given
     explicit_path = (
         given.is_absolute() or source.startswith(("./", "../", "~")) or ".." in given.parts
     )
-    resolved = candidate.resolve()
+    try:
+        resolved = candidate.resolve()
+        resolved.exists()
+    except (OSError, ValueError) as exc:
+        raise InvalidArgumentError(MODEL_FIELD, f"{quoted(source)} is not a usable path") from exc
     if not resolved.is_relative_to(root):
         if explicit_path or resolved.exists():
             raise InvalidArgumentError(MODEL_FIELD, f"{source!r} is outside the models root")
@@ -210,6 +216,7 @@ def check_model_source(source: str, models_root: Path) -> None:
     source = source.strip() if isinstance(source, str) else ""
     if not source:
         raise InvalidArgumentError(MODEL_FIELD, "is empty; name a model")
+    check_text(MODEL_FIELD, source)
     if source.startswith(REFERENCE_PREFIX):
         from greenprune.core.reference import reference_model_names
 

@@ -38,13 +38,23 @@ _CODES: dict[type[GreenpruneError], grpc.StatusCode] = {
 INTERNAL_MESSAGE = "internal error; see the server log"
 
 
+MAX_MESSAGE_CHARS = 2000
+"""Longer messages are cut: a status travels in metadata, which gRPC caps at 16 KiB."""
+
+
+def _wire(message: str) -> str:
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[:MAX_MESSAGE_CHARS] + f"...[{len(message) - MAX_MESSAGE_CHARS} chars cut]"
+
+
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Returns the status code and wire-safe message for an exception."""
     for kind, code in _CODES.items():
         if isinstance(exc, kind):
-            return code, str(exc)
+            return code, _wire(str(exc))
     if isinstance(exc, GreenpruneError):
-        return grpc.StatusCode.INTERNAL, str(exc)
+        return grpc.StatusCode.INTERNAL, _wire(str(exc))
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         where = f" writing {str(exc.filename)[:200]!r}" if exc.filename else ""
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"no space left on the device{where}"
