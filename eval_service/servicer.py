@@ -13,7 +13,6 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.job_runner import JobRunner
-from greenprune.core.limits import check_text
 from greenprune.core.models import check_model_source
 from greenprune.core.records import to_json_dict
 from greenprune.rpc.convert import require_request_id
@@ -72,8 +71,9 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
             validate_profile(spec, self._checkpoints_dir, check_exists=not validate_only)
             return
         if spec.checkpoint_id:
-            check_text("spec.checkpoint_id", spec.checkpoint_id)
-            if not validate_only:
+            if validate_only:  # a checkpoint that is not written yet: its id's form only
+                checkpoint.validate_checkpoint_id(spec.checkpoint_id)
+            else:
                 checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id)
         elif spec.model:
             check_model_source(spec.model, self._models_root)

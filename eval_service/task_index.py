@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from eval_service.tasks.safety import check_task_folder, check_task_root
-from eval_service.tasks.sources import StoredSource, source_folder, store_task_source
+from eval_service.tasks.sources import StoredSource, source_folders, store_task_source
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 
 
@@ -65,11 +65,7 @@ class TaskIndex:
         """Returns the folders of stored task sources, refusing unknown names."""
         if not names:
             return []
-        root = self._require_sources_root()
-        return [
-            source_folder(root, name, f"spec.task_sources[{index}]")
-            for index, name in enumerate(names)
-        ]
+        return source_folders(self._require_sources_root(), names)
 
     def _require_sources_root(self) -> Path:
         if self._sources_root is None:

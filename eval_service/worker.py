@@ -48,7 +48,7 @@ def run(
     from eval_service.evaluator import resolve_device, run_eval
     from eval_service.task_index import local_task_names
     from eval_service.tasks import task_manager
-    from eval_service.tasks.sources import source_folder
+    from eval_service.tasks.sources import source_folders
     from greenprune.core import checkpoint
     from greenprune.core.models import load_source_model
 
@@ -67,13 +67,10 @@ def run(
             message.model, Path(context["models_root"]), device=device
         )
         base_model = message.model
-    folders = [str(Path(p)) for p in config.task_paths]
+    folders = list(config.task_paths)
     if config.task_sources:
-        root = Path(context["task_sources_dir"])
-        folders += [
-            str(source_folder(root, name, f"spec.task_sources[{index}]"))
-            for index, name in enumerate(config.task_sources)
-        ]
+        sources = source_folders(Path(context["task_sources_dir"]), config.task_sources)
+        folders += [str(folder) for folder in sources]
     manager = task_manager(
         [Path(p) for p in folders],
         include_defaults=not set(config.tasks) <= local_task_names(folders),

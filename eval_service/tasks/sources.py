@@ -29,7 +29,6 @@ import yaml
 from eval_service.tasks.safety import ALLOW_CODE_ENV, check_task_folder, scan_yaml
 from greenprune.core.errors import InvalidArgumentError, NotFoundError
 from greenprune.core.limits import (
-    MAX_NAME_CHARS,
     MAX_TASK_SOURCE_BYTES,
     MAX_TASK_SOURCE_FILES,
     TASK_SOURCE_SUFFIXES,
@@ -60,10 +59,11 @@ class StoredSource:
 
 def _checked_path(index: int, path: str, allow_code: bool) -> PurePosixPath:
     field = f"{_FIELD}[{index}].path"
-    if not path or len(path) > MAX_NAME_CHARS:
-        raise InvalidArgumentError(field, f"must have 1 to {MAX_NAME_CHARS} characters")
-    if "\x00" in path or "\\" in path:
-        raise InvalidArgumentError(field, f"{quoted(path)} holds a NUL byte or a backslash")
+    if not path:
+        raise InvalidArgumentError(field, "is empty")
+    check_text(field, path)
+    if "\\" in path:
+        raise InvalidArgumentError(field, f"{quoted(path)} holds a backslash")
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
         raise InvalidArgumentError(field, f"{quoted(path)} must be relative, without '.' or '..'")
@@ -149,16 +149,8 @@ def _check_names(field: str, node: yaml.Node | None) -> None:
             )
 
 
-def _rewrite_data_paths(
-    field: str, text: str, yaml_dir: Path, folder: Path, final: Path
-) -> str | None:
-    """Returns the YAML with its data paths absolute (None: nothing to rewrite).
-
-    The paths are checked against ``folder``, where the files are now, and written as they will
-    be under ``final``, where the folder is moved once checked.
-    """
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    _check_names(field, node)
+def _check_dataset_path(field: str, node: yaml.Node | None) -> None:
+    """Refuses a ``dataset_path`` that names a server folder instead of a dataset."""
     dataset_path = _mapping_value(node, "dataset_path") if node is not None else None
     if isinstance(dataset_path, yaml.ScalarNode):
         value = dataset_path.value
@@ -166,6 +158,16 @@ def _rewrite_data_paths(
             raise InvalidArgumentError(
                 field, f"dataset_path {quoted(value)} is a server path; send the data as files"
             )
+
+
+def _rewrite_data_paths(
+    field: str, node: yaml.Node | None, yaml_dir: Path, folder: Path, final: Path
+) -> str | None:
+    """Returns the YAML with its data paths absolute (None: nothing to rewrite).
+
+    The paths are checked against ``folder``, where the files are now, and written as they will
+    be under ``final``, where the folder is moved once checked.
+    """
     kwargs = _mapping_value(node, "dataset_kwargs") if node is not None else None
     targets = (
         [
@@ -210,7 +212,10 @@ def _write(
             raise InvalidArgumentError(field, f"{path.as_posix()} is not UTF-8 text") from exc
         try:
             scan_yaml(field, path.as_posix(), text, allow_code, allow_aliases=False)
-            rewritten = _rewrite_data_paths(field, text, (staging / path).parent, staging, final)
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            _check_names(field, node)
+            _check_dataset_path(field, node)
+            rewritten = _rewrite_data_paths(field, node, (staging / path).parent, staging, final)
         except yaml.YAMLError as exc:
             raise InvalidArgumentError(
                 field, f"{path.as_posix()} is not valid YAML: {str(exc)[:200]}"
@@ -252,6 +257,13 @@ def store_task_source(
             return stored
         raise
     return stored
+
+
+def source_folders(root: Path, names: Sequence[str]) -> list[Path]:
+    """Returns the folders of the stored sources an EvalSpec's ``task_sources`` names."""
+    return [
+        source_folder(root, name, f"spec.task_sources[{index}]") for index, name in enumerate(names)
+    ]
 
 
 def source_folder(root: Path, name: str, field: str) -> Path:

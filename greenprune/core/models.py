@@ -69,7 +69,7 @@ def local_model_path(source: str, models_root: Path) -> Path | None:
     )
     try:
         resolved = candidate.resolve()
-        resolved.exists()
+        resolved.exists()  # raises for names the OS refuses (ENAMETOOLONG), unlike ENOENT
     except (OSError, ValueError) as exc:
         raise InvalidArgumentError(MODEL_FIELD, f"{quoted(source)} is not a usable path") from exc
     if not resolved.is_relative_to(root):

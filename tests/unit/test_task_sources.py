@@ -58,7 +58,7 @@ def test_a_source_is_stored_once_by_content_with_its_data_made_absolute(tmp_path
         ("x.py", ".py only where"),
         ("x.so", "a task source holds"),
         ("a\\x.yaml", "backslash"),
-        ("a\x00.yaml", "NUL"),
+        ("a\x00.yaml", "control characters"),
         ("x" * 300 + ".yaml", "characters"),
     ],
 )
