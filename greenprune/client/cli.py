@@ -173,7 +173,7 @@ def orphaned_checkpoints(
     """Checkpoint folders (with a manifest) that no prune run in the ResultsService names."""
     from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
     from greenprune.core import checkpoint
-    from greenprune.rpc.client import sync_channel
+    from greenprune.rpc.client import read_pages, sync_channel
 
     if not checkpoints_dir.is_dir():
         return []
@@ -187,14 +187,9 @@ def orphaned_checkpoints(
     known: set[str] = set()
     with contextlib.closing(sync_channel(results_address, token)) as channel:
         stub = results_pb2_grpc.ResultsServiceStub(channel)
-        token_ = ""
-        while True:
-            request = results_pb2.ListPruneRunsRequest(page_size=1000, page_token=token_)
-            response = stub.ListPruneRuns(request, timeout=30)
+        request = results_pb2.ListPruneRunsRequest(page_size=1000)
+        for response in read_pages(lambda page: stub.ListPruneRuns(page, timeout=30), request):
             known.update(run.result.checkpoint_id for run in response.runs)
-            token_ = response.next_page_token
-            if not token_:
-                break
     return [path for name, path in sorted(on_disk.items()) if name not in known]
 
 

@@ -474,14 +474,12 @@ class Client:
         """Every job of one kind (``prune`` or ``eval``), newest first."""
         api, service = (PRUNE_JOBS, "pruning") if kind == "prune" else (EVAL_JOBS, "eval")
         stub = api.stub(self._channel(service))
-        handles, page = [], ""
-        while True:
-            request = api.list_request(page_size=1000, page_token=page, experiment=experiment)
-            response = _call(api.list(stub), request)
-            handles += [JobHandle(api, stub, job) for job in response.jobs]
-            page = response.next_page_token
-            if not page:
-                return handles
+        request = api.list_request(page_size=1000, experiment=experiment)
+        return [
+            JobHandle(api, stub, job)
+            for response in read_pages(lambda page: _call(api.list(stub), page), request)
+            for job in response.jobs
+        ]
 
     def cancel(self, experiment: str) -> list[str]:
         """Cancels the queued and running jobs of ``experiment``; returns their names."""
