@@ -488,15 +488,6 @@ def _row_to_pb(row: list[Any]) -> struct_pb2.ListValue:
     return message
 
 
-def table_to_pb(table: ViewTable) -> results_pb2.Table:
-    """Returns a view's Table: numbers as doubles, timestamps as RFC 3339 UTC text."""
-    message = results_pb2.Table(
-        columns=[results_pb2.Column(name=c.name, type=c.type) for c in table.columns]
-    )
-    message.rows.extend(_row_to_pb(row) for row in table.rows)
-    return message
-
-
 # Pages -------------------------------------------------------------------------------------
 
 TRUNCATION_MARKER = "…[truncated {removed} bytes]"
@@ -609,6 +600,8 @@ def table_page(
     table: ViewTable, offset: int, limit: int | None, budget: int
 ) -> tuple[results_pb2.Table, str]:
     """Returns the rows of a view from ``offset`` that fit ``budget``, and the next page's token.
+
+    Numbers travel as doubles, timestamps as RFC 3339 UTC text.
 
     Args:
         table: The whole view.
