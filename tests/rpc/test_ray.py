@@ -24,6 +24,7 @@ from greenprune.core.errors import FailedPreconditionError
 from greenprune.core.job_runner import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, JobRunner
 from greenprune.core.ray_backend import RayBackend, RayOptions, annotate_hardware
 from greenprune.core.settings import EvalSettings, PruningSettings
+from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 from tests.servers import ServerThread
 
 ray = pytest.importorskip("ray")
@@ -247,10 +248,16 @@ def _services(home: Path, results: str, backend: str, checkpoints: Path) -> list
     ]
 
 
-def _wait_all(watches: list[Callable[[], Any]]) -> None:
-    for watch in watches:
-        for _ in watch():
+def _run_everywhere(api: JobApi, stubs: dict[str, Any], requests: dict[str, Any]) -> dict:
+    """Submits one job per backend at once (so they overlap), waits for all, returns them."""
+    names = {b: api.create(stubs[b])(requests[b], timeout=60).job.name for b in stubs}
+    for b, stub in stubs.items():
+        for _ in api.watch(stub)(api.watch_request(name=names[b]), timeout=300):
             pass
+    jobs = {b: api.get(stub)(api.get_request(name=names[b])).job for b, stub in stubs.items()}
+    for job in jobs.values():
+        assert job.status.state == jobs_pb2.JOB_STATE_SUCCEEDED, job.status
+    return jobs
 
 
 def test_prune_and_eval_on_ray_match_local_and_are_recorded_once(
@@ -279,31 +286,16 @@ def test_prune_and_eval_on_ray_match_local_and_are_recorded_once(
             prune_mlp=True,
         )
         # Both backends at once: the jobs overlap, their results must not differ.
-        names = {
-            b: prune[b]
-            .CreatePruneJob(
-                pruning_pb2.CreatePruneJobRequest(
+        pruned = _run_everywhere(
+            PRUNE_JOBS,
+            prune,
+            {
+                b: pruning_pb2.CreatePruneJobRequest(
                     request_id=f"p-{b}", spec=spec, experiment="ray-vs-local"
-                ),
-                timeout=60,
-            )
-            .job.name
-            for b in backends
-        }
-        _wait_all(
-            [
-                lambda b=b: prune[b].WatchPruneJob(
-                    pruning_pb2.WatchPruneJobRequest(name=names[b]), timeout=300
                 )
                 for b in backends
-            ]
+            },
         )
-        pruned = {
-            b: prune[b].GetPruneJob(pruning_pb2.GetPruneJobRequest(name=names[b])).job
-            for b in backends
-        }
-        for job in pruned.values():
-            assert job.status.state == jobs_pb2.JOB_STATE_SUCCEEDED, job.status
         espec = eval_pb2.EvalSpec(
             checkpoint_id=pruned["ray"].result.checkpoint_id,
             tasks=["greenprune_facts"],
@@ -314,31 +306,16 @@ def test_prune_and_eval_on_ray_match_local_and_are_recorded_once(
             warmup_batches=1,
             idle_seconds=0.2,
         )
-        enames = {
-            b: evaluate[b]
-            .CreateEvalJob(
-                eval_pb2.CreateEvalJobRequest(
+        evaluated = _run_everywhere(
+            EVAL_JOBS,
+            evaluate,
+            {
+                b: eval_pb2.CreateEvalJobRequest(
                     request_id=f"e-{b}", spec=espec, experiment="ray-vs-local"
-                ),
-                timeout=60,
-            )
-            .job.name
-            for b in backends
-        }
-        _wait_all(
-            [
-                lambda b=b: evaluate[b].WatchEvalJob(
-                    eval_pb2.WatchEvalJobRequest(name=enames[b]), timeout=300
                 )
                 for b in backends
-            ]
+            },
         )
-        evaluated = {
-            b: evaluate[b].GetEvalJob(eval_pb2.GetEvalJobRequest(name=enames[b])).job
-            for b in backends
-        }
-        for job in evaluated.values():
-            assert job.status.state == jobs_pb2.JOB_STATE_SUCCEEDED, job.status
         outcomes = {b: (pruned[b].result, evaluated[b].result) for b in backends}
     finally:
         for channel in channels:
