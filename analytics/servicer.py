@@ -9,6 +9,7 @@ status codes. Every read that can grow with the store is paged to stay under one
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -47,35 +48,47 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         """The store served."""
         return self._store
 
+    async def _record(
+        self,
+        run: Any,
+        from_pb: Callable[[Any], dict[str, Any]],
+        record: Callable[[dict[str, Any]], bool],
+        get: Callable[[str], dict[str, Any]],
+        to_pb: Callable[[dict[str, Any]], Any],
+    ) -> tuple[Any, bool]:
+        """Checks one run, records it (idempotently) and returns it as stored, and if it is new."""
+        require_request_id(run.request_id, "run.request_id")
+        check_values(run, "run")
+
+        def write() -> tuple[bool, dict[str, Any]]:
+            return record(from_pb(run)), get(run.request_id)
+
+        created, stored = await asyncio.to_thread(write)
+        return to_pb(stored), created
+
     async def RecordPruneRun(  # noqa: D102
         self, request: results_pb2.RecordPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordPruneRunResponse:
-        require_request_id(request.run.request_id, "run.request_id")
-        check_values(request.run, "run")
-
-        def record() -> tuple[bool, dict[str, Any]]:
-            created = self._store.record_prune_run(convert.prune_run_from_pb(request.run))
-            return created, self._store.get_prune_run(request.run.request_id)
-
-        created, stored = await asyncio.to_thread(record)
-        return results_pb2.RecordPruneRunResponse(
-            run=convert.prune_run_to_pb(stored), created=created
+        run, created = await self._record(
+            request.run,
+            convert.prune_run_from_pb,
+            self._store.record_prune_run,
+            self._store.get_prune_run,
+            convert.prune_run_to_pb,
         )
+        return results_pb2.RecordPruneRunResponse(run=run, created=created)
 
     async def RecordEvalRun(  # noqa: D102
         self, request: results_pb2.RecordEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordEvalRunResponse:
-        require_request_id(request.run.request_id, "run.request_id")
-        check_values(request.run, "run")
-
-        def record() -> tuple[bool, dict[str, Any]]:
-            created = self._store.record_eval_run(convert.eval_run_from_pb(request.run))
-            return created, self._store.get_eval_run(request.run.request_id)
-
-        created, stored = await asyncio.to_thread(record)
-        return results_pb2.RecordEvalRunResponse(
-            run=convert.eval_run_to_pb(stored), created=created
+        run, created = await self._record(
+            request.run,
+            convert.eval_run_from_pb,
+            self._store.record_eval_run,
+            self._store.get_eval_run,
+            convert.eval_run_to_pb,
         )
+        return results_pb2.RecordEvalRunResponse(run=run, created=created)
 
     async def BatchRecordEvalRuns(  # noqa: D102
         self, request: results_pb2.BatchRecordEvalRunsRequest, context: grpc.aio.ServicerContext
@@ -95,17 +108,14 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     async def RecordProfileRun(  # noqa: D102
         self, request: results_pb2.RecordProfileRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordProfileRunResponse:
-        require_request_id(request.run.request_id, "run.request_id")
-        check_values(request.run, "run")
-
-        def record() -> tuple[bool, dict[str, Any]]:
-            created = self._store.record_profile_run(convert.profile_run_from_pb(request.run))
-            return created, self._store.get_profile_run(request.run.request_id)
-
-        created, stored = await asyncio.to_thread(record)
-        return results_pb2.RecordProfileRunResponse(
-            run=convert.profile_run_to_pb(stored), created=created
+        run, created = await self._record(
+            request.run,
+            convert.profile_run_from_pb,
+            self._store.record_profile_run,
+            self._store.get_profile_run,
+            convert.profile_run_to_pb,
         )
+        return results_pb2.RecordProfileRunResponse(run=run, created=created)
 
     async def GetPruneRun(  # noqa: D102
         self, request: results_pb2.GetPruneRunRequest, context: grpc.aio.ServicerContext
