@@ -10,7 +10,8 @@ Five lines from ``greenprune up`` to a DataFrame::
 
 Everything here is a thin layer over the generated stubs (``greenprune.api``): specs are the
 proto messages (or dicts in their JSON form), results are the typed proto results, and errors
-are :class:`RpcError` subclasses carrying the gRPC code and, for INVALID_ARGUMENT, the field.
+are the kinds of :mod:`greenprune.core.errors` the services raise (``RpcError`` is their base),
+carrying the gRPC code and, for INVALID_ARGUMENT, the field.
 The CLI uses this client for what it reads (``greenprune report``, ``greenprune cancel``).
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
 import threading
 import time
 import uuid
@@ -40,6 +40,16 @@ from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import LoadedExperiment, load_experiment, parse_experiment
 from greenprune.client.task_files import read_task_folder
 from greenprune.core.checkpoint import MANIFEST_NAME
+from greenprune.core.errors import (
+    FailedPreconditionError,
+    GreenpruneError,
+    InvalidArgumentError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnauthenticatedError,
+    UnavailableError,
+    error_for,
+)
 from greenprune.core.limits import method_value
 from greenprune.rpc.client import read_pages, sync_channel
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
@@ -65,53 +75,17 @@ __all__ = [
 ]
 
 
-# -- errors --------------------------------------------------------------------------------------
+# -- errors ---------------------------------------------------------------------------------------
 
-_FIELD = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]]*): ")
+RpcError = GreenpruneError
+"""What a failed call raises: the kind the service raised (:mod:`greenprune.core.errors`).
 
-
-class RpcError(Exception):
-    """A call to a greenprune service failed.
-
-    Attributes:
-        code: The gRPC status code.
-        details: The server's message.
-        field: The offending request field for INVALID_ARGUMENT (``spec.ratio``), else None.
-            greenprune's error map writes it as the message's prefix (``spec.ratio: ...``).
-    """
-
-    def __init__(self, code: grpc.StatusCode, details: str, field: str | None = None) -> None:
-        super().__init__(f"{code.name}: {details}")
-        self.code = code
-        self.details = details
-        self.field = field
+Besides its kind, an error from a call carries ``code`` (the ``grpc.StatusCode``), ``details``
+(the service's message) and ``field`` (an invalid argument's request field, ``spec.ratio``).
+"""
 
 
-class InvalidArgumentError(RpcError):
-    """INVALID_ARGUMENT: a request field has a value the service cannot accept."""
-
-
-class NotFoundError(RpcError):
-    """NOT_FOUND: the job, run, checkpoint or model does not exist."""
-
-
-class FailedPreconditionError(RpcError):
-    """FAILED_PRECONDITION: the request is valid but the system cannot serve it now."""
-
-
-class ResourceExhaustedError(RpcError):
-    """RESOURCE_EXHAUSTED: a job queue is full; try again later."""
-
-
-class UnauthenticatedError(RpcError):
-    """UNAUTHENTICATED: no or a wrong token (set ``GREENPRUNE_TOKEN`` or pass ``token=``)."""
-
-
-class UnavailableError(RpcError):
-    """UNAVAILABLE or DEADLINE_EXCEEDED: the service could not be reached in time."""
-
-
-class JobFailedError(RpcError):
+class JobFailedError(GreenpruneError):
     """A job ended FAILED or CANCELLED; ``job`` is its last state, ``code`` its error's code."""
 
     def __init__(self, job: Any) -> None:
@@ -121,36 +95,26 @@ class JobFailedError(RpcError):
         else:
             code = _status_code(status.error.code) or grpc.StatusCode.UNKNOWN
             details = status.error.message or "the job failed"
-        super().__init__(code, f"{job.name}: {details}", _field(code, details))
+        super().__init__(f"{code.name}: {job.name}: {details}")
+        self.code_name, self.code, self.details = code.name, code, f"{job.name}: {details}"
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            self.field = InvalidArgumentError.split(details)[0]
         self.job = job
-
-
-_ERRORS: dict[grpc.StatusCode, type[RpcError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
-    grpc.StatusCode.NOT_FOUND: NotFoundError,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
-    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
-    grpc.StatusCode.UNAVAILABLE: UnavailableError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: UnavailableError,
-}
 
 
 def _status_code(value: int) -> grpc.StatusCode | None:
     return next((code for code in grpc.StatusCode if code.value[0] == value), None)
 
 
-def _field(code: grpc.StatusCode, details: str) -> str | None:
-    if code != grpc.StatusCode.INVALID_ARGUMENT:
-        return None
-    match = _FIELD.match(details)
-    return match.group("field") if match else None
+def _received(code: grpc.StatusCode, details: str) -> GreenpruneError:
+    error = error_for(code.name, details)
+    error.code, error.details = code, details  # type: ignore[attr-defined]
+    return error
 
 
-def error_from_rpc(exc: grpc.RpcError) -> RpcError:
+def error_from_rpc(exc: grpc.RpcError) -> GreenpruneError:
     """Returns the typed error for a failed call (``exc`` is a ``grpc.RpcError``)."""
-    code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
-    return _ERRORS.get(code, RpcError)(code, details, _field(code, details))
+    return _received(exc.code(), exc.details() or "")  # type: ignore[attr-defined]
 
 
 def _call(rpc: Any, request: Any, timeout: float | None = RPC_TIMEOUT_S) -> Any:
@@ -518,7 +482,7 @@ class Client:
         try:
             return _run_coroutine(work.run())
         except runner.ServiceUnavailableError as exc:
-            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+            raise _received(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
 
     @staticmethod
     def _load(experiment: str | Path | Mapping[str, Any]) -> LoadedExperiment:

@@ -43,7 +43,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from greenprune.core.errors import FailedPreconditionError, GreenpruneError, NotFoundError
+from greenprune.core.errors import (
+    FailedPreconditionError,
+    GreenpruneError,
+    NotFoundError,
+    code_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +180,6 @@ def _resolve(name: str) -> Callable[..., Any]:
 
 
 def _error_message(exc: BaseException) -> tuple[str, str]:
-    from greenprune.rpc.errors import code_name
-
     message = str(exc) if isinstance(exc, GreenpruneError) else f"{type(exc).__name__}: {exc}"
     return code_name(exc), message
 

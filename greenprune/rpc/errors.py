@@ -1,13 +1,14 @@
-"""The one place that maps domain errors to gRPC status codes.
+"""Domain errors to gRPC statuses, at the server's error boundary.
 
-Servicers raise :mod:`greenprune.core.errors` exceptions; :class:`ErrorMappingInterceptor` turns
-them into statuses. Unexpected exceptions become INTERNAL with a generic message: the traceback
-goes to the server log, never onto the wire.
+Servicers raise :mod:`greenprune.core.errors` exceptions, whose codes
+:func:`greenprune.core.errors.code_name` names (the one error-to-code map);
+:class:`ErrorMappingInterceptor` turns them into statuses with wire-safe messages. Unexpected
+exceptions become INTERNAL with a generic message: the traceback goes to the server log, never
+onto the wire.
 """
 
 from __future__ import annotations
 
-import errno
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -17,23 +18,14 @@ import grpc
 from google.rpc import code_pb2, status_pb2
 
 from greenprune.core.errors import (
-    FailedPreconditionError,
+    INTERNAL,
     GreenpruneError,
     InvalidArgumentError,
-    NotFoundError,
-    ResourceExhaustedError,
-    UnauthenticatedError,
+    code_name,
+    is_disk_full,
 )
 
 log = logging.getLogger(__name__)
-
-_CODES: dict[type[GreenpruneError], grpc.StatusCode] = {
-    InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
-    NotFoundError: grpc.StatusCode.NOT_FOUND,
-    FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
-    ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
-}
 
 INTERNAL_MESSAGE = "internal error; see the server log"
 
@@ -50,20 +42,14 @@ def _wire(message: str) -> str:
 
 def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """Returns the status code and wire-safe message for an exception."""
-    for kind, code in _CODES.items():
-        if isinstance(exc, kind):
-            return code, _wire(str(exc))
+    code = grpc.StatusCode[code_name(exc)]
     if isinstance(exc, GreenpruneError):
-        return grpc.StatusCode.INTERNAL, _wire(str(exc))
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return code, _wire(str(exc))
+    if is_disk_full(exc):
+        assert isinstance(exc, OSError)
         where = f" writing {str(exc.filename)[:200]!r}" if exc.filename else ""
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, f"no space left on the device{where}"
-    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
-
-
-def code_name(exc: BaseException) -> str:
-    """Returns the canonical code name ("NOT_FOUND", ...) for an exception."""
-    return status_for(exc)[0].name
+        return code, f"no space left on the device{where}"
+    return grpc.StatusCode[INTERNAL], INTERNAL_MESSAGE
 
 
 def rpc_status(code: str, message: str) -> status_pb2.Status:

@@ -127,7 +127,8 @@ def test_record_prune_run_refuses_a_huge_string(stub) -> None:  # noqa: ANN001
 def test_a_full_disk_is_resource_exhausted_with_the_path() -> None:
     import errno
 
-    from greenprune.rpc.errors import code_name, status_for
+    from greenprune.core.errors import code_name
+    from greenprune.rpc.errors import status_for
 
     full = OSError(
         errno.ENOSPC, "No space left on device", "/state/checkpoints/c1/model.safetensors"
