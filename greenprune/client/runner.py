@@ -26,13 +26,13 @@ from greenprune.client.plan import EvalStep, Plan, ProfileStep, PruneStep, Step
 from greenprune.client.preflight import check_steps, upload_task_sources
 from greenprune.client.report import ResultRow, row_from_runs, with_deltas
 from greenprune.client.spec import Experiment
+from greenprune.core.errors import is_retryable
 from greenprune.rpc.client import channel, health_status
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 
 T = TypeVar("T")
 
 RPC_TIMEOUT_S = 30.0
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 TERMINAL = frozenset(
     {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
 )
@@ -461,7 +461,7 @@ class Runner:
                 return await call(service.channel)
             except grpc.aio.AioRpcError as exc:
                 busy = busy_ok and exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-                if not busy and exc.code() not in RETRYABLE:
+                if not busy and not is_retryable(exc):
                     raise
                 if not busy:
                     lost.check(service, exc)
@@ -487,7 +487,7 @@ class Runner:
                 )
                 job = response.job
             except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE:
+                if not is_retryable(exc):
                     raise ServiceUnavailableError(
                         f"the {service.name} service at {service.address}: {_describe(exc)}"
                     ) from None

@@ -43,9 +43,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greenprune.core.errors import GreenpruneError, NotFoundError, ResourceExhaustedError
+from greenprune.core.errors import (
+    GreenpruneError,
+    NotFoundError,
+    ResourceExhaustedError,
+    code_name,
+    is_retryable,
+)
 from greenprune.core.limits import check_text, quoted
-from greenprune.rpc.errors import code_name
 
 if TYPE_CHECKING:
     from greenprune.core.ray_backend import RayBackend, RayJob
@@ -303,13 +308,11 @@ class JobRunner:
         lane_of: Picks a job's lane from its spec; one job runs at a time per lane.
         max_queued: The most jobs waiting at once; more is RESOURCE_EXHAUSTED.
         on_succeeded: Awaited in the server after a worker succeeds (the "reporting" stage).
-            While it raises an error that ``report_retryable`` accepts (the ResultsService is
-            unreachable), it is retried with backoff for as long as it takes, the stage saying
-            ``reporting (retry N)``, so finished work is never thrown away; a reporting job
-            left by a stopped server is resumed by :meth:`start`. Any other error fails the
-            job with its message.
-        report_retryable: Which ``on_succeeded`` errors are retried (default: gRPC
-            UNAVAILABLE or DEADLINE_EXCEEDED, and connection errors).
+            While it raises an error that :func:`greenprune.core.errors.is_retryable` accepts
+            (the ResultsService is unreachable), it is retried with backoff for as long as it
+            takes, the stage saying ``reporting (retry N)``, so finished work is never thrown
+            away; a reporting job left by a stopped server is resumed by :meth:`start`. Any
+            other error fails the job with its message.
         report_backoff: The first and the longest pause between reporting attempts, seconds.
         warm: The worker's warm-up hook, ``"module:function"`` taking the lane, run in each
             child before its job (imports, one-off detection).
@@ -330,7 +333,6 @@ class JobRunner:
         on_succeeded: OnSucceeded | None = None,
         warm: str | None = None,
         warm_lanes: tuple[str, ...] = (),
-        report_retryable: Callable[[BaseException], bool] | None = None,
         report_backoff: tuple[float, float] = (1.0, 30.0),
         backend: RayBackend | None = None,
     ) -> None:
@@ -350,7 +352,6 @@ class JobRunner:
         self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
         self._cancelled: set[str] = set()
         self._stopping = False
-        self._report_retryable = report_retryable or retryable_report_error
         self._report_backoff = report_backoff
         self._reporting: dict[str, asyncio.Task[None]] = {}
         self._backend = backend
@@ -751,7 +752,7 @@ class JobRunner:
             except Exception as exc:  # noqa: BLE001 - reported on the job
                 if job.id in self._cancelled:
                     return
-                if not self._report_retryable(exc):
+                if not is_retryable(exc):
                     log.exception("reporting job %s failed", job.id)
                     self._finish(job, FAILED, "UNAVAILABLE", f"reporting failed: {exc}"[:4096])
                     await self._notify()
@@ -767,17 +768,3 @@ class JobRunner:
             return
         self._finish(job, SUCCEEDED, None, None)
         await self._notify()
-
-
-_RETRYABLE_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED"})
-
-
-def retryable_report_error(exc: BaseException) -> bool:
-    """Whether a reporting error means "the ResultsService is unreachable, try again later"."""
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    code = getattr(exc, "code", None)
-    if callable(code):
-        with contextlib.suppress(Exception):
-            return getattr(code(), "name", None) in _RETRYABLE_CODES
-    return False

@@ -1,9 +1,7 @@
-"""Reporting finished work to the ResultsService, retrying while it is unreachable."""
+"""Reporting finished work to the ResultsService."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -12,26 +10,23 @@ import grpc
 from greenprune.api.results.v1 import results_pb2_grpc
 from greenprune.rpc.client import channel
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 
 
 class ResultsReporter:
     """A lazily opened client of the ResultsService.
 
+    A call is tried once: while the service is unreachable, the job runner retries the whole
+    report with backoff (one retry loop), its stage saying so.
+
     Args:
         address: The ResultsService address.
         token: The bearer token, if the stack uses one.
-        retry_seconds: How long one call keeps retrying while the service is unreachable; the
-            job runner then retries the whole report with backoff, its stage saying so.
     """
 
-    def __init__(self, address: str, token: str | None, retry_seconds: float = 10.0) -> None:
+    def __init__(self, address: str, token: str | None) -> None:
         self._address = address
         self._token = token
-        self._retry_seconds = retry_seconds
         self._channel: grpc.aio.Channel | None = None
 
     @property
@@ -42,19 +37,8 @@ class ResultsReporter:
         return results_pb2_grpc.ResultsServiceStub(self._channel)
 
     async def call(self, rpc: Callable[[results_pb2_grpc.ResultsServiceStub], Awaitable[T]]) -> T:
-        """Runs ``rpc(stub)``, retrying with backoff while the service is unreachable."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._retry_seconds
-        delay = 0.2
-        while True:
-            try:
-                return await rpc(self.stub)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() not in RETRYABLE or loop.time() + delay > deadline:
-                    raise
-                log.warning("results service unreachable (%s); retrying", exc.code().name)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        """Runs ``rpc(stub)`` once."""
+        return await rpc(self.stub)
 
     async def close(self) -> None:
         """Closes the channel."""
