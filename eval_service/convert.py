@@ -7,7 +7,7 @@ from typing import Any
 from eval_service.evaluator import EvalConfig
 from eval_service.profile import ProfileConfig
 from greenprune.api.eval.v1 import eval_pb2
-from greenprune.core.job_runner import Job
+from greenprune.core.jobs import Job
 from greenprune.core.limits import (
     DEVICE_DEFAULT,
     EVAL_SPEC,

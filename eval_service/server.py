@@ -11,8 +11,8 @@ from eval_service.task_index import TaskIndex
 from eval_service.tasks.sources import FOLDER_NAME
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
-from greenprune.core.job_runner import Job, JobRunner
-from greenprune.core.ray_backend import backend_from_settings
+from greenprune.core.jobs import Job, JobRunner
+from greenprune.core.jobs.ray_backend import backend_from_settings
 from greenprune.core.records import from_json_dict
 from greenprune.core.settings import EvalSettings
 from greenprune.rpc.reporting import ResultsReporter

@@ -12,7 +12,7 @@ from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.errors import InvalidArgumentError
-from greenprune.core.job_runner import JobRunner
+from greenprune.core.jobs import JobRunner
 from greenprune.core.models import check_model_source
 from greenprune.core.records import to_json_dict
 from greenprune.rpc.convert import require_request_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.core.job_runner import Job
+from greenprune.core.jobs import Job
 from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
     PRUNE_SPEC,

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from greenprune.api.common.v1 import jobs_pb2
 from greenprune.core.errors import InvalidArgumentError
-from greenprune.core.job_runner import Job
+from greenprune.core.jobs import Job
 from greenprune.core.limits import MAX_NAME_CHARS, MAX_TEXT_CHARS, check_text
 from greenprune.rpc.errors import rpc_status
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import grpc
 
-from greenprune.core.job_runner import FAILED, RUNNING, SUCCEEDED, Job, JobRunner
+from greenprune.core.jobs import FAILED, RUNNING, SUCCEEDED, Job, JobRunner
 
 
 class _Unavailable(grpc.aio.AioRpcError):

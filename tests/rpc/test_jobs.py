@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from greenprune.core.errors import NotFoundError, ResourceExhaustedError
-from greenprune.core.job_runner import (
+from greenprune.core.jobs import (
     CANCELLED,
     FAILED,
     INTERRUPTED,
@@ -219,7 +219,7 @@ def test_running_job_of_a_killed_process_is_failed_interrupted_after_restart(
         f"""
         import asyncio, pathlib, sys
         sys.path.insert(0, {str(Path.cwd())!r})
-        from greenprune.core.job_runner import JobRunner
+        from greenprune.core.jobs import JobRunner
 
         async def main():
             state = pathlib.Path({str(tmp_path)!r})

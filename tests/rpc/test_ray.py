@@ -21,8 +21,8 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import FailedPreconditionError
-from greenprune.core.job_runner import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, JobRunner
-from greenprune.core.ray_backend import RayBackend, RayOptions, annotate_hardware
+from greenprune.core.jobs import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, JobRunner
+from greenprune.core.jobs.ray_backend import RayBackend, RayOptions, annotate_hardware
 from greenprune.core.settings import EvalSettings, PruningSettings
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 from tests.servers import ServerThread
@@ -174,8 +174,8 @@ _SERVICE = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from greenprune.core.job_runner import JobRunner
-    from greenprune.core.ray_backend import RayBackend, RayOptions
+    from greenprune.core.jobs import JobRunner
+    from greenprune.core.jobs.ray_backend import RayBackend, RayOptions
 
     async def main():
         runner = JobRunner(

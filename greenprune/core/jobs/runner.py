@@ -15,7 +15,7 @@ detection) that no job should pay. For the lanes named in ``warm_lanes`` the run
 *warm* child: spawned while the lane is idle, it imports the worker and runs its ``warm(lane)``
 hook, then waits for its one job. Each child still runs exactly one job and exits.
 
-With a ``backend`` (:class:`greenprune.core.ray_backend.RayBackend`), jobs run on a Ray
+With a ``backend`` (:class:`greenprune.core.jobs.ray_backend.RayBackend`), jobs run on a Ray
 cluster instead: the table, states, progress, Watch, cancel and "interrupted" on restart stay
 the same, while each lane runs as many jobs at once as the backend allows and a job whose
 resources the cluster lacks is refused at submit.
@@ -53,7 +53,7 @@ from greenprune.core.errors import (
 from greenprune.core.limits import check_text, quoted
 
 if TYPE_CHECKING:
-    from greenprune.core.ray_backend import RayBackend, RayJob
+    from greenprune.core.jobs.ray_backend import RayBackend, RayJob
 
 log = logging.getLogger(__name__)
 

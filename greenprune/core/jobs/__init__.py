@@ -1,0 +1,29 @@
+"""Persisted jobs: the job table, the runner, and the backends that run each job."""
+
+from __future__ import annotations
+
+from greenprune.core.jobs.runner import (
+    CANCELLED,
+    FAILED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL,
+    Job,
+    JobRunner,
+    JobTable,
+)
+
+__all__ = [
+    "CANCELLED",
+    "FAILED",
+    "INTERRUPTED",
+    "QUEUED",
+    "RUNNING",
+    "SUCCEEDED",
+    "TERMINAL",
+    "Job",
+    "JobRunner",
+    "JobTable",
+]
