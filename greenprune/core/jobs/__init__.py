@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from greenprune.core.jobs.runner import (
+from greenprune.core.jobs.runner import JobRunner
+from greenprune.core.jobs.table import (
     CANCELLED,
     FAILED,
     INTERRUPTED,
@@ -11,7 +12,6 @@ from greenprune.core.jobs.runner import (
     SUCCEEDED,
     TERMINAL,
     Job,
-    JobRunner,
     JobTable,
 )
 

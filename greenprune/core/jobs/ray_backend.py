@@ -1,12 +1,10 @@
 """Runs the job runner's jobs on a Ray cluster instead of in local child processes.
 
 The job table stays where it is (the service's SQLite file, the source of truth); only the
-work moves. Each job runs in a Ray *actor* that imports the worker and runs its warm-up hook
-when it is created, then calls the same ``work(spec, context, progress)`` function as a local
-child would. The actor method is a streaming generator: it yields ``("progress", stage,
-fraction)`` while the worker runs and ends with ``("result", data)`` or ``("error", code,
-message)``, the same messages a local child sends over its pipe, so the runner treats both
-backends alike.
+work moves. Each job runs in a Ray *actor*, a :class:`~greenprune.core.jobs.protocol.WorkerProcess`
+that loads the worker and runs its warm-up hook when it is created, then runs jobs as a local
+child would. The actor method is a streaming generator of the worker protocol's messages, so
+the runner treats both backends alike.
 
 Actors rather than plain tasks: a task that asks for a GPU gets a fresh worker process, which
 would pay the imports of torch, transformers and lm-eval (seconds) for every job. As with the
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import queue
@@ -37,18 +34,14 @@ import socket
 import sys
 import tempfile
 import threading
-import traceback
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greenprune.core.errors import (
-    FailedPreconditionError,
-    GreenpruneError,
-    NotFoundError,
-    code_name,
-)
+from greenprune.core.errors import FailedPreconditionError, NotFoundError
+from greenprune.core.jobs.backend import Backend, Execution
+from greenprune.core.jobs.protocol import PROGRESS, Message, Progress, WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -174,37 +167,27 @@ def check_visible(spec: dict[str, Any], context: dict[str, Any], node: str) -> N
 ROOT_ON_SERVICE = "checkpoints_root_on_service"
 
 
-def _resolve(name: str) -> Callable[..., Any]:
-    module_name, function_name = name.split(":")
-    return getattr(importlib.import_module(module_name), function_name)
+class JobActor(WorkerProcess):
+    """The Ray actor a job runs in (made remote with the lane's resources by the backend).
 
+    Around the worker it checks that the job's checkpoints are visible on this node, and it
+    names the node in every hardware line of the result.
+    """
 
-def _error_message(exc: BaseException) -> tuple[str, str]:
-    message = str(exc) if isinstance(exc, GreenpruneError) else f"{type(exc).__name__}: {exc}"
-    return code_name(exc), message
-
-
-class JobActor:
-    """The Ray actor a job runs in (made remote with the lane's resources by the backend)."""
-
-    def __init__(self, worker: str, warm: str | None, lane: str) -> None:
-        self._failure: Exception | None = None
-        self._work: Callable[..., Any] | None = None
-        try:
-            self._work = _resolve(worker)
-            if warm is not None:
-                _resolve(warm)(lane)
-        except Exception as exc:  # noqa: BLE001 - reported with the job it would have run
-            self._failure = exc
+    _node = ""
 
     def ready(self) -> dict[str, str]:
         """Answers once the actor is warm, with where it runs."""
         return where()
 
+    def work(self, spec: dict[str, Any], context: dict[str, Any], progress: Progress) -> Any:
+        """Runs the worker where its checkpoints are visible; the result names the node."""
+        check_visible(spec, context, self._node)
+        return annotate_hardware(super().work(spec, context, progress), self._node)
+
     def run(self, spec: dict[str, Any], context: dict[str, Any]) -> Any:
         """Runs one job, yielding progress messages and then the result or the error."""
-        place = where()
-        node = describe_place(place)
+        self._node = describe_place(where())
         context = dict(context)
         workdir = Path(context["workdir"])
         try:
@@ -212,50 +195,63 @@ class JobActor:
         except OSError:  # the service's state folder is not writable here: use a local one
             workdir = Path(tempfile.mkdtemp(prefix=f"greenprune-{context.get('job_id', '')}-"))
             context["workdir"] = str(workdir)
-        messages: queue.Queue[tuple[Any, ...]] = queue.Queue()
-
-        def progress(stage: str, fraction: float) -> None:
-            messages.put(("progress", stage, min(max(float(fraction), 0.0), 1.0)))
-
-        def body() -> None:
-            try:
-                if self._failure is not None:
-                    raise self._failure
-                assert self._work is not None
-                check_visible(spec, context, node)
-                result = self._work(spec, context, progress)
-                messages.put(("result", annotate_hardware(result, node)))
-            except Exception as exc:  # noqa: BLE001 - everything is reported to the runner
-                traceback.print_exc(file=sys.stderr)
-                code, message = _error_message(exc)
-                messages.put(("error", code, message))
-
-        threading.Thread(target=body, name="greenprune-job", daemon=True).start()
+        messages: queue.Queue[Message] = queue.Queue()
+        threading.Thread(
+            target=self.run_job,
+            args=(spec, context, messages.put),
+            name="greenprune-job",
+            daemon=True,
+        ).start()
         while True:
             batch = [messages.get()]
             with contextlib.suppress(queue.Empty):
                 while True:
                     batch.append(messages.get_nowait())
-            updates = [m for m in batch if m[0] == "progress"]
+            updates = [m for m in batch if m[0] == PROGRESS]
             if updates:  # only the latest progress matters; older ones are skipped
                 yield updates[-1]
-            final = [m for m in batch if m[0] != "progress"]
+            final = [m for m in batch if m[0] != PROGRESS]
             if final:
                 yield final[0]
                 return
 
 
-@dataclass
-class RayJob:
+class RayExecution(Execution):
     """A job running on an actor: its messages, and how to stop it."""
 
-    actor: Any
-    lane: str
-    stream: Any = None
-    place: dict[str, str] = field(default_factory=dict)
+    def __init__(self, backend: RayBackend, actor: Any, lane: str, stream: Any) -> None:
+        self._backend = backend
+        self.actor = actor
+        self.lane = lane
+        self._stream = stream
+        self._error = "no reason"
+
+    async def messages(self) -> AsyncIterator[Message]:
+        """The job's messages; they end early (without an outcome) when the actor dies."""
+        try:
+            async for ref in self._stream:
+                yield tuple(await ref)
+        except Exception as exc:  # noqa: BLE001 - the actor died or was killed
+            self._error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+
+    async def close(self, reusable: bool) -> None:
+        """Keeps the actor for the lane's next job (``reuse_actors``), or kills it."""
+        self._backend.release(self, reusable)
+
+    def death(self) -> str:
+        """``the Ray actor running the job died (why)``."""
+        return f"the Ray actor running the job died ({self._error})"
+
+    def end(self) -> None:
+        """Ends the actor's process at once."""
+        _kill(self.actor)
+
+    async def kill(self) -> None:
+        """Ends the actor's process at once (``ray.kill``)."""
+        self.end()
 
 
-class RayBackend:
+class RayBackend(Backend):
     """Connects to Ray and runs the runner's jobs on actors.
 
     Args:
@@ -266,16 +262,26 @@ class RayBackend:
         self.options = options
         self._worker = ""
         self._warm: str | None = None
+        self._warm_lanes: tuple[str, ...] = ()
         self._remote: Any = None
         self._spares: dict[str, list[Any]] = {}
+        self._running: set[RayExecution] = set()
         self._resources: dict[str, float] = {}
         self._started_ray = False
 
-    def bind(self, worker: str, warm: str | None) -> None:
-        """Sets the worker function and warm-up hook (``"module:function"``) actors run."""
-        self._worker, self._warm = worker, warm
+    def bind(self, worker: str, warm: str | None, warm_lanes: tuple[str, ...]) -> None:
+        """Sets the worker, its warm-up hook and the lanes that keep a warm actor idle."""
+        self._worker, self._warm, self._warm_lanes = worker, warm, warm_lanes
 
     # -- connection ------------------------------------------------------------------------
+
+    async def start(self, warm_timeout: float) -> None:
+        """Connects, and creates a warm actor per warm lane (waiting up to ``warm_timeout``)."""
+        await asyncio.to_thread(self.connect)
+        for lane in self._warm_lanes:
+            self._add_spare(lane)
+        lanes = self._warm_lanes
+        await asyncio.gather(*(self._await_ready(lane, warm_timeout) for lane in lanes))
 
     def connect(self) -> None:
         """Attaches to the configured cluster (or starts a local instance); blocking."""
@@ -308,12 +314,21 @@ class RayBackend:
         self._resources = dict(ray.cluster_resources())
         log.info("Ray cluster resources: %s", self._resources)
 
-    def disconnect(self) -> None:
+    def stop(self) -> None:
+        """Kills the running jobs' actors and the idle ones."""
+        for execution in self._running:
+            execution.end()
+        for pool in self._spares.values():
+            for actor in pool:
+                _kill(actor)
+        self._spares.clear()
+
+    async def close(self) -> None:
         """Shuts down a local instance this backend started."""
         if self._started_ray:
             import ray
 
-            ray.shutdown()
+            await asyncio.to_thread(ray.shutdown)
 
     def resources_of(self, lane: str) -> dict[str, float]:
         """What one job of ``lane`` asks Ray for."""
@@ -355,6 +370,30 @@ class RayBackend:
 
     # -- actors ------------------------------------------------------------------------------
 
+    def launch(self, lane: str, spec: dict[str, Any], context: dict[str, Any]) -> RayExecution:
+        """Starts a job on a warm actor of ``lane``, or on a new one.
+
+        A warm lane that has no idle actor left creates one now, warming while this job runs.
+        """
+        pool = self._spares.get(lane, [])
+        actor = pool.pop(0) if pool else self._new_actor(lane)
+        root = context.get("checkpoints_dir")
+        context = {**context, ROOT_ON_SERVICE: bool(root and Path(root).is_dir())}
+        stream = actor.run.options(num_returns="streaming").remote(spec, context)
+        execution = RayExecution(self, actor, lane, stream)
+        self._running.add(execution)
+        if lane in self._warm_lanes and not self._spares.get(lane):
+            self._add_spare(lane)
+        return execution
+
+    def release(self, execution: RayExecution, reusable: bool) -> None:
+        """After a job: keeps the actor for the lane's next job, or kills it."""
+        self._running.discard(execution)
+        if reusable and self.options.reuse_actors:
+            self._spares.setdefault(execution.lane, []).append(execution.actor)
+        else:
+            execution.end()
+
     def _new_actor(self, lane: str) -> Any:
         resources = self.resources_of(lane)
         return self._remote.options(
@@ -364,18 +403,12 @@ class RayBackend:
             name=None,
         ).remote(self._worker, self._warm, lane)
 
-    def add_spare(self, lane: str) -> Any:
+    def _add_spare(self, lane: str) -> None:
         """Creates a warm actor for ``lane``'s next job."""
-        actor = self._new_actor(lane)
-        self._spares.setdefault(lane, []).append(actor)
-        return actor
+        self._spares.setdefault(lane, []).append(self._new_actor(lane))
 
-    def spares(self, lane: str) -> int:
-        """How many idle actors ``lane`` has."""
-        return len(self._spares.get(lane, []))
-
-    async def await_ready(self, lane: str, timeout: float) -> None:
-        """Waits up to ``timeout`` seconds for ``lane``'s spare actors to be warm."""
+    async def _await_ready(self, lane: str, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds for ``lane``'s idle actors to be warm."""
         actors = self._spares.get(lane, [])
         if not actors:
             return
@@ -386,46 +419,13 @@ class RayBackend:
         except Exception as exc:  # noqa: BLE001 - a slow or dead spare is replaced later
             log.warning("the warm Ray actors of lane %s are not ready: %s", lane, exc)
 
-    def launch(self, lane: str, spec: dict[str, Any], context: dict[str, Any]) -> RayJob:
-        """Starts a job on a spare actor of ``lane``, or on a new one."""
-        pool = self._spares.get(lane, [])
-        actor = pool.pop(0) if pool else self._new_actor(lane)
-        root = context.get("checkpoints_dir")
-        context = {**context, ROOT_ON_SERVICE: bool(root and Path(root).is_dir())}
-        stream = actor.run.options(num_returns="streaming").remote(spec, context)
-        return RayJob(actor=actor, lane=lane, stream=stream)
 
-    async def messages(self, job: RayJob) -> AsyncIterator[tuple[Any, ...]]:
-        """The job's messages; ends early (without a result) when the actor dies."""
-        try:
-            async for ref in job.stream:
-                yield tuple(await ref)
-        except Exception as exc:  # noqa: BLE001 - the actor died or was killed
-            job.place = {"error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"}
+def _kill(actor: Any) -> None:
+    """Ends an actor's process at once (``ray.kill``; Ray refuses to force-cancel its tasks)."""
+    import ray
 
-    def release(self, job: RayJob, reusable: bool) -> None:
-        """After a job: keeps the actor for the lane's next job, or kills it."""
-        if reusable and self.options.reuse_actors:
-            self._spares.setdefault(job.lane, []).append(job.actor)
-        else:
-            self.kill(job)
-
-    def kill(self, job: RayJob) -> None:
-        """Ends the job's actor process at once."""
-        import ray
-
-        with contextlib.suppress(Exception):
-            ray.kill(job.actor, no_restart=True)
-
-    def close(self) -> None:
-        """Kills the idle actors."""
-        import ray
-
-        for pool in self._spares.values():
-            for actor in pool:
-                with contextlib.suppress(Exception):
-                    ray.kill(actor, no_restart=True)
-        self._spares.clear()
+    with contextlib.suppress(Exception):
+        ray.kill(actor, no_restart=True)
 
 
 def _summary(resources: dict[str, float]) -> str:
