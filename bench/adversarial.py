@@ -210,7 +210,7 @@ def start_results(state_dir: Path, token: str | None, port: int = 0) -> Any:
     """A ResultsService with its DuckDB file under ``state_dir``, in a background loop."""
     from analytics.server import build
     from greenprune.core.settings import ResultsSettings
-    from tests.servers import ServerThread
+    from greenprune.rpc.server_thread import ServerThread
 
     settings = ResultsSettings(port=port, state_dir=state_dir, token=token, grace_seconds=1.0)
     return ServerThread(lambda: build(settings), settings).start()
@@ -219,7 +219,7 @@ def start_results(state_dir: Path, token: str | None, port: int = 0) -> Any:
 def start_worker(kind: str, home: Path, token: str | None, results: str) -> Any:
     """A PruningService or an EvalService (real job workers, no warm process)."""
     from greenprune.core.settings import EvalSettings, PruningSettings
-    from tests.servers import ServerThread
+    from greenprune.rpc.server_thread import ServerThread
 
     common = {
         "port": 0,

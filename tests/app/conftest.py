@@ -20,7 +20,7 @@ from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 TOKEN = "app-test-token"
 EXPERIMENT = "study"
@@ -228,7 +228,7 @@ def eval_runs() -> list[results_pb2.EvalRun]:
 
 
 class ResultsServer:
-    """A ResultsService on a free port, in a background thread (``tests.servers``).
+    """A ResultsService on a free port, in a background thread (``greenprune.rpc.server_thread``).
 
     Args:
         state_dir: Where its DuckDB file lives.

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from greenprune.core.settings import EvalSettings, PruningSettings, ResultsSettings
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 SERVICES = ("results", "pruning", "eval")
 

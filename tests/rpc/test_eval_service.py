@@ -11,7 +11,7 @@ import pytest
 from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 
 def _spec(**fields: object) -> eval_pb2.EvalSpec:

@@ -16,7 +16,7 @@ from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
 from greenprune.rpc.convert import page_bounds
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 pb = results_pb2
 BAD_TOKENS = ["²", "9" * 30, "9223372036854775808", "-1", "1e3", " 1", "٣", "x" * 100_000]

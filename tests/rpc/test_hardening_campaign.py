@@ -13,7 +13,7 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.rpc.errors import MAX_MESSAGE_CHARS
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 HUGE = "x" * (10 * 1024 * 1024)
 

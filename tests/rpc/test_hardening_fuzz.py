@@ -19,8 +19,8 @@ from google.protobuf.message_factory import GetMessageClass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from greenprune.rpc.server_thread import ServerThread
 from tests.rpc.test_services import CLEAN, FULL_NAMES
-from tests.servers import ServerThread
 
 HOSTILE_STRINGS = [
     "",

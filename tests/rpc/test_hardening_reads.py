@@ -31,7 +31,7 @@ from greenprune.core.errors import FailedPreconditionError
 from greenprune.core.limits import MAX_RESPONSE_BYTES, MAX_TEXT_CHARS
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import read_pages, sync_channel
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 pb = results_pb2
 HUGE_BYTES = 35_000_000

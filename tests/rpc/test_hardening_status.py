@@ -10,7 +10,7 @@ from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client.cli import orphaned_checkpoints
 from greenprune.core.checkpoint import MANIFEST_NAME
 from greenprune.rpc.client import sync_channel
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 
 def test_orphaned_checkpoints_are_listed(

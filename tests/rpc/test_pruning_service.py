@@ -14,7 +14,7 @@ import pytest
 from greenprune.api.common.v1 import jobs_pb2
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer
 
 TERMINAL = {

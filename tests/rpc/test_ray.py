@@ -25,7 +25,7 @@ from greenprune.core.jobs import CANCELLED, FAILED, INTERRUPTED, SUCCEEDED, JobR
 from greenprune.core.jobs.ray_backend import RayBackend, RayOptions, annotate_hardware
 from greenprune.core.settings import EvalSettings, PruningSettings
 from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 ray = pytest.importorskip("ray")
 

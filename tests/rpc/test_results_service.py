@@ -16,7 +16,7 @@ from analytics.server import build
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 
 TOKEN = "results-test-token"
 pb = results_pb2

@@ -16,8 +16,8 @@ from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.rpc.client import sync_channel
+from greenprune.rpc.server_thread import ServerThread
 from tests.rpc.conftest import SERVICES
-from tests.servers import ServerThread
 
 FULL_NAMES = {
     "results": results_pb2.DESCRIPTOR.services_by_name["ResultsService"],

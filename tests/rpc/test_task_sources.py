@@ -17,7 +17,7 @@ from greenprune.client.plan import plan_experiment
 from greenprune.client.preflight import PlanRefusedError
 from greenprune.client.runner import Addresses, Runner
 from greenprune.client.spec import load_experiment
-from tests.servers import ServerThread
+from greenprune.rpc.server_thread import ServerThread
 from tests.unit.test_task_sources import EVIL, facts_source
 
 

@@ -1,4 +1,4 @@
-"""Real greenprune servers on port 0, each in its own thread and event loop, for tests."""
+"""A real greenprune server in a background thread and event loop, for tests and benchmarks."""
 
 from __future__ import annotations
 
