@@ -1,4 +1,4 @@
-"""The adversarial campaign of ``bench/adversarial.py`` in its quick form, on its cheap categories.
+"""The adversarial campaign of ``bench/adversarial/`` in its quick form, on its cheap categories.
 
 Client-chosen code (task folders and task sources), spec bounds, clean errors instead of
 INTERNAL, the results store (hostile and extreme records, then every read and ``greenprune
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.adversarial import run_campaign
+from bench.adversarial.campaign import run_campaign
 
 
 def test_quick_campaign_has_no_bad_outcomes(tmp_path: Path) -> None:

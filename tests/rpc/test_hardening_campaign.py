@@ -1,4 +1,4 @@
-"""What bench/adversarial.py found after the first hardening pass, kept as regression tests."""
+"""What bench/adversarial/ found after the first hardening pass, kept as regression tests."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ Requests are plain list entries (``HOSTILE_TASK_YAML``, ``TASK_FOLDER_PATHS``,
 ``TASK_SOURCE_UPLOADS``, ``BAD_PAGE_TOKENS``, ``BAD_NAMES``, ``experiment_files`` ...); methods
 added to the protos are reached by the random-bytes and bad-token categories without changes.
 
-Run: ``python bench/adversarial.py [--quick] [--only 2,7] [--seed 0] [--keep]``
+Run: ``python -m bench.adversarial [--quick] [--only 2,7] [--seed 0] [--keep]``
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -1984,7 +1984,7 @@ def _run_file_worker(
     """Runs items from ``start``; returns their outcomes and the index that hung (if any)."""
     env = {**os.environ, "GREENPRUNE_TOKEN": c.token, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--file-worker", str(jobs), str(start)],
+        [sys.executable, "-m", "bench.adversarial", "--file-worker", str(jobs), str(start)],
         cwd=c.home,
         env=env,
         stdout=subprocess.PIPE,

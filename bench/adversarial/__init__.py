@@ -1,0 +1,1 @@
+"""The adversarial campaign against the three services (``python -m bench.adversarial``)."""
