@@ -243,11 +243,12 @@ def validate_profile(
     check_device("spec.device", spec.device)
     resolve_device(spec.device)
     for index, checkpoint_id in enumerate(ids):
-        check_text(f"spec.profile.checkpoint_ids[{index}]", checkpoint_id)
+        field = f"spec.profile.checkpoint_ids[{index}]"
+        check_text(field, checkpoint_id)
         if check_exists:
-            checkpoint.checkpoint_dir(checkpoints_dir, checkpoint_id)
+            checkpoint.checkpoint_dir(checkpoints_dir, checkpoint_id, field)
         else:
-            checkpoint.validate_checkpoint_id(checkpoint_id)
+            checkpoint.validate_checkpoint_id(checkpoint_id, field)
 
 
 def run_eval(

@@ -71,10 +71,11 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
             validate_profile(spec, self._checkpoints_dir, check_exists=not validate_only)
             return
         if spec.checkpoint_id:
+            field = "spec.checkpoint_id"
             if validate_only:  # a checkpoint that is not written yet: its id's form only
-                checkpoint.validate_checkpoint_id(spec.checkpoint_id)
+                checkpoint.validate_checkpoint_id(spec.checkpoint_id, field)
             else:
-                checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id)
+                checkpoint.checkpoint_dir(self._checkpoints_dir, spec.checkpoint_id, field)
         elif spec.model:
             check_model_source(spec.model, self._models_root)
         else:

@@ -45,8 +45,12 @@ _WEIGHT_SUFFIX = ".safetensors"
 _FORBIDDEN_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
-def validate_checkpoint_id(checkpoint_id: str) -> str:
+def validate_checkpoint_id(checkpoint_id: str, field: str = "checkpoint_id") -> str:
     """Checks that a checkpoint id is a safe single path component.
+
+    Args:
+        checkpoint_id: The id.
+        field: The request field named when it is refused.
 
     Raises:
         InvalidArgumentError: ``checkpoint_id`` is empty, too long, or has characters other
@@ -54,21 +58,26 @@ def validate_checkpoint_id(checkpoint_id: str) -> str:
     """
     if not isinstance(checkpoint_id, str) or not _CHECKPOINT_ID.match(checkpoint_id):
         raise InvalidArgumentError(
-            "checkpoint_id",
+            field,
             f"{quoted(checkpoint_id)} is not a checkpoint id (1-128 of [A-Za-z0-9_.-], "
             "starting with a letter or digit)",
         )
     return checkpoint_id
 
 
-def checkpoint_dir(checkpoints_dir: Path, checkpoint_id: str) -> Path:
+def checkpoint_dir(checkpoints_dir: Path, checkpoint_id: str, field: str = "checkpoint_id") -> Path:
     """The directory of an existing checkpoint.
+
+    Args:
+        checkpoints_dir: Where checkpoints live.
+        checkpoint_id: The id.
+        field: The request field named when the id is malformed.
 
     Raises:
         InvalidArgumentError: The id is malformed.
         NotFoundError: No complete checkpoint has this id.
     """
-    path = Path(checkpoints_dir) / validate_checkpoint_id(checkpoint_id)
+    path = Path(checkpoints_dir) / validate_checkpoint_id(checkpoint_id, field)
     if not (path / MANIFEST_NAME).is_file():
         raise NotFoundError(f"no checkpoint {checkpoint_id!r}")
     return path

@@ -34,14 +34,18 @@ def stubs(
         )
 
 
-def _refused(call: Callable[..., object], request: object) -> grpc.RpcError:
+def _refused(
+    call: Callable[..., object],
+    request: object,
+    field: str,
+    code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT,
+) -> grpc.RpcError:
+    """The refusal of ``request``: ``code``, a short message that starts with ``field``."""
     with pytest.raises(grpc.RpcError) as caught:
         call(request, timeout=60)
     error = caught.value
-    assert error.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), (
-        error.code(),
-        error.details()[:300],
-    )
+    assert error.code() == code, (error.code(), error.details()[:300])
+    assert error.details().startswith(field), (field, error.details()[:300])
     assert len(error.details()) <= MAX_MESSAGE_CHARS + 40
     return error
 
@@ -49,19 +53,23 @@ def _refused(call: Callable[..., object], request: object) -> grpc.RpcError:
 def test_validate_only_checks_a_profile_as_a_job_would(stubs) -> None:  # noqa: ANN001
     _, evaluation, _ = stubs
     bad = [
-        eval_pb2.ProfileSpec(),
-        eval_pb2.ProfileSpec(checkpoint_ids=["c1"], rounds=2**31 - 1),
-        eval_pb2.ProfileSpec(checkpoint_ids=["c1"], window_seconds=float("nan")),
-        eval_pb2.ProfileSpec(checkpoint_ids=["c1"], batch_sizes=[0]),
-        eval_pb2.ProfileSpec(checkpoint_ids=["../etc"]),
+        (eval_pb2.ProfileSpec(), "spec.profile.checkpoint_ids"),
+        (eval_pb2.ProfileSpec(checkpoint_ids=["c1"], rounds=2**31 - 1), "spec.profile.rounds"),
+        (
+            eval_pb2.ProfileSpec(checkpoint_ids=["c1"], window_seconds=float("nan")),
+            "spec.profile.window_seconds",
+        ),
+        (eval_pb2.ProfileSpec(checkpoint_ids=["c1"], batch_sizes=[0]), "spec.profile.batch_sizes"),
+        (eval_pb2.ProfileSpec(checkpoint_ids=["../etc"]), "spec.profile.checkpoint_ids[0]"),
     ]
-    for profile in bad:
+    for profile, field in bad:
         request = eval_pb2.CreateEvalJobRequest(
             spec=eval_pb2.EvalSpec(profile=profile), validate_only=True
         )
-        _refused(evaluation.CreateEvalJob, request)
+        _refused(evaluation.CreateEvalJob, request, field)
     spec = eval_pb2.EvalSpec(profile=eval_pb2.ProfileSpec(checkpoint_ids=["c1", "c2"]), repeats=-5)
-    _refused(evaluation.CreateEvalJob, eval_pb2.CreateEvalJobRequest(spec=spec, validate_only=True))
+    request = eval_pb2.CreateEvalJobRequest(spec=spec, validate_only=True)
+    _refused(evaluation.CreateEvalJob, request, "spec.repeats")
     spec.repeats = 0  # a checkpoint that is not written yet is fine when only validating
     ok = evaluation.CreateEvalJob(
         eval_pb2.CreateEvalJobRequest(spec=spec, validate_only=True), timeout=60
@@ -74,27 +82,28 @@ def test_model_names_and_task_folders_that_break_paths_are_refused(stubs) -> Non
     root.mkdir(parents=True, exist_ok=True)
     for model in ("bad\x00name", HUGE, "a" * 300, "x/" + "y" * 300):
         spec = eval_pb2.EvalSpec(model=model, tasks=["greenprune_facts"])
-        error = _refused(
-            evaluation.CreateEvalJob, eval_pb2.CreateEvalJobRequest(request_id="m", spec=spec)
-        )
-        assert "spec.model" in error.details()
+        request = eval_pb2.CreateEvalJobRequest(request_id="m", spec=spec)
+        _refused(evaluation.CreateEvalJob, request, "spec.model")
     spec = eval_pb2.EvalSpec(
         model="reference:tiny-llama",
         tasks=["greenprune_facts"],
         task_paths=[str(root / ("x" * 300))],
     )
-    error = _refused(
-        evaluation.CreateEvalJob, eval_pb2.CreateEvalJobRequest(request_id="t", spec=spec)
-    )
-    assert "spec.task_paths[0]" in error.details()
+    request = eval_pb2.CreateEvalJobRequest(request_id="t", spec=spec)
+    _refused(evaluation.CreateEvalJob, request, "spec.task_paths[0]")
 
 
 def test_errors_never_echo_a_huge_input(stubs) -> None:  # noqa: ANN001
     pruning, evaluation, _ = stubs
-    _refused(pruning.GetPruneJob, pruning_pb2.GetPruneJobRequest(name="pruneJobs/" + HUGE))
-    _refused(pruning.CancelPruneJob, pruning_pb2.CancelPruneJobRequest(name="pruneJobs/" + HUGE))
-    _refused(evaluation.GetEvalJob, eval_pb2.GetEvalJobRequest(name="evalJobs/" + HUGE))
-    _refused(pruning.GetCheckpoint, pruning_pb2.GetCheckpointRequest(checkpoint_id=HUGE))
+    missing = grpc.StatusCode.NOT_FOUND  # a well-formed name: no such job, its id cut short
+    name = "pruneJobs/" + HUGE
+    _refused(pruning.GetPruneJob, pruning_pb2.GetPruneJobRequest(name=name), "job 'xxx", missing)
+    request = pruning_pb2.CancelPruneJobRequest(name=name)
+    _refused(pruning.CancelPruneJob, request, "job 'xxx", missing)
+    request = eval_pb2.GetEvalJobRequest(name="evalJobs/" + HUGE)
+    _refused(evaluation.GetEvalJob, request, "job 'xxx", missing)
+    request = pruning_pb2.GetCheckpointRequest(checkpoint_id=HUGE)
+    _refused(pruning.GetCheckpoint, request, "checkpoint_id")
 
 
 @pytest.mark.parametrize("experiment", ["a\x00b", HUGE])
@@ -104,7 +113,7 @@ def test_a_job_whose_experiment_could_never_be_recorded_is_refused(stubs, experi
         model="reference:tiny-llama", ratio=0.2, method=pruning_pb2.PRUNING_METHOD_MAGNITUDE_L2
     )
     request = pruning_pb2.CreatePruneJobRequest(request_id="x", spec=spec, experiment=experiment)
-    assert "experiment" in _refused(pruning.CreatePruneJob, request).details()
+    _refused(pruning.CreatePruneJob, request, "experiment")
     assert not pruning.ListPruneJobs(pruning_pb2.ListPruneJobsRequest(), timeout=10).jobs
 
 
