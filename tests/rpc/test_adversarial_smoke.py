@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quick_campaign_has_no_bad_outcomes(tmp_path: Path) -> None:
-    started = time.monotonic()
     command = [sys.executable, "-m", "bench.adversarial", "--quick", "--home", str(tmp_path)]
     done = subprocess.run(
         [*command, "--only", "1,2,3,7,token"], cwd=REPO, capture_output=True, text=True
@@ -35,4 +33,3 @@ def test_quick_campaign_has_no_bad_outcomes(tmp_path: Path) -> None:
     for category in ("1", "3", "7"):
         tally = tallies[category]
         assert tally["clean"] > 0 and tally["clean"] + tally["accepted"] == tally["tried"], tally
-    assert time.monotonic() - started < 90

@@ -1,10 +1,10 @@
-"""The experiment file check refuses alias bombs, deep nesting and binary files, quickly."""
+"""The experiment file check refuses alias bombs, deep nesting and binary files, cheaply."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,8 @@ import pytest
 from greenprune.client.spec import ExperimentFileError, load_experiment
 
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
+MAX_REFUSAL_BYTES = 32 * 1024 * 1024
+"""Peak Python allocation allowed while refusing a hostile file (expanding one takes GBs)."""
 
 ALIAS_BOMB = (
     "\n".join(
@@ -49,12 +51,17 @@ def _write(tmp_path: Path, content: str | bytes, name: str = "bad.yaml") -> Path
         (b"models: [a]\x00\x01\n", "YAML"),
     ],
 )
-def test_hostile_files_are_refused_quickly_and_cleanly(tmp_path: Path, content, words: str) -> None:  # noqa: ANN001
+def test_hostile_files_are_refused_cheaply_and_cleanly(tmp_path: Path, content, words: str) -> None:  # noqa: ANN001
     path = _write(tmp_path, content)
-    started = time.perf_counter()
-    with pytest.raises(ExperimentFileError) as caught:
-        load_experiment(path)
-    assert time.perf_counter() - started < 1.0
+    tracemalloc.start()
+    try:
+        with pytest.raises(ExperimentFileError) as caught:
+            load_experiment(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Refused before anything is expanded: the bomb would build 9**10 list items.
+    assert peak < MAX_REFUSAL_BYTES, f"refusing it allocated {peak} bytes"
     assert words in str(caught.value)
     assert str(caught.value).startswith("bad.yaml:")
 
@@ -65,17 +72,15 @@ def test_the_demo_file_still_loads() -> None:
 
 def test_the_cli_prints_no_traceback_for_an_alias_bomb(tmp_path: Path) -> None:
     path = _write(tmp_path, ALIAS_BOMB)
-    started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "greenprune.client.cli", "run", str(path), "--dry-run"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=300,  # a guard against a hang, not a speed requirement
     )
-    assert done.returncode != 0
+    assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
-    assert "aliases" in done.stderr + done.stdout
-    assert time.perf_counter() - started < 30
+    assert "bad.yaml:" in done.stderr and "aliases" in done.stderr
 
 
 def test_an_unknown_reference_model_is_refused_by_the_file_check(tmp_path: Path) -> None:
