@@ -72,4 +72,5 @@ def test_buf_lint_catches_an_uncommented_field(tmp_path: Path) -> None:
         layers.read_text().replace("  bool kept = 5;", "  bool kept = 5;\n  int32 x = 6;")
     )
     result = subprocess.run([buf, "lint"], cwd=work, capture_output=True, text=True)
-    assert result.returncode != 0 and "x" in result.stdout
+    assert result.returncode != 0
+    assert 'Field "x"' in result.stdout and "comment" in result.stdout, result.stdout

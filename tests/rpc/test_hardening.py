@@ -75,8 +75,10 @@ def test_bad_page_tokens_are_invalid_argument(stub, token: str) -> None:  # noqa
 
 @pytest.mark.parametrize("token", BAD_TOKENS)
 def test_page_bounds_refuses_bad_tokens(token: str) -> None:
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError) as caught:
         page_bounds(10, token)
+    assert caught.value.field == "page_token"
+    assert "is not a token this server issued" in caught.value.message
 
 
 def _eval_run(request_id: str) -> pb.EvalRun:
@@ -108,6 +110,7 @@ def test_record_eval_run_refuses_oversized_and_non_finite(stub, mutate, field: s
     assert error.details().startswith(field) and len(error.details()) < 400
     batch = _refused(stub.BatchRecordEvalRuns, pb.BatchRecordEvalRunsRequest(runs=[run]))
     assert batch.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert batch.details().startswith(field.replace("run.", "runs[0].", 1)), batch.details()
     # The read paths still answer.
     listed = stub.ListEvalRuns(pb.ListEvalRunsRequest(), timeout=60)
     assert listed.runs and all(len(r.model) <= 256 for r in listed.runs)
@@ -121,7 +124,7 @@ def test_record_prune_run_refuses_a_huge_string(stub) -> None:  # noqa: ANN001
     run.experiment = "x" * (10 * 1024 * 1024)
     error = _refused(stub.RecordPruneRun, pb.RecordPruneRunRequest(run=run))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert len(error.details()) < 400
+    assert error.details().startswith("run.experiment") and len(error.details()) < 400
 
 
 def test_a_full_disk_is_resource_exhausted_with_the_path() -> None:

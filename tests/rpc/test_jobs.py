@@ -203,9 +203,9 @@ def test_queue_limit_and_unknown_job(tmp_path: Path) -> None:
         await runner.submit("a", {"seconds": 5})
         await asyncio.sleep(0)  # let "a" start so the queue is empty again
         await runner.submit("b", {"seconds": 5})
-        with pytest.raises(ResourceExhaustedError):
+        with pytest.raises(ResourceExhaustedError, match=r"the job queue is full \(1 waiting\)"):
             await runner.submit("c", {"seconds": 5})
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError, match="job 'nope' not found"):
             runner.get("nope")
         await runner.stop()
 

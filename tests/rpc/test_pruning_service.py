@@ -113,6 +113,7 @@ def test_unknown_checkpoint_is_not_found(service_factory: Callable[..., ServerTh
                 pruning_pb2.GetCheckpointRequest(checkpoint_id="ckpt-nope"), timeout=5
             )
         assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        assert missing.value.details() == "no checkpoint 'ckpt-nope'"
 
 
 def _checkpoint_entries(server: ServerThread) -> list[str]:

@@ -103,8 +103,10 @@ def test_batch_twice_stores_once(stub: results_pb2_grpc.ResultsServiceStub, stud
 def test_unknown_runs_are_not_found(stub: results_pb2_grpc.ResultsServiceStub) -> None:
     error = _error(stub.GetEvalRun, pb.GetEvalRunRequest(request_id="missing"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "eval run 'missing' not found"
     error = _error(stub.GetPruneRun, pb.GetPruneRunRequest(request_id="missing"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "prune run 'missing' not found"
 
 
 def test_bad_input_is_invalid_argument_naming_the_field(
@@ -138,8 +140,9 @@ def test_bad_input_is_invalid_argument_naming_the_field(
         error = _error(call, request)
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert error.details().startswith(f"{field}:"), (field, error.details())
-    with pytest.raises(grpc.RpcError):
-        stub.GetEvalRun(pb.GetEvalRunRequest(request_id="ok"))
+    stored = _error(stub.GetEvalRun, pb.GetEvalRunRequest(request_id="ok"))  # the batch stored none
+    assert stored.code() == grpc.StatusCode.NOT_FOUND
+    assert stored.details() == "eval run 'ok' not found"
 
 
 def test_views_return_friendly_columns(
@@ -223,6 +226,7 @@ def test_calls_without_the_token_are_unauthenticated(server: ServerThread) -> No
         anonymous = results_pb2_grpc.ResultsServiceStub(channel)
         error = _error(anonymous.ListPruneRuns, pb.ListPruneRunsRequest())
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert error.details() == "missing or invalid bearer token"
     finally:
         channel.close()
 
@@ -256,6 +260,7 @@ def test_profile_runs_are_recorded_once_and_found_by_views(
     assert fetched.result == run.result
     error = _error(stub.GetProfileRun, pb.GetProfileRunRequest(request_id="missing"))
     assert error.code() == grpc.StatusCode.NOT_FOUND
+    assert error.details() == "profile run 'missing' not found"
     rpc = pb.ViewFilter(experiment="rpc")
     profile = _frame(stub.QueryView(pb.QueryViewRequest(view=pb.VIEW_PROFILE, filter=rpc)).table)
     assert len(profile) == 3 * 2 * 2  # checkpoints x phases x batch sizes

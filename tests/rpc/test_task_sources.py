@@ -104,7 +104,8 @@ def test_validate_only_checks_without_creating_a_job(
                 pruning_pb2.CreatePruneJobRequest(spec=spec, validate_only=True), timeout=60
             )
         )
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "spec.model" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("spec.model")
+        assert "no reference model 'nope'" in details, details
         jobs = prune.ListPruneJobs(pruning_pb2.ListPruneJobsRequest(), timeout=10).jobs
         assert not jobs
 
@@ -120,7 +121,9 @@ def test_validate_only_checks_without_creating_a_job(
                 eval_pb2.CreateEvalJobRequest(spec=spec_e, validate_only=True), timeout=60
             )
         )
-        assert code == grpc.StatusCode.INVALID_ARGUMENT and "greenprune_facts" in details
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, details
+        assert details.startswith("spec.tasks"), details
+        assert "greenprune_factz" in details and "greenprune_facts" in details  # the near name
         assert not stub.ListEvalJobs(eval_pb2.ListEvalJobsRequest(), timeout=10).jobs
 
 

@@ -54,13 +54,14 @@ def test_bad_ids_are_refused(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InvalidArgumentError) as caught:
         checkpoint.checkpoint_dir(tmp_path, bad)
     assert caught.value.field == "checkpoint_id"
+    assert "is not a checkpoint id" in caught.value.message
 
 
 def test_missing_checkpoint_is_not_found(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no checkpoint 'absent'"):
         checkpoint.checkpoint_dir(tmp_path, "absent")
     (tmp_path / "half").mkdir()
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no checkpoint 'half'"):
         checkpoint.checkpoint_dir(tmp_path, "half")
 
 
@@ -96,7 +97,7 @@ def test_tampered_weights_fail_hash_verification(
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError, match="do not match the manifest"):
         checkpoint.load_checkpoint(path, verify_hash=True)
 
 
@@ -104,7 +105,7 @@ def test_failed_save_leaves_nothing_behind(
     non_uniform: tuple[torch.nn.Module, object, dict], tmp_path: Path
 ) -> None:
     model, _, manifest = non_uniform
-    with pytest.raises(AttributeError):
+    with pytest.raises(AttributeError, match="save_pretrained"):  # the tokenizer fails
         checkpoint.save_checkpoint(model, object(), manifest, tmp_path, "broken")
     assert list(tmp_path.iterdir()) == []
 
@@ -145,7 +146,7 @@ def test_existing_id_is_never_overwritten(
     model, tokenizer, manifest = non_uniform
     path = checkpoint.save_checkpoint(model, tokenizer, manifest, tmp_path, "once")
     before = checkpoint.read_manifest(path)
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError, match="checkpoint 'once' exists already"):
         checkpoint.save_checkpoint(model, tokenizer, {**manifest, "x": 1}, tmp_path, "once")
     assert checkpoint.read_manifest(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["once"]
@@ -165,13 +166,13 @@ def test_stale_temporaries_are_removed_and_checkpoints_kept(
 
 
 def test_manifest_of_something_else_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match="no checkpoint manifest in"):
         checkpoint.read_manifest(tmp_path)
     (tmp_path / checkpoint.MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError, match="corrupt checkpoint manifest in"):
         checkpoint.read_manifest(tmp_path)
     (tmp_path / checkpoint.MANIFEST_NAME).write_text(json.dumps({"format": "other"}))
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError, match="is not a greenprune checkpoint"):
         checkpoint.read_manifest(tmp_path)
 
 

@@ -122,16 +122,20 @@ def test_errors_are_typed_with_code_and_field(
             client.job("pruneJobs/no-such-job")
         assert not_found.value.code == grpc.StatusCode.NOT_FOUND
         assert not_found.value.field is None
-        with pytest.raises(sdk.NotFoundError):
+        with pytest.raises(sdk.NotFoundError) as no_checkpoint:
             client.checkpoint("no-such-checkpoint")
+        assert no_checkpoint.value.details == "no checkpoint 'no-such-checkpoint'"
         with pytest.raises(ValueError, match="no view 'nope'"):
             client.results("nope")
     with _client(results, pruning, token="wrong") as intruder:
         with pytest.raises(sdk.UnauthenticatedError) as denied:
             intruder.results("runs")
         assert isinstance(denied.value, sdk.RpcError)
-    with pytest.raises(sdk.UnavailableError):
+        assert denied.value.details == "missing or invalid bearer token"
+    with pytest.raises(sdk.UnavailableError) as unavailable:
         Client(results="127.0.0.1:1").results("runs")
+    assert unavailable.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "127.0.0.1:1" in str(unavailable.value), str(unavailable.value)
 
 
 def _query_view_csv(address: str, experiment: str) -> str:

@@ -44,5 +44,9 @@ def test_a_message_is_kept_and_bounded() -> None:
 
 
 def test_our_own_errors_pass_unchanged() -> None:
-    with pytest.raises(InvalidArgumentError), library_failures(lambda: "stage"):
+    with (
+        pytest.raises(InvalidArgumentError) as caught,
+        library_failures(lambda: "stage"),
+    ):
         raise InvalidArgumentError("spec.tasks", "unknown")
+    assert caught.value.field == "spec.tasks" and caught.value.message == "unknown"

@@ -51,29 +51,42 @@ def test_function_tag_is_refused_and_never_runs(tmp_path: Path, monkeypatch) -> 
     assert error.field == "spec.task_paths[0]"
     assert "!function" in error.message and ALLOW_CODE_ENV in error.message
     # The worker's own TaskManager refuses too, before lm-eval imports evil.py.
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError) as caught:
         task_manager([folder]).load_task_or_group(["evil_task"])
+    assert "!function" in caught.value.message and ALLOW_CODE_ENV in caught.value.message
     assert not (tmp_path / "MARKER").exists()
 
 
 @pytest.mark.parametrize(
-    "extra",
+    ("extra", "reason"),
     [
-        "class: !function evil.Task",
-        "class: evil.Task",
-        "metric_list:\n  - metric: !function evil.metric",
-        "x: !!python/name:os.system",
-        "include: /etc/evil.yaml",
-        "include: ../../outside.yaml",
+        ("class: !function evil.Task", "evil.yaml has a 'class' entry, which imports Python"),
+        ("class: evil.Task", "evil.yaml has a 'class' entry, which imports Python"),
+        (
+            "metric_list:\n  - metric: !function evil.metric",
+            "evil.yaml uses the tag '!function', which imports Python",
+        ),
+        (
+            "x: !!python/name:os.system",
+            "evil.yaml uses the tag '!!python/name:os.system', which imports Python",
+        ),
+        # Refused for leaving the root, not because the included file does not exist.
+        ("include: /etc/evil.yaml", "evil.yaml includes '/etc/evil.yaml', outside the task roots"),
+        (
+            "include: ../../outside.yaml",
+            "evil.yaml includes '../../outside.yaml', outside the task roots",
+        ),
     ],
 )
 def test_other_code_entries_and_escaping_includes_are_refused(
-    tmp_path: Path, extra: str, monkeypatch
+    tmp_path: Path, extra: str, reason: str, monkeypatch
 ) -> None:
     monkeypatch.delenv(ALLOW_CODE_ENV, raising=False)
     root = tmp_path / "root"
     folder = _evil_folder(root, extra)
-    _refused(TaskIndex([root]), [str(folder)])
+    error = _refused(TaskIndex([root]), [str(folder)])
+    assert error.field == "spec.task_paths[0]"
+    assert error.message.startswith(reason), error.message
     assert not (root / "MARKER").exists()
 
 
@@ -83,12 +96,12 @@ def test_folders_outside_the_roots_are_refused(tmp_path: Path, path: str) -> Non
     root.mkdir()
     (tmp_path / "outside").mkdir()
     error = _refused(TaskIndex([root]), [path.format(root=root)])
-    assert "outside the task roots" in error.message
+    assert error.field == "spec.task_paths[0]" and "outside the task roots" in error.message
 
 
 def test_no_roots_means_no_task_folders(tmp_path: Path) -> None:
     error = _refused(TaskIndex([]), [str(tmp_path)])
-    assert "accepts no task folders" in error.message
+    assert error.field == "spec.task_paths[0]" and "accepts no task folders" in error.message
 
 
 def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
@@ -96,7 +109,7 @@ def test_a_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
     root.mkdir()
     (root / "link").symlink_to("/etc")
     error = _refused(TaskIndex([root]), [str(root / "link")])
-    assert "outside the task roots" in error.message
+    assert error.field == "spec.task_paths[0]" and "outside the task roots" in error.message
 
 
 def test_operator_may_allow_task_code(tmp_path: Path, monkeypatch) -> None:

@@ -49,10 +49,18 @@ def test_no_cost_pays_back_at_once() -> None:
     assert payback(0.0, 1e-4, Interval(median=-0.1, low=-0.2, high=-0.05)).tokens == 0.0
 
 
-@pytest.mark.parametrize(("cost", "base"), [(-1.0, 1e-4), (1.0, 0.0), (math.inf, 1e-4)])
-def test_bad_inputs_are_refused(cost: float, base: float) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("cost", "base", "reason"),
+    [
+        (-1.0, 1e-4, "the cost must be a finite number of joules >= 0, not -1.0"),
+        (1.0, 0.0, "the baseline J/token must be positive, not 0.0"),
+        (math.inf, 1e-4, "the cost must be a finite number of joules >= 0, not inf"),
+    ],
+)
+def test_bad_inputs_are_refused(cost: float, base: float, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
         payback(cost, base, Interval(median=-0.1, low=-0.2, high=-0.05))
+    assert str(caught.value) == reason
 
 
 def test_token_counts_read_with_suffixes() -> None:

@@ -285,7 +285,7 @@ def test_run_prune_writes_checkpoint_and_reports_stages_in_order(
     assert manifest["macs_sequence_length"] == 128
     assert manifest["content_hash"].startswith("sha256:")
     assert {"torch", "transformers", "torch-pruning"} <= set(manifest["versions"])
-    with pytest.raises(FailedPreconditionError):
+    with pytest.raises(FailedPreconditionError, match="checkpoint 'run-1' exists already"):
         run_prune(config, checkpoints_dir=tmp_path, checkpoint_id="run-1", models_root=models_root)
 
 
@@ -352,8 +352,9 @@ def test_bad_spec_names_the_field(
     with pytest.raises(InvalidArgumentError) as caught:
         validate_config(config, models_root)
     assert caught.value.field == field
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError) as refused:
         run_prune(config, checkpoints_dir=tmp_path, checkpoint_id="x", models_root=models_root)
+    assert refused.value.field == field and refused.value.message == caught.value.message
     assert list(tmp_path.iterdir()) == []
 
 

@@ -228,9 +228,9 @@ def test_invalid_runs_name_the_field_and_store_nothing(tmp_path: Path) -> None:
             store.record_eval_run(rows[0])
         assert caught.value.field == "run.result.task"
         assert store.query_view("runs").rows == []
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError, match="eval run 'fixed' not found"):
             store.get_eval_run("fixed")
-        with pytest.raises(NotFoundError):
+        with pytest.raises(NotFoundError, match="prune run 'nothing' not found"):
             store.get_prune_run("nothing")
 
 

@@ -117,11 +117,13 @@ def test_counts_and_sizes_are_bounded(tmp_path: Path) -> None:
 
 
 def test_unknown_or_malformed_names_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError):
+    with pytest.raises(NotFoundError, match=r"^spec.task_sources\[0\]: .* is not stored"):
         source_folder(tmp_path, "taskSources/" + "0" * 32, "spec.task_sources[0]")
     for name in ("taskSources/../../etc", "/etc", "taskSources/" + "A" * 32, ""):
-        with pytest.raises(InvalidArgumentError):
+        with pytest.raises(InvalidArgumentError) as caught:
             source_folder(tmp_path, name, "spec.task_sources[0]")
+        assert caught.value.field == "spec.task_sources[0]"
+        assert "is not a task source name" in caught.value.message
 
 
 def test_the_client_reads_a_folder_as_content(tmp_path: Path) -> None:
