@@ -1,40 +1,55 @@
 """Recovery fine-tuning: LoRA through the prune job regains accuracy pruning lost.
 
-Needs the reference model (``reference_model_dir`` builds it into the cache once). The pruned
-checkpoint is the demo's largest ratio (Taylor, 0.4, first and last layer kept); the recovered
-one comes from the prune job's worker with a ``recovery`` spec, as the service runs it.
+Needs the reference model (``reference_model_dir`` builds it into the cache once). The specs
+are the demo's own (``experiments/demo.yaml`` through the planner): its largest recovered
+ratio (Taylor, 0.4, first and last layer kept) pruned by ``run_prune``, and the same spec with
+the demo's ``recovery`` settings run by the prune job's worker, as the service runs it.
+
+The reference model's weights differ between machines, so the recovery test asserts what holds
+on every build: on each task where pruning cost accuracy measurably, the paired interval of the
+gain lies above zero and the gain is at least half of the loss. On some builds pruning at 0.4
+costs no task anything measurable, and there is nothing to regain (the test says so and skips);
+``bench/recovery_builds.py`` measures base, pruned and recovered on several builds.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.client.plan import plan_experiment
+from greenprune.client.spec import load_experiment
 from greenprune.core import stats
 from greenprune.core.checkpoint import load_checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.records import from_json_dict, to_json_dict
 from pruning_service import recovery, worker
-from pruning_service.convert import normalized_spec
-from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
+from pruning_service.convert import config_from_stored, normalized_spec
+from pruning_service.pruner import run_prune
 
 REFERENCE = "reference:tiny-llama"
-TASK = "greenprune_arith"
-RATIO = 0.4
-STEPS = 160
-LEARNING_RATE = 3e-3
-RANK, ALPHA = 16, 32.0
+DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
+TASKS = ("greenprune_arith", "greenprune_facts")
+"""The demo's accuracy tasks (its third, greenprune_heldout, is a perplexity)."""
+
+
+def _demo_specs() -> tuple[pruning_pb2.PruneSpec, pruning_pb2.PruneSpec]:
+    """The demo's pruned and recovered specs at its largest recovered ratio."""
+    plan = plan_experiment(load_experiment(DEMO))
+    ratio = max(step.ratio for step in plan.prune_steps if step.recovered)
+    plain = next(s for s in plan.prune_steps if s.ratio == ratio and not s.recovered)
+    recovered = next(s for s in plan.prune_steps if s.ratio == ratio and s.recovered)
+    return plain.spec, recovered.spec
 
 
 def _prune_spec(**recovery_fields: Any) -> pruning_pb2.PruneSpec:
     spec = pruning_pb2.PruneSpec(
         model=REFERENCE,
         method=pruning_pb2.PRUNING_METHOD_TAYLOR,
-        ratio=RATIO,
+        ratio=0.4,
         keep_first_layers=1,
         keep_last_layers=1,
     )
@@ -43,13 +58,13 @@ def _prune_spec(**recovery_fields: Any) -> pruning_pb2.PruneSpec:
     return normalized_spec(spec)
 
 
-def _scores(model: Any, tokenizer: Any, workdir: Path) -> list[float]:
+def _scores(model: Any, tokenizer: Any, task: str, workdir: Path) -> list[float]:
     """Each document's acc on the task, in document order (one repeat, no idle baseline)."""
     from eval_service.evaluator import EvalConfig, run_eval
     from eval_service.tasks import task_manager
 
     config = EvalConfig(
-        tasks=(TASK,), batch_size=32, repeats=1, warmup_batches=0, idle_seconds=0.0, device="cpu"
+        tasks=(task,), batch_size=32, repeats=1, warmup_batches=0, idle_seconds=0.0, device="cpu"
     )
     (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=workdir)
     items = sorted((i.doc_id, i.value) for i in outcome.items if i.metric == "acc")
@@ -61,24 +76,17 @@ def recovered_run(reference_model_dir: Path, tmp_path_factory: pytest.TempPathFa
     """The demo's 0.4 checkpoint, unrecovered (run_prune) and recovered (the job's worker)."""
     root = tmp_path_factory.mktemp("recovery")
     checkpoints = root / "checkpoints"
+    plain_spec, recovered_spec = _demo_specs()
     plain = run_prune(
-        PruneConfig(
-            model=REFERENCE,
-            ratio=RATIO,
-            keep_first_layers=1,
-            keep_last_layers=1,
-            calibration=CalibrationConfig(),
-        ),
+        config_from_stored(to_json_dict(plain_spec)),
         checkpoints_dir=checkpoints,
         checkpoint_id="unrecovered",
         models_root=root,
     )
     (root / "work").mkdir()  # the job runner makes each job's folder
     stages: list[tuple[str, float]] = []
-    started = time.monotonic()
-    spec = _prune_spec(steps=STEPS, learning_rate=LEARNING_RATE, rank=RANK, alpha=ALPHA)
     result = worker.run(
-        to_json_dict(spec),
+        to_json_dict(recovered_spec),
         {
             "checkpoints_dir": str(checkpoints),
             "models_root": str(root),
@@ -90,37 +98,48 @@ def recovered_run(reference_model_dir: Path, tmp_path_factory: pytest.TempPathFa
     return {
         "root": root,
         "plain": plain,
+        "settings": recovered_spec.recovery,
         "result": from_json_dict(result, pruning_pb2.PruneResult),
-        "seconds": time.monotonic() - started,
         "stages": stages,
     }
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # about 1 minute on a quiet 2-core machine
-def test_recovery_regains_at_least_half_of_the_accuracy_pruning_lost(
+@pytest.mark.timeout(1800)  # about 1.5 minutes on a quiet 2-core machine
+def test_the_demos_recovery_regains_at_least_half_of_the_accuracy_pruning_lost(
     recovered_run: dict, tmp_path: Path
 ) -> None:
     from greenprune.core.models import load_source_model
 
     root = recovered_run["root"]
-    base_model, base_tokenizer = load_source_model(REFERENCE, root)
-    base = _scores(base_model, base_tokenizer, tmp_path / "base")
-    pruned = _scores(*load_checkpoint(recovered_run["plain"].path)[:2], tmp_path / "pruned")
-    path = root / "checkpoints" / recovered_run["result"].checkpoint_id
-    recovered = _scores(*load_checkpoint(path)[:2], tmp_path / "recovered")
-
-    lost = stats.paired_difference(pruned, base)
-    regained = stats.paired_difference(pruned, recovered)
-    print(
-        f"{TASK}: base {sum(base) / len(base):.3f}, pruned {sum(pruned) / len(pruned):.3f},"
-        f" recovered {sum(recovered) / len(recovered):.3f}; lost {lost.median:+.3f}"
-        f" [{lost.low:+.3f}, {lost.high:+.3f}], regained {regained.median:+.3f}"
-        f" [{regained.low:+.3f}, {regained.high:+.3f}]; job {recovered_run['seconds']:.1f} s"
-    )
-    assert stats.measurable(lost) and lost.median > 0, "pruning at 0.4 should cost accuracy"
-    assert regained.low > 0, "the paired interval of the gain should lie above zero"
-    assert regained.median >= 0.5 * lost.median
+    models = {
+        "base": load_source_model(REFERENCE, root),
+        "pruned": load_checkpoint(recovered_run["plain"].path)[:2],
+        "recovered": load_checkpoint(root / "checkpoints" / recovered_run["result"].checkpoint_id)[
+            :2
+        ],
+    }
+    checked: list[str] = []
+    for task in TASKS:
+        scores = {
+            name: _scores(model, tokenizer, task, tmp_path / f"{name}-{task}")
+            for name, (model, tokenizer) in models.items()
+        }
+        lost = stats.paired_difference(scores["pruned"], scores["base"])
+        regained = stats.paired_difference(scores["pruned"], scores["recovered"])
+        means = {name: sum(values) / len(values) for name, values in scores.items()}
+        print(
+            f"{task}: base {means['base']:.3f}, pruned {means['pruned']:.3f},"
+            f" recovered {means['recovered']:.3f}; lost {lost.median:+.3f}"
+            f" [{lost.low:+.3f}, {lost.high:+.3f}], regained {regained.median:+.3f}"
+            f" [{regained.low:+.3f}, {regained.high:+.3f}]"
+        )
+        if lost.low > 0:  # pruning cost accuracy measurably (on some builds it costs none)
+            checked.append(task)
+            assert regained.low > 0, f"{task}: the paired interval of the gain lies above zero"
+            assert regained.median >= 0.5 * lost.median, f"{task}: at least half of the loss"
+    if not checked:
+        pytest.skip("pruning at 0.4 cost no task measurably on this build: nothing to regain")
 
 
 def test_the_recovered_checkpoint_is_plain_and_records_its_lineage(recovered_run: dict) -> None:
@@ -134,25 +153,27 @@ def test_the_recovered_checkpoint_is_plain_and_records_its_lineage(recovered_run
     # Lineage: the weights it was tuned from are those a prune of the same spec writes.
     assert manifest["recovery"]["parent_content_hash"] == plain.manifest["content_hash"]
     assert result.recovery.parent_content_hash == plain.manifest["content_hash"]
-    assert manifest["recovery"]["settings"]["steps"] == STEPS
+    assert manifest["recovery"]["settings"]["steps"] == recovered_run["settings"].steps
     assert manifest["method_family"].endswith("+lora")
     assert not (recovered_run["root"] / "work" / "unrecovered").exists()
 
 
 def test_recovery_energy_is_metered_apart_from_the_pruning(recovered_run: dict) -> None:
-    result = recovered_run["result"]
+    result, settings = recovered_run["result"], recovered_run["settings"]
     assert result.energy.net_joules.median > 0  # the pruning's own window
     energy = result.recovery.energy
-    assert energy.net_joules.median > 0 and energy.tokens == STEPS * 8 * 64
-    assert result.recovery.steps == STEPS
+    tokens = settings.steps * settings.batch_size * settings.sequence_length
+    assert energy.net_joules.median > 0 and energy.tokens == tokens
+    assert result.recovery.steps == settings.steps
     assert result.recovery.final_loss < result.recovery.initial_loss
     assert result.recovery.trainable_parameters > 0
 
 
 def test_the_stage_shows_the_tune_step_and_loss(recovered_run: dict) -> None:
+    steps = recovered_run["settings"].steps
     stages = recovered_run["stages"]
     tune = [stage for stage, _ in stages if stage.startswith("recovering step")]
-    assert f"recovering step {STEPS}/{STEPS}" in tune[-1] and "loss" in tune[-1]
+    assert f"recovering step {steps}/{steps}" in tune[-1] and "loss" in tune[-1]
     fractions = [fraction for _, fraction in stages]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
@@ -166,20 +187,21 @@ def test_normalized_spec_fills_recovery_defaults_only_when_asked() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fields", "named"),
+    ("fields", "named", "reason"),
     [
-        ({"rank": 100_000}, "spec.recovery.rank"),
-        ({"learning_rate": 5.0}, "spec.recovery.learning_rate"),
-        ({"target_modules": ["q_proj; rm"]}, "spec.recovery.target_modules"),
-        ({"source": "../../etc/passwd"}, "spec.recovery.source"),
+        ({"rank": 100_000}, "spec.recovery.rank", "100000 is not in [1, 256]"),
+        ({"learning_rate": 5.0}, "spec.recovery.learning_rate", "5.0 is not in [1e-06, 1]"),
+        ({"target_modules": ["q_proj; rm"]}, "spec.recovery.target_modules", "not a module name"),
+        ({"source": "../../etc/passwd"}, "spec.recovery.source", "outside the models root"),
     ],
 )
 def test_bad_recovery_settings_are_refused_naming_the_field(
-    fields: dict[str, Any], named: str, tmp_path: Path
+    fields: dict[str, Any], named: str, reason: str, tmp_path: Path
 ) -> None:
     with pytest.raises(InvalidArgumentError) as raised:
         recovery.validate_spec(_prune_spec(**fields), tmp_path)
-    assert named in str(raised.value)
+    assert raised.value.field == named
+    assert reason in raised.value.message, raised.value.message
 
 
 _FILE = """\

@@ -1,0 +1,177 @@
+"""Does recovery hold on every build of the reference model? Base, pruned, recovered per build.
+
+The reference model's weights differ between machines (float results differ between CPUs), so
+a recovery setting is only sound when it holds on several builds. This script makes builds that
+differ as machines do (another seed or another thread count of the same recipe), each in its
+own cache folder, and on each measures the demo's arithmetic: Taylor pruning at 0.4 with the
+first and last layer kept, then the recovery settings (the demo's, or those given), scored on
+the tasks with paired per-document intervals. Prints one line per build and task and a JSON
+summary: lost, regained and regained / lost.
+
+Run:
+``python bench/recovery_builds.py --builds s0t2 s1t2 s2t2 s0t1 --root /work/cache/i21``
+(``sSEEDtTHREADS``; ``s0t2`` is the default recipe; builds are made when missing).
+Options: ``--steps``, ``--learning-rate``, ``--rank``, ``--alpha``, ``--tasks``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+REFERENCE = "reference:tiny-llama"
+
+
+def recipe_of(build: str):  # noqa: ANN201
+    """The reference recipe of a build name ``sSEEDtTHREADS``."""
+    from greenprune.core.reference.build import RECIPES
+
+    match = re.fullmatch(r"s(\d+)t(\d+)", build)
+    if match is None:
+        raise SystemExit(f"build {build!r} is not of the form sSEEDtTHREADS")
+    seed, threads = int(match.group(1)), int(match.group(2))
+    return dataclasses.replace(RECIPES["tiny-llama"], seed=seed, threads=threads)
+
+
+def use_build(build: str, root: Path) -> Path:
+    """Makes ``reference:tiny-llama`` this build in this process; builds it when missing."""
+    from greenprune.core.reference import build as build_module
+
+    build_module.RECIPES["tiny-llama"] = recipe_of(build)
+    cache = root / build
+    os.environ["GREENPRUNE_CACHE_DIR"] = str(cache)
+    return build_module.ensure_reference_model(cache_dir=cache, log=print)
+
+
+def scores(model, tokenizer, task: str, workdir: Path) -> list[float]:  # noqa: ANN001
+    """Each document's acc on ``task``, in document order."""
+    from eval_service.evaluator import EvalConfig, run_eval
+    from eval_service.tasks import task_manager
+
+    config = EvalConfig(
+        tasks=(task,), batch_size=32, repeats=1, warmup_batches=0, idle_seconds=0.0, device="cpu"
+    )
+    (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=workdir)
+    return [v for _, v in sorted((i.doc_id, i.value) for i in outcome.items if i.metric == "acc")]
+
+
+def measure(build: str, root: Path, grid: list[dict], tasks: list[str]) -> list[dict]:
+    """Base, pruned and recovered accuracy of one build on each task, for each setting."""
+    from greenprune.core import stats
+    from greenprune.core.checkpoint import load_checkpoint
+    from greenprune.core.models import load_source_model
+    from pruning_service import recovery
+    from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
+
+    use_build(build, root)
+    home = Path(tempfile.mkdtemp(prefix="recovery-builds-"))
+    plain = run_prune(
+        PruneConfig(
+            model=REFERENCE,
+            ratio=0.4,
+            keep_first_layers=1,
+            keep_last_layers=1,
+            calibration=CalibrationConfig(),
+        ),
+        checkpoints_dir=home / "checkpoints",
+        checkpoint_id="pruned",
+        models_root=home,
+    )
+    base_model, base_tokenizer = load_source_model(REFERENCE, home)
+    pruned_model, pruned_tokenizer, _ = load_checkpoint(plain.path)
+    base = {t: scores(base_model, base_tokenizer, t, home / f"b-{t}") for t in tasks}
+    pruned = {t: scores(pruned_model, pruned_tokenizer, t, home / f"p-{t}") for t in tasks}
+    outcomes = []
+    for index, settings in enumerate(grid):
+        config = recovery.RecoveryConfig(**settings)
+        model, tokenizer, _ = load_checkpoint(plain.path)
+        started = time.perf_counter()
+        merged, record = recovery.recover_model(model, tokenizer, config, models_root=home)
+        out: dict = {
+            "build": build,
+            "settings": settings,
+            "tune_seconds": round(time.perf_counter() - started, 1),
+            "loss": [round(record["initial_loss"], 3), round(record["final_loss"], 3)],
+            "tasks": {},
+        }
+        for task in tasks:
+            recovered = scores(merged, tokenizer, task, home / f"r{index}-{task}")
+            lost = stats.paired_difference(pruned[task], base[task])
+            regained = stats.paired_difference(pruned[task], recovered)
+            row = {
+                "base": round(sum(base[task]) / len(base[task]), 3),
+                "pruned": round(sum(pruned[task]) / len(pruned[task]), 3),
+                "recovered": round(sum(recovered) / len(recovered), 3),
+                "lost": [round(lost.low, 3), round(lost.median, 3), round(lost.high, 3)],
+                "regained": [
+                    round(regained.low, 3),
+                    round(regained.median, 3),
+                    round(regained.high, 3),
+                ],
+                "share": round(regained.median / lost.median, 2) if lost.median > 0 else None,
+            }
+            out["tasks"][task] = row
+            print(
+                f"{build} {settings} {task}: {row['base']:.3f} -> {row['pruned']:.3f} ->"
+                f" {row['recovered']:.3f}  lost {row['lost']}  regained {row['regained']}"
+                f"  share {row['share']}  ({out['tune_seconds']} s, loss {out['loss']})",
+                flush=True,
+            )
+        outcomes.append(out)
+    return outcomes
+
+
+def main() -> None:
+    from pruning_service.recovery import RecoveryConfig
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--builds", nargs="+", default=["s0t2", "s1t2", "s2t2", "s0t1"])
+    parser.add_argument("--root", type=Path, default=Path("/tmp/greenprune-builds"))
+    parser.add_argument("--only-build", action="store_true", help="build, measure nothing")
+    parser.add_argument("--tasks", nargs="+", default=["greenprune_arith", "greenprune_facts"])
+    defaults = RecoveryConfig()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--rank", type=int, default=defaults.rank)
+    parser.add_argument("--alpha", type=float, default=defaults.alpha)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while measuring")
+    parser.add_argument("--grid", help="JSON list of overrides, e.g. '[{\"steps\": 300}]'")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.only_build:
+        for build in args.builds:
+            print(build, use_build(build, args.root), flush=True)
+        return
+    settings = {
+        "steps": args.steps,
+        "learning_rate": args.learning_rate,
+        "rank": args.rank,
+        "alpha": args.alpha,
+        "batch_size": args.batch_size,
+        "sequence_length": args.sequence_length,
+    }
+    grid = [{**settings, **extra} for extra in json.loads(args.grid)] if args.grid else [settings]
+    results = [row for build in args.builds for row in measure(build, args.root, grid, args.tasks)]
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
