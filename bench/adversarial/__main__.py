@@ -18,7 +18,7 @@ from typing import TextIO
 
 from bench.adversarial.campaign import print_summary, run_campaign
 from bench.adversarial.file_check import file_worker
-from bench.adversarial.harness import CATEGORIES
+from bench.adversarial.harness import CATEGORIES, DEADLINE_SECONDS
 
 
 def _quiet_fds(log: Path) -> TextIO:
@@ -52,6 +52,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--home", type=Path, help="the state folder, kept (default: a temporary one)"
     )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=DEADLINE_SECONDS,
+        help="seconds a request may go unanswered before it counts as a hang",
+    )
     parser.add_argument("--verbose", action="store_true", help="do not silence the services")
     options = parser.parse_args(args)
     only = {part.strip() for part in options.only.split(",") if part.strip()} or None
@@ -62,7 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: TextIO = sys.stdout if options.verbose else _quiet_fds(home / "campaign.log")
     console = Console(file=out, highlight=False, width=160)
     results = run_campaign(
-        options.quick, only, options.seed, home, say=lambda line: console.print(line, markup=False)
+        options.quick,
+        only,
+        options.seed,
+        home,
+        say=lambda line: console.print(line, markup=False),
+        deadline=options.deadline,
     )
     print_summary(results, console, only)
     (home / "summary.json").write_text(json.dumps(results.summary(), indent=1))

@@ -15,7 +15,7 @@ from bench.adversarial.app_access import category_app
 from bench.adversarial.clean_errors import category_clean_errors
 from bench.adversarial.client_code import category_code, check_markers
 from bench.adversarial.file_check import category_file_check
-from bench.adversarial.harness import CATEGORIES, Campaign
+from bench.adversarial.harness import CATEGORIES, DEADLINE_SECONDS, Campaign
 from bench.adversarial.health import category_health
 from bench.adversarial.library_failures import finish_library_failure, start_library_failure
 from bench.adversarial.lost_work import category_lost_work
@@ -32,6 +32,7 @@ def run_campaign(
     seed: int = 0,
     home: Path | None = None,
     say: Callable[[str], None] = print,
+    deadline: float = DEADLINE_SECONDS,
 ) -> Results:
     """Runs the chosen categories (all by default) and returns the tallies and bad outcomes."""
     chosen = set(CATEGORIES) if not only else set(only)
@@ -40,7 +41,7 @@ def run_campaign(
         raise ValueError(f"unknown categories {sorted(unknown)}; known: {', '.join(CATEGORIES)}")
     home = home or Path(tempfile.mkdtemp(prefix="greenprune-adversarial-"))
     started = time.monotonic()
-    c = Campaign(home, quick=quick, seed=seed, say=say)
+    c = Campaign(home, quick=quick, seed=seed, say=say, deadline=deadline)
     kinds = ["results"]
     if chosen & {"1", "3", "4", "6", "7", "8", "9", "bytes", "token"}:
         kinds += ["pruning", "eval"]

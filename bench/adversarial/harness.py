@@ -42,6 +42,8 @@ CATEGORIES: dict[str, str] = {
 }
 
 MB = 1024 * 1024
+DEADLINE_SECONDS = 20.0
+"""How long a request may go unanswered before it is a bad outcome, unless ``--deadline``."""
 
 TOKEN = "adversarial-token"
 
@@ -141,14 +143,22 @@ class Campaign:
         quick: Smaller counts and strings (a smoke run).
         seed: Seeds the random requests.
         say: Prints progress.
+        deadline: Seconds a request may go unanswered before it is a bad outcome (a hang, not
+            a refusal); a loaded machine answers later without being broken.
     """
 
     def __init__(
-        self, home: Path, quick: bool = False, seed: int = 0, say: Callable[[str], None] = print
+        self,
+        home: Path,
+        quick: bool = False,
+        seed: int = 0,
+        say: Callable[[str], None] = print,
+        deadline: float = DEADLINE_SECONDS,
     ) -> None:
         init_int_ranges()
         self.home = home
         self.quick = quick
+        self.deadline = deadline
         self.rng = random.Random(seed)
         self.say = say
         self.token = TOKEN
@@ -248,15 +258,16 @@ class Campaign:
         service: str,
         method: str,
         request: Any,
-        timeout: float = 20.0,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
         channel: grpc.Channel | None = None,
     ) -> tuple[grpc.StatusCode, str, bytes | None]:
-        """Sends one request (a message or raw bytes).
+        """Sends one request (a message or raw bytes); ``timeout`` None is the deadline.
 
         Returns:
             The code, the details and the response bytes (a stream's first message).
         """
+        timeout = self.deadline if timeout is None else timeout
         descriptor = self.method(service, method)
         path = f"/{self.services[service].full_name}/{method}"
         payload = request if isinstance(request, bytes) else request.SerializeToString()
@@ -282,12 +293,13 @@ class Campaign:
         method: str,
         request: Any,
         expect: str = REFUSE,
-        timeout: float = 20.0,
+        timeout: float | None = None,
         metadata: Sequence[tuple[str, str]] | None = None,
         channel: grpc.Channel | None = None,
         field_hint: str | None = None,
     ) -> Answer:
         """Sends one request, judges the answer against ``expect`` and counts it."""
+        timeout = self.deadline if timeout is None else timeout
         code, details, response = self.raw(service, method, request, timeout, metadata, channel)
         streaming = self.method(service, method).server_streaming
         verdict, what = judge(code, details, expect, streaming, timeout)
