@@ -149,6 +149,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         idle_seconds=0.5,
         warmup_batches=1,
     )
+    # A short recovery tune: that the recovered checkpoint is made, evaluated and profiled, not
+    # how much it regains (tests/unit/test_recovery.py checks the demo's own settings).
+    demo["recovery"]["steps"] = 20
     # A short profile: the mechanics of rounds, not the precision of the demo's windows.
     demo["energy"] = {
         "batch_sizes": [8],
