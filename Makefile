@@ -7,6 +7,9 @@ STAMP := $(VENV)/.greenprune-installed
 DEMO_SERVE ?= 1
 DEMO_FILE ?= experiments/demo.yaml
 PYTEST_ARGS ?=
+# Test files run in parallel, one worker per core (pytest-xdist); each file stays on one worker,
+# so a module's stack or server is started once. PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -44,7 +47,7 @@ format: venv
 	$(BIN)/ruff format .
 
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/results_ingest.py

@@ -18,6 +18,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+# Under pytest-xdist (``make test`` runs one worker per core) each worker, and every job
+# process or stack it starts, gets its share of the cores for torch's threads: on a loaded
+# machine, two workers of two threads each spend their time waiting for each other's cores.
+# Set before torch is imported, so it holds in this process and in every child.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _THREADS = str(max(1, (os.cpu_count() or 1) // _WORKERS))
+    os.environ.setdefault("OMP_NUM_THREADS", _THREADS)
+    os.environ.setdefault("MKL_NUM_THREADS", _THREADS)
+
 
 @pytest.fixture(scope="session")
 def reference_model_dir() -> Path:
