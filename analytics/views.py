@@ -270,7 +270,7 @@ SELECT p.experiment, p.model, p.request_id AS run_id, p.checkpoint_id,
         AS parameters_after,
     COALESCE(c.method_family, 'baseline') AS method_family,
     p.phase, p.batch_size, p.round, p.position, p.net_joules, p.gross_joules, p.wall_seconds,
-    p.tokens, p.iterations, r.estimated, r.energy_method
+    p.tokens, p.iterations, p.cpu_seconds, r.estimated, r.energy_method
 FROM profile_points p
 JOIN profile_runs r ON r.request_id = p.request_id
 LEFT JOIN checkpoint_info c ON c.checkpoint_id = p.checkpoint_id
@@ -306,7 +306,8 @@ def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 _PRUNE_COSTS = """
 SELECT checkpoint_id, net_joules AS pruning_joules, recovery_net_joules AS recovery_joules,
-    COALESCE(recovered, false) AS recovered
+    COALESCE(recovered, false) AS recovered, energy_method AS pruning_method,
+    result_recovery_energy_energy_method AS recovery_method
 FROM prune_runs
 WHERE checkpoint_id <> ''
     AND ($experiment = '' OR experiment = $experiment)

@@ -77,7 +77,7 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
             run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
             if name == "recovered":
                 run.spec.recovery.CopyFrom(pruning_pb2.RecoverySpec(rank=8, steps=60))
-                run.result.recovery.energy.CopyFrom(samples.energy_report(90.0))
+                run.result.recovery.energy.CopyFrom(samples.energy_report(90.0, estimated=False))
                 run.result.recovery.steps = 60
                 run.result.recovery.parent_content_hash = "sha256:prune-pruned"
             store.record_prune_run(convert.prune_run_from_pb(run))
