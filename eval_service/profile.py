@@ -379,9 +379,8 @@ def _profile(
         for index in range(len(models))
         for phase, batch in cells
     }
-    if info.method in COUNTER_METHODS:  # a counter sees the whole device: wait for quiet
-        progress("quiet-check", 0.05)
-        meter.wait_for_quiet()
+    progress("quiet-check", 0.05)
+    meter.wait_for_quiet()  # with a counter only: it sees whatever else runs
     if config.idle_seconds > 0:
         progress("idle-baseline", 0.07)
         meter.measure_idle(config.idle_seconds)

@@ -103,6 +103,7 @@ class EnergyMeter:
         self.components: list[ComponentInfo] = []
         self.watts_per_cpu = 0.0
         self.quiet: QuietCheck | None = None
+        self._quiet_note = ""
         self.system: dict[str, Any] = {}
         self._codecarbon = True
         self._cuda_index = cuda_index(device)
@@ -226,16 +227,24 @@ class EnergyMeter:
         ]
         parts += [f"{c.component}: {c.method} ({c.description})" for c in self.components]
         parts.append(f"gpu sharing: {self._gpu_watch.note}")
-        if self.quiet is not None:
-            parts.append(f"other processes before measuring: {self.quiet.describe()}")
+        if self._quiet_note:
+            parts.append(f"other processes before measuring: {self._quiet_note}")
         return "; ".join(parts)
 
-    def wait_for_quiet(self, timeout: float = QUIET_TIMEOUT_SECONDS) -> QuietCheck:
-        """Waits for other processes to leave the CPUs alone (:func:`wait_for_quiet_machine`).
+    def wait_for_quiet(self, timeout: float = QUIET_TIMEOUT_SECONDS) -> QuietCheck | None:
+        """Waits for other processes to leave the CPUs alone, where that matters.
 
-        The outcome is kept and named in :meth:`hardware`.
+        A power counter (RAPL's package, NVML's device) sees whatever else runs, so with one as
+        the headline the meter waits (:func:`wait_for_quiet_machine`). The CPU time of this
+        process is its own whatever else runs, so then it does not wait (each window records
+        what else ran instead). The outcome is named in :meth:`hardware`.
         """
+        if self.headline_info.method not in COUNTER_METHODS:
+            self.quiet = None
+            self._quiet_note = "not waited for (the CPU time measured is this process's own)"
+            return None
         self.quiet = wait_for_quiet_machine(timeout)
+        self._quiet_note = self.quiet.describe()
         return self.quiet
 
     # ---------------------------------------------------------------- internals
