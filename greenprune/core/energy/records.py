@@ -33,6 +33,32 @@ COUNTER_METHODS = frozenset({"nvml", "rapl"})
 ESTIMATED_METHODS = frozenset(set(METHODS) - COUNTER_METHODS)
 
 
+METHOD_NOTES = {
+    CPU_TIME_METHOD: "estimates, the process's CPU seconds x the per-CPU power of the TDP model "
+    "(no power counter could be read)",
+    "nvml": "readings of the GPU's energy counter (NVML)",
+    "rapl": "readings of the CPU package's energy counter (RAPL)",
+}
+"""What a figure measured with each headline method is, in words."""
+
+
+def describe_method(methods: Sequence[object]) -> str:
+    """One sentence on how energy figures were measured, e.g. for a table's caption.
+
+    Args:
+        methods: The energy method of each figure shown (empty or missing ones are skipped).
+    """
+    known = sorted({str(m) for m in methods if isinstance(m, str) and m})
+    if not known:
+        return "Energy: how it was measured is not recorded."
+    parts = [f"{METHOD_NOTES.get(m, _fallback(m))} ({m})" for m in known]
+    return "Energy figures are " + "; ".join(parts) + "."
+
+
+def _fallback(method: str) -> str:
+    return "estimates" if method in ESTIMATED_METHODS else "readings"
+
+
 @dataclass(frozen=True)
 class ComponentInfo:
     """How CodeCarbon measures one hardware component.
