@@ -29,7 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
-from greenprune.core.energy.cpu_time import disturbance_threshold, torch_threads
+from greenprune.core.energy.cpu_time import (
+    disturbance_threshold,
+    keep_freed_memory,
+    torch_threads,
+)
 from greenprune.core.energy.meter import EnergyMeter
 from greenprune.core.energy.records import COUNTER_METHODS, WindowReading
 from greenprune.core.errors import InvalidArgumentError
@@ -43,12 +47,18 @@ DECODE_PROMPT_TOKENS = 16
 MAX_REMEASURES = 2
 """The most times one disturbed window is measured again."""
 
-REMEASURE_SHARE = 0.25
+REMEASURE_SHARE = 0.1
 """Round-cells measured again stay under this share of those measured (plus
-:data:`MAX_REMEASURES`), so a machine that stays busy costs a quarter more time, not triple."""
+:data:`MAX_REMEASURES`): a disturbance that passes is measured around, while a machine that
+stays busy costs a tenth more time, not triple (the pairing within a round copes with it)."""
 
 MAX_SLICES = 8
 """The most slices a window is cut into to interleave the checkpoints of a round."""
+
+MIN_SLICES = 4
+"""The fewest slices of a window where slices are used: a window holds at least this many
+repetitions even when fewer fill ``window_seconds`` (large batches), since a single long
+forward is what a neighbour's memory traffic disturbs most."""
 
 
 @dataclass(frozen=True)
@@ -190,14 +200,18 @@ class _Workload:
 
 
 def _iterations_for(
-    workload: _Workload, phase: str, window_seconds: float, clock: Callable[[], float]
+    workload: _Workload,
+    phase: str,
+    window_seconds: float,
+    clock: Callable[[], float],
+    least: int = 1,
 ) -> int:
-    """How many repetitions fill a window: timed with ``clock`` on two warm repetitions."""
+    """How many repetitions fill a window (at least ``least``): timed on two warm ones."""
     workload.run(phase, 1)  # warm-up: allocations, kernels
     started = clock()
     workload.run(phase, 1)
     once = max(clock() - started, 1e-6)
-    return max(1, math.ceil(window_seconds / once))
+    return max(least, math.ceil(window_seconds / once))
 
 
 def comparison_widths(
@@ -352,8 +366,12 @@ def run_profile(
     """
     meter = EnergyMeter(config.device, workdir, threads=config.threads, secondary=False)
     meter.prepare()
+    allocator = keep_freed_memory()
     with torch_threads(meter.threads):
-        return _profile(models, config, meter, progress)
+        result = _profile(models, config, meter, progress)
+    if allocator:
+        result.hardware += f"; {allocator}"
+    return result
 
 
 def _profile(
@@ -372,9 +390,14 @@ def _profile(
     }
     progress("calibrating windows", 0.0)
     clock = time.perf_counter if on_cuda else time.process_time
+    sliced = info.method not in COUNTER_METHODS
     iterations = {
         (index, phase, batch): _iterations_for(
-            workloads[index, batch], phase, config.window_seconds, clock
+            workloads[index, batch],
+            phase,
+            config.window_seconds,
+            clock,
+            least=MIN_SLICES if sliced else 1,
         )
         for index in range(len(models))
         for phase, batch in cells
@@ -399,7 +422,7 @@ def _profile(
     limit = config.round_limit
     orders = round_orders(len(models), limit, config.seed)
     # Slices need cheap windows: a CodeCarbon tracker per slice would cost more than it shows.
-    measured = _Cells(meter, 1 if info.method in COUNTER_METHODS else MAX_SLICES)
+    measured = _Cells(meter, MAX_SLICES if sliced else 1)
     widest = math.inf
     stop = f"a fixed {config.rounds} rounds"
     for round_index, order in enumerate(orders):
