@@ -15,7 +15,8 @@ from it), with the torch threads of :func:`~greenprune.core.energy.cpu_time.meas
 A window that other processes disturbed is measured again, at most :data:`MAX_REMEASURES` times
 and within :data:`REMEASURE_SHARE` of the windows, and the least disturbed attempt is kept.
 With a ``precision``, rounds go on until every comparison's interval is narrower than it, or
-``max_rounds``; the stop looks at the widths only, never at where the intervals lie. No grpc here.
+``max_rounds``; a (phase, batch size) whose comparisons are all that precise is left out of the
+later rounds. Stopping looks at the widths only, never at where the intervals lie. No grpc here.
 """
 
 from __future__ import annotations
@@ -425,11 +426,12 @@ def _profile(
     measured = _Cells(meter, MAX_SLICES if sliced else 1)
     widest = math.inf
     stop = f"a fixed {config.rounds} rounds"
+    active = list(cells)
     for round_index, order in enumerate(orders):
-        for cell, (phase, batch) in enumerate(cells):
+        for cell, (phase, batch) in enumerate(active):
             progress(
                 f"round {round_index + 1}/{limit}: {phase} at batch {batch}",
-                0.1 + 0.9 * (round_index + cell / len(cells)) / limit,
+                0.1 + 0.9 * (round_index + cell / len(active)) / limit,
             )
             runs = [
                 (
@@ -466,6 +468,18 @@ def _profile(
         if len(models) > 1 and rounds >= 2:
             widths = comparison_widths(result.points, config.checkpoint_ids[0])
             widest = max(widths.values()) if widths else math.inf
+            if config.precision > 0 and rounds >= config.rounds:
+                # A (phase, batch) whose comparisons are all precise is not measured again;
+                # the others go on. Only the widths decide, never where the intervals lie.
+                active = [
+                    (phase, batch)
+                    for phase, batch in active
+                    if any(
+                        width >= config.precision
+                        for (p, b, _), width in widths.items()
+                        if (p, b) == (phase, batch)
+                    )
+                ]
         if config.precision > 0 and rounds >= config.rounds and widest < config.precision:
             stop = f"every interval narrower than {config.precision:g} after {rounds} rounds"
             break

@@ -15,6 +15,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from eval_service.convert import normalized_spec
 from eval_service.evaluator import validate_profile
 from eval_service.profile import (
+    PHASES,
     ProfileConfig,
     comparison_widths,
     round_orders,
@@ -140,6 +141,26 @@ def test_a_copy_of_one_model_reaches_the_precision_asked_and_shows_no_change(
         # rounds, so that the test fails on a bias, not on the 5% of 95% intervals that miss.
         wide = paired_ratio_change(base, copy, confidence=0.999)
         assert wide.low <= 0.0 <= wide.high, (phase, change)
+
+
+def test_a_precise_phase_and_batch_leaves_the_later_rounds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import eval_service.profile as profile
+
+    def widths(points: Any, baseline: str) -> dict[tuple[str, int, str], float]:
+        # Prefill is precise from the start; decode never gets there.
+        return {("prefill", 2, "b"): 0.01, ("decode", 2, "b"): 0.5}
+
+    monkeypatch.setattr(profile, "comparison_widths", widths)
+    config = _config(("a", "b"), (2,), rounds=2, precision=0.1, max_rounds=4, window_seconds=0.05)
+    result = run_profile(
+        [_model(256), _model(256, seed=1)], config, workdir=tmp_path, progress=lambda *_: None
+    )
+    rounds = {phase: {p.round for p in result.points if p.phase == phase} for phase in PHASES}
+    assert rounds == {"prefill": {0, 1}, "decode": {0, 1, 2, 3}}
+    assert result.rounds == 4 and result.stop_reason.startswith("max_rounds 4 reached")
+    assert result.widest_interval == 0.5
 
 
 def test_a_window_with_a_busy_neighbour_is_flagged_and_measured_again(tmp_path: Path) -> None:
