@@ -37,16 +37,18 @@ def energy_report(
 ) -> energy_pb2.EnergyReport:
     """Returns an EnergyReport whose headline (cpu) net energy is ``net_joules``.
 
-    The RAM component draws a constant 20 W, as CodeCarbon estimates it on a machine without
-    power counters.
+    The cpu component is a ``rapl`` counter reading, or with ``estimated`` a
+    ``cpu-load-estimate``. The RAM component draws a constant 20 W, as CodeCarbon estimates it
+    on a machine without power counters.
     """
+    method = "cpu-load-estimate" if estimated else "rapl"
     ram_gross = 20.0 * wall_seconds
     idle_cpu_watts = 1.0
     cpu_gross = net_joules + idle_cpu_watts * wall_seconds
     components = [
         energy_pb2.ComponentEnergy(
             component="cpu",
-            method="cpu-load-estimate",
+            method=method,
             estimated=estimated,
             gross_joules=interval(cpu_gross, count=repeats),
             net_joules=interval(net_joules, count=repeats),
@@ -80,6 +82,7 @@ def energy_report(
         estimated=estimated,
         repeats=repeats,
         repeat_net_joules=[net_joules * 0.98, net_joules, net_joules * 1.03][:repeats],
+        energy_method=method,
     )
 
 
@@ -142,7 +145,7 @@ def prune_run(
             bytes_on_disk=parameters_after * 4,
             layers=shapes,
             wall_seconds=3.0,
-            energy=energy_report(30.0, tokens=2048, samples=32, wall_seconds=3.0),
+            energy=energy_report(30.0, tokens=2048, samples=32, wall_seconds=3.0, estimated=False),
             uniform=keep_first_layers == 0 and keep_last_layers == 0,
             content_hash=f"sha256:{request_id}",
             architecture="LlamaForCausalLM",

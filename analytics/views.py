@@ -270,7 +270,7 @@ SELECT p.experiment, p.model, p.request_id AS run_id, p.checkpoint_id,
         AS parameters_after,
     COALESCE(c.method_family, 'baseline') AS method_family,
     p.phase, p.batch_size, p.round, p.position, p.net_joules, p.gross_joules, p.wall_seconds,
-    p.tokens, p.iterations, r.estimated, r.energy_method
+    p.tokens, p.iterations, p.cpu_seconds, r.estimated, r.energy_method
 FROM profile_points p
 JOIN profile_runs r ON r.request_id = p.request_id
 LEFT JOIN checkpoint_info c ON c.checkpoint_id = p.checkpoint_id
@@ -306,7 +306,8 @@ def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 _PRUNE_COSTS = """
 SELECT checkpoint_id, net_joules AS pruning_joules, recovery_net_joules AS recovery_joules,
-    COALESCE(recovered, false) AS recovered
+    COALESCE(recovered, false) AS recovered, energy_method AS pruning_method,
+    result_recovery_energy_energy_method AS recovery_method
 FROM prune_runs
 WHERE checkpoint_id <> ''
     AND ($experiment = '' OR experiment = $experiment)
@@ -521,12 +522,14 @@ VIEW_DOCS: Mapping[str, str] = {
     "(J/token, paired by round, relative change), kind 'accuracy' per task (the headline "
     "metric, paired by document, difference in points). measurable is true when the interval "
     "excludes 0; text is the ready description ('no measurable change (...)', 'no paired "
-    "data' for runs without per-document scores).",
+    "data' for runs without per-document scores); energy rows carry their energy_method and "
+    "estimated.",
     "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
     "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
     "after which the saving has repaid the cost, with its interval; 'never' when the saving is "
-    "not measurably above zero.",
+    "not measurably above zero, 'not comparable' when cost and saving were measured differently "
+    "(energy_method of the saving, cost_energy_method of the costs, estimated).",
     "method_comparison": "One row per pair of compression methods of equal size (the same "
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "

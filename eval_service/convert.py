@@ -11,6 +11,7 @@ from greenprune.core.jobs import Job
 from greenprune.core.limits import (
     DEVICE_DEFAULT,
     EVAL_SPEC,
+    PROFILE_AUTO_SPEC,
     PROFILE_BATCH_SIZES_DEFAULT,
     PROFILE_SPEC,
     fill_defaults,
@@ -33,6 +34,8 @@ def normalized_spec(
     fill_defaults(normal, EVAL_SPEC)
     if normal.HasField("profile"):
         fill_defaults(normal, PROFILE_SPEC)
+        if normal.profile.precision > 0:
+            fill_defaults(normal, PROFILE_AUTO_SPEC)
         if not normal.profile.batch_sizes:
             normal.profile.batch_sizes.extend(PROFILE_BATCH_SIZES_DEFAULT)
     return normal

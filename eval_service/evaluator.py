@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from eval_service.profile import check_rounds_and_threads
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.core.energy.meter import EnergyMeter
 from greenprune.core.energy.records import EnergyReport, summarize
@@ -229,6 +230,7 @@ def validate_profile(
         raise InvalidArgumentError("spec.profile.checkpoint_ids", "lists a checkpoint twice")
     check(spec, EVAL_SPEC)
     check(spec, PROFILE_SPEC)
+    check_rounds_and_threads(spec)
     sizes = list(profile.batch_sizes)
     if len(sizes) > MAX_LIST_ITEMS or len(set(sizes)) != len(sizes):
         raise InvalidArgumentError(

@@ -14,6 +14,7 @@ import gc
 import platform
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
@@ -140,12 +141,15 @@ class PruneOutcome:
         path: The checkpoint directory.
         manifest: The checkpoint's ``greenprune.json``.
         wall_seconds: Time from start to the checkpoint being in place.
+        reading: The meter's reading of the pruning's own work (loading and saving are
+            outside it), None when no meter was given.
     """
 
     checkpoint_id: str
     path: Path
     manifest: dict[str, Any]
     wall_seconds: float
+    reading: Any = None
 
 
 def result_from_manifest(
@@ -362,6 +366,7 @@ def run_prune(
     checkpoint_id: str,
     models_root: Path,
     progress: Progress = noop,
+    meter: Any = None,
 ) -> PruneOutcome:
     """Prunes a model as the spec says and writes the checkpoint.
 
@@ -372,6 +377,9 @@ def run_prune(
         models_root: The only tree local models and calibration files may come from.
         progress: Called with a stage (``loading``, ``calibrating``, ``pruning``,
             ``saving``) and the overall fraction done.
+        meter: An ``EnergyMeter`` whose window covers the pruning's work (calibration,
+            scoring, surgery, counting): loading and saving stay outside it, as they do for
+            the inference the payback compares it with.
 
     Returns:
         The checkpoint's id, directory, manifest and the wall time.
@@ -389,9 +397,10 @@ def run_prune(
     report("loading")
     location = resolve_model_source(config.model, models_root)
     model, tokenizer = load_model_at(location, config.model)
-    manifest = prune_model(
-        config, model, tokenizer, models_root=models_root, progress=progress, loaded=True
-    )
+    with meter.window() if meter is not None else nullcontext() as reading:
+        manifest = prune_model(
+            config, model, tokenizer, models_root=models_root, progress=progress, loaded=True
+        )
     manifest["source"] = {"model": config.model, "resolved": str(location)}
     manifest["prune_wall_seconds"] = round(time.monotonic() - started, 3)
     report("saving")
@@ -402,6 +411,7 @@ def run_prune(
         path=path,
         manifest=read_manifest(path),
         wall_seconds=time.monotonic() - started,
+        reading=reading,
     )
 
 

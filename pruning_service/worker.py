@@ -9,6 +9,10 @@ from typing import Any
 
 from greenprune.core.records import to_json_dict
 
+COST_IDLE_SECONDS = 1.0
+"""The idle baseline of a prune job's meter (its CPU time when idle is near 0; a counter's
+idle power is not), subtracted from the pruning's and recovery's windows."""
+
 
 def checkpoint_id_for(job_id: str) -> str:
     """Returns the checkpoint id of a job: one per attempt, never chosen by a client."""
@@ -35,6 +39,10 @@ def run(
 ) -> dict[str, Any]:
     """Prunes under the energy meter and returns the PruneResult as the job table stores it.
 
+    The meter's windows cover the work only (pruning; recovery's tuning), not loading or
+    saving, and measure what the profile measures (CPU time where no counter can be read,
+    with the same threads), net of an idle baseline, so the payback divides like by like.
+
     Args:
         spec: The stored PruneSpec.
         context: ``checkpoints_dir``, ``models_root``, ``job_id`` and ``workdir``.
@@ -51,22 +59,24 @@ def run(
     if recovery is not None:  # before any work: a bad recovery spec fails the job at once
         recovery_stage.validate(recovery, Path(context["models_root"]))
     meter = EnergyMeter(device="cpu", workdir=Path(context["workdir"]))
+    # The idle baseline is handled as the profile handles it: measured, then subtracted.
+    meter.measure_idle(COST_IDLE_SECONDS)
     checkpoints_dir = Path(context["checkpoints_dir"])
     staging = Path(context["workdir"]) / "unrecovered"
-    with meter.window() as reading:
-        outcome = run_prune(
-            config,
-            checkpoints_dir=staging if recovery is not None else checkpoints_dir,
-            checkpoint_id=checkpoint_id_for(context["job_id"]),
-            models_root=Path(context["models_root"]),
-            progress=progress
-            if recovery is None
-            else recovery_stage.scaled(progress, 0.0, recovery_stage.PRUNE_SHARE),
-        )
+    outcome = run_prune(
+        config,
+        checkpoints_dir=staging if recovery is not None else checkpoints_dir,
+        checkpoint_id=checkpoint_id_for(context["job_id"]),
+        models_root=Path(context["models_root"]),
+        progress=progress
+        if recovery is None
+        else recovery_stage.scaled(progress, 0.0, recovery_stage.PRUNE_SHARE),
+        meter=meter,
+    )
     calibration = outcome.manifest.get("calibration") or {}
     windows = int(calibration.get("windows", 0))
     energy = summarize(
-        [reading],
+        [outcome.reading],
         meter,
         tokens=windows * int(calibration.get("sequence_length", 0)),
         samples=windows,

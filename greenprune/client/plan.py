@@ -304,7 +304,7 @@ def _eval_spec(experiment: Experiment, task: str) -> eval_pb2.EvalSpec:
 
 def _profile_spec(experiment: Experiment) -> eval_pb2.EvalSpec:
     """The energy profile's EvalSpec, without checkpoint ids."""
-    profile = experiment.energy.model_dump(exclude={"profile"})
+    profile = experiment.energy.profile_fields()
     return json_format.ParseDict(
         {
             "device": experiment.eval.device,

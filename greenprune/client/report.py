@@ -26,6 +26,7 @@ from rich.table import Table
 
 from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.core import findings
+from greenprune.core.energy.records import describe_method
 
 FORMATS = ("table", "csv", "json")
 
@@ -508,7 +509,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
         'checkpoint once, in a shuffled order); "no measurable change" when the paired '
-        "interval contains 0."
+        "interval contains 0.\n" + describe_method(list(rows.get("energy_method", [])))
     )
     return table
 
@@ -559,7 +560,9 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
     table.caption = (
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline, in the "
         f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval comes "
-        "from the paired J/token change; never when the saving is not measurably above zero."
+        "from the paired J/token change; never when the saving is not measurably above zero. "
+        "Costs cover the pruning and tuning work (not loading or saving), measured as the "
+        "saving is, net of idle.\n" + describe_method(list(frame.get("energy_method", [])))
     )
     return table
 

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -35,9 +36,12 @@ from greenprune.core.limits import (
     MAX_LIST_ITEMS,
     MAX_NAME_CHARS,
     MAX_RATIO,
+    PROFILE_AUTO_FIRST_ROUNDS,
+    PROFILE_AUTO_SPEC,
     PROFILE_BATCH_SIZE,
     PROFILE_BATCH_SIZES_DEFAULT,
     PROFILE_SPEC,
+    PROFILE_THREADS,
     PRUNE_SPEC,
     PRUNING_METHODS,
     QUANTIZATIONS,
@@ -206,7 +210,12 @@ class Eval(_Strict):
 
 
 class Energy(_Strict):
-    """The steady-state energy profile of every model's checkpoints, in interleaved rounds."""
+    """The steady-state energy profile of every model's checkpoints, in interleaved rounds.
+
+    ``rounds`` is a number, or ``auto``: rounds go on until every comparison's 95% interval
+    is narrower than ``precision`` (relative to the baseline), at most ``max_rounds``.
+    ``threads`` is the torch threads while measuring (``auto``: half the usable CPUs).
+    """
 
     profile: bool = True
     batch_sizes: list[int] = Field(
@@ -216,8 +225,15 @@ class Energy(_Strict):
     )
     prefill_tokens: int = _bounded(PROFILE_SPEC["profile.prefill_tokens"])
     decode_tokens: int = _bounded(PROFILE_SPEC["profile.decode_tokens"])
-    rounds: int = _bounded(PROFILE_SPEC["profile.rounds"])
+    rounds: int | Literal["auto"] = PROFILE_SPEC["profile.rounds"].default
+    precision: float | None = Field(
+        default=None, **PROFILE_AUTO_SPEC["profile.precision"].pydantic_bounds()
+    )
+    max_rounds: int | None = Field(
+        default=None, **PROFILE_AUTO_SPEC["profile.max_rounds"].pydantic_bounds()
+    )
     window_seconds: float = _bounded(PROFILE_SPEC["profile.window_seconds"])
+    threads: int | Literal["auto"] = "auto"
 
     @field_validator("batch_sizes")
     @classmethod
@@ -227,6 +243,46 @@ class Energy(_Strict):
             if not PROFILE_BATCH_SIZE.allows(size):
                 raise ValueError(f"{size} is not {PROFILE_BATCH_SIZE.describe()}")
         return sizes
+
+    @field_validator("rounds", "threads", mode="before")
+    @classmethod
+    def _count_or_auto(cls, value: Any, info: ValidationInfo) -> Any:
+        limit = PROFILE_SPEC["profile.rounds"] if info.field_name == "rounds" else PROFILE_THREADS
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not limit.allows(value):
+            raise ValueError(f"must be auto or an integer {limit.describe()}")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_settings(self) -> Energy:
+        if self.rounds != "auto":
+            given = [name for name in ("precision", "max_rounds") if getattr(self, name)]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} set with rounds: {self.rounds}; precision and "
+                    "max_rounds belong to rounds: auto"
+                )
+        elif self.max_rounds is not None and self.max_rounds < PROFILE_AUTO_FIRST_ROUNDS:
+            raise ValueError(
+                f"max_rounds must be at least {PROFILE_AUTO_FIRST_ROUNDS}, the rounds "
+                "rounds: auto measures before it first looks at the intervals"
+            )
+        return self
+
+    def profile_fields(self) -> dict[str, Any]:
+        """The ``ProfileSpec`` fields of this section (without checkpoint ids)."""
+        values = self.model_dump(exclude={"profile", "rounds", "precision", "max_rounds"})
+        values["threads"] = 0 if self.threads == "auto" else self.threads
+        if self.rounds != "auto":
+            return {**values, "rounds": self.rounds}
+        auto = PROFILE_AUTO_SPEC
+        return {
+            **values,
+            "rounds": PROFILE_AUTO_FIRST_ROUNDS,
+            "precision": self.precision or auto["profile.precision"].default,
+            "max_rounds": self.max_rounds or auto["profile.max_rounds"].default,
+        }
 
 
 class Services(_Strict):

@@ -359,6 +359,9 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "net_joules",
     "net_joules_low",
     "net_joules_high",
+    "cpu_seconds_per_token",
+    "cpu_seconds_per_token_low",
+    "cpu_seconds_per_token_high",
     "above_idle",
     "estimated",
     "energy_method",
@@ -384,8 +387,10 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "method",
     "measurable",
     "text",
+    "energy_method",
+    "estimated",
 )
-"""The columns of the ``findings`` view."""
+"""The columns of the ``findings`` view (``energy_method``/``estimated``: energy rows only)."""
 
 
 def _with_measures(points: pd.DataFrame) -> pd.DataFrame:
@@ -396,6 +401,8 @@ def _with_measures(points: pd.DataFrame) -> pd.DataFrame:
     frame["tokens_per_second"] = tokens / wall.where(wall > 0)
     iterations = frame["iterations"].astype("float64")
     frame["latency_seconds"] = wall / iterations.where(iterations > 0)
+    cpu = frame["cpu_seconds"] if "cpu_seconds" in frame.columns else pd.Series(index=frame.index)
+    frame["cpu_seconds_per_token"] = cpu.astype("float64") / tokens.where(tokens > 0)
     frame["parameters_removed"] = [
         share_removed(b, a)
         for b, a in zip(frame["parameters_before"], frame["parameters_after"], strict=True)
@@ -431,7 +438,13 @@ def profile_table(points: pd.DataFrame) -> pd.DataFrame:
             estimated=bool(group["estimated"].fillna(False).any()),
             energy_method=group["energy_method"].iloc[0],
         )
-        for measure in ("joules_per_token", "tokens_per_second", "latency_seconds", "net_joules"):
+        for measure in (
+            "joules_per_token",
+            "tokens_per_second",
+            "latency_seconds",
+            "net_joules",
+            "cpu_seconds_per_token",
+        ):
             mid, low, high = _summary(group[measure])
             row.update({measure: mid, f"{measure}_low": low, f"{measure}_high": high})
         row["above_idle"] = above_idle(row["net_joules_low"])  # type: ignore[arg-type]
@@ -462,6 +475,16 @@ def _paired_energy_fields(first: pd.Series, second: pd.Series) -> dict[str, obje
             "text": f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
         }
     return interval_fields(energy_change_paired(list(first), list(second)), relative=True)
+
+
+def _energy_measure(windows: pd.DataFrame) -> dict[str, object]:
+    """How a profile's windows were measured: its energy method and whether it is an estimate."""
+    methods = windows["energy_method"].dropna() if "energy_method" in windows else []
+    flags = windows["estimated"].dropna() if "estimated" in windows else []
+    return {
+        "energy_method": methods.iloc[0] if len(methods) else None,
+        "estimated": bool(flags.astype(bool).any()) if len(flags) else None,
+    }
 
 
 def _item_scores(items: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
@@ -510,6 +533,7 @@ def _energy_findings(points: pd.DataFrame) -> list[dict[str, object]]:
                     "relative": True,
                 }
                 row.update(_paired_energy_fields(b, o))
+                row.update(_energy_measure(window))
                 rows.append(row)
     return rows
 
@@ -603,6 +627,7 @@ def findings_table(
     """
     rows = _energy_findings(points) + _accuracy_findings(metrics, items)
     frame = pd.DataFrame(rows, columns=list(FINDINGS_COLUMNS))
+    frame["estimated"] = frame["estimated"].astype("boolean")
     frame["measurable"] = frame["measurable"].astype("bool")
     frame["relative"] = frame["relative"].astype("bool")
     for column in ("count", "batch_size"):
@@ -638,8 +663,18 @@ PAYBACK_COLUMNS: tuple[str, ...] = (
     "payback_tokens_high",
     "never",
     "text",
+    "energy_method",
+    "estimated",
+    "cost_energy_method",
+    "comparable",
 )
-"""The columns of the ``payback`` view."""
+"""The columns of the ``payback`` view: ``energy_method``/``estimated`` of the saving (the
+profile), ``cost_energy_method`` of the pruning and recovery, ``comparable`` whether they were
+measured alike (else no payback is computed)."""
+
+
+_FIGURES = slice(PAYBACK_COLUMNS.index("pruning_joules"), PAYBACK_COLUMNS.index("never"))
+"""The numeric columns of the ``payback`` view."""
 
 
 def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
@@ -654,7 +689,7 @@ def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
         costs: One row per checkpoint: ``checkpoint_id``, ``pruning_joules``,
             ``recovery_joules`` (NULL without recovery), ``recovered``.
     """
-    from greenprune.core.payback import payback
+    from greenprune.core.payback import mismatch, payback
 
     energy = pd.DataFrame(_energy_findings(points), columns=list(FINDINGS_COLUMNS))
     energy = energy[energy["phase"] == PROFILE_PHASE]
@@ -671,9 +706,15 @@ def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
             cost = cost_of.loc[checkpoint]
             pruning = float(cost["pruning_joules"]) if finite(cost["pruning_joules"]) else 0.0
             recovery = float(cost["recovery_joules"]) if finite(cost["recovery_joules"]) else 0.0
+            recovered = bool(cost["recovered"]) if not _missing(cost["recovered"]) else False
+            cost_methods = {"pruning": _text(cost.get("pruning_method"))}
+            if recovered:
+                cost_methods["recovery"] = _text(cost.get("recovery_method"))
+            saving_method = _text(finding["energy_method"])
+            unlike = mismatch(saving_method, cost_methods)
             row: dict[str, object] = {
                 **{key: finding[key] for key in (*_CONFIG, "ratio", "phase", "batch_size")},
-                "recovered": bool(cost["recovered"]) if not _missing(cost["recovered"]) else False,
+                "recovered": recovered,
                 "pruning_joules": pruning,
                 "recovery_joules": recovery,
                 "cost_joules": max(pruning + recovery, 0.0),
@@ -683,7 +724,10 @@ def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
                 "change_high": finding["high"],
             }
             base = finding["baseline_value"]
-            if finite(finding["estimate"]) and finite(base) and float(base) > 0:
+            if unlike is not None:
+                saving, tokens = (None, None, None), (None, None, None)
+                text = f"not comparable: {unlike}"
+            elif finite(finding["estimate"]) and finite(base) and float(base) > 0:
                 change = Interval(
                     median=float(finding["estimate"]),
                     low=float(finding["low"]),
@@ -704,15 +748,25 @@ def payback_table(points: pd.DataFrame, costs: pd.DataFrame) -> pd.DataFrame:
                 payback_tokens_high=tokens[2],
                 never=tokens[0] is None,
                 text=text,
+                energy_method=saving_method or None,
+                estimated=finding["estimated"],
+                cost_energy_method=", ".join(sorted(set(cost_methods.values()))) or None,
+                comparable=unlike is None,
             )
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
     frame["batch_size"] = frame["batch_size"].astype("Int64")
-    for column in ("ratio", *PAYBACK_COLUMNS[PAYBACK_COLUMNS.index("pruning_joules") : -2]):
+    for column in ("ratio", *PAYBACK_COLUMNS[_FIGURES]):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     frame["never"] = frame["never"].astype("bool")
     frame["recovered"] = frame["recovered"].astype("bool")
+    frame["comparable"] = frame["comparable"].astype("bool")
+    frame["estimated"] = frame["estimated"].astype("boolean")
     return frame
+
+
+def _text(value: object) -> str:
+    return "" if _missing(value) else str(value)
 
 
 # The method comparison view -----------------------------------------------------------------
@@ -740,6 +794,8 @@ METHOD_COMPARISON_COLUMNS: tuple[str, ...] = (
     "method",
     "measurable",
     "text",
+    "energy_method",
+    "estimated",
 )
 """The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size."""
 
@@ -820,6 +876,7 @@ def method_comparison_table(
                         relative=True,
                     )
                     row.update(_paired_energy_fields(x, y))
+                    row.update(_energy_measure(window))
                     rows.append(row)
     if not metrics.empty and "method_family" in metrics.columns:
         own = metrics[metrics["metric_task"].isna() | (metrics["metric_task"] == metrics["task"])]
@@ -868,6 +925,7 @@ def method_comparison_table(
                 row.update(interval_fields(change, relative=not accuracy, estimate=point))
                 rows.append(row)
     frame = pd.DataFrame(rows, columns=list(METHOD_COMPARISON_COLUMNS))
+    frame["estimated"] = frame["estimated"].astype("boolean")
     frame["measurable"] = frame["measurable"].astype("bool")
     frame["relative"] = frame["relative"].astype("bool")
     for column in ("count", "batch_size"):

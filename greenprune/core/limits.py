@@ -145,6 +145,20 @@ PROFILE_SPEC: Mapping[str, Limit] = {
 }
 """Bounds and defaults of an energy profile (``EvalSpec.profile``)."""
 
+PROFILE_AUTO_SPEC: Mapping[str, Limit] = {
+    "profile.precision": Limit(0.005, 1.0, 0.05),
+    "profile.max_rounds": Limit(2, 1000, 20),
+}
+"""Bounds and defaults of rounds that go on until the intervals are precise (``rounds: auto``
+in the experiment file, a ``profile.precision`` above 0 in a request); checked and filled only
+then, since a precision of 0 asks for exactly ``profile.rounds`` rounds."""
+
+PROFILE_AUTO_FIRST_ROUNDS = 3
+"""The rounds ``rounds: auto`` measures before it first looks at the intervals."""
+
+PROFILE_THREADS = Limit(1, 1024)
+"""``profile.threads`` when set (0 in a request, ``auto`` in the file: half the usable CPUs)."""
+
 PROFILE_BATCH_SIZE = Limit(1, 1024)
 """Each of ``profile.batch_sizes``."""
 

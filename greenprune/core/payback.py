@@ -10,6 +10,12 @@ after which the saving has repaid the cost::
 The interval comes from the change's interval (the costs are single metered windows): the
 largest saving gives the fewest tokens and the smallest saving the most. When the saving is not
 measurably above zero (the change's interval does not lie below zero) the payback is "never".
+
+A cost and a saving are divided only when they were measured the same way
+(:func:`mismatch`): both from hardware counters (RAPL, NVML), or both CPU-time estimates (the
+process's CPU seconds x the per-CPU power of the TDP model). Both are net of an idle baseline
+measured alike, and the pruning's and recovery's windows cover the work only, not loading or
+saving the model, as the profile's windows cover the forwards only.
 The arithmetic lives here only; the findings view, ``greenprune report`` and the app use it.
 """
 
@@ -19,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core.energy.records import COUNTER_METHODS, CPU_TIME_METHOD
 
 NEVER = "never"
 """The payback text when the saving per token is not measurably above zero."""
@@ -93,6 +100,30 @@ def payback(cost_joules: float, baseline_joules_per_token: float, change: Interv
         tokens_low=cost_joules / saving[2],
         tokens_high=cost_joules / saving[1],
     )
+
+
+def measure_kind(method: str) -> str:
+    """What a method measures: ``counter`` (RAPL, NVML), ``cpu-time``, or the method itself."""
+    if method in COUNTER_METHODS:
+        return "counter"
+    return "cpu-time" if method == CPU_TIME_METHOD else method or "unrecorded"
+
+
+def mismatch(saving_method: str, cost_methods: dict[str, str]) -> str | None:
+    """Why a saving and the costs cannot be divided, or None when they were measured alike.
+
+    Args:
+        saving_method: How the profile measured the saving (its energy method).
+        cost_methods: How each cost was measured, by name (``pruning``, ``recovery``).
+    """
+    want = measure_kind(saving_method)
+    for name, method in cost_methods.items():
+        if measure_kind(method) != want:
+            return (
+                f"the {name} was measured as {method or 'an unrecorded method'}, the saving as "
+                f"{saving_method or 'an unrecorded method'}"
+            )
+    return None
 
 
 def format_tokens(tokens: float) -> str:

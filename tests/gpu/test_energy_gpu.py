@@ -109,3 +109,26 @@ def test_evaluation_on_cuda_reports_gpu_energy(tmp_path: Path) -> None:
     assert gpu.method == "nvml" and gpu.gross_joules.median > 0
     assert energy.peak_cuda_bytes > 0 and energy.tokens > 0 and outcome.samples == 200
     assert next(m for m in outcome.metrics if m.metric == "acc").samples == 200
+
+
+def test_profile_on_cuda_reads_nvml_with_cpu_time_beside_it(tmp_path: Path) -> None:
+    from eval_service.profile import ProfileConfig, run_profile
+
+    model = _random_llama(128).to("cuda:0")
+    config = ProfileConfig(
+        checkpoint_ids=("a", "b"),
+        batch_sizes=(8,),
+        prefill_tokens=64,
+        decode_tokens=4,
+        rounds=2,
+        window_seconds=0.5,
+        device="cuda:0",
+        idle_seconds=0.5,
+        seed=0,
+    )
+    result = run_profile([model, model], config, workdir=tmp_path, progress=lambda *_: None)
+    assert (result.energy_method, result.estimated) == ("nvml", False)
+    assert result.threads == 0  # torch's own threads: the GPU does the work
+    for point in result.points:
+        assert point.gross_joules > 0 and point.cpu_seconds > 0  # the check beside the counter
+    assert "other processes before measuring" in result.hardware

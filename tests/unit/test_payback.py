@@ -85,7 +85,7 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
             run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
             if name == "recovered":
                 run.spec.recovery.CopyFrom(pruning_pb2.RecoverySpec(rank=8, steps=60))
-                run.result.recovery.energy.CopyFrom(samples.energy_report(90.0))
+                run.result.recovery.energy.CopyFrom(samples.energy_report(90.0, estimated=False))
                 run.result.recovery.steps = 60
                 run.result.recovery.parent_content_hash = "sha256:prune-pruned"
             store.record_prune_run(convert.prune_run_from_pb(run))
@@ -174,3 +174,55 @@ def test_recovered_and_unrecovered_rows_at_one_ratio_keep_their_own_findings() -
     console = Console(width=250, record=True)
     report.print_rows([pruned, recovered], "table", console)
     assert "0.40 +LoRA" in console.export_text()
+
+
+def test_cost_and_saving_must_be_measured_alike() -> None:
+    from greenprune.core.payback import measure_kind, mismatch
+
+    assert measure_kind("rapl") == measure_kind("nvml") == "counter"
+    assert measure_kind("cpu-time-estimate") == "cpu-time" and measure_kind("") == "unrecorded"
+    assert mismatch("cpu-time-estimate", {"pruning": "cpu-time-estimate"}) is None
+    assert mismatch("nvml", {"pruning": "rapl", "recovery": "rapl"}) is None
+    reason = mismatch("cpu-time-estimate", {"pruning": "cpu-load-estimate"})
+    assert reason == (
+        "the pruning was measured as cpu-load-estimate, the saving as cpu-time-estimate"
+    )
+    assert "the recovery was measured as an unrecorded method" in str(
+        mismatch("rapl", {"pruning": "rapl", "recovery": ""})
+    )
+
+
+def test_the_payback_view_refuses_to_divide_unlike_measures(tmp_path: Path) -> None:
+    from analytics import convert, samples
+    from analytics.store import ResultsStore
+
+    model = "reference:tiny-llama"
+    with ResultsStore(tmp_path / "unlike.duckdb") as store:
+        for name, ratio in (("base", 0.0), ("pruned", 0.4)):
+            run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
+            # A pruning metered with CodeCarbon's load estimate, a profile read from RAPL.
+            run.result.energy.CopyFrom(samples.energy_report(30.0, estimated=True))
+            store.record_prune_run(convert.prune_run_from_pb(run))
+        profile = samples.profile_run(
+            "profile", model=model, costs={"base": 1e-3, "pruned": 0.8e-3}, rounds=6
+        )
+        store.record_profile_run(convert.profile_run_from_pb(profile))
+        frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
+        found = store.query_view("findings").to_pandas()
+    # Every energy finding says how it was measured.
+    energy = found[found["kind"] == "energy"]
+    assert len(energy) and set(energy["energy_method"]) == {"rapl"}
+    assert not energy["estimated"].any()
+    row = frame.loc["pruned"]
+    assert not row["comparable"] and row["never"] and pd_isna(row["payback_tokens"])
+    assert row["text"] == (
+        "not comparable: the pruning was measured as cpu-load-estimate, the saving as rapl"
+    )
+    assert (row["energy_method"], row["cost_energy_method"]) == ("rapl", "cpu-load-estimate")
+    assert not row["estimated"]
+
+
+def pd_isna(value: object) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))

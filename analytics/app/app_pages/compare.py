@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.app import charts, data, frames, ui
+from greenprune.core.energy.records import describe_method
 
 
 def _summary(row: pd.Series) -> None:
@@ -76,7 +77,8 @@ if not methods.empty:
     st.caption(
         "Each pair shares a model and a target ratio: b against a, energy (J/token of the "
         "steady-state profile) paired by round and accuracy paired by document; "
-        '"no measurable change" when the 95% interval contains 0.'
+        '"no measurable change" when the 95% interval contains 0. '
+        + describe_method(list(methods.get("energy_method", [])))
     )
     st.dataframe(
         methods[

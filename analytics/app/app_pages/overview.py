@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.app import data, frames, ui
+from greenprune.core.energy.records import describe_method
 
 st.title("Overview")
 view_filter = ui.current_filter()
@@ -80,16 +81,19 @@ if payback.empty:
 else:
     for _, row in payback.sort_values(["model", "ratio", "recovered"]).iterrows():
         recovered = " + LoRA recovery" if row["recovered"] else ""
+        outcome = "never repaid" if row["never"] else f"repaid after {row['text']}"
+        if not row.get("comparable", True):
+            outcome = str(row["text"])
         st.markdown(
             f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: "
-            f"{row['cost_joules']:.3g} J spent, "
-            + ("never repaid" if row["never"] else f"repaid after {row['text']}")
+            f"{row['cost_joules']:.3g} J spent, {outcome}"
             + f" (batch {int(row['batch_size'])}, {row['phase']})"
         )
     st.caption(
         "Payback: (pruning + recovery net joules) / J/token saved against the unpruned model "
         "(the profile's paired change at its largest batch); the interval follows the change's "
-        "interval; never when the saving is not measurably above zero."
+        "interval; never when the saving is not measurably above zero. "
+        + describe_method(list(payback.get("energy_method", [])))
     )
 
 st.subheader("Experiments")

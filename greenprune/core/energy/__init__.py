@@ -1,26 +1,26 @@
-"""Energy of a model's own work, metered with CodeCarbon.
+"""Energy of a model's own work: the process's CPU time, and power counters where they exist.
 
-Modules: :mod:`.records` (what a measurement reports),
-:mod:`.meter` (CodeCarbon windows), :mod:`.quiet` (waiting for a quiet machine),
-:mod:`.nvml` (which GPU, and who else uses it).
+Modules: :mod:`.records` (what a measurement reports), :mod:`.meter` (metered windows),
+:mod:`.cpu_time` (CPU time of the work, other processes meanwhile, measuring threads),
+:mod:`.quiet` (waiting for a quiet machine), :mod:`.nvml` (which GPU, and who else uses it).
 
 Method (shared by the evaluation and pruning services):
 
-* Each measurement window starts a fresh ``OfflineEmissionsTracker`` (no network, nothing written
-  to disk) around the work only and reads the per-component energy it integrated (CPU, GPU, RAM).
-  Its ``process`` tracking mode is the default: where CPU power is an estimate from CPU load, the
-  load is this process's own CPU time (TDP x its share of the machine's threads), so other
-  processes on a shared machine do not leak into the figure; hardware counters (RAPL, NVML)
-  measure the whole package or device in either mode.
-* An optional idle baseline (the tracker running while the process sleeps) gives the idle power of
-  each component; ``net = gross - idle_watts x window_seconds``, per component. Net is not floored
-  at zero (a negative net says the work was indistinguishable from idle) and is never above gross.
-* How each component was measured is read from the tracker's hardware objects: ``nvml`` (NVIDIA
-  energy counter or power readings), ``rapl`` (a hardware energy counter: Linux RAPL, Windows
-  EMI, Intel Power Gadget, Apple powermetrics, Raspberry Pi PMIC), ``cpu-load-estimate`` (TDP
-  scaled by CPU load), ``tdp-estimate`` (a fixed share of a known TDP) and
-  ``constant-estimate`` (a fixed wattage: CodeCarbon's RAM model or a generic CPU TDP).
-* The headline is the net energy of the compute device (GPU when the work runs on CUDA, else the
-  CPU); RAM, a constant estimate, never enters it.
+* Each window measures the CPU time of the process doing the work (all threads, user + system,
+  less the meter's sampling thread), with half the usable CPUs as torch threads so that a
+  neighbour finds a free core, and the CPU time other processes used meanwhile (``/proc/stat``
+  minus this process). A window whose neighbours used more cores than were left free is
+  flagged as disturbed.
+* Where CodeCarbon reads a hardware counter (RAPL for the CPU package, NVML for a GPU), that
+  counter's energy over the window is the headline, and CPU time stays beside it as a check.
+  Where it reads none, the headline is the ``cpu-time`` component: CPU seconds x the per-CPU
+  power of CodeCarbon's TDP model (method ``cpu-time-estimate``, an estimate). Wall time never
+  stands in for work. CodeCarbon's own estimates (``cpu-load-estimate``, which in ``process``
+  mode is the same CPU time x TDP / CPUs, and the constant ``ram``) stay as secondary
+  components where the meter runs CodeCarbon at all.
+* An optional idle baseline (the meter running while the process sleeps) gives the idle power
+  of each component; ``net = gross - idle_watts x window_seconds``, per component. Net is not
+  floored at zero (a negative net says the work was indistinguishable from idle) and is never
+  above gross. The process's CPU time while it sleeps is close to nothing.
 * Repeats are summarised by their median and a confidence interval (see :func:`interval`).
 """

@@ -24,6 +24,11 @@ class GpuProcessWatch:
             self._handle = None
             self.note = f"not checked (NVML process list unavailable: {error})"
 
+    @property
+    def watching(self) -> bool:
+        """Whether the GPU's process list can be read (else nothing is checked)."""
+        return self._handle is not None
+
     def others_present(self) -> bool:
         """Whether a process other than this one holds a context on the GPU."""
         if self._handle is None:

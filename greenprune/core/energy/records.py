@@ -13,9 +13,50 @@ from typing import Protocol
 from greenprune.api.common.v1.energy_pb2 import ComponentEnergy, EnergyReport
 from greenprune.core.stats import interval
 
-COMPONENTS = ("cpu", "gpu", "ram")
-METHODS = ("nvml", "rapl", "tdp-estimate", "cpu-load-estimate", "constant-estimate")
-ESTIMATED_METHODS = frozenset({"tdp-estimate", "cpu-load-estimate", "constant-estimate"})
+CPU_TIME = "cpu-time"
+"""The component whose energy is the process's CPU time x the per-CPU power of the TDP model."""
+
+CPU_TIME_METHOD = "cpu-time-estimate"
+"""How the ``cpu-time`` component is measured: an estimate derived from CPU seconds."""
+
+COMPONENTS = ("cpu", "gpu", "ram", CPU_TIME)
+METHODS = (
+    "nvml",
+    "rapl",
+    CPU_TIME_METHOD,
+    "tdp-estimate",
+    "cpu-load-estimate",
+    "constant-estimate",
+)
+COUNTER_METHODS = frozenset({"nvml", "rapl"})
+"""Methods that read a hardware energy counter (or power sensor) rather than a model."""
+ESTIMATED_METHODS = frozenset(set(METHODS) - COUNTER_METHODS)
+
+
+METHOD_NOTES = {
+    CPU_TIME_METHOD: "estimates, the process's CPU seconds x the per-CPU power of the TDP model "
+    "(no power counter could be read)",
+    "nvml": "readings of the GPU's energy counter (NVML)",
+    "rapl": "readings of the CPU package's energy counter (RAPL)",
+}
+"""What a figure measured with each headline method is, in words."""
+
+
+def describe_method(methods: Sequence[object]) -> str:
+    """One sentence on how energy figures were measured, e.g. for a table's caption.
+
+    Args:
+        methods: The energy method of each figure shown (empty or missing ones are skipped).
+    """
+    known = sorted({str(m) for m in methods if isinstance(m, str) and m})
+    if not known:
+        return "Energy: how it was measured is not recorded."
+    parts = [f"{METHOD_NOTES.get(m, _fallback(m))} ({m})" for m in known]
+    return "Energy figures are " + "; ".join(parts) + "."
+
+
+def _fallback(method: str) -> str:
+    return "estimates" if method in ESTIMATED_METHODS else "readings"
 
 
 @dataclass(frozen=True)
@@ -40,9 +81,17 @@ class WindowReading:
     """What one metered window (or the sum of several) measured; filled when the window closes.
 
     Attributes:
-        joules: Gross energy per component.
-        metered_seconds: Length of the tracker's energy window (used for the idle subtraction).
+        joules: Gross energy per component (``cpu-time``: CPU seconds x watts per CPU).
+        metered_seconds: Length of the energy window (used for the idle subtraction).
         wall_seconds: Wall time of the work inside the window.
+        cpu_seconds: CPU time of the process doing the work (all threads, user + system).
+        other_cpu_seconds: CPU time other processes used meanwhile.
+        steal_seconds: Steal time of the virtual machine meanwhile.
+        cpu_mhz: Mean CPU frequency, 0 where unreadable.
+        threads: Torch threads of the work (0: left to torch).
+        windows: Windows summed into this reading.
+        disturbed_windows: Of those, the ones :func:`~.cpu_time.disturbance` flagged.
+        disturbance: Why the (last disturbed) window was disturbed; empty when none was.
         peak_rss_bytes: Peak resident memory of the process seen during the window.
         peak_cuda_bytes: Peak CUDA memory allocated during the window (0 on CPU).
         gpu_shared: Whether another process held a compute context on the GPU.
@@ -51,23 +100,48 @@ class WindowReading:
     joules: dict[str, float] = field(default_factory=dict)
     metered_seconds: float = 0.0
     wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    other_cpu_seconds: float = 0.0
+    steal_seconds: float = 0.0
+    cpu_mhz: float = 0.0
+    threads: int = 0
+    windows: int = 0
+    disturbed_windows: int = 0
+    disturbance: str = ""
     peak_rss_bytes: int = 0
     peak_cuda_bytes: int = 0
     gpu_shared: bool = False
 
     @classmethod
     def combine(cls, readings: Sequence[WindowReading]) -> WindowReading:
-        """Sum energies and times of several windows; peaks and sharing are maxima."""
+        """Sum energies, times and counts of several windows; peaks and sharing are maxima."""
         total = cls()
+        mhz_weight = 0.0
         for reading in readings:
             for component, joules in reading.joules.items():
                 total.joules[component] = total.joules.get(component, 0.0) + joules
             total.metered_seconds += reading.metered_seconds
             total.wall_seconds += reading.wall_seconds
+            total.cpu_seconds += reading.cpu_seconds
+            total.other_cpu_seconds += reading.other_cpu_seconds
+            total.steal_seconds += reading.steal_seconds
+            if reading.cpu_mhz > 0:
+                total.cpu_mhz += reading.cpu_mhz * reading.wall_seconds
+                mhz_weight += reading.wall_seconds
+            total.threads = max(total.threads, reading.threads)
+            total.windows += reading.windows
+            total.disturbed_windows += reading.disturbed_windows
+            total.disturbance = reading.disturbance or total.disturbance
             total.peak_rss_bytes = max(total.peak_rss_bytes, reading.peak_rss_bytes)
             total.peak_cuda_bytes = max(total.peak_cuda_bytes, reading.peak_cuda_bytes)
             total.gpu_shared = total.gpu_shared or reading.gpu_shared
+        total.cpu_mhz = total.cpu_mhz / mhz_weight if mhz_weight > 0 else 0.0
         return total
+
+    @property
+    def other_cores(self) -> float:
+        """Cores other processes kept busy on average during the window."""
+        return self.other_cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def net_joules(self, component: str, idle_watts: dict[str, float]) -> float:
         """Gross energy of ``component`` minus its idle power over the window, never above gross."""
@@ -80,6 +154,7 @@ class Metered(Protocol):
 
     components: list[ComponentInfo]
     idle_watts: dict[str, float]
+    watts_per_cpu: float
 
     @property
     def headline_component(self) -> str: ...  # noqa: D102
@@ -137,4 +212,11 @@ def summarize(
     report.estimated = headline.estimated
     report.repeats = len(readings)
     report.repeat_net_joules.extend(nets[report.headline_component])
+    report.energy_method = headline.method
+    report.cpu_seconds.CopyFrom(interval([r.cpu_seconds for r in readings]))
+    report.other_cpu_seconds.CopyFrom(interval([r.other_cpu_seconds for r in readings]))
+    report.threads = max(r.threads for r in readings)
+    report.watts_per_cpu = meter.watts_per_cpu
+    report.windows = sum(r.windows for r in readings)
+    report.disturbed_windows = sum(r.disturbed_windows for r in readings)
     return report

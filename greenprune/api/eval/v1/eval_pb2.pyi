@@ -41,23 +41,29 @@ class EvalSpec(_message.Message):
     def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ..., task_sources: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ProfileSpec(_message.Message):
-    __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds")
+    __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds", "precision", "max_rounds", "threads")
     CHECKPOINT_IDS_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
     PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DECODE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     ROUNDS_FIELD_NUMBER: _ClassVar[int]
     WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
     checkpoint_ids: _containers.RepeatedScalarFieldContainer[str]
     batch_sizes: _containers.RepeatedScalarFieldContainer[int]
     prefill_tokens: int
     decode_tokens: int
     rounds: int
     window_seconds: float
-    def __init__(self, checkpoint_ids: _Optional[_Iterable[str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ..., rounds: _Optional[int] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+    precision: float
+    max_rounds: int
+    threads: int
+    def __init__(self, checkpoint_ids: _Optional[_Iterable[str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ..., rounds: _Optional[int] = ..., window_seconds: _Optional[float] = ..., precision: _Optional[float] = ..., max_rounds: _Optional[int] = ..., threads: _Optional[int] = ...) -> None: ...
 
 class ProfilePoint(_message.Message):
-    __slots__ = ("checkpoint_id", "phase", "batch_size", "round", "position", "net_joules", "gross_joules", "wall_seconds", "tokens", "iterations")
+    __slots__ = ("checkpoint_id", "phase", "batch_size", "round", "position", "net_joules", "gross_joules", "wall_seconds", "tokens", "iterations", "cpu_seconds", "other_cpu_seconds", "steal_seconds", "cpu_mhz", "attempts", "disturbed", "gpu_shared")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -68,6 +74,13 @@ class ProfilePoint(_message.Message):
     WALL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OTHER_CPU_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STEAL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CPU_MHZ_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DISTURBED_FIELD_NUMBER: _ClassVar[int]
+    GPU_SHARED_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     phase: str
     batch_size: int
@@ -78,10 +91,17 @@ class ProfilePoint(_message.Message):
     wall_seconds: float
     tokens: int
     iterations: int
-    def __init__(self, checkpoint_id: _Optional[str] = ..., phase: _Optional[str] = ..., batch_size: _Optional[int] = ..., round: _Optional[int] = ..., position: _Optional[int] = ..., net_joules: _Optional[float] = ..., gross_joules: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., tokens: _Optional[int] = ..., iterations: _Optional[int] = ...) -> None: ...
+    cpu_seconds: float
+    other_cpu_seconds: float
+    steal_seconds: float
+    cpu_mhz: float
+    attempts: int
+    disturbed: bool
+    gpu_shared: bool
+    def __init__(self, checkpoint_id: _Optional[str] = ..., phase: _Optional[str] = ..., batch_size: _Optional[int] = ..., round: _Optional[int] = ..., position: _Optional[int] = ..., net_joules: _Optional[float] = ..., gross_joules: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., tokens: _Optional[int] = ..., iterations: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., other_cpu_seconds: _Optional[float] = ..., steal_seconds: _Optional[float] = ..., cpu_mhz: _Optional[float] = ..., attempts: _Optional[int] = ..., disturbed: _Optional[bool] = ..., gpu_shared: _Optional[bool] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
-    __slots__ = ("points", "energy_method", "estimated", "hardware", "device_name", "idle_watts", "prefill_tokens", "decode_tokens")
+    __slots__ = ("points", "energy_method", "estimated", "hardware", "device_name", "idle_watts", "prefill_tokens", "decode_tokens", "threads", "usable_cpus", "watts_per_cpu", "rounds", "precision", "stop_reason", "widest_interval", "remeasured_windows", "disturbed_windows", "disturbance_note")
     POINTS_FIELD_NUMBER: _ClassVar[int]
     ENERGY_METHOD_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +110,16 @@ class ProfileResult(_message.Message):
     IDLE_WATTS_FIELD_NUMBER: _ClassVar[int]
     PREFILL_TOKENS_FIELD_NUMBER: _ClassVar[int]
     DECODE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    USABLE_CPUS_FIELD_NUMBER: _ClassVar[int]
+    WATTS_PER_CPU_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    WIDEST_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    REMEASURED_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    DISTURBED_WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    DISTURBANCE_NOTE_FIELD_NUMBER: _ClassVar[int]
     points: _containers.RepeatedCompositeFieldContainer[ProfilePoint]
     energy_method: str
     estimated: bool
@@ -98,7 +128,17 @@ class ProfileResult(_message.Message):
     idle_watts: float
     prefill_tokens: int
     decode_tokens: int
-    def __init__(self, points: _Optional[_Iterable[_Union[ProfilePoint, _Mapping]]] = ..., energy_method: _Optional[str] = ..., estimated: _Optional[bool] = ..., hardware: _Optional[str] = ..., device_name: _Optional[str] = ..., idle_watts: _Optional[float] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ...) -> None: ...
+    threads: int
+    usable_cpus: int
+    watts_per_cpu: float
+    rounds: int
+    precision: float
+    stop_reason: str
+    widest_interval: float
+    remeasured_windows: int
+    disturbed_windows: int
+    disturbance_note: str
+    def __init__(self, points: _Optional[_Iterable[_Union[ProfilePoint, _Mapping]]] = ..., energy_method: _Optional[str] = ..., estimated: _Optional[bool] = ..., hardware: _Optional[str] = ..., device_name: _Optional[str] = ..., idle_watts: _Optional[float] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ..., threads: _Optional[int] = ..., usable_cpus: _Optional[int] = ..., watts_per_cpu: _Optional[float] = ..., rounds: _Optional[int] = ..., precision: _Optional[float] = ..., stop_reason: _Optional[str] = ..., widest_interval: _Optional[float] = ..., remeasured_windows: _Optional[int] = ..., disturbed_windows: _Optional[int] = ..., disturbance_note: _Optional[str] = ...) -> None: ...
 
 class ItemScore(_message.Message):
     __slots__ = ("doc_id", "metric", "value")
