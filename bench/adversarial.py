@@ -208,8 +208,8 @@ def _env(**values: str | None) -> Iterator[None]:
 
 def start_results(state_dir: Path, token: str | None, port: int = 0) -> Any:
     """A ResultsService with its DuckDB file under ``state_dir``, in a background loop."""
-    from analytics.server import build
     from greenprune.core.settings import ResultsSettings
+    from results_service.server import build
     from tests.servers import ServerThread
 
     settings = ResultsSettings(port=port, state_dir=state_dir, token=token, grace_seconds=1.0)
@@ -879,7 +879,7 @@ def check_markers(c: Campaign) -> None:
 
 
 def _records() -> tuple[list[Any], list[Any], list[Any]]:
-    from analytics import samples
+    from tests import samples
 
     prunes, evals = samples.demo_study(experiment="adv")
     profile = samples.demo_profile(experiment="adv")
@@ -1376,9 +1376,9 @@ def category_app(c: Campaign) -> None:
     """Anonymous and wrong-token Streamlit sessions see no data and read nothing."""
     from streamlit.testing.v1 import AppTest
 
-    from analytics.app import data
+    from results_app import data
 
-    main = REPO / "analytics" / "app" / "main.py"
+    main = REPO / "results_app" / "main.py"
     pages = sorted(
         p.relative_to(main.parent).as_posix() for p in (main.parent / "app_pages").glob("*.py")
     )
@@ -1428,9 +1428,8 @@ def category_app(c: Campaign) -> None:
         crash = ""
         if app.exception:
             error = app.exception[0]
-            frames = re.findall(
-                r'File "[^"]*?(analytics/[^"]+)", line (\d+)', "".join(error.stack_trace)
-            )
+            trace = "".join(error.stack_trace)
+            frames = re.findall(r'File "[^"]*?(results_(?:service|app)/[^"]+)", line (\d+)', trace)
             where = ":".join(frames[-1]) if frames else "?"
             crash = f"exception in the app at {where}: {str(error.value)[:200]}"
         form = any(field.label == "Access token" for field in app.text_input)
@@ -1450,8 +1449,8 @@ def category_app(c: Campaign) -> None:
         else:
             c.record("5", label, CLEAN)
 
-    from analytics import samples
     from greenprune.api.results.v1 import results_pb2 as pb
+    from tests import samples
 
     prunes, evals = samples.demo_study(experiment="adv-app")  # data for the signed-in control
     for run in prunes:

@@ -34,10 +34,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analytics import convert, samples  # noqa: E402
-from analytics.migrations import migrate  # noqa: E402
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc  # noqa: E402
 from greenprune.rpc.client import channel  # noqa: E402
+from results_service import convert  # noqa: E402
+from results_service.migrations import migrate  # noqa: E402
+from tests import samples  # noqa: E402
 
 
 def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
@@ -60,7 +61,7 @@ def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    """Starts ``python -m analytics.server`` on a free port and returns it and its address."""
+    """Starts ``python -m results_service.server`` on a free port and returns it and its address."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -69,7 +70,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
     }
     env.pop("GREENPRUNE_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "analytics.server"],
+        [sys.executable, "-m", "results_service.server"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -167,7 +167,7 @@ def row_from_runs(prune_run: Any | None, eval_run: Any, ratio: float | None = No
 
 
 def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[ResultRow]:
-    """Builds rows from the ResultsService ``runs`` view (column names as ``analytics.views``)."""
+    """Builds rows from the ResultsService ``runs`` view (its column names)."""
     result = []
     for values in rows:
         record = dict(zip(columns, values, strict=True))

@@ -1,7 +1,7 @@
 """The analysis rules of greenprune, written once.
 
 Used by the store's views, ``greenprune report`` (``greenprune/client/report.py``) and the app
-(``analytics/app/frames.py``) alike.
+(``results_app/frames.py``) alike.
 
 * **Headline metric** of a task (:func:`headline_metric`): ``acc``, else ``acc_norm``, else a
   perplexity metric (``word_perplexity``, ``byte_perplexity``, ``bits_per_byte``, anything

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from analytics.server import build
 from greenprune.api.common.v1 import energy_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
+from results_service.server import build
 from tests.servers import ServerThread
 
 TOKEN = "app-test-token"

@@ -114,7 +114,7 @@ def browser() -> Iterator[Any]:
 def app_url(
     browser: Any, results_server: ResultsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """`streamlit run analytics/app/main.py` pointed at the seeded ResultsService."""
+    """`streamlit run results_app/main.py` pointed at the seeded ResultsService."""
     port = _free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {
@@ -128,7 +128,7 @@ def app_url(
         "-m",
         "streamlit",
         "run",
-        "analytics/app/main.py",
+        "results_app/main.py",
         "--server.headless",
         "true",
         "--server.port",

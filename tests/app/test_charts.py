@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from google.protobuf import struct_pb2
 
-from analytics.app import charts, frames
-from analytics.app.data import describe_error, table_to_frame
 from greenprune.api.results.v1 import results_pb2
+from results_app import charts, frames
+from results_app.data import describe_error, table_to_frame
 
 
 def _runs(rows: list[tuple[float, str | None, str, float, float]]) -> pd.DataFrame:

@@ -13,13 +13,13 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import samples
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core import findings
 from greenprune.rpc.client import sync_channel
+from tests import samples
 from tests.app.conftest import EXPERIMENT, MODEL, ResultsServer, checkpoint_id
 
-MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "results_app" / "main.py"
 COSTS = {checkpoint_id(0.0): 1e-3, checkpoint_id(0.2): 0.85e-3, checkpoint_id(0.4): 0.7e-3}
 BATCHES = (1, 8)
 

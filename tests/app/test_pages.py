@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.app import data
+from results_app import data
 from tests.app.conftest import (
     ACCURACY,
     ESTIMATED_RUN,
@@ -33,7 +33,7 @@ from tests.app.conftest import (
     prune_run_id,
 )
 
-MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "results_app" / "main.py"
 ESTIMATE_TEXT = "Energy is an estimate (CPU-load model, no power counters)"
 
 

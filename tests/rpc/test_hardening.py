@@ -9,13 +9,13 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from analytics import samples
-from analytics.server import build
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
 from greenprune.rpc.convert import page_bounds
+from results_service.server import build
+from tests import samples
 from tests.servers import ServerThread
 
 pb = results_pb2

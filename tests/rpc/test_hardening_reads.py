@@ -18,11 +18,6 @@ import grpc
 import pandas as pd
 import pytest
 
-from analytics import convert, samples
-from analytics.app import data
-from analytics.app.settings import AppSettings
-from analytics.server import build
-from analytics.store import EXPORT_SNAPSHOTS, ResultsStore
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import report
@@ -31,6 +26,12 @@ from greenprune.core.errors import FailedPreconditionError
 from greenprune.core.limits import MAX_RESPONSE_BYTES, MAX_TEXT_CHARS
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import read_pages, sync_channel
+from results_app import data
+from results_app.settings import AppSettings
+from results_service import convert
+from results_service.server import build
+from results_service.store import EXPORT_SNAPSHOTS, ResultsStore
+from tests import samples
 from tests.servers import ServerThread
 
 pb = results_pb2

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from google.protobuf import json_format
 
-from analytics import samples
-from analytics.server import build
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
+from results_service.server import build
+from tests import samples
 from tests.servers import ServerThread
 
 TOKEN = "results-test-token"

@@ -12,11 +12,11 @@ import grpc
 import pandas as pd
 import pytest
 
-from analytics import samples
 from greenprune import Client
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import cli, report, sdk
+from tests import samples
 from tests.rpc import conftest as rpc_fixtures
 from tests.servers import ServerThread
 from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer

@@ -12,13 +12,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import convert, samples
-from analytics.migrations import LATEST_VERSION
-from analytics.store import ResultsStore, ViewFilter
 from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core import findings
+from results_service import convert
+from results_service.migrations import LATEST_VERSION
+from results_service.store import ResultsStore, ViewFilter
+from tests import samples
 
 MODEL = "reference:tiny-llama"
 BASE, PRUNED = "ckpt-base", "ckpt-pruned"

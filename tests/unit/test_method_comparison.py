@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.store import ResultsStore
 from greenprune.core import findings
+from results_service.store import ResultsStore
 
 
 def _points(depth_factor: float) -> pd.DataFrame:

@@ -60,9 +60,10 @@ def test_token_counts_read_with_suffixes() -> None:
 
 
 def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) -> None:
-    from analytics import convert, samples
-    from analytics.store import ResultsStore
     from greenprune.api.pruning.v1 import pruning_pb2
+    from results_service import convert
+    from results_service.store import ResultsStore
+    from tests import samples
 
     model = "reference:tiny-llama"
     runs = {

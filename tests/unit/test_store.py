@@ -15,10 +15,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import convert, samples, schema
-from analytics.migrations import LATEST_VERSION
-from analytics.store import VIEWS, ResultsStore, ViewFilter, headline_metric
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from results_service import convert, schema
+from results_service.migrations import LATEST_VERSION
+from results_service.store import VIEWS, ResultsStore, ViewFilter, headline_metric
+from tests import samples
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "reference:tiny-llama"
@@ -240,8 +241,9 @@ def test_a_recorded_run_survives_kill_9(tmp_path: Path) -> None:
         f"""
         import os, signal
         from pathlib import Path
-        from analytics import convert, samples
-        from analytics.store import ResultsStore
+        from results_service import convert
+        from tests import samples
+        from results_service.store import ResultsStore
         store = ResultsStore(Path({str(path)!r}))
         _, runs = samples.demo_study()
         created = store.record_eval_runs([convert.eval_run_from_pb(run) for run in runs[:2]])
@@ -474,9 +476,9 @@ def test_filters_narrow_every_view(study: ResultsStore) -> None:
 def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_edit(
     tmp_path: Path,
 ) -> None:
-    from analytics import convert
     from greenprune.api.pruning.v1 import pruning_pb2
     from greenprune.api.results.v1 import results_pb2
+    from results_service import convert
 
     store = ResultsStore(tmp_path / "derived.duckdb")
     # depth_share, method_family, layers_after and bytes_in_memory were added to the proto

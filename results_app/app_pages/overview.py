@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics.app import data, frames, ui
+from results_app import data, frames, ui
 
 st.title("Overview")
 view_filter = ui.current_filter()

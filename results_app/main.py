@@ -1,4 +1,4 @@
-"""The app's entry point: ``streamlit run analytics/app/main.py``.
+"""The app's entry point: ``streamlit run results_app/main.py``.
 
 Registers the pages with ``st.navigation`` (each with a URL path, e.g. ``/tradeoff``) and runs
 the selected one inside the shared frame of ``ui.run_page``.
@@ -12,13 +12,13 @@ import sys
 from pathlib import Path
 
 # `streamlit run` puts this folder on sys.path, not the repository root the packages live in.
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import streamlit as st  # noqa: E402
 
-from analytics.app import ui  # noqa: E402
+from results_app import ui  # noqa: E402
 
 # Each page: script (relative to this file), title, URL path. The scripts live in app_pages/,
 # not pages/: a pages/ folder next to the main script makes Streamlit run a page opened by URL

@@ -17,10 +17,10 @@ import pandas as pd
 import streamlit as st
 from google.protobuf import json_format
 
-from analytics.app.settings import AppSettings
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import report
 from greenprune.rpc.client import read_pages, sync_channel
+from results_app.settings import AppSettings
 
 CACHE_TTL_SECONDS = 15
 """How long a view, export or run stays cached before the app asks the service again."""

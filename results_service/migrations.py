@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from analytics import schema
 from greenprune.core.errors import FailedPreconditionError
+from results_service import schema
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import streamlit as st
 from PIL import Image, ImageDraw
 from streamlit.navigation.page import StreamlitPage
 
-from analytics.app import data
-from analytics.app.settings import AppSettings
+from results_app import data
+from results_app.settings import AppSettings
 
 EMPTY_STORE_MESSAGE = (
     "No runs yet: run `make demo` or `greenprune run experiments/demo.yaml`, then reload this page."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics.app import charts, data, frames, ui
+from results_app import charts, data, frames, ui
 
 EVAL = "Eval run"
 PRUNE = "Prune run"

@@ -48,11 +48,11 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from analytics import schema
-from analytics.migrations import migrate
-from analytics.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
 from greenprune.core import findings
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from results_service import schema
+from results_service.migrations import migrate
+from results_service.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
 
 VIEWS: tuple[str, ...] = VIEW_NAMES
 """The names of the views ``query_view`` and ``export_view`` serve."""

@@ -14,12 +14,12 @@ from typing import Any
 
 import grpc
 
-from analytics import convert
-from analytics.store import EXPORT_MEDIA_TYPES, ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_RESPONSE_BYTES
 from greenprune.rpc.convert import check_values, page_bounds, require_request_id
+from results_service import convert
+from results_service.store import EXPORT_MEDIA_TYPES, ResultsStore
 
 
 def _view_name(view: int) -> str:

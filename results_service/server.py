@@ -1,4 +1,4 @@
-"""Entry point of the ResultsService: ``python -m analytics.server``.
+"""Entry point of the ResultsService: ``python -m results_service.server``.
 
 The ResultsService is the only process that opens the results DuckDB file
 (``GREENPRUNE_RESULTS_DB_PATH``, by default ``<state_dir>/results/results.duckdb``).
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 
-from analytics.servicer import ResultsServicer
-from analytics.store import ResultsStore
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
+from results_service.servicer import ResultsServicer
+from results_service.store import ResultsStore
 
 SERVICE_NAME = results_pb2.DESCRIPTOR.services_by_name["ResultsService"].full_name
 

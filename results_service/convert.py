@@ -13,8 +13,6 @@ from google.protobuf import json_format, struct_pb2
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from analytics import schema
-from analytics.store import ViewFilter, ViewTable
 from greenprune.api.common.v1 import energy_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
@@ -23,6 +21,8 @@ from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_TEXT_CHARS, method_name, method_value
 from greenprune.core.records import from_json_dict, to_json_dict
 from greenprune.rpc.convert import parse_page_token
+from results_service import schema
+from results_service.store import ViewFilter, ViewTable
 
 M = TypeVar("M", bound=Message)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics.app import charts, data, frames, ui
+from results_app import charts, data, frames, ui
 
 AVERAGE = "Average over tasks"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from analytics.app.frames import CURVE_MEASURES
+from results_app.frames import CURVE_MEASURES
 
 RATIO_SCHEME = "viridis"
 CHANGE_SCHEME = "redblue"

@@ -1,7 +1,7 @@
 """Pure reshaping of the ResultsService's views into what the pages plot and print.
 
 Every function takes and returns DataFrames (no Streamlit, no gRPC), so each can be tested on
-hand-made frames. Column names are those of the views in ``analytics/views.py``.
+hand-made frames. Column names are those of the views in ``results_service/views.py``.
 
 Conventions: a *configuration* is one checkpoint of one model in one experiment (the unpruned
 base model is the configuration with ratio 0 and no checkpoint). Runs of the same
