@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval_service.convert import COLLECTION, spec_from_stored
+from eval_service.eval_messages import COLLECTION, spec_from_stored
 from eval_service.evaluator import resolve_device
 from eval_service.servicer import EvalServicer
 from eval_service.task_index import TaskIndex

@@ -25,7 +25,7 @@ def warm(lane: str) -> None:
     from transformers import LlamaForCausalLM  # noqa: F401 - loads the Llama modelling code
 
     from greenprune.core.energy.meter import prime
-    from pruning_service import convert, pruner  # noqa: F401
+    from pruning_service import prune_messages, pruner  # noqa: F401
 
     prime("cpu")
 
@@ -43,7 +43,7 @@ def run(
     from greenprune.core.energy.meter import EnergyMeter
     from greenprune.core.energy.records import summarize
     from pruning_service import recovery as recovery_stage
-    from pruning_service.convert import config_from_stored
+    from pruning_service.prune_messages import config_from_stored
     from pruning_service.pruner import result_from_manifest, run_prune
 
     config = config_from_stored(spec)

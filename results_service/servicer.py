@@ -17,7 +17,7 @@ import grpc
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_RESPONSE_BYTES
-from greenprune.rpc.convert import check_values, page_bounds, require_request_id
+from greenprune.rpc.common_messages import check_values, page_bounds, require_request_id
 from results_service import convert
 from results_service.store import EXPORT_MEDIA_TYPES, ResultsStore
 

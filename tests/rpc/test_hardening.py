@@ -13,7 +13,7 @@ from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
-from greenprune.rpc.convert import page_bounds
+from greenprune.rpc.common_messages import page_bounds
 from results_service.server import build
 from tests import samples
 from tests.servers import ServerThread

@@ -19,7 +19,7 @@ from greenprune.core.checkpoint import load_checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.records import from_json_dict, to_json_dict
 from pruning_service import recovery, worker
-from pruning_service.convert import normalized_spec
+from pruning_service.prune_messages import normalized_spec
 from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 
 REFERENCE = "reference:tiny-llama"

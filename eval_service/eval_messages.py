@@ -1,4 +1,4 @@
-"""``from_pb``/``to_pb`` for the EvalService: the spec and result messages are the records."""
+"""The EvalService's boundary: EvalSpec to the evaluator's configs, job records to EvalJob."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from greenprune.core.limits import (
     fill_defaults,
 )
 from greenprune.core.records import dataclass_from, fields_of, from_json_dict
-from greenprune.rpc.convert import job_status_to_pb
+from greenprune.rpc.common_messages import job_status_to_pb
 
 COLLECTION = "evalJobs"
 

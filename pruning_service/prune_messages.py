@@ -1,4 +1,4 @@
-"""``from_pb``/``to_pb`` for the PruningService: the spec and result messages are the records."""
+"""The PruningService's boundary: PruneSpec to the pruner's config, job records to PruneJob."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from greenprune.core.limits import (
     prune_enum_spelling,
 )
 from greenprune.core.records import dataclass_from, fields_of, from_json_dict, to_json_dict
-from greenprune.rpc.convert import job_status_to_pb
+from greenprune.rpc.common_messages import job_status_to_pb
 from pruning_service.pruner import PruneConfig
 
 COLLECTION = "pruneJobs"

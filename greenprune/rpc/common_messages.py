@@ -1,4 +1,4 @@
-"""Conversions at the gRPC boundary that every service shares."""
+"""What every service's gRPC boundary shares: request ids, pages, checked values, job status."""
 
 from __future__ import annotations
 
