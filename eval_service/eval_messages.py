@@ -15,7 +15,7 @@ from greenprune.core.limits import (
     PROFILE_SPEC,
     fill_defaults,
 )
-from greenprune.core.records import dataclass_from, fields_of, from_json_dict
+from greenprune.core.message_records import dataclass_from, fields_of, from_json_dict
 from greenprune.rpc.common_messages import job_status_to_pb
 
 COLLECTION = "evalJobs"

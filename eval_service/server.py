@@ -12,8 +12,8 @@ from eval_service.tasks.sources import FOLDER_NAME
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.message_records import from_json_dict
 from greenprune.core.ray_backend import backend_from_settings
-from greenprune.core.records import from_json_dict
 from greenprune.core.settings import EvalSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve

@@ -13,8 +13,8 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.job_runner import JobRunner
+from greenprune.core.message_records import to_json_dict
 from greenprune.core.models import check_model_source
-from greenprune.core.records import to_json_dict
 from greenprune.rpc.common_messages import require_request_id
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
 

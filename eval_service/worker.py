@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
-from greenprune.core.records import to_json_dict
+from greenprune.core.message_records import to_json_dict
 
 
 def warm(lane: str) -> None:

@@ -15,7 +15,7 @@ from greenprune.core.limits import (
     method_value,
     prune_enum_spelling,
 )
-from greenprune.core.records import dataclass_from, fields_of, from_json_dict, to_json_dict
+from greenprune.core.message_records import dataclass_from, fields_of, from_json_dict, to_json_dict
 from greenprune.rpc.common_messages import job_status_to_pb
 from pruning_service.pruner import PruneConfig
 

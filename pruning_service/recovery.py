@@ -362,7 +362,7 @@ def validate_spec(spec: Any, models_root: Path) -> None:
     """Checks the ``recovery`` of a (normalized) ``PruneSpec`` message, if it has one."""
     if not spec.HasField("recovery"):
         return
-    from greenprune.core.records import to_json_dict
+    from greenprune.core.message_records import to_json_dict
 
     config = config_from_stored(to_json_dict(spec))
     if config is not None:

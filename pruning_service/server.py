@@ -8,8 +8,8 @@ from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core import checkpoint
 from greenprune.core.job_runner import Job, JobRunner
+from greenprune.core.message_records import from_json_dict
 from greenprune.core.ray_backend import backend_from_settings
-from greenprune.core.records import from_json_dict
 from greenprune.core.settings import PruningSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from greenprune.core.records import to_json_dict
+from greenprune.core.message_records import to_json_dict
 
 
 def checkpoint_id_for(job_id: str) -> str:

@@ -19,7 +19,7 @@ from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_TEXT_CHARS, method_name, method_value
-from greenprune.core.records import from_json_dict, to_json_dict
+from greenprune.core.message_records import from_json_dict, to_json_dict
 from greenprune.rpc.common_messages import parse_page_token
 from results_service import schema
 from results_service.store import ViewFilter, ViewTable

@@ -17,7 +17,7 @@ from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core import stats
 from greenprune.core.checkpoint import load_checkpoint
 from greenprune.core.errors import InvalidArgumentError
-from greenprune.core.records import from_json_dict, to_json_dict
+from greenprune.core.message_records import from_json_dict, to_json_dict
 from pruning_service import recovery, worker
 from pruning_service.prune_messages import normalized_spec
 from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
