@@ -21,7 +21,7 @@ from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.core.energy.meter import EnergyMeter
-from greenprune.core.energy.records import EnergyReport, summarize
+from greenprune.core.energy.readings import EnergyReport, summarize
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import (
     DEVICE_DEFAULT,

@@ -297,7 +297,7 @@ def recover_checkpoint(
     """
     from greenprune.api.pruning.v1.pruning_pb2 import PruneResult
     from greenprune.core.checkpoint import load_checkpoint, read_manifest, save_checkpoint
-    from greenprune.core.energy.records import summarize
+    from greenprune.core.energy.readings import summarize
     from pruning_service.pruner import result_from_manifest
 
     started = time.monotonic()

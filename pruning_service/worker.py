@@ -41,7 +41,7 @@ def run(
         progress: Reports (stage, fraction).
     """
     from greenprune.core.energy.meter import EnergyMeter
-    from greenprune.core.energy.records import summarize
+    from greenprune.core.energy.readings import summarize
     from pruning_service import recovery as recovery_stage
     from pruning_service.prune_messages import config_from_stored
     from pruning_service.pruner import result_from_manifest, run_prune

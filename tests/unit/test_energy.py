@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from greenprune.core.energy.meter import EnergyMeter
 from greenprune.core.energy.quiet import wait_for_quiet_machine
-from greenprune.core.energy.records import METHODS, WindowReading, summarize
+from greenprune.core.energy.readings import METHODS, WindowReading, summarize
 from greenprune.core.stats import Interval, interval
 
 

@@ -1,6 +1,6 @@
 """Energy of a model's own work, metered with CodeCarbon.
 
-Modules: :mod:`.records` (what a measurement reports),
+Modules: :mod:`.readings` (what a window reads and its summary),
 :mod:`.meter` (CodeCarbon windows), :mod:`.quiet` (waiting for a quiet machine),
 :mod:`.nvml` (which GPU, and who else uses it).
 

@@ -15,7 +15,7 @@ import psutil
 
 from greenprune.core.energy.nvml import GpuProcessWatch, cuda_index, nvml_index
 from greenprune.core.energy.quiet import QUIET_TIMEOUT_SECONDS, QuietCheck, wait_for_quiet_machine
-from greenprune.core.energy.records import COMPONENTS, ComponentInfo, WindowReading
+from greenprune.core.energy.readings import COMPONENTS, ComponentInfo, WindowReading
 
 JOULES_PER_KWH = 3.6e6
 _SAMPLE_EVERY_SECONDS = 0.2
