@@ -9,97 +9,165 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
+from greenprune.core import findings
 from results_app.frames import CURVE_MEASURES
 
 RATIO_SCHEME = "viridis"
 CHANGE_SCHEME = "redblue"
 
 
-def _ratio_color(title: str = "pruning ratio") -> alt.Color:
+def _ratio_color(ratios: pd.Series, title: str = "pruning ratio") -> alt.Color:
+    """Colour by ratio, the legend listing only the ratios shown."""
+    shown = sorted(float(r) for r in ratios.dropna().unique())
     return alt.Color(
-        "ratio:Q",
+        "ratio:O",
         title=title,
-        scale=alt.Scale(scheme=RATIO_SCHEME, domain=[0, 1], reverse=True),
+        scale=alt.Scale(scheme=RATIO_SCHEME, domain=shown, reverse=True),
         legend=alt.Legend(format=".0%"),
     )
+
+
+def _front_steps(points: pd.DataFrame) -> pd.DataFrame:
+    """One segment per step of the front: from a point's cheaper neighbour to the point.
+
+    A front point has a neighbour when its ``step_measurable`` is set (the cheapest has none);
+    the neighbour is the front point of its experiment with ``neighbour_checkpoint_id`` (empty
+    for a base model measured directly).
+    """
+    columns = ["energy", "accuracy", "energy_to", "accuracy_to", "step", "experiment"]
+    front = points[points["on_front"].fillna(False).astype(bool)]
+    checkpoints = front["checkpoint_id"].fillna("")
+    steps = []
+    for row in front.to_dict("records"):
+        if findings.missing(row.get("step_measurable")):
+            continue
+        neighbour = row.get("neighbour_checkpoint_id")
+        neighbour = "" if findings.missing(neighbour) else neighbour
+        same = front[(checkpoints == neighbour) & (front["experiment"] == row["experiment"])]
+        if same.empty:
+            continue
+        start = same.iloc[0]
+        steps.append(
+            {
+                "energy": start["energy"],
+                "accuracy": start["accuracy"],
+                "energy_to": row["energy"],
+                "accuracy_to": row["accuracy"],
+                "step": "measurable" if row["step_measurable"] else STEP_NOT_MEASURABLE,
+                "experiment": row["experiment"],
+            }
+        )
+    return pd.DataFrame(steps, columns=columns)
+
+
+STEP_NOT_MEASURABLE = "not measurable"
+"""How the chart names a step of the front whose difference is not measurable."""
 
 
 def tradeoff_chart(
     points: pd.DataFrame, *, log_scale: bool = False, energy_title: str = "net energy (J)"
 ) -> alt.LayerChart:
-    """Accuracy against net energy: one point per configuration, the Pareto front, the baseline.
+    """Accuracy against energy: one point per configuration, the Pareto front, the baseline.
 
     Args:
-        points: ``task_points`` or ``averaged_points`` rows with an ``on_front`` column.
+        points: Rows of the ``tradeoff`` view (of one task, or over all tasks), with labels.
         log_scale: Whether the energy axis is logarithmic.
         energy_title: The energy axis title.
 
     Returns:
-        Layers: energy-interval rules, stderr rules, the front line, the points, baseline labels.
+        Layers: energy-interval rules, stderr rules, the front's steps (dashed grey where the
+        step from the cheaper neighbour is not measurable), the points (ringed in red where
+        their step is not measurable), baseline labels.
     """
-    data = points[points["accuracy"].notna() & points["net_joules"].notna()].copy()
+    data = points[points["accuracy"].notna() & points["energy"].notna()].copy()
     data["accuracy_low"] = data["accuracy"] - data["accuracy_stderr"].fillna(0)
     data["accuracy_high"] = data["accuracy"] + data["accuracy_stderr"].fillna(0)
-    data["kind"] = ["baseline" if ratio == 0 else "pruned" for ratio in data["ratio"]]
+    data["kind"] = ["baseline" if base else "compressed" for base in data["is_baseline"]]
     data["checkpoint_id"] = data["checkpoint_id"].fillna("")
+    data["step"] = [
+        STEP_NOT_MEASURABLE if front and step is False else "measurable"
+        for front, step in zip(data["on_front"], data["step_measurable"], strict=True)
+    ]
     if log_scale:
         # A log axis cannot show zero or negative energy: drop such points, clip such bounds.
-        data = data[data["net_joules"] > 0]
-        data["net_joules_low"] = data["net_joules_low"].where(
-            data["net_joules_low"] > 0, data["net_joules"]
-        )
+        data = data[data["energy"] > 0]
+        data["energy_low"] = data["energy_low"].where(data["energy_low"] > 0, data["energy"])
     energy_scale = alt.Scale(type="log" if log_scale else "linear", zero=False, nice=True)
     accuracy_scale = alt.Scale(zero=False, nice=True)
-    x = alt.X("net_joules:Q", title=energy_title, scale=energy_scale)
+    x = alt.X("energy:Q", title=energy_title, scale=energy_scale)
     y = alt.Y("accuracy:Q", title="accuracy", scale=accuracy_scale)
+    color = _ratio_color(data["ratio"])
     tooltip = [
         alt.Tooltip("label:N", title="configuration"),
         alt.Tooltip("experiment:N"),
-        alt.Tooltip("task:N"),
+        alt.Tooltip("task_set:N", title="tasks"),
         alt.Tooltip("method_family:N", title="method"),
         alt.Tooltip("ratio:Q", format=".0%", title="target ratio"),
         alt.Tooltip("achieved_ratio:Q", format=".1%", title="parameters removed"),
         alt.Tooltip("accuracy:Q", format=".3f"),
         alt.Tooltip("accuracy_stderr:Q", format=".3f", title="stderr"),
-        alt.Tooltip("net_joules:Q", format=".4g", title="net energy (J)"),
-        alt.Tooltip("net_joules_low:Q", format=".4g", title="interval low (J)"),
-        alt.Tooltip("net_joules_high:Q", format=".4g", title="interval high (J)"),
+        alt.Tooltip("energy:Q", format=".4g", title=energy_title),
+        alt.Tooltip("energy_low:Q", format=".4g", title="interval low"),
+        alt.Tooltip("energy_high:Q", format=".4g", title="interval high"),
         alt.Tooltip("estimated:N", title="estimated energy"),
         alt.Tooltip("on_front:N", title="on the Pareto front"),
+        alt.Tooltip("accuracy_change_from_neighbour_text:N", title="accuracy vs cheaper neighbour"),
+        alt.Tooltip("energy_change_from_neighbour_text:N", title="energy vs cheaper neighbour"),
     ]
     base = alt.Chart(data)
     energy_bars = base.mark_rule(opacity=0.6).encode(
-        x=alt.X("net_joules_low:Q", title=energy_title, scale=energy_scale),
-        x2="net_joules_high:Q",
+        x=alt.X("energy_low:Q", title=energy_title, scale=energy_scale),
+        x2="energy_high:Q",
         y=y,
-        color=_ratio_color(),
+        color=color,
     )
     stderr_bars = base.mark_rule(opacity=0.6).encode(
         x=x,
         y=alt.Y("accuracy_low:Q", title="accuracy", scale=accuracy_scale),
         y2="accuracy_high:Q",
-        color=_ratio_color(),
+        color=color,
     )
-    front = (
-        alt.Chart(data[data["on_front"]].sort_values("net_joules"))
-        .mark_line(strokeDash=[6, 3], color="#444", point=False)
-        .encode(x=x, y=y, detail="experiment:N", order="net_joules:Q")
+    steps = (
+        alt.Chart(_front_steps(data))
+        .mark_rule(strokeWidth=2)
+        .encode(
+            x=x,
+            y=y,
+            x2="energy_to:Q",
+            y2="accuracy_to:Q",
+            color=alt.value("#444"),
+            strokeDash=alt.StrokeDash(
+                "step:N",
+                title="step along the front",
+                scale=alt.Scale(domain=["measurable", STEP_NOT_MEASURABLE], range=[[1, 0], [4, 4]]),
+            ),
+            opacity=alt.condition(
+                f"datum.step == '{STEP_NOT_MEASURABLE}'", alt.value(0.5), alt.value(0.9)
+            ),
+        )
     )
     dots = base.mark_point(filled=True, size=110, opacity=0.95).encode(
         x=x,
         y=y,
-        color=_ratio_color(),
+        color=color,
         shape=alt.Shape("method_family:N", title="method"),
         stroke=alt.condition("datum.kind == 'baseline'", alt.value("black"), alt.value(None)),
         strokeWidth=alt.condition("datum.kind == 'baseline'", alt.value(2), alt.value(0)),
         tooltip=tooltip,
+    )
+    unmeasurable = (
+        base.transform_filter(f"datum.step == '{STEP_NOT_MEASURABLE}'")
+        .mark_point(filled=False, size=320, color="#d62728", strokeWidth=1.5)
+        .encode(x=x, y=y, tooltip=tooltip)
     )
     baseline_labels = (
         base.transform_filter("datum.kind == 'baseline'")
         .mark_text(align="left", dx=9, dy=-9, fontWeight="bold")
         .encode(x=x, y=y, text=alt.value("baseline"))
     )
-    return alt.layer(energy_bars, stderr_bars, front, dots, baseline_labels).properties(height=420)
+    return alt.layer(
+        energy_bars, stderr_bars, steps, dots, unmeasurable, baseline_labels
+    ).properties(height=420)
 
 
 def sparsity_chart(curves: pd.DataFrame, measure: str) -> alt.LayerChart:
@@ -258,17 +326,15 @@ def compare_chart(comparison: pd.DataFrame, first: str, second: str) -> alt.Char
     """Accuracy per task of two configurations as grouped bars.
 
     Args:
-        comparison: ``compare_configs`` output.
+        comparison: Rows of the ``comparisons`` view of one pair, one per task (``value_a``,
+            ``value_b``).
         first: The first configuration's label (the legend entry of ``accuracy_a``).
         second: The second configuration's label.
     """
     data = comparison.melt(
-        id_vars=["task"],
-        value_vars=["accuracy_a", "accuracy_b"],
-        var_name="which",
-        value_name="accuracy",
+        id_vars=["task"], value_vars=["value_a", "value_b"], var_name="which", value_name="accuracy"
     )
-    data["configuration"] = data["which"].map({"accuracy_a": first, "accuracy_b": second})
+    data["configuration"] = data["which"].map({"value_a": first, "value_b": second})
     return (
         alt.Chart(data)
         .mark_bar()

@@ -18,8 +18,7 @@ import streamlit as st
 from google.protobuf import json_format
 
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.client import report
-from greenprune.rpc.client import read_pages, sync_channel
+from greenprune.rpc.client import decode_table, read_pages, sync_channel
 from results_app.settings import AppSettings
 
 CACHE_TTL_SECONDS = 15
@@ -131,7 +130,7 @@ def table_to_frame(table: results_pb2.Table) -> pd.DataFrame:
         table: The table from QueryView.
     """
     try:
-        names, _, rows = report.decode_table(table)
+        names, _, rows = decode_table(table)
     except ValueError as error:
         raise ServiceError(f"The results service sent a malformed table: {error}.") from None
     columns = {

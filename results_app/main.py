@@ -1,7 +1,8 @@
 """The app's entry point: ``streamlit run results_app/main.py``.
 
 Registers the pages with ``st.navigation`` (each with a URL path, e.g. ``/tradeoff``) and runs
-the selected one inside the shared frame of ``ui.run_page``.
+the selected one inside the shared frame of ``ui.run_page``. The first page answers at the root
+URL and at its own path (``/overview``), like every other page.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ PAGES: list[tuple[str, str, str]] = [
 ]
 
 
+# Session state set once the session typed the app's password; no widget uses this key. (A
+# comment, not a docstring: Streamlit writes a script's bare strings onto the page.)
 AUTH_KEY = "greenprune_signed_in"
-"""Session state set once the session typed the app's password; no widget uses this key."""
 
 
 def app_password() -> str | None:
@@ -75,10 +77,13 @@ def main() -> None:
     """Sets up the page, the navigation and runs the selected page."""
     if not signed_in():
         st.stop()
-    pages = [
-        st.Page(path, title=title, url_path=url_path, default=index == 0)
-        for index, (path, title, url_path) in enumerate(PAGES)
-    ]
+    pages = [st.Page(path, title=title, url_path=url_path) for path, title, url_path in PAGES]
+    # Streamlit serves the default page at the root URL only, so the first page is registered
+    # twice: visible at its own path (/overview), and hidden as the default at the root.
+    path, title, url_path = PAGES[0]
+    pages.append(
+        st.Page(path, title=title, url_path=f"{url_path}-home", default=True, visibility="hidden")
+    )
     selected = st.navigation(pages)
     st.set_page_config(page_title="greenprune", page_icon=ui.favicon(), layout="wide")
     ui.run_page(selected)

@@ -1,20 +1,29 @@
-"""The results store's schema as ordered migrations.
+"""The results store's records as ordered, frozen migrations, and the tables derived from them.
 
-Each migration is a list of SQL statements with a version number. Opening a store applies every
-migration newer than the file's recorded version, each in its own transaction together with its
-row in ``schema_version``, so a crash leaves the file at the previous version, never half-way.
-Migrations are frozen once released: change the schema by appending a new one, never by
-editing an old one.
+Opening a store applies every migration newer than the file's recorded version, each in its own
+transaction together with its row in ``schema_version``, so a crash leaves the file at the
+previous version, never half-way. Migrations are frozen once released: their SQL and code name
+the columns of their time literally and never read the live messages' layout; change the
+records by appending a migration, never by editing one.
+
+Only the records are migrated. What derives from them (``columns.py``: the columns flattened
+from the messages, the child tables) follows the live descriptors: :func:`derive` runs after the
+migrations on every open, adds what the messages gained and fills it from the records.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from greenprune.core.errors import FailedPreconditionError
-from results_service import schema
+from results_service import columns
+from results_service.columns import RunTable
 
 
 @dataclass(frozen=True)
@@ -24,20 +33,15 @@ class Migration:
     Attributes:
         version: The schema version the step leads to, counting from 1.
         description: What the step changes, for ``schema_version.description``.
-        statements: The SQL statements, run in order inside one transaction.
+        statements: SQL statements, run in order inside the step's transaction.
+        code: A step written in Python, run after the statements in the same transaction.
     """
 
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple[str, ...] = ()
+    code: Callable[[duckdb.DuckDBPyConnection], None] | None = field(default=None)
 
-
-# The headline energy figures of one EnergyReport, derived from the message (schema.py). The
-# same block appears on eval_runs and on prune_runs (for the energy of the pruning itself); every
-# column is NULL when the run carried no energy report (has_energy false).
-_ENERGY_BLOCK = "has_energy BOOLEAN NOT NULL DEFAULT false,\n    " + schema.column_definitions(
-    field for field in schema.ENERGY_FIELDS if field.name != "has_energy"
-)
 
 _V1 = (
     """
@@ -51,7 +55,7 @@ _V1 = (
     )
     """,
     "CREATE SEQUENCE run_seq START 1",
-    f"""
+    """
     CREATE TABLE prune_runs (
         request_id VARCHAR PRIMARY KEY,
         seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
@@ -85,7 +89,28 @@ _V1 = (
         content_hash VARCHAR NOT NULL,
         architecture VARCHAR NOT NULL,
         versions_json VARCHAR NOT NULL,
-        {_ENERGY_BLOCK}
+        has_energy BOOLEAN NOT NULL DEFAULT false,
+        headline_component VARCHAR,
+        net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
+        net_joules_count INTEGER, net_joules_interval VARCHAR,
+        gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
+        gross_joules_count INTEGER, gross_joules_interval VARCHAR,
+        wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
+        wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
+        tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
+        tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
+        tokens BIGINT,
+        energy_samples BIGINT,
+        joules_per_token DOUBLE,
+        joules_per_sample DOUBLE,
+        peak_rss_bytes BIGINT,
+        peak_cuda_bytes BIGINT,
+        device_name VARCHAR,
+        hardware VARCHAR,
+        gpu_shared BOOLEAN,
+        estimated BOOLEAN,
+        repeats INTEGER,
+        repeat_net_joules DOUBLE[]
     )
     """,
     """
@@ -100,7 +125,7 @@ _V1 = (
         PRIMARY KEY (prune_run_id, layer_index)
     )
     """,
-    f"""
+    """
     CREATE TABLE eval_runs (
         request_id VARCHAR PRIMARY KEY,
         seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
@@ -115,7 +140,28 @@ _V1 = (
         sample_limit INTEGER,
         spec_json VARCHAR NOT NULL,
         versions_json VARCHAR NOT NULL,
-        {_ENERGY_BLOCK}
+        has_energy BOOLEAN NOT NULL DEFAULT false,
+        headline_component VARCHAR,
+        net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
+        net_joules_count INTEGER, net_joules_interval VARCHAR,
+        gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
+        gross_joules_count INTEGER, gross_joules_interval VARCHAR,
+        wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
+        wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
+        tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
+        tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
+        tokens BIGINT,
+        energy_samples BIGINT,
+        joules_per_token DOUBLE,
+        joules_per_sample DOUBLE,
+        peak_rss_bytes BIGINT,
+        peak_cuda_bytes BIGINT,
+        device_name VARCHAR,
+        hardware VARCHAR,
+        gpu_shared BOOLEAN,
+        estimated BOOLEAN,
+        repeats INTEGER,
+        repeat_net_joules DOUBLE[]
     )
     """,
     """
@@ -148,36 +194,424 @@ _V1 = (
     """,
 )
 
-# Version 2: energy profiles and per-document scores. The columns follow the messages
-# (ProfileResult, ProfilePoint, ItemScore) through schema.py. No indexes: DuckDB cannot ALTER a
-# table an index depends on, and add_missing_columns must be able to.
 _V2 = (
-    f"""
+    """
     CREATE TABLE profile_runs (
         seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
-        {schema.column_definitions(schema.PROFILE_RUNS)},
+        request_id VARCHAR,
+        experiment VARCHAR,
+        model VARCHAR,
+        job_name VARCHAR,
+        create_time TIMESTAMP,
+        spec_json VARCHAR,
+        energy_method VARCHAR,
+        estimated BOOLEAN,
+        hardware VARCHAR,
+        device_name VARCHAR,
+        idle_watts DOUBLE,
+        prefill_tokens INTEGER,
+        decode_tokens INTEGER,
         PRIMARY KEY (request_id)
     )
     """,
-    f"""
+    """
     CREATE TABLE profile_points (
-        {schema.column_definitions(schema.PROFILE_POINTS)}
+        request_id VARCHAR,
+        experiment VARCHAR,
+        model VARCHAR,
+        checkpoint_id VARCHAR,
+        phase VARCHAR,
+        batch_size INTEGER,
+        round INTEGER,
+        position INTEGER,
+        net_joules DOUBLE,
+        gross_joules DOUBLE,
+        wall_seconds DOUBLE,
+        tokens BIGINT,
+        iterations INTEGER
     )
     """,
-    f"""
+    """
     CREATE TABLE item_scores (
-        {schema.column_definitions(schema.ITEM_SCORES)}
+        run_id VARCHAR,
+        task VARCHAR,
+        doc_id BIGINT,
+        metric VARCHAR,
+        value DOUBLE
     )
     """,
 )
 
+# Version 3: every run becomes its messages (the record); the hand-named copies of their fields,
+# the recovery_* columns and the child tables are dropped, and derive() rebuilds the columns
+# and child tables from the records. The code below reads the version-2 columns by their names
+# of that time.
+
+_V3_TABLES = (
+    """
+    CREATE TABLE prune_runs (
+        seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
+        request_id VARCHAR PRIMARY KEY,
+        experiment VARCHAR NOT NULL,
+        spec_json VARCHAR,
+        result_json VARCHAR,
+        create_time TIMESTAMP NOT NULL,
+        job_name VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE eval_runs (
+        seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
+        request_id VARCHAR PRIMARY KEY,
+        experiment VARCHAR NOT NULL,
+        checkpoint_id VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        spec_json VARCHAR,
+        result_json VARCHAR,
+        versions_json VARCHAR NOT NULL,
+        create_time TIMESTAMP NOT NULL,
+        job_name VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE profile_runs (
+        seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
+        request_id VARCHAR PRIMARY KEY,
+        experiment VARCHAR NOT NULL,
+        model VARCHAR NOT NULL,
+        spec_json VARCHAR,
+        result_json VARCHAR,
+        create_time TIMESTAMP NOT NULL,
+        job_name VARCHAR NOT NULL
+    )
+    """,
+)
+
+_V2_RUN_TABLES = ("prune_runs", "eval_runs", "profile_runs")
+_V2_CHILD_TABLES = ("layer_shapes", "energy_components", "metrics", "item_scores", "profile_points")
+_V3_CHUNK = 500
+"""Runs converted at a time (their child rows are read per chunk)."""
+
+
+def _fetch(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any = None) -> list[dict]:
+    result = connection.execute(sql, parameters or [])
+    names = [column[0] for column in result.description]
+    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+
+
+def _grouped(
+    connection: duckdb.DuckDBPyConnection, sql: str, ids: list[str], owner: str
+) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {}
+    for row in _fetch(connection, sql, [ids]):
+        grouped.setdefault(row[owner], []).append(row)
+    return grouped
+
+
+def _chunks(connection: duckdb.DuckDBPyConnection, table: str) -> Iterator[list[dict]]:
+    rows = _fetch(connection, f"SELECT * FROM {table} ORDER BY seq")
+    for start in range(0, len(rows), _V3_CHUNK):
+        yield rows[start : start + _V3_CHUNK]
+
+
+def _v3_interval(row: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    if row.get(name) is None:
+        return None
+    interval = {"median": row[name]}
+    for key, suffix in (("low", "_low"), ("high", "_high"), ("count", "_count")):
+        if row.get(name + suffix) is not None:
+            interval[key] = row[name + suffix]
+    if row.get(name + "_interval") is not None:
+        interval["method"] = row[name + "_interval"]
+    return interval
+
+
+def _v3_energy(row: Mapping[str, Any], components: Iterable[Mapping[str, Any]]) -> dict | None:
+    """The EnergyReport of a version-2 run row and its energy_components rows."""
+    if not row.get("has_energy"):
+        return None
+    report: dict[str, Any] = {
+        "components": [
+            {
+                "component": part["component"],
+                "method": part["method"],
+                "estimated": part["estimated"],
+                "gross_joules": _v3_interval(part, "gross_joules"),
+                "net_joules": _v3_interval(part, "net_joules"),
+                "idle_watts": part["idle_watts"],
+            }
+            for part in components
+        ]
+    }
+    for name in ("net_joules", "gross_joules", "wall_seconds", "tokens_per_second"):
+        report[name] = _v3_interval(row, name)
+    for name in (
+        "headline_component",
+        "tokens",
+        "joules_per_token",
+        "joules_per_sample",
+        "peak_rss_bytes",
+        "peak_cuda_bytes",
+        "device_name",
+        "hardware",
+        "gpu_shared",
+        "estimated",
+        "repeats",
+        "repeat_net_joules",
+    ):
+        report[name] = row.get(name)
+    report["samples"] = row.get("energy_samples")
+    return report
+
+
+def _json(data: Mapping[str, Any] | None) -> str | None:
+    """Version-3 JSON of a message: proto field names, nulls and empty values left out."""
+    if data is None:
+        return None
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            kept = {k: clean(v) for k, v in value.items()}
+            return {k: v for k, v in kept.items() if v not in (None, [], {}, "", 0, False)}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        return value
+
+    return json.dumps(clean(data), sort_keys=True)
+
+
+def _v3_prune_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    records = []
+    for chunk in _chunks(connection, "prune_runs_v2"):
+        ids = [row["request_id"] for row in chunk]
+        layers = _grouped(
+            connection,
+            "SELECT * FROM layer_shapes_v2 WHERE prune_run_id IN (SELECT unnest(?::VARCHAR[]))"
+            " ORDER BY layer_index",
+            ids,
+            "prune_run_id",
+        )
+        parts = _grouped(
+            connection,
+            "SELECT * FROM energy_components_v2 WHERE run_kind = 'prune'"
+            " AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY position",
+            ids,
+            "run_id",
+        )
+        for row in chunk:
+            spec, result = row.get("spec_json"), row.get("result_json")
+            if not (spec and result):  # written before the messages were stored whole
+                spec, result = _v3_prune_messages(
+                    row, layers.get(row["request_id"], []), parts.get(row["request_id"], [])
+                )
+            records.append(
+                {
+                    "seq": row["seq"],
+                    "request_id": row["request_id"],
+                    "experiment": row["experiment"],
+                    "spec_json": spec,
+                    "result_json": result,
+                    "create_time": row["create_time"],
+                    "job_name": row["job_name"],
+                }
+            )
+    return records
+
+
+def _v3_prune_messages(
+    row: Mapping[str, Any], layers: list[Mapping[str, Any]], parts: list[Mapping[str, Any]]
+) -> tuple[str | None, str | None]:
+    """The PruneSpec and PruneResult JSON of a version-2 row without its messages."""
+    method = str(row["method"]).upper().replace("-", "_")
+    spec: dict[str, Any] = {
+        "model": row["model"],
+        "method": f"PRUNING_METHOD_{method}",
+        "ratio": row["target_ratio"],
+        "prune_attention_heads": row["prune_attention_heads"],
+        "prune_mlp": row["prune_mlp"],
+        "prune_hidden": row["prune_hidden"],
+        "keep_first_layers": row["keep_first_layers"],
+        "keep_last_layers": row["keep_last_layers"],
+        "round_to": row["round_to"],
+        "calibration": {
+            "samples": row["calibration_samples"],
+            "sequence_length": row["calibration_sequence_length"],
+            "source": row["calibration_source"],
+        },
+        "seed": row["seed"],
+    }
+    result: dict[str, Any] = {
+        "checkpoint_id": row["checkpoint_id"],
+        "parameters_before": row["parameters_before"],
+        "parameters_after": row["parameters_after"],
+        "prunable_parameters_before": row["prunable_parameters_before"],
+        "prunable_parameters_after": row["prunable_parameters_after"],
+        "achieved_ratio": row["achieved_ratio"],
+        "macs_before": row["macs_before"],
+        "macs_after": row["macs_after"],
+        "bytes_on_disk": row["bytes_on_disk"],
+        "layers": [
+            {
+                "index": layer["layer_index"],
+                "attention_heads": layer["attention_heads"],
+                "key_value_heads": layer["key_value_heads"],
+                "intermediate_size": layer["intermediate_size"],
+                "kept": layer["kept"],
+            }
+            for layer in layers
+        ],
+        "wall_seconds": row["prune_wall_seconds"],
+        "energy": _v3_energy(row, parts),
+        "uniform": row["uniform"],
+        "content_hash": row["content_hash"],
+        "architecture": row["architecture"],
+        "versions": json.loads(row["versions_json"] or "{}"),
+    }
+    if row.get("recovery_json"):
+        recovery = json.loads(row["recovery_json"])
+        spec["recovery"] = recovery.get("spec")
+        result["recovery"] = recovery.get("result")
+    return _json(spec), _json(result)
+
+
+def _v3_eval_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    records = []
+    for chunk in _chunks(connection, "eval_runs_v2"):
+        ids = [row["request_id"] for row in chunk]
+        where = "run_id IN (SELECT unnest(?::VARCHAR[]))"
+        metrics = _grouped(
+            connection, f"SELECT * FROM metrics_v2 WHERE {where} ORDER BY position", ids, "run_id"
+        )
+        parts = _grouped(
+            connection,
+            f"SELECT * FROM energy_components_v2 WHERE run_kind = 'eval' AND {where}"
+            " ORDER BY position",
+            ids,
+            "run_id",
+        )
+        items = _grouped(
+            connection, f"SELECT * FROM item_scores_v2 WHERE {where} ORDER BY rowid", ids, "run_id"
+        )
+        for row in chunk:
+            run_id = row["request_id"]
+            result = {
+                "task": row["task"],
+                "samples": row["samples"],
+                "metrics": [
+                    {
+                        "task": metric["task"],
+                        "metric": metric["metric"],
+                        "value": metric["value"],
+                        "stderr": metric["stderr"],
+                        "samples": metric["samples"],
+                    }
+                    for metric in metrics.get(run_id, [])
+                ],
+                "energy": _v3_energy(row, parts.get(run_id, [])),
+                "items": [
+                    {"doc_id": item["doc_id"], "metric": item["metric"], "value": item["value"]}
+                    for item in items.get(run_id, [])
+                ],
+            }
+            records.append(
+                {
+                    "seq": row["seq"],
+                    "request_id": run_id,
+                    "experiment": row["experiment"],
+                    "checkpoint_id": row["checkpoint_id"],
+                    "model": row["model"],
+                    "spec_json": _json(json.loads(row["spec_json"] or "{}")),
+                    "result_json": _json(result),
+                    "versions_json": row["versions_json"] or "{}",
+                    "create_time": row["create_time"],
+                    "job_name": row["job_name"],
+                }
+            )
+    return records
+
+
+def _v3_profile_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    points_fields = (
+        "checkpoint_id",
+        "phase",
+        "batch_size",
+        "round",
+        "position",
+        "net_joules",
+        "gross_joules",
+        "wall_seconds",
+        "tokens",
+        "iterations",
+    )
+    result_fields = (
+        "energy_method",
+        "estimated",
+        "hardware",
+        "device_name",
+        "idle_watts",
+        "prefill_tokens",
+        "decode_tokens",
+    )
+    records = []
+    for chunk in _chunks(connection, "profile_runs_v2"):
+        ids = [row["request_id"] for row in chunk]
+        points = _grouped(
+            connection,
+            "SELECT * FROM profile_points_v2 WHERE request_id IN (SELECT unnest(?::VARCHAR[]))"
+            " ORDER BY rowid",
+            ids,
+            "request_id",
+        )
+        for row in chunk:
+            result: dict[str, Any] = {name: row.get(name) for name in result_fields}
+            result["points"] = [
+                {name: point.get(name) for name in points_fields}
+                for point in points.get(row["request_id"], [])
+            ]
+            records.append(
+                {
+                    "seq": row["seq"],
+                    "request_id": row["request_id"],
+                    "experiment": row["experiment"] or "",
+                    "model": row["model"] or "",
+                    "spec_json": _json(json.loads(row["spec_json"] or "{}")),
+                    "result_json": _json(result),
+                    "create_time": row["create_time"],
+                    "job_name": row["job_name"] or "",
+                }
+            )
+    return records
+
+
+def _v3(connection: duckdb.DuckDBPyConnection) -> None:
+    for table in (*_V2_RUN_TABLES, *_V2_CHILD_TABLES):
+        connection.execute(f"ALTER TABLE {table} RENAME TO {table}_v2")
+    records = {
+        "prune_runs": _v3_prune_runs(connection),
+        "eval_runs": _v3_eval_runs(connection),
+        "profile_runs": _v3_profile_runs(connection),
+    }
+    for statement in _V3_TABLES:
+        connection.execute(statement)
+    for table, rows in records.items():
+        if rows:
+            connection.register("_v3_rows", pa.Table.from_pylist(rows))
+            try:
+                connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _v3_rows")
+            finally:
+                connection.unregister("_v3_rows")
+    for table in (*_V2_CHILD_TABLES, *_V2_RUN_TABLES):
+        connection.execute(f"DROP TABLE {table}_v2")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "models, prune runs, layer shapes, eval runs, metrics, energy components",
-        _V1,
-    ),
+    Migration(1, "models, prune runs, layer shapes, eval runs, metrics, energy components", _V1),
     Migration(2, "energy profiles (runs and points) and per-document item scores", _V2),
+    Migration(
+        3,
+        "runs stored as their messages; hand-named copies, recovery_* and child tables dropped",
+        code=_v3,
+    ),
 )
 """Every migration, in version order."""
 
@@ -196,7 +630,7 @@ def current_version(connection: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
-    """Brings the file's schema up to ``LATEST_VERSION``.
+    """Brings the file's records up to ``LATEST_VERSION``.
 
     Args:
         connection: An open read-write connection.
@@ -221,6 +655,8 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         try:
             for statement in migration.statements:
                 connection.execute(statement)
+            if migration.code is not None:
+                migration.code(connection)
             connection.execute(
                 "INSERT INTO schema_version (version, description) VALUES (?, ?)",
                 [migration.version, migration.description],
@@ -230,32 +666,125 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
             connection.execute("ROLLBACK")
             raise
         applied.append(migration.version)
-    add_missing_columns(connection)
     return applied
 
 
-def add_missing_columns(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """Adds the columns ``schema.DERIVED_TABLES`` name and the file lacks (nullable).
+# Derived tables ----------------------------------------------------------------------------
 
-    A field added to a message (an EnergyReport figure, a ProfilePoint field) thus reaches the
-    store without a hand-written migration; removing or renaming a column still needs one.
+DERIVE_CHUNK = 1000
+"""Records read at a time while filling derived columns and child tables."""
+
+
+def _present_columns(connection: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {
+        name
+        for (name,) in connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
+        ).fetchall()
+    }
+
+
+def _records(connection: duckdb.DuckDBPyConnection, table: RunTable) -> Iterator[list[Any]]:
+    """The table's runs, parsed from their records, a chunk at a time.
+
+    Each chunk is read whole before the caller writes, so reads and writes share one connection.
+    """
+    names = [item.name for item in table.record_fields]
+    quoted = ", ".join(f'"{name}"' for name in names)
+    offset = 0
+    while rows := connection.execute(
+        f"SELECT {quoted} FROM {table.name} ORDER BY seq LIMIT ? OFFSET ?",
+        [DERIVE_CHUNK, offset],
+    ).fetchall():
+        offset += len(rows)
+        yield [
+            columns.from_record(dict(zip(names, row, strict=True)), table.message) for row in rows
+        ]
+
+
+def _insert(connection: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    connection.register("_derived_rows", rows)
+    try:
+        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _derived_rows")
+    finally:
+        connection.unregister("_derived_rows")
+
+
+def derive(connection: duckdb.DuckDBPyConnection, tables: Sequence[RunTable]) -> list[str]:
+    """Adds the derived columns and child tables the messages call for, filled from the records.
+
+    A column the table lacks is added and filled for every stored run; a child table that is
+    missing, or lacks a column, is (re)built from every stored run. Nothing is done when the
+    file matches the messages, which is every open but the first after a change of the contract.
+
+    Args:
+        connection: An open read-write connection at ``LATEST_VERSION``.
+        tables: The run tables (``columns.RUN_TABLES``).
 
     Returns:
-        The columns added, as ``table.column``.
+        What was added, as ``table.column`` and ``table`` names.
     """
     added: list[str] = []
-    for table, arrow_schema in schema.DERIVED_TABLES.items():
-        present = {
-            name
-            for (name,) in connection.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                [table],
-            ).fetchall()
-        }
-        for field in arrow_schema:
-            if field.name not in present:
-                connection.execute(
-                    f"ALTER TABLE {table} ADD COLUMN {field.name} {schema.sql_type(field.type)}"
-                )
-                added.append(f"{table}.{field.name}")
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        for table in tables:
+            added += _derive_columns(connection, table)
+        for name, owners in columns.child_tables(tables).items():
+            added += _derive_child(connection, name, owners)
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
     return added
+
+
+def _derive_columns(connection: duckdb.DuckDBPyConnection, table: RunTable) -> list[str]:
+    present = _present_columns(connection, table.name)
+    missing = [item for item in table.schema if item.name not in present]
+    for item in missing:
+        connection.execute(
+            f'ALTER TABLE {table.name} ADD COLUMN "{item.name}" {columns.sql_type(item.type)}'
+        )
+    derived = [item for item in missing if item in table.derived_fields]
+    if derived:
+        schema = pa.schema([pa.field("request_id", pa.string()), *derived])
+        assignments = ", ".join(f'"{item.name}" = _filled."{item.name}"' for item in derived)
+        for runs in _records(connection, table):
+            rows = [{"request_id": run.request_id, **columns.derived(run)} for run in runs]
+            connection.register("_filled", columns.arrow_table(rows, schema))
+            try:
+                connection.execute(
+                    f"UPDATE {table.name} SET {assignments} FROM _filled"
+                    f" WHERE {table.name}.request_id = _filled.request_id"
+                )
+            finally:
+                connection.unregister("_filled")
+    return [f"{table.name}.{item.name}" for item in missing]
+
+
+def _derive_child(
+    connection: duckdb.DuckDBPyConnection,
+    name: str,
+    owners: Sequence[tuple[RunTable, columns.ChildTable]],
+) -> list[str]:
+    schema = _union(owner.child_schema(child) for owner, child in owners)
+    present = _present_columns(connection, name)
+    if present and all(item.name in present for item in schema):
+        return []
+    if present:
+        connection.execute(f"DROP TABLE {name}")
+    connection.execute(f"CREATE TABLE {name} (\n    {columns.column_definitions(schema)}\n)")
+    for table, child in owners:
+        for runs in _records(connection, table):
+            rows = [row for run in runs for row in columns.child_rows(run, table, child)]
+            if rows:
+                _insert(connection, name, columns.arrow_table(rows, schema))
+    return [name]
+
+
+def _union(schemas: Iterable[pa.Schema]) -> pa.Schema:
+    fields: dict[str, pa.Field] = {}
+    for schema in schemas:
+        for item in schema:
+            fields.setdefault(item.name, item)
+    return pa.schema(list(fields.values()))

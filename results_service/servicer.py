@@ -1,31 +1,34 @@
-"""The ResultsService servicer: converts messages and hands the work to ``store.py``.
+"""The ResultsService servicer: checks requests and hands the work to ``store.py``.
 
 Store calls run in worker threads (``asyncio.to_thread``) so DuckDB never blocks the event loop.
 Errors are raised as ``greenprune.core.errors`` exceptions; the server's interceptor maps them to
 status codes. Every read that can grow with the store is paged to stay under one response size
-(``convert.take_page``, ``ResultsStore.export_chunk``).
+(``pages.take_page``, ``ResultsStore.export_chunk``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_RESPONSE_BYTES
 from greenprune.rpc.common_messages import check_values, page_bounds, require_request_id
-from results_service import convert
+from results_service import pages
 from results_service.store import EXPORT_MEDIA_TYPES, ResultsStore
+
+M = TypeVar("M", bound=Message)
 
 
 def _view_name(view: int) -> str:
-    name = convert.VIEW_NAMES.get(view)
+    name = pages.VIEW_NAMES.get(view)
     if name is None:
-        choices = ", ".join(results_pb2.View.Name(value) for value in convert.VIEW_NAMES)
+        choices = ", ".join(results_pb2.View.Name(value) for value in pages.VIEW_NAMES)
         raise InvalidArgumentError("view", f"must be one of {choices}")
     return name
 
@@ -49,32 +52,23 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         return self._store
 
     async def _record(
-        self,
-        run: Any,
-        from_pb: Callable[[Any], dict[str, Any]],
-        record: Callable[[dict[str, Any]], bool],
-        get: Callable[[str], dict[str, Any]],
-        to_pb: Callable[[dict[str, Any]], Any],
-    ) -> tuple[Any, bool]:
+        self, run: M, record: Callable[[M], bool], get: Callable[[str], M]
+    ) -> tuple[M, bool]:
         """Checks one run, records it (idempotently) and returns it as stored, and if it is new."""
         require_request_id(run.request_id, "run.request_id")
         check_values(run, "run")
 
-        def write() -> tuple[bool, dict[str, Any]]:
-            return record(from_pb(run)), get(run.request_id)
+        def write() -> tuple[bool, M]:
+            return record(run), get(run.request_id)
 
         created, stored = await asyncio.to_thread(write)
-        return to_pb(stored), created
+        return stored, created
 
     async def RecordPruneRun(  # noqa: D102
         self, request: results_pb2.RecordPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordPruneRunResponse:
         run, created = await self._record(
-            request.run,
-            convert.prune_run_from_pb,
-            self._store.record_prune_run,
-            self._store.get_prune_run,
-            convert.prune_run_to_pb,
+            request.run, self._store.record_prune_run, self._store.get_prune_run
         )
         return results_pb2.RecordPruneRunResponse(run=run, created=created)
 
@@ -82,11 +76,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.RecordEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordEvalRunResponse:
         run, created = await self._record(
-            request.run,
-            convert.eval_run_from_pb,
-            self._store.record_eval_run,
-            self._store.get_eval_run,
-            convert.eval_run_to_pb,
+            request.run, self._store.record_eval_run, self._store.get_eval_run
         )
         return results_pb2.RecordEvalRunResponse(run=run, created=created)
 
@@ -97,23 +87,14 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             require_request_id(run.request_id, f"runs[{index}].request_id")
             check_values(run, f"runs[{index}]")
 
-        def record() -> int:
-            return self._store.record_eval_runs(
-                [convert.eval_run_from_pb(run) for run in request.runs]
-            )
-
-        created = await asyncio.to_thread(record)
+        created = await asyncio.to_thread(self._store.record_eval_runs, list(request.runs))
         return results_pb2.BatchRecordEvalRunsResponse(created_count=created)
 
     async def RecordProfileRun(  # noqa: D102
         self, request: results_pb2.RecordProfileRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordProfileRunResponse:
         run, created = await self._record(
-            request.run,
-            convert.profile_run_from_pb,
-            self._store.record_profile_run,
-            self._store.get_profile_run,
-            convert.profile_run_to_pb,
+            request.run, self._store.record_profile_run, self._store.get_profile_run
         )
         return results_pb2.RecordProfileRunResponse(run=run, created=created)
 
@@ -122,21 +103,21 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     ) -> results_pb2.GetPruneRunResponse:
         require_request_id(request.request_id)
         stored = await asyncio.to_thread(self._store.get_prune_run, request.request_id)
-        return results_pb2.GetPruneRunResponse(run=convert.prune_run_to_pb(stored))
+        return results_pb2.GetPruneRunResponse(run=stored)
 
     async def GetEvalRun(  # noqa: D102
         self, request: results_pb2.GetEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetEvalRunResponse:
         require_request_id(request.request_id)
         stored = await asyncio.to_thread(self._store.get_eval_run, request.request_id)
-        return results_pb2.GetEvalRunResponse(run=convert.eval_run_to_pb(stored))
+        return results_pb2.GetEvalRunResponse(run=stored)
 
     async def GetProfileRun(  # noqa: D102
         self, request: results_pb2.GetProfileRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetProfileRunResponse:
         require_request_id(request.request_id)
         stored = await asyncio.to_thread(self._store.get_profile_run, request.request_id)
-        return results_pb2.GetProfileRunResponse(run=convert.profile_run_to_pb(stored))
+        return results_pb2.GetProfileRunResponse(run=stored)
 
     async def ListPruneRuns(  # noqa: D102
         self, request: results_pb2.ListPruneRunsRequest, context: grpc.aio.ServicerContext
@@ -147,9 +128,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             runs, next_offset = self._store.list_prune_runs(
                 request.experiment, limit, offset, self._budget
             )
-            return convert.runs_page(
-                runs, convert.prune_run_to_pb, offset, next_offset, self._budget
-            )
+            return pages.runs_page(runs, offset, next_offset, self._budget)
 
         runs, token = await asyncio.to_thread(page)
         return results_pb2.ListPruneRunsResponse(runs=runs, next_page_token=token)
@@ -163,9 +142,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             runs, next_offset = self._store.list_eval_runs(
                 request.experiment, limit, offset, self._budget
             )
-            return convert.runs_page(
-                runs, convert.eval_run_to_pb, offset, next_offset, self._budget
-            )
+            return pages.runs_page(runs, offset, next_offset, self._budget)
 
         runs, token = await asyncio.to_thread(page)
         return results_pb2.ListEvalRunsResponse(runs=runs, next_page_token=token)
@@ -174,12 +151,12 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.QueryViewRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.QueryViewResponse:
         view = _view_name(request.view)
-        view_filter = convert.view_filter_from_pb(request.filter)
+        view_filter = pages.view_filter_from_pb(request.filter)
         limit, offset = page_bounds(request.page_size, request.page_token)
 
         def query() -> tuple[results_pb2.Table, str]:
             table = self._store.query_view(view, view_filter)
-            return convert.table_page(
+            return pages.table_page(
                 table, offset, limit if request.page_size else None, self._budget
             )
 
@@ -190,20 +167,20 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         self, request: results_pb2.ExportViewRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.ExportViewResponse:
         view = _view_name(request.view)
-        fmt = convert.EXPORT_FORMATS.get(request.format)
+        fmt = pages.EXPORT_FORMATS.get(request.format)
         if fmt is None:
             raise InvalidArgumentError(
                 "format", "must be EXPORT_FORMAT_CSV or EXPORT_FORMAT_PARQUET"
             )
-        offset, fingerprint = convert.parse_export_token(request.page_token)
-        view_filter = convert.view_filter_from_pb(request.filter)
+        offset, fingerprint = pages.parse_export_token(request.page_token)
+        view_filter = pages.view_filter_from_pb(request.filter)
 
         chunk = await asyncio.to_thread(
             self._store.export_chunk,
             view,
             view_filter,
             fmt,
-            self._budget - convert.EXPORT_CHUNK_ROOM,
+            self._budget - pages.EXPORT_CHUNK_ROOM,
             offset,
             fingerprint,
         )
@@ -211,5 +188,5 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
             data=chunk.data,
             media_type=EXPORT_MEDIA_TYPES[fmt],
             filename=f"{view}.{fmt}",
-            next_page_token=convert.export_token(chunk.next_offset, chunk.fingerprint),
+            next_page_token=pages.export_token(chunk.next_offset, chunk.fingerprint),
         )

@@ -1,42 +1,22 @@
-"""The results store: one DuckDB file holding every prune run, eval run, metric and energy row.
+"""The results store: one DuckDB file holding every prune, eval and profile run, and views.
 
 Only the ResultsService process opens the file (DuckDB allows one writing process). This module
-is plain Python and DuckDB, no gRPC: ``convert.py`` turns protobuf messages into the dicts
-described below and back.
-
-Runs are dicts keyed by column name (see ``schema.py``):
-
-* A prune run holds the columns of ``schema.PRUNE_RUNS`` except ``create_time`` (set here) and
-  ``versions_json``, plus ``versions`` (dict of str), ``layers`` (dicts of
-  ``schema.LAYER_KEYS``) and ``components`` (dicts of ``schema.COMPONENT_KEYS``).
-* An eval run holds the columns of ``schema.EVAL_RUNS`` except ``create_time``, ``spec_json``
-  and ``versions_json``, plus ``spec`` (the EvalSpec as a JSON-able dict), ``versions``,
-  ``metrics`` (dicts of ``schema.METRIC_KEYS``; an empty metric task means the run's task) and
-  ``components``.
-
-The energy columns (``schema.ENERGY_KEYS``) are NULL when ``has_energy`` is false. Reads return
-the same shape with ``create_time`` (a naive UTC datetime) added.
+is plain Python, protobuf and DuckDB, no gRPC: the run messages are the records it stores and
+returns (``columns.py`` derives every column and child table from their descriptors, and
+``views.py`` reads those).
 
 Recording is idempotent by ``request_id``: a run whose id is already stored is left as it is
-and reported as not created. A run is written together with its metrics, energy components,
-layer shapes and model row in one transaction, so a crash never leaves half a run.
-
-Headline metric rule (implemented by ``headline_metric`` here and by the SQL in ``views.py``):
-a run's accuracy is its ``acc`` metric where present, else ``acc_norm``; both appear as separate
-rows in ``accuracy_vs_sparsity``. Perplexity metrics (``word_perplexity``, ``byte_perplexity``,
-``bits_per_byte``, anything containing "perplexity") appear in the ``runs`` and
-``task_breakdown`` views but never in ``accuracy_vs_sparsity`` or ``pareto_front``; a task that
-reports only perplexity has no accuracy and is left out of the Pareto front.
+and reported as not created. A run is written together with its child rows and its model row
+in one transaction, so a crash never leaves half a run. The store sets ``create_time``.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,11 +27,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
+from google.protobuf.message import Message
 
-from greenprune.core import findings
+from greenprune.api.results.v1 import results_pb2
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
-from results_service import schema
-from results_service.migrations import migrate
+from results_service import columns
+from results_service.columns import RUN_TABLES, RunTable
+from results_service.migrations import derive, migrate
 from results_service.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
 
 VIEWS: tuple[str, ...] = VIEW_NAMES
@@ -69,34 +51,8 @@ MAX_PAGE_SIZE = 1000
 EXPORT_SNAPSHOTS = 4
 """Exported files kept between the chunks of their export (the oldest is dropped first)."""
 
-_PRUNE_COLUMNS = tuple(
-    name for name in schema.PRUNE_RUNS.names if name not in ("create_time", "versions_json")
-)
-_EVAL_COLUMNS = tuple(
-    name
-    for name in schema.EVAL_RUNS.names
-    if name not in ("create_time", "spec_json", "versions_json")
-)
-
-
-def _text_bytes(table: pa.Schema) -> str:
-    """SQL for the bytes of a row's text columns plus a fixed allowance for the rest."""
-    terms = [f'coalesce(strlen("{f.name}"), 0)' for f in table if pa.types.is_string(f.type)]
-    return " + ".join([*terms, str(_ROW_BYTES)])
-
-
 _ROW_BYTES = 1024
-"""What a run's numbers, metrics and energy components add to its size, roughly."""
-
-_TEXT_BYTES = {
-    "prune_runs": _text_bytes(schema.PRUNE_RUNS),
-    "eval_runs": _text_bytes(schema.EVAL_RUNS),
-}
-
-
-headline_metric = findings.headline_accuracy
-"""The metric that stands for a task's accuracy, None for perplexity-only tasks (the rule lives
-in ``greenprune.core.findings``)."""
+"""What a run's numbers add to the size of its record's text, roughly."""
 
 
 @dataclass(frozen=True)
@@ -173,68 +129,21 @@ def _column_type(arrow_type: pa.DataType) -> str:
     return "string"
 
 
-def _arrow(rows: Sequence[dict[str, Any]], table_schema: pa.Schema) -> pa.Table:
-    columns = {name: [row.get(name) for row in rows] for name in table_schema.names}
-    return pa.Table.from_pydict(columns, schema=table_schema)
-
-
-def _metrics_table(runs: Sequence[dict[str, Any]]) -> pa.Table:
-    """Returns the metric rows of eval runs, built column by column."""
-    columns: dict[str, list[Any]] = {name: [] for name in schema.METRICS.names}
-    for run in runs:
-        metrics = run.get("metrics") or []
-        task = run["task"]
-        columns["run_id"].extend([run["request_id"]] * len(metrics))
-        columns["position"].extend(range(len(metrics)))
-        columns["task"].extend([metric.get("task") or task for metric in metrics])
-        for key in ("metric", "value", "stderr", "samples"):
-            columns[key].extend([metric.get(key) for metric in metrics])
-    return pa.Table.from_pydict(columns, schema=schema.METRICS)
-
-
-def _items_table(runs: Sequence[dict[str, Any]]) -> pa.Table:
-    """Returns the per-document scores of eval runs, built column by column."""
-    columns: dict[str, list[Any]] = {name: [] for name in schema.ITEM_SCORES.names}
-    for run in runs:
-        items = run.get("items") or []
-        columns["run_id"].extend([run["request_id"]] * len(items))
-        columns["task"].extend([run["task"]] * len(items))
-        for key in schema.ITEM_KEYS:
-            columns[key].extend([item.get(key) for item in items])
-    return pa.Table.from_pydict(columns, schema=schema.ITEM_SCORES)
-
-
-def _fetch_dicts(result: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [column[0] for column in result.description]
-    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
-
-
-def _check_request_id(run: dict[str, Any], where: str) -> str:
-    request_id = run.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
+def _request_id(run: Message, where: str) -> str:
+    if not run.request_id:
         raise InvalidArgumentError(f"{where}.request_id", "must not be empty")
-    return request_id
+    return run.request_id
 
 
-def _check_unique(items: Iterable[tuple[Any, ...]], field_path: str, what: str) -> None:
-    seen: set[tuple[Any, ...]] = set()
-    for key in items:
-        if key in seen:
-            raise InvalidArgumentError(field_path, f"duplicate {what} {key!r}")
-        seen.add(key)
-
-
-def _component_rows(
-    run: dict[str, Any], kind: str, run_id: str, field_path: str
-) -> list[dict[str, Any]]:
-    components = run.get("components") or []
-    _check_unique(
-        ((component.get("component"),) for component in components), field_path, "component"
-    )
-    return [
-        {**component, "run_kind": kind, "run_id": run_id, "position": position}
-        for position, component in enumerate(components)
-    ]
+def _with_subject(run: results_pb2.EvalRun) -> results_pb2.EvalRun:
+    """An eval run with its checkpoint_id or model taken from its spec where it left them out."""
+    subject = run.spec.WhichOneof("subject")
+    if run.checkpoint_id or run.model or subject is None:
+        return run
+    filled = type(run)()
+    filled.CopyFrom(run)
+    setattr(filled, subject, getattr(run.spec, subject))
+    return filled
 
 
 class ResultsStore:
@@ -243,16 +152,18 @@ class ResultsStore:
     Writes are serialised by a lock; reads each use their own DuckDB cursor.
 
     Args:
-        path: The DuckDB file; created with its parent directory when missing (or empty), and
-            migrated to the latest schema on open.
+        path: The DuckDB file; created with its parent directory when missing (or empty),
+            migrated to the latest records and derived from the run messages on open.
+        tables: The run tables (``columns.RUN_TABLES``, from the contract's messages).
 
     Raises:
         FailedPreconditionError: The file is not a DuckDB database, another process holds it,
             or its schema is newer than this code.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, tables: Mapping[str, RunTable] = RUN_TABLES) -> None:
         self._path = Path(path)
+        self._tables = dict(tables)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._exports: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
@@ -267,6 +178,7 @@ class ResultsStore:
             ) from exc
         try:
             self.applied_migrations = migrate(self._connection)
+            self.derived = derive(self._connection, list(self._tables.values()))
         except BaseException:
             self._connection.close()
             raise
@@ -316,11 +228,8 @@ class ResultsStore:
 
     # Recording ---------------------------------------------------------------------------
 
-    def record_prune_run(self, run: dict[str, Any]) -> bool:
-        """Stores a prune run with its layer shapes and energy components.
-
-        Args:
-            run: The run, shaped as the module docstring says.
+    def record_prune_run(self, run: results_pb2.PruneRun) -> bool:
+        """Stores a prune run (its layer shapes and energy components with it).
 
         Returns:
             True when stored, False when its request_id was already recorded.
@@ -328,36 +237,95 @@ class ResultsStore:
         Raises:
             InvalidArgumentError: The request_id is empty, or layers or components repeat.
         """
-        request_id = _check_request_id(run, "run")
-        layers = run.get("layers") or []
-        _check_unique(
-            ((layer.get("layer_index"),) for layer in layers), "run.result.layers", "layer"
-        )
-        components = _component_rows(run, "prune", request_id, "run.result.energy.components")
-        now = datetime.now(UTC).replace(tzinfo=None)
-        row = {name: run.get(name) for name in _PRUNE_COLUMNS}
-        row["create_time"] = now
-        row["versions_json"] = json.dumps(run.get("versions") or {}, sort_keys=True)
-        checkpoint_id = run.get("checkpoint_id") or ""
-        layer_rows = [
-            {**layer, "prune_run_id": request_id, "checkpoint_id": checkpoint_id}
-            for layer in layers
-        ]
+        return self._record("prune_runs", [run], single=True) == 1
 
-        def work(cursor: duckdb.DuckDBPyConnection) -> bool:
-            exists = cursor.execute(
-                "SELECT 1 FROM prune_runs WHERE request_id = ?", [request_id]
-            ).fetchone()
-            if exists:
-                return False
-            self._insert(cursor, "prune_runs", _arrow([row], schema.PRUNE_RUNS))
-            if layer_rows:
-                self._insert(cursor, "layer_shapes", _arrow(layer_rows, schema.LAYER_SHAPES))
-            if components:
-                self._insert(
-                    cursor, "energy_components", _arrow(components, schema.ENERGY_COMPONENTS)
-                )
-            if row.get("model"):
+    def record_eval_run(self, run: results_pb2.EvalRun) -> bool:
+        """Stores one eval run; see ``record_eval_runs``.
+
+        Returns:
+            True when stored, False when its request_id was already recorded.
+        """
+        return self._record("eval_runs", [run], single=True) == 1
+
+    def record_eval_runs(self, runs: Sequence[results_pb2.EvalRun]) -> int:
+        """Stores eval runs with their metrics, scores and energy components in one transaction.
+
+        Runs whose request_id is already stored, or repeats an earlier run of the same call,
+        are skipped. A run that leaves out its checkpoint_id or model takes its spec's.
+
+        Returns:
+            The number of runs stored.
+
+        Raises:
+            InvalidArgumentError: A request_id or task is empty, or metrics or components of a
+                run repeat; nothing is stored then.
+        """
+        return self._record("eval_runs", runs, single=False)
+
+    def record_profile_run(self, run: results_pb2.ProfileRun) -> bool:
+        """Stores a profile run with every measured window.
+
+        Returns:
+            True when stored, False when its request_id was already recorded.
+
+        Raises:
+            InvalidArgumentError: The request_id is empty or a window repeats.
+        """
+        return self._record("profile_runs", [run], single=True) == 1
+
+    def _record(self, name: str, runs: Sequence[Message], *, single: bool) -> int:
+        table = self._tables[name]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        accepted: dict[str, Message] = {}
+        for index, run in enumerate(runs):
+            where = "run" if single else f"runs[{index}]"
+            request_id = _request_id(run, where)
+            if name == "eval_runs":
+                if not run.result.task:
+                    raise InvalidArgumentError(f"{where}.result.task", "must not be empty")
+                run = _with_subject(run)
+            columns.check_children(run, table, where)
+            accepted.setdefault(request_id, run)
+        if not accepted:
+            return 0
+
+        def work(cursor: duckdb.DuckDBPyConnection) -> int:
+            stored = {
+                found
+                for (found,) in cursor.execute(
+                    f"SELECT request_id FROM {name}"
+                    " WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
+                    [list(accepted)],
+                ).fetchall()
+            }
+            new = [run for request_id, run in accepted.items() if request_id not in stored]
+            if not new:
+                return 0
+            rows = []
+            for run in new:
+                row = {**columns.record(run), **columns.derived(run)}
+                row["create_time"] = now
+                rows.append(row)
+            self._insert(cursor, name, columns.arrow_table(rows, table.schema))
+            for child in table.children:
+                child_rows = [row for run in new for row in columns.child_rows(run, table, child)]
+                if child_rows:
+                    schema = table.child_schema(child)
+                    self._insert(cursor, child.name, columns.arrow_table(child_rows, schema))
+            self._record_models(cursor, name, new, now)
+            return len(new)
+
+        return int(self._write(work))
+
+    @staticmethod
+    def _record_models(
+        cursor: duckdb.DuckDBPyConnection, name: str, runs: Sequence[Message], now: datetime
+    ) -> None:
+        """Keeps the models table: each base model, its size and MACs from its prune runs."""
+        if name == "prune_runs":
+            for run in runs:
+                if not run.spec.model:
+                    continue
                 cursor.execute(
                     """
                     INSERT INTO models VALUES (?, NULLIF(?, ''), ?, ?, ?, ?)
@@ -368,192 +336,25 @@ class ResultsStore:
                         last_seen = excluded.last_seen
                     """,
                     [
-                        row["model"],
-                        row.get("architecture") or "",
-                        row.get("parameters_before") or None,
-                        row.get("macs_before") or None,
+                        run.spec.model,
+                        run.result.architecture,
+                        run.result.parameters_before or None,
+                        run.result.macs_before or None,
                         now,
                         now,
                     ],
                 )
-            return True
-
-        return bool(self._write(work))
-
-    def record_eval_run(self, run: dict[str, Any]) -> bool:
-        """Stores one eval run; see ``record_eval_runs``.
-
-        Returns:
-            True when stored, False when its request_id was already recorded.
-        """
-        return self._record_eval_runs([run], single=True) == 1
-
-    def record_eval_runs(self, runs: Sequence[dict[str, Any]]) -> int:
-        """Stores eval runs with their metrics and energy components in one transaction.
-
-        Runs whose request_id is already stored, or repeats an earlier run of the same call,
-        are skipped.
-
-        Args:
-            runs: The runs, shaped as the module docstring says.
-
-        Returns:
-            The number of runs stored.
-
-        Raises:
-            InvalidArgumentError: A request_id or task is empty, or metrics or components of a
-                run repeat; nothing is stored then.
-        """
-        return self._record_eval_runs(runs, single=False)
-
-    def _record_eval_runs(self, runs: Sequence[dict[str, Any]], *, single: bool) -> int:
-        now = datetime.now(UTC).replace(tzinfo=None)
-        accepted: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        component_rows: list[dict[str, Any]] = []
-        batch_ids: set[str] = set()
-        for index, run in enumerate(runs):
-            where = "run" if single else f"runs[{index}]"
-            request_id = _check_request_id(run, where)
-            task = run.get("task")
-            if not isinstance(task, str) or not task:
-                raise InvalidArgumentError(f"{where}.result.task", "must not be empty")
-            metric_keys = [
-                (metric.get("task") or task, metric.get("metric"))
-                for metric in run.get("metrics") or []
-            ]
-            if len(set(metric_keys)) != len(metric_keys):
-                _check_unique(metric_keys, f"{where}.result.metrics", "metric")
-            components = _component_rows(
-                run, "eval", request_id, f"{where}.result.energy.components"
+            return
+        models = sorted({run.model for run in runs if getattr(run, "model", "")})
+        if models:
+            cursor.execute(
+                """
+                INSERT INTO models (model, first_seen, last_seen)
+                SELECT unnest(?::VARCHAR[]), ?, ?
+                ON CONFLICT (model) DO UPDATE SET last_seen = excluded.last_seen
+                """,
+                [models, now, now],
             )
-            if request_id in batch_ids:
-                continue
-            batch_ids.add(request_id)
-            row = {name: run.get(name) for name in _EVAL_COLUMNS}
-            row["create_time"] = now
-            row["spec_json"] = json.dumps(run.get("spec") or {}, sort_keys=True)
-            row["versions_json"] = json.dumps(run.get("versions") or {}, sort_keys=True)
-            accepted.append((row, run))
-            component_rows.extend(components)
-        if not accepted:
-            return 0
-
-        def work(cursor: duckdb.DuckDBPyConnection) -> int:
-            stored = {
-                found
-                for (found,) in cursor.execute(
-                    "SELECT request_id FROM eval_runs"
-                    " WHERE request_id IN (SELECT unnest(?::VARCHAR[]))",
-                    [list(batch_ids)],
-                ).fetchall()
-            }
-            new_runs = [row for row, _ in accepted if row["request_id"] not in stored]
-            if not new_runs:
-                return 0
-            metrics = _metrics_table(
-                [run for row, run in accepted if row["request_id"] not in stored]
-            )
-            new_components = [row for row in component_rows if row["run_id"] not in stored]
-            items = _items_table([run for row, run in accepted if row["request_id"] not in stored])
-            self._insert(cursor, "eval_runs", _arrow(new_runs, schema.EVAL_RUNS))
-            if items.num_rows:
-                self._insert(cursor, "item_scores", items)
-            if metrics.num_rows:
-                self._insert(cursor, "metrics", metrics)
-            if new_components:
-                self._insert(
-                    cursor, "energy_components", _arrow(new_components, schema.ENERGY_COMPONENTS)
-                )
-            models = sorted({row["model"] for row in new_runs if row.get("model")})
-            if models:
-                cursor.execute(
-                    """
-                    INSERT INTO models (model, first_seen, last_seen)
-                    SELECT unnest(?::VARCHAR[]), ?, ?
-                    ON CONFLICT (model) DO UPDATE SET last_seen = excluded.last_seen
-                    """,
-                    [models, now, now],
-                )
-            return len(new_runs)
-
-        return int(self._write(work))
-
-    def record_profile_run(self, run: dict[str, Any]) -> bool:
-        """Stores a profile run with every measured window (one row per ProfilePoint).
-
-        Args:
-            run: The run: the columns of ``schema.PROFILE_RUNS`` but ``create_time`` and
-                ``spec_json``, plus ``spec`` (a JSON-able dict) and ``points`` (dicts of
-                ``schema.PROFILE_POINT_KEYS``).
-
-        Returns:
-            True when stored, False when its request_id was already recorded.
-
-        Raises:
-            InvalidArgumentError: The request_id is empty or a window repeats.
-        """
-        request_id = _check_request_id(run, "run")
-        points = run.get("points") or []
-        _check_unique(
-            (
-                (p.get("checkpoint_id"), p.get("phase"), p.get("batch_size"), p.get("round"))
-                for p in points
-            ),
-            "run.result.points",
-            "window",
-        )
-        row = {name: run.get(name) for name in schema.PROFILE_RUNS.names}
-        row["create_time"] = datetime.now(UTC).replace(tzinfo=None)
-        row["spec_json"] = json.dumps(run.get("spec") or {}, sort_keys=True)
-        point_rows = [
-            {
-                **point,
-                "request_id": request_id,
-                "experiment": run.get("experiment") or "",
-                "model": run.get("model") or "",
-            }
-            for point in points
-        ]
-
-        def work(cursor: duckdb.DuckDBPyConnection) -> bool:
-            exists = cursor.execute(
-                "SELECT 1 FROM profile_runs WHERE request_id = ?", [request_id]
-            ).fetchone()
-            if exists:
-                return False
-            self._insert(cursor, "profile_runs", _arrow([row], schema.PROFILE_RUNS))
-            if point_rows:
-                self._insert(cursor, "profile_points", _arrow(point_rows, schema.PROFILE_POINTS))
-            return True
-
-        return bool(self._write(work))
-
-    def get_profile_run(self, request_id: str) -> dict[str, Any]:
-        """Returns one profile run, its points in the order measured.
-
-        Raises:
-            NotFoundError: No profile run has this request_id.
-        """
-        cursor = self._read_cursor()
-        try:
-            runs = _fetch_dicts(
-                cursor.execute("SELECT * FROM profile_runs WHERE request_id = ?", [request_id])
-            )
-            if not runs:
-                raise NotFoundError(f"profile run {request_id!r} not found")
-            points = _fetch_dicts(
-                cursor.execute(
-                    "SELECT * FROM profile_points WHERE request_id = ? ORDER BY rowid",
-                    [request_id],
-                )
-            )
-        finally:
-            cursor.close()
-        run = runs[0]
-        run.pop("seq", None)
-        run["spec"] = json.loads(run.pop("spec_json") or "{}")
-        run["points"] = [{key: point[key] for key in schema.PROFILE_POINT_KEYS} for point in points]
-        return run
 
     @staticmethod
     def _insert(cursor: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
@@ -565,26 +366,34 @@ class ResultsStore:
 
     # Reading runs ------------------------------------------------------------------------
 
-    def get_prune_run(self, request_id: str) -> dict[str, Any]:
+    def get_prune_run(self, request_id: str) -> results_pb2.PruneRun:
         """Returns one prune run.
 
         Raises:
             NotFoundError: No prune run has this request_id.
         """
-        runs = self._prune_runs("WHERE request_id = ?", [request_id])
-        if not runs:
-            raise NotFoundError(f"prune run {request_id!r} not found")
-        return runs[0]
+        return self._get("prune_runs", request_id, "prune run")
 
-    def get_eval_run(self, request_id: str) -> dict[str, Any]:
+    def get_eval_run(self, request_id: str) -> results_pb2.EvalRun:
         """Returns one eval run.
 
         Raises:
             NotFoundError: No eval run has this request_id.
         """
-        runs = self._eval_runs("WHERE request_id = ?", [request_id])
+        return self._get("eval_runs", request_id, "eval run")
+
+    def get_profile_run(self, request_id: str) -> results_pb2.ProfileRun:
+        """Returns one profile run, its points in the order measured.
+
+        Raises:
+            NotFoundError: No profile run has this request_id.
+        """
+        return self._get("profile_runs", request_id, "profile run")
+
+    def _get(self, name: str, request_id: str, what: str) -> Any:
+        runs = self._runs(name, "WHERE request_id = ?", [request_id])
         if not runs:
-            raise NotFoundError(f"eval run {request_id!r} not found")
+            raise NotFoundError(f"{what} {request_id!r} not found")
         return runs[0]
 
     def list_prune_runs(
@@ -593,27 +402,21 @@ class ResultsStore:
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
         max_bytes: int | None = None,
-    ) -> tuple[list[dict[str, Any]], int | None]:
+    ) -> tuple[list[results_pb2.PruneRun], int | None]:
         """Returns a page of prune runs, newest first.
 
         Args:
             experiment: Only runs of this experiment, when not empty.
             limit: The most runs to return, 1 to ``MAX_PAGE_SIZE``.
             offset: The runs to skip.
-            max_bytes: When set, the page also ends before the runs' text columns together
-                pass this many bytes (an estimate of the page's size, taken before the runs
-                are read); the first run is returned however large.
+            max_bytes: When set, the page also ends before the runs' records together pass
+                this many bytes (an estimate of the page's size, taken before the runs are
+                read); the first run is returned however large.
 
         Returns:
             The runs and the offset of the next page, None on the last page.
         """
-        limit, offset = _check_page(limit, offset)
-        count, more = self._page_size("prune_runs", experiment, limit, offset, max_bytes)
-        runs = self._prune_runs(
-            "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
-            [experiment, count, offset],
-        )
-        return runs, (offset + len(runs) if more else None)
+        return self._list("prune_runs", experiment, limit, offset, max_bytes)
 
     def list_eval_runs(
         self,
@@ -621,28 +424,39 @@ class ResultsStore:
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
         max_bytes: int | None = None,
-    ) -> tuple[list[dict[str, Any]], int | None]:
+    ) -> tuple[list[results_pb2.EvalRun], int | None]:
         """Returns a page of eval runs, newest first; arguments as ``list_prune_runs``."""
+        return self._list("eval_runs", experiment, limit, offset, max_bytes)
+
+    def _list(
+        self, name: str, experiment: str, limit: int, offset: int, max_bytes: int | None
+    ) -> tuple[list[Any], int | None]:
         limit, offset = _check_page(limit, offset)
-        count, more = self._page_size("eval_runs", experiment, limit, offset, max_bytes)
-        runs = self._eval_runs(
+        count, more = self._page_size(name, experiment, limit, offset, max_bytes)
+        runs = self._runs(
+            name,
             "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
             [experiment, count, offset],
         )
         return runs, (offset + len(runs) if more else None)
 
     def _page_size(
-        self, table: str, experiment: str, limit: int, offset: int, max_bytes: int | None
+        self, name: str, experiment: str, limit: int, offset: int, max_bytes: int | None
     ) -> tuple[int, bool]:
         """How many runs from ``offset`` a page holds, and whether more runs follow it.
 
-        Only the runs' sizes are read here (the bytes of their text columns), so that a page
-        of large legacy runs is never read whole just to be cut down afterwards.
+        Only the runs' sizes are read here (the bytes of their records' text), so that a page
+        of large runs is never read whole just to be cut down afterwards.
         """
+        terms = [
+            f'coalesce(strlen("{item.name}"), 0)'
+            for item in self._tables[name].record_fields
+            if pa.types.is_string(item.type)
+        ]
         sizes = [
             size
             for (size,) in self._read_rows(
-                f"SELECT {_TEXT_BYTES[table]} FROM {table}"
+                f"SELECT {' + '.join([*terms, str(_ROW_BYTES)])} FROM {name}"
                 " WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
                 [experiment, limit + 1, offset],
             )
@@ -662,58 +476,14 @@ class ResultsStore:
         finally:
             cursor.close()
 
-    def _prune_runs(self, where: str, parameters: list[Any]) -> list[dict[str, Any]]:
-        cursor = self._read_cursor()
-        try:
-            runs = _fetch_dicts(cursor.execute(f"SELECT * FROM prune_runs {where}", parameters))
-            ids = [run["request_id"] for run in runs]
-            layers = _group(
-                cursor,
-                "SELECT prune_run_id AS owner, * FROM layer_shapes"
-                " WHERE prune_run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY layer_index",
-                ids,
-                schema.LAYER_KEYS,
-            )
-            components = _components(cursor, "prune", ids)
-        finally:
-            cursor.close()
-        for run in runs:
-            run.pop("seq", None)
-            run["versions"] = json.loads(run.pop("versions_json"))
-            run["layers"] = layers.get(run["request_id"], [])
-            run["components"] = components.get(run["request_id"], [])
-        return runs
-
-    def _eval_runs(self, where: str, parameters: list[Any]) -> list[dict[str, Any]]:
-        cursor = self._read_cursor()
-        try:
-            runs = _fetch_dicts(cursor.execute(f"SELECT * FROM eval_runs {where}", parameters))
-            ids = [run["request_id"] for run in runs]
-            metrics = _group(
-                cursor,
-                "SELECT run_id AS owner, * FROM metrics"
-                " WHERE run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY position",
-                ids,
-                schema.METRIC_KEYS,
-            )
-            components = _components(cursor, "eval", ids)
-            items = _group(
-                cursor,
-                "SELECT run_id AS owner, * FROM item_scores"
-                " WHERE run_id IN (SELECT unnest($1::VARCHAR[])) ORDER BY rowid",
-                ids,
-                schema.ITEM_KEYS,
-            )
-        finally:
-            cursor.close()
-        for run in runs:
-            run.pop("seq", None)
-            run["items"] = items.get(run["request_id"], [])
-            run["spec"] = json.loads(run.pop("spec_json"))
-            run["versions"] = json.loads(run.pop("versions_json"))
-            run["metrics"] = metrics.get(run["request_id"], [])
-            run["components"] = components.get(run["request_id"], [])
-        return runs
+    def _runs(self, name: str, where: str, parameters: list[Any]) -> list[Any]:
+        table = self._tables[name]
+        names = [item.name for item in table.record_fields]
+        quoted = ", ".join(f'"{column}"' for column in names)
+        rows = self._read_rows(f"SELECT {quoted} FROM {name} {where}", parameters)
+        return [
+            columns.from_record(dict(zip(names, row, strict=True)), table.message) for row in rows
+        ]
 
     # Views -------------------------------------------------------------------------------
 
@@ -832,27 +602,3 @@ def _check_page(limit: int, offset: int) -> tuple[int, int]:
     if not 0 <= offset < 2**62:
         raise InvalidArgumentError("page_token", "is not a token this service issued")
     return min(limit or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), offset
-
-
-def _group(
-    cursor: duckdb.DuckDBPyConnection, sql: str, ids: list[str], keys: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    if not ids:
-        return grouped
-    for row in _fetch_dicts(cursor.execute(sql, [ids])):
-        grouped.setdefault(row["owner"], []).append({key: row[key] for key in keys})
-    return grouped
-
-
-def _components(
-    cursor: duckdb.DuckDBPyConnection, kind: str, ids: list[str]
-) -> dict[str, list[dict[str, Any]]]:
-    return _group(
-        cursor,
-        "SELECT run_id AS owner, * FROM energy_components"
-        f" WHERE run_kind = '{kind}' AND run_id IN (SELECT unnest($1::VARCHAR[]))"
-        " ORDER BY position",
-        ids,
-        schema.COMPONENT_KEYS,
-    )

@@ -1,27 +1,28 @@
-"""The named read-only views of the results store, as SQL over the tables of ``migrations.py``.
+"""The named read-only views of the results store, all starting from its configurations.
+
+A *configuration* is one checkpoint of one model in one experiment, or the base model evaluated
+or profiled directly (``checkpoint_id`` NULL). The ``configurations`` SQL below, written once,
+gives each its ratio (the target share of prunable parameters), both parameter shares
+(``achieved_ratio`` of prunable, ``parameters_removed`` of all parameters), method family,
+lineage (``recovered``, ``parent_checkpoint_id``) and whether it is the **baseline**; the
+``evaluations`` SQL gives each eval run its configuration and each task its **headline
+metric**. Every SQL view selects from them, and every computed view (``comparisons.py``,
+``fronts.py``, ``profiles.py``) starts from their rows.
+
+Rules decided here, once:
+
+* **Baseline**: the uncompressed configuration of a model in an experiment (method family
+  ``baseline``: nothing removed, nothing quantized, not fine-tuned), one per model: the one
+  written by the latest prune run, else the base model evaluated directly. An int8 or int4 copy
+  of the unpruned model has ratio 0 and is never the baseline.
+* **Method family**: the prune run's ``result.method_family``; for runs recorded before it
+  existed, ``baseline`` at ratio 0, else ``width``, with ``+lora`` when recovered.
+* **Headline metric** of a task of a model in an experiment: among the metrics its runs report
+  for the task itself, the first of ``findings.ACCURACY_METRICS``, else of
+  ``findings.PERPLEXITY_METRICS``, else any perplexity, else the first reported.
 
 Every view takes the three filter parameters ``$experiment``, ``$model`` and ``$task``; an empty
 string does not filter, and a filter a view has no column for (task on ``layers``) is ignored.
-
-Shared definitions used by several views:
-
-* ``model`` is the base model: the eval run's own ``model`` field, else the ``spec.model`` of
-  the prune run that wrote its checkpoint.
-* ``ratio`` is the target ``spec.ratio`` and ``achieved_ratio`` the measured
-  ``result.achieved_ratio`` of the prune run whose ``result.checkpoint_id`` equals the eval run's
-  ``checkpoint_id`` (the latest such prune run when there are several). An eval run of a base
-  model (empty ``checkpoint_id``) has ratio 0. An eval run of a checkpoint no prune run
-  describes has ratio NULL.
-* ``parameters_after`` / ``macs_after`` come from that prune run; for a base model evaluated
-  directly, from the ``parameters_before`` / ``macs_before`` of any prune run of that model.
-* Energy figures are the eval run's headline (``EnergyReport``): ``net_joules`` is the median
-  over repeats and ``*_low`` / ``*_high`` the interval bounds; ``measurement_method`` is the
-  method of the headline component.
-* Metric kinds: ``accuracy`` for the metrics in ``ACCURACY_METRICS``, ``perplexity`` for those
-  in ``PERPLEXITY_METRICS`` or containing "perplexity", ``other`` for the rest. The primary
-  accuracy metric of a run is the first of ``ACCURACY_METRICS`` it reports (``acc``, else
-  ``acc_norm``), preferring metrics of the run's own task; runs that report none (perplexity-only
-  tasks) have no accuracy and are left out of ``pareto_front``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from greenprune.core import findings
-from greenprune.core.findings import ACCURACY_METRICS, PERPLEXITY_METRICS
+from greenprune.core.findings import ACCURACY_METRICS, BASELINE_FAMILY, PERPLEXITY_METRICS
+from results_service import comparisons, fronts, profiles
 
 
 def _sql_list(names: tuple[str, ...]) -> str:
@@ -41,114 +42,188 @@ def _sql_list(names: tuple[str, ...]) -> str:
 
 _ACC = _sql_list(ACCURACY_METRICS)
 _PPL = _sql_list(PERPLEXITY_METRICS)
+_KIND = f"""CASE
+            WHEN list_contains({_ACC}, m.metric) THEN 'accuracy'
+            WHEN list_contains({_PPL}, m.metric) OR m.metric LIKE '%perplexity%'
+                THEN 'perplexity'
+            ELSE 'other'
+        END"""
+_RANK = f"""CASE
+            WHEN list_contains({_ACC}, m.metric) THEN list_position({_ACC}, m.metric)
+            WHEN list_contains({_PPL}, m.metric) THEN 100 + list_position({_PPL}, m.metric)
+            WHEN m.metric LIKE '%perplexity%' THEN 200
+            ELSE 300
+        END"""
 
-_INTERVAL_COLUMNS = """
+_ENERGY = """
     {p}net_joules, {p}net_joules_low, {p}net_joules_high,
     {p}gross_joules, {p}gross_joules_low, {p}gross_joules_high,
     {p}joules_per_token, {p}joules_per_sample, {p}tokens,
     {p}tokens_per_second, {p}tokens_per_second_low, {p}tokens_per_second_high,
     {p}wall_seconds, {p}wall_seconds_low, {p}wall_seconds_high"""
 
+_CONFIGURATION = """
+    {p}experiment, {p}model, {p}checkpoint_id, {p}ratio, {p}achieved_ratio,
+    {p}parameters_before, {p}parameters_after, {p}parameters_removed, {p}macs_after,
+    {p}bytes_in_memory, {p}method_family, {p}pruning_method, {p}recovered,
+    {p}parent_checkpoint_id, {p}is_baseline"""
+
 _BASE = f"""
-WITH checkpoint_info AS (
-    SELECT checkpoint_id,
-        arg_max(model, seq) AS model,
-        arg_max(CASE WHEN recovered THEN method || '+lora' ELSE method END, seq)
-            AS pruning_method,
-        arg_max(
-            COALESCE(
-                NULLIF(result_method_family, ''),
-                CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
-            ),
-            seq
+WITH prune_facts AS (
+    SELECT *,
+        spec_recovery_rank IS NOT NULL AS recovered,
+        COALESCE(
+            NULLIF(result_method_family, ''),
+            CASE WHEN spec_ratio = 0 THEN '{BASELINE_FAMILY}' ELSE 'width' END
+                || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
         ) AS method_family,
-        arg_max(result_bytes_in_memory, seq) AS bytes_in_memory,
-        arg_max(target_ratio, seq) AS ratio,
-        arg_max(achieved_ratio, seq) AS achieved_ratio,
-        arg_max(parameters_before, seq) AS parameters_before,
-        arg_max(parameters_after, seq) AS parameters_after,
-        arg_max(macs_after, seq) AS macs_after
+        spec_method || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
+            AS pruning_method
     FROM prune_runs
-    WHERE checkpoint_id <> ''
-    GROUP BY checkpoint_id
 ),
-eval_facts AS (
-    SELECT
-        e.request_id AS run_id,
-        e.seq,
-        e.experiment,
-        COALESCE(NULLIF(e.model, ''), c.model, '') AS model,
-        NULLIF(e.checkpoint_id, '') AS checkpoint_id,
-        CASE WHEN e.checkpoint_id = '' THEN 0.0::DOUBLE ELSE c.ratio END AS ratio,
-        CASE WHEN e.checkpoint_id = '' THEN 0.0::DOUBLE ELSE c.achieved_ratio END
+checkpoint_runs AS (
+    SELECT result_checkpoint_id AS checkpoint_id, spec_model AS model, spec_ratio AS ratio,
+        result_achieved_ratio AS achieved_ratio, result_parameters_before AS parameters_before,
+        result_parameters_after AS parameters_after, result_macs_after AS macs_after,
+        result_bytes_in_memory AS bytes_in_memory, method_family, pruning_method, recovered,
+        result_content_hash AS content_hash,
+        NULLIF(result_recovery_parent_content_hash, '') AS parent_content_hash, seq
+    FROM prune_facts
+    WHERE result_checkpoint_id <> ''
+    QUALIFY row_number() OVER (PARTITION BY result_checkpoint_id ORDER BY seq DESC) = 1
+),
+parents AS (
+    SELECT content_hash, arg_max(checkpoint_id, seq) AS checkpoint_id
+    FROM checkpoint_runs
+    WHERE content_hash <> ''
+    GROUP BY content_hash
+),
+eval_subjects AS (
+    SELECT e.*, COALESCE(NULLIF(e.model, ''), c.model, '') AS subject_model,
+        NULLIF(e.checkpoint_id, '') AS subject_checkpoint
+    FROM eval_runs e
+    LEFT JOIN checkpoint_runs c ON c.checkpoint_id = e.checkpoint_id
+),
+measured AS (
+    SELECT experiment, subject_model AS model, subject_checkpoint AS checkpoint_id
+    FROM eval_subjects
+    UNION
+    SELECT experiment, model, NULLIF(NULLIF(checkpoint_id, ''), model) FROM profile_points
+    UNION
+    SELECT experiment, spec_model, NULLIF(result_checkpoint_id, '') FROM prune_runs
+),
+configuration_facts AS (
+    SELECT s.experiment, s.model, s.checkpoint_id,
+        CASE WHEN s.checkpoint_id IS NULL THEN 0.0::DOUBLE ELSE c.ratio END AS ratio,
+        CASE WHEN s.checkpoint_id IS NULL THEN 0.0::DOUBLE ELSE c.achieved_ratio END
             AS achieved_ratio,
-        CASE WHEN e.checkpoint_id = '' THEN 'none' ELSE c.pruning_method END AS pruning_method,
-        CASE WHEN e.checkpoint_id = '' THEN 'baseline' ELSE c.method_family END AS method_family,
-        c.bytes_in_memory,
-        CASE WHEN e.checkpoint_id = '' THEN bm.parameters ELSE c.parameters_after END
-            AS parameters_after,
         COALESCE(c.parameters_before, bm.parameters) AS parameters_before,
-        CASE WHEN e.checkpoint_id = '' THEN bm.macs ELSE c.macs_after END AS macs_after,
-        e.task,
-        e.samples,
-        e.num_fewshot,
-        e.sample_limit,
-        e.has_energy,
-        {_INTERVAL_COLUMNS.format(p="e.")},
-        e.peak_rss_bytes,
-        e.peak_cuda_bytes,
-        e.device_name AS device,
-        e.hardware,
-        e.headline_component,
+        CASE WHEN s.checkpoint_id IS NULL THEN bm.parameters ELSE c.parameters_after END
+            AS parameters_after,
+        CASE WHEN s.checkpoint_id IS NULL THEN bm.macs ELSE c.macs_after END AS macs_after,
+        c.bytes_in_memory,
+        CASE WHEN s.checkpoint_id IS NULL THEN '{BASELINE_FAMILY}' ELSE c.method_family END
+            AS method_family,
+        CASE WHEN s.checkpoint_id IS NULL THEN 'none' ELSE c.pruning_method END
+            AS pruning_method,
+        COALESCE(c.recovered, false) AS recovered,
+        parent.checkpoint_id AS parent_checkpoint_id,
+        c.seq AS pruned_seq
+    FROM measured s
+    LEFT JOIN checkpoint_runs c ON c.checkpoint_id = s.checkpoint_id
+    LEFT JOIN parents parent ON parent.content_hash = c.parent_content_hash
+    LEFT JOIN models bm ON bm.model = s.model
+    WHERE ($experiment = '' OR s.experiment = $experiment) AND ($model = '' OR s.model = $model)
+),
+configurations AS (
+    SELECT *,
+        1 - parameters_after / NULLIF(parameters_before, 0) AS parameters_removed,
+        COALESCE(method_family = '{BASELINE_FAMILY}', false) AND row_number() OVER (
+            PARTITION BY experiment, model, COALESCE(method_family = '{BASELINE_FAMILY}', false)
+            ORDER BY checkpoint_id IS NULL, pruned_seq DESC NULLS LAST, checkpoint_id
+        ) = 1 AS is_baseline
+    FROM configuration_facts
+),
+evaluations AS (
+    SELECT e.request_id AS run_id, e.seq, {_CONFIGURATION.format(p="cfg.")},
+        e.result_task AS task, e.result_samples AS samples, e.spec_num_fewshot AS num_fewshot,
+        e.spec_limit AS sample_limit,
+        e.result_energy_headline_component IS NOT NULL AS has_energy,
+        e.result_energy_net_joules_median AS net_joules,
+        e.result_energy_net_joules_low AS net_joules_low,
+        e.result_energy_net_joules_high AS net_joules_high,
+        e.result_energy_gross_joules_median AS gross_joules,
+        e.result_energy_gross_joules_low AS gross_joules_low,
+        e.result_energy_gross_joules_high AS gross_joules_high,
+        e.result_energy_joules_per_token AS joules_per_token,
+        e.result_energy_joules_per_sample AS joules_per_sample,
+        e.result_energy_tokens AS tokens,
+        e.result_energy_tokens_per_second_median AS tokens_per_second,
+        e.result_energy_tokens_per_second_low AS tokens_per_second_low,
+        e.result_energy_tokens_per_second_high AS tokens_per_second_high,
+        e.result_energy_wall_seconds_median AS wall_seconds,
+        e.result_energy_wall_seconds_low AS wall_seconds_low,
+        e.result_energy_wall_seconds_high AS wall_seconds_high,
+        e.result_energy_peak_rss_bytes AS peak_rss_bytes,
+        e.result_energy_peak_cuda_bytes AS peak_cuda_bytes,
+        e.result_energy_device_name AS device,
+        e.result_energy_hardware AS hardware,
+        e.result_energy_headline_component AS headline_component,
         hc.method AS measurement_method,
-        e.estimated,
-        e.gpu_shared,
-        e.repeats,
+        e.result_energy_estimated AS estimated,
+        e.result_energy_gpu_shared AS gpu_shared,
+        e.result_energy_repeats AS repeats,
         e.create_time AS recorded_at,
         e.job_name
-    FROM eval_runs e
-    LEFT JOIN checkpoint_info c ON c.checkpoint_id = e.checkpoint_id
-    LEFT JOIN models bm ON bm.model = e.model
+    FROM eval_subjects e
+    JOIN configurations cfg
+        ON cfg.experiment = e.experiment AND cfg.model = e.subject_model
+        AND cfg.checkpoint_id IS NOT DISTINCT FROM e.subject_checkpoint
     LEFT JOIN energy_components hc
         ON hc.run_kind = 'eval' AND hc.run_id = e.request_id
-        AND hc.component = e.headline_component
-),
-runs AS (
-    SELECT * FROM eval_facts
-    WHERE ($experiment = '' OR experiment = $experiment)
-        AND ($model = '' OR model = $model)
-        AND ($task = '' OR task = $task)
+        AND hc.component = e.result_energy_headline_component
+    WHERE $task = '' OR e.result_task = $task
 ),
 metric_facts AS (
-    SELECT m.run_id, m.task AS metric_task, m.metric, m.value, m.stderr, m.samples,
-        r.task AS run_task,
-        CASE
-            WHEN list_contains({_ACC}, m.metric) THEN 'accuracy'
-            WHEN list_contains({_PPL}, m.metric) OR m.metric LIKE '%perplexity%'
-                THEN 'perplexity'
-            ELSE 'other'
-        END AS metric_kind
+    SELECT m.run_id, m.position, m.task AS metric_task, m.metric, m.value, m.stderr, m.samples,
+        r.task AS run_task, r.experiment, r.model,
+        {_KIND} AS metric_kind,
+        {_RANK} AS metric_rank
     FROM metrics m
-    JOIN runs r ON r.run_id = m.run_id
+    JOIN evaluations r ON r.run_id = m.run_id
 ),
-primary_accuracy AS (
-    SELECT run_id, metric, value, stderr, samples
+task_headlines AS (
+    SELECT experiment, model, run_task AS task, metric AS headline_metric,
+        metric_kind AS headline_kind
     FROM metric_facts
-    WHERE metric_kind = 'accuracy'
     QUALIFY row_number() OVER (
-        PARTITION BY run_id
-        ORDER BY list_position({_ACC}, metric), metric_task <> run_task, metric_task
+        PARTITION BY experiment, model, run_task
+        ORDER BY metric_task <> run_task, metric_rank, position, metric
     ) = 1
 ),
-primary_perplexity AS (
+run_headlines AS (
+    SELECT f.run_id, f.metric_task, f.metric, f.value, f.stderr, f.metric_kind
+    FROM metric_facts f
+    JOIN task_headlines h
+        ON h.experiment = f.experiment AND h.model = f.model AND h.task = f.run_task
+        AND h.headline_metric = f.metric
+    QUALIFY row_number() OVER (
+        PARTITION BY f.run_id ORDER BY f.metric_task <> f.run_task, f.position
+    ) = 1
+),
+run_perplexity AS (
     SELECT run_id, metric, value
     FROM metric_facts
     WHERE metric_kind = 'perplexity'
     QUALIFY row_number() OVER (
-        PARTITION BY run_id
-        ORDER BY list_position({_PPL}, metric) NULLS LAST, metric_task <> run_task,
-            metric, metric_task
+        PARTITION BY run_id ORDER BY metric_task <> run_task, metric_rank, metric, metric_task
     ) = 1
+),
+scored AS (
+    SELECT r.*, h.metric AS headline_metric, h.metric_kind AS headline_kind,
+        h.value AS headline_value, h.stderr AS headline_stderr
+    FROM evaluations r
+    LEFT JOIN run_headlines h ON h.run_id = r.run_id
 )
 """
 
@@ -158,15 +233,18 @@ SELECT
     r.pruning_method, r.method_family, r.bytes_in_memory, r.parameters_after, r.macs_after,
     r.task,
     r.parameters_before,
-    a.metric, a.value AS accuracy, a.stderr AS accuracy_stderr,
+    CASE WHEN r.headline_kind = 'accuracy' THEN r.headline_metric END AS metric,
+    CASE WHEN r.headline_kind = 'accuracy' THEN r.headline_value END AS accuracy,
+    CASE WHEN r.headline_kind = 'accuracy' THEN r.headline_stderr END AS accuracy_stderr,
     p.metric AS perplexity_metric, p.value AS perplexity,
     r.samples, r.num_fewshot, r.sample_limit,
-    {_INTERVAL_COLUMNS.format(p="r.")},
+    {_ENERGY.format(p="r.")},
     r.peak_rss_bytes, r.peak_cuda_bytes, r.device, r.hardware, r.headline_component,
-    r.measurement_method, r.estimated, r.gpu_shared, r.repeats, r.recorded_at, r.job_name
-FROM runs r
-LEFT JOIN primary_accuracy a ON a.run_id = r.run_id
-LEFT JOIN primary_perplexity p ON p.run_id = r.run_id
+    r.measurement_method, r.estimated, r.gpu_shared, r.repeats, r.recorded_at, r.job_name,
+    r.parameters_removed, r.recovered, r.parent_checkpoint_id, r.is_baseline,
+    r.headline_metric, r.headline_kind, r.headline_value, r.headline_stderr
+FROM scored r
+LEFT JOIN run_perplexity p ON p.run_id = r.run_id
 ORDER BY r.experiment, r.model, r.ratio NULLS LAST, r.checkpoint_id NULLS FIRST, r.task, r.seq
 """
 
@@ -174,8 +252,9 @@ _ACCURACY_VS_SPARSITY = f"""{_BASE}
 SELECT
     r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio, r.parameters_after,
     m.metric_task AS task, m.metric, m.value AS accuracy, m.stderr AS accuracy_stderr,
-    m.samples, r.run_id
-FROM runs r
+    m.samples, r.run_id, r.method_family, r.is_baseline,
+    COALESCE(m.metric = r.headline_metric AND m.metric_task = r.task, false) AS is_headline
+FROM scored r
 JOIN metric_facts m ON m.run_id = r.run_id
 WHERE m.metric_kind = 'accuracy'
 ORDER BY r.experiment, r.model, task, m.metric, r.ratio NULLS LAST, r.checkpoint_id NULLS FIRST,
@@ -186,205 +265,49 @@ _ENERGY_VS_SPARSITY = f"""{_BASE}
 SELECT
     r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio, r.parameters_after,
     r.macs_after, r.task,
-    {_INTERVAL_COLUMNS.format(p="r.")},
+    {_ENERGY.format(p="r.")},
     r.samples, r.peak_rss_bytes, r.peak_cuda_bytes, r.device, r.hardware,
-    r.headline_component, r.measurement_method, r.estimated, r.gpu_shared, r.repeats, r.run_id
-FROM runs r
+    r.headline_component, r.measurement_method, r.estimated, r.gpu_shared, r.repeats, r.run_id,
+    r.method_family, r.is_baseline,
+    r.net_joules_low / NULLIF(r.tokens, 0) AS joules_per_token_low,
+    r.net_joules_high / NULLIF(r.tokens, 0) AS joules_per_token_high,
+    1000 * r.wall_seconds / NULLIF(r.samples, 0) AS latency_ms,
+    1000 * r.wall_seconds_low / NULLIF(r.samples, 0) AS latency_ms_low,
+    1000 * r.wall_seconds_high / NULLIF(r.samples, 0) AS latency_ms_high
+FROM scored r
 WHERE r.has_energy
 ORDER BY r.experiment, r.model, r.task, r.ratio NULLS LAST, r.checkpoint_id NULLS FIRST, r.seq
 """
 
-_PARETO_FRONT = f"""{_BASE},
-per_task AS (
-    SELECT r.experiment, r.model, r.checkpoint_id, r.task,
-        any_value(r.ratio) AS ratio,
-        any_value(r.achieved_ratio) AS achieved_ratio,
-        any_value(r.parameters_after) AS parameters_after,
-        any_value(r.macs_after) AS macs_after,
-        avg(a.value) AS accuracy,
-        avg(r.net_joules) AS net_joules,
-        avg(r.net_joules_low) AS net_joules_low,
-        avg(r.net_joules_high) AS net_joules_high,
-        bool_or(r.estimated) AS estimated
-    FROM runs r
-    JOIN primary_accuracy a ON a.run_id = r.run_id
-    WHERE r.has_energy
-    GROUP BY r.experiment, r.model, r.checkpoint_id, r.task
-),
-points AS (
-    SELECT experiment, model, checkpoint_id,
-        any_value(ratio) AS ratio,
-        any_value(achieved_ratio) AS achieved_ratio,
-        any_value(parameters_after) AS parameters_after,
-        any_value(macs_after) AS macs_after,
-        count(*) AS tasks,
-        string_agg(task, ',' ORDER BY task) AS task_set,
-        avg(accuracy) AS mean_accuracy,
-        sum(net_joules) AS net_joules,
-        sum(net_joules_low) AS net_joules_low,
-        sum(net_joules_high) AS net_joules_high,
-        bool_or(estimated) AS estimated
-    FROM per_task
-    GROUP BY experiment, model, checkpoint_id
+_CONFIGURATIONS = f"""{_BASE},
+tasks_run AS (
+    SELECT experiment, model, checkpoint_id, task, count(*) AS runs
+    FROM evaluations
+    GROUP BY experiment, model, checkpoint_id, task
 )
-SELECT p.experiment, p.model, p.checkpoint_id, p.ratio, p.achieved_ratio, p.parameters_after,
-    p.macs_after, p.tasks, p.task_set, p.mean_accuracy, p.net_joules, p.net_joules_low,
-    p.net_joules_high, p.estimated
-FROM points p
-ORDER BY p.experiment, p.task_set, p.net_joules, p.mean_accuracy DESC
-"""
-
-
-def _pareto_front(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    points = inputs["points"]
-    on_front = findings.pareto_mask(
-        points, x="net_joules", y="mean_accuracy", groups=("experiment", "task_set")
-    )
-    return points[on_front].reset_index(drop=True)
-
-
-_PROFILE_POINTS = """
-WITH checkpoint_info AS (
-    SELECT checkpoint_id,
-        arg_max(
-            COALESCE(
-                NULLIF(result_method_family, ''),
-                CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
-            ),
-            seq
-        ) AS method_family,
-        arg_max(target_ratio, seq) AS ratio,
-        arg_max(achieved_ratio, seq) AS achieved_ratio,
-        arg_max(parameters_before, seq) AS parameters_before,
-        arg_max(parameters_after, seq) AS parameters_after
-    FROM prune_runs
-    WHERE checkpoint_id <> ''
-    GROUP BY checkpoint_id
-)
-SELECT p.experiment, p.model, p.request_id AS run_id, p.checkpoint_id,
-    CASE WHEN p.checkpoint_id IN ('', p.model) THEN 0.0::DOUBLE ELSE c.ratio END AS ratio,
-    CASE WHEN p.checkpoint_id IN ('', p.model) THEN 0.0::DOUBLE ELSE c.achieved_ratio END
-        AS achieved_ratio,
-    COALESCE(c.parameters_before, m.parameters) AS parameters_before,
-    CASE WHEN p.checkpoint_id IN ('', p.model) THEN m.parameters ELSE c.parameters_after END
-        AS parameters_after,
-    COALESCE(c.method_family, 'baseline') AS method_family,
-    p.phase, p.batch_size, p.round, p.position, p.net_joules, p.gross_joules, p.wall_seconds,
-    p.tokens, p.iterations, r.estimated, r.energy_method
-FROM profile_points p
-JOIN profile_runs r ON r.request_id = p.request_id
-LEFT JOIN checkpoint_info c ON c.checkpoint_id = p.checkpoint_id
-LEFT JOIN models m ON m.model = p.model
-WHERE ($experiment = '' OR p.experiment = $experiment)
-    AND ($model = '' OR p.model = $model)
-ORDER BY p.experiment, p.model, p.request_id, p.round, p.position
-"""
-
-_EVAL_METRICS = f"""{_BASE}
-SELECT r.run_id, r.seq, r.experiment, r.model, r.checkpoint_id, r.ratio, r.achieved_ratio,
-    r.method_family, r.parameters_before, r.parameters_after, r.task, m.task AS metric_task,
-    m.metric, m.value
-FROM runs r
-JOIN metrics m ON m.run_id = r.run_id
-ORDER BY r.seq, m.position
-"""
-
-_ITEM_SCORES = f"""{_BASE}
-SELECT i.run_id, i.task, i.metric, i.doc_id, i.value
-FROM item_scores i
-JOIN runs r ON r.run_id = i.run_id
-"""
-
-
-def _profile(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    return findings.profile_table(inputs["points"])
-
-
-def _findings(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    return findings.findings_table(inputs["points"], inputs["metrics"], inputs["items"])
-
-
-_PRUNE_COSTS = """
-SELECT checkpoint_id, net_joules AS pruning_joules, recovery_net_joules AS recovery_joules,
-    COALESCE(recovered, false) AS recovered
-FROM prune_runs
-WHERE checkpoint_id <> ''
-    AND ($experiment = '' OR experiment = $experiment)
-    AND ($model = '' OR model = $model)
-ORDER BY seq
-"""
-
-
-def _method_comparison(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    return findings.method_comparison_table(inputs["points"], inputs["metrics"], inputs["items"])
-
-
-def _payback(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    return findings.payback_table(inputs["points"], inputs["costs"])
-
-
-@dataclass(frozen=True)
-class ComputedView:
-    """A view computed in Python (``greenprune.core.findings``) from the rows of SQL queries.
-
-    Attributes:
-        inputs: The SQL of each input frame, by name; filters as the SQL views.
-        compute: Turns the input frames into the view's rows.
-    """
-
-    inputs: Mapping[str, str]
-    compute: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
-
-
-_TASK_BREAKDOWN = f"""{_BASE},
-per_metric AS (
-    SELECT r.experiment, r.model, r.checkpoint_id, m.metric_task AS task, m.metric,
-        any_value(m.metric_kind) AS metric_kind,
-        any_value(r.ratio) AS ratio,
-        any_value(r.achieved_ratio) AS achieved_ratio,
-        any_value(r.parameters_after) AS parameters_after,
-        avg(m.value) AS value,
-        avg(r.net_joules) AS net_joules
-    FROM runs r
-    JOIN metric_facts m ON m.run_id = r.run_id
-    GROUP BY r.experiment, r.model, r.checkpoint_id, m.metric_task, m.metric
-),
-baseline AS (
-    SELECT experiment, model, task, metric,
-        avg(value) AS baseline_value,
-        avg(net_joules) AS baseline_net_joules
-    FROM per_metric
-    WHERE ratio = 0
-    GROUP BY experiment, model, task, metric
-)
-SELECT pm.experiment, pm.model, pm.checkpoint_id, pm.ratio, pm.achieved_ratio,
-    pm.parameters_after, pm.task, pm.metric, pm.metric_kind,
-    pm.value, b.baseline_value,
-    pm.value - b.baseline_value AS delta_value,
-    (pm.value - b.baseline_value) / NULLIF(b.baseline_value, 0) AS relative_delta_value,
-    pm.net_joules, b.baseline_net_joules,
-    pm.net_joules - b.baseline_net_joules AS delta_net_joules,
-    (pm.net_joules - b.baseline_net_joules) / NULLIF(b.baseline_net_joules, 0)
-        AS relative_delta_net_joules
-FROM per_metric pm
-LEFT JOIN baseline b
-    ON b.experiment = pm.experiment AND b.model = pm.model AND b.task = pm.task
-    AND b.metric = pm.metric
-ORDER BY pm.experiment, pm.model, pm.task, pm.metric, pm.ratio NULLS LAST,
-    pm.checkpoint_id NULLS FIRST
+SELECT {_CONFIGURATION.format(p="c.")},
+    t.task, h.headline_metric, h.headline_kind, COALESCE(t.runs, 0) AS runs
+FROM configurations c
+LEFT JOIN tasks_run t
+    ON t.experiment = c.experiment AND t.model = c.model
+    AND t.checkpoint_id IS NOT DISTINCT FROM c.checkpoint_id
+LEFT JOIN task_headlines h
+    ON h.experiment = c.experiment AND h.model = c.model AND h.task = t.task
+WHERE $task = '' OR t.task = $task
+ORDER BY c.experiment, c.model, c.ratio NULLS LAST, c.checkpoint_id NULLS FIRST, t.task
 """
 
 _EXPERIMENTS = f"""{_BASE},
 activity AS (
-    SELECT experiment, model, NULLIF(checkpoint_id, '') AS checkpoint_id, NULL::VARCHAR AS task,
-        'prune' AS kind, create_time
+    SELECT experiment, spec_model AS model, NULLIF(result_checkpoint_id, '') AS checkpoint_id,
+        NULL::VARCHAR AS task, 'prune' AS kind, create_time
     FROM prune_runs
     WHERE ($experiment = '' OR experiment = $experiment)
-        AND ($model = '' OR model = $model)
+        AND ($model = '' OR spec_model = $model)
         AND $task = ''
     UNION ALL
     SELECT experiment, model, checkpoint_id, task, 'eval' AS kind, recorded_at AS create_time
-    FROM runs
+    FROM evaluations
 )
 SELECT experiment,
     count(DISTINCT model) AS models,
@@ -405,20 +328,21 @@ _ENERGY_COMPONENTS = f"""{_BASE},
 owners AS (
     SELECT 'eval' AS run_kind, run_id, experiment, model, checkpoint_id, ratio, task,
         headline_component
-    FROM runs
+    FROM evaluations
     UNION ALL
-    SELECT 'prune' AS run_kind, request_id, experiment, model, NULLIF(checkpoint_id, ''),
-        target_ratio, NULL::VARCHAR, headline_component
+    SELECT 'prune' AS run_kind, request_id, experiment, spec_model,
+        NULLIF(result_checkpoint_id, ''), spec_ratio, NULL::VARCHAR,
+        result_energy_headline_component
     FROM prune_runs
     WHERE ($experiment = '' OR experiment = $experiment)
-        AND ($model = '' OR model = $model)
+        AND ($model = '' OR spec_model = $model)
         AND $task = ''
 )
 SELECT o.run_id, o.run_kind, o.experiment, o.model, o.checkpoint_id, o.ratio, o.task,
     c.component, c.method AS measurement_method, c.estimated,
     c.component = o.headline_component AS headline,
-    c.net_joules, c.net_joules_low, c.net_joules_high,
-    c.gross_joules, c.gross_joules_low, c.gross_joules_high,
+    c.net_joules_median AS net_joules, c.net_joules_low, c.net_joules_high,
+    c.gross_joules_median AS gross_joules, c.gross_joules_low, c.gross_joules_high,
     c.idle_watts
 FROM energy_components c
 JOIN owners o ON o.run_kind = c.run_kind AND o.run_id = c.run_id
@@ -426,49 +350,124 @@ ORDER BY o.experiment, o.model, o.run_kind, o.ratio NULLS LAST, o.task, o.run_id
 """
 
 _LAYERS = """
-SELECT p.experiment, p.model, NULLIF(p.checkpoint_id, '') AS checkpoint_id,
-    p.target_ratio AS ratio, p.achieved_ratio, l.layer_index AS layer, l.attention_heads,
-    l.key_value_heads, l.intermediate_size, l.kept, p.request_id AS run_id
+SELECT p.experiment, p.spec_model AS model, NULLIF(p.result_checkpoint_id, '') AS checkpoint_id,
+    p.spec_ratio AS ratio, p.result_achieved_ratio AS achieved_ratio, l.index AS layer,
+    l.attention_heads, l.key_value_heads, l.intermediate_size, l.kept, p.request_id AS run_id
 FROM layer_shapes l
 JOIN prune_runs p ON p.request_id = l.prune_run_id
 WHERE ($experiment = '' OR p.experiment = $experiment)
-    AND ($model = '' OR p.model = $model)
-ORDER BY p.experiment, p.model, p.target_ratio, p.seq, l.layer_index
+    AND ($model = '' OR p.spec_model = $model)
+ORDER BY p.experiment, p.spec_model, p.spec_ratio, p.seq, l.index
 """
 
-_PRUNE_RUNS = """
-SELECT request_id AS run_id, experiment, model, NULLIF(checkpoint_id, '') AS checkpoint_id,
-    method AS pruning_method, target_ratio AS ratio, achieved_ratio,
-    COALESCE(
-        NULLIF(result_method_family, ''),
-        CASE WHEN target_ratio = 0 THEN 'baseline' ELSE 'width' END
-    ) AS method_family,
+_PRUNE_RUNS = f"""{_BASE}
+SELECT request_id AS run_id, experiment, spec_model AS model,
+    NULLIF(result_checkpoint_id, '') AS checkpoint_id, spec_method AS pruning_method,
+    spec_ratio AS ratio, result_achieved_ratio AS achieved_ratio, method_family,
     result_bytes_in_memory AS bytes_in_memory, result_layers_after AS layers_after,
-    parameters_before, parameters_after, prunable_parameters_before, prunable_parameters_after,
-    macs_before, macs_after, bytes_on_disk, prune_wall_seconds AS wall_seconds, uniform,
-    architecture, prune_attention_heads, prune_mlp, prune_hidden, keep_first_layers,
-    keep_last_layers, round_to, calibration_samples, seed,
-    net_joules AS energy_net_joules, net_joules_low AS energy_net_joules_low,
-    net_joules_high AS energy_net_joules_high, estimated AS energy_estimated,
-    content_hash, create_time AS recorded_at, job_name,
-    COALESCE(recovered, false) AS recovered, recovery_steps, recovery_net_joules,
-    recovery_final_loss, recovery_parent_content_hash
-FROM prune_runs
+    result_parameters_before AS parameters_before, result_parameters_after AS parameters_after,
+    result_prunable_parameters_before AS prunable_parameters_before,
+    result_prunable_parameters_after AS prunable_parameters_after,
+    result_macs_before AS macs_before, result_macs_after AS macs_after,
+    result_bytes_on_disk AS bytes_on_disk, result_wall_seconds AS wall_seconds,
+    result_uniform AS uniform, result_architecture AS architecture,
+    spec_prune_attention_heads AS prune_attention_heads, spec_prune_mlp AS prune_mlp,
+    spec_prune_hidden AS prune_hidden, spec_keep_first_layers AS keep_first_layers,
+    spec_keep_last_layers AS keep_last_layers, spec_round_to AS round_to,
+    spec_calibration_samples AS calibration_samples, spec_seed AS seed,
+    result_energy_net_joules_median AS energy_net_joules,
+    result_energy_net_joules_low AS energy_net_joules_low,
+    result_energy_net_joules_high AS energy_net_joules_high,
+    result_energy_estimated AS energy_estimated,
+    result_content_hash AS content_hash, create_time AS recorded_at, job_name,
+    recovered, result_recovery_steps AS recovery_steps,
+    result_recovery_energy_net_joules_median AS recovery_net_joules,
+    result_recovery_final_loss AS recovery_final_loss,
+    NULLIF(result_recovery_parent_content_hash, '') AS recovery_parent_content_hash
+FROM prune_facts
 WHERE ($experiment = '' OR experiment = $experiment)
-    AND ($model = '' OR model = $model)
-ORDER BY experiment, model, target_ratio, seq
+    AND ($model = '' OR spec_model = $model)
+ORDER BY experiment, spec_model, spec_ratio, seq
 """
+
+# Inputs of the computed views --------------------------------------------------------------
+
+_SCORED_RUNS = f"""{_BASE}
+SELECT * FROM scored ORDER BY seq
+"""
+
+_METRIC_ROWS = f"""{_BASE}
+SELECT r.run_id, r.seq, {_CONFIGURATION.format(p="r.")}, r.task, m.metric_task, m.metric,
+    m.value, m.stderr, m.metric_kind,
+    COALESCE(m.metric = r.headline_metric AND m.metric_task = r.task, false) AS is_headline,
+    r.net_joules, r.net_joules_low, r.net_joules_high, r.joules_per_token, r.estimated
+FROM scored r
+JOIN metric_facts m ON m.run_id = r.run_id
+ORDER BY r.seq, m.position
+"""
+
+_ITEM_SCORES = f"""{_BASE}
+SELECT i.run_id, i.task, i.metric, i.doc_id, i.value
+FROM item_scores i
+JOIN evaluations r ON r.run_id = i.run_id
+"""
+
+_PROFILE_WINDOWS = f"""{_BASE}
+SELECT p.request_id AS run_id, {_CONFIGURATION.format(p="cfg.")},
+    p.* EXCLUDE (request_id, experiment, model, checkpoint_id),
+    r.result_estimated AS estimated, r.result_energy_method AS energy_method
+FROM profile_points p
+JOIN profile_runs r ON r.request_id = p.request_id
+JOIN configurations cfg
+    ON cfg.experiment = p.experiment AND cfg.model = p.model
+    AND cfg.checkpoint_id IS NOT DISTINCT FROM NULLIF(NULLIF(p.checkpoint_id, ''), p.model)
+ORDER BY p.experiment, p.model, p.request_id, p.round, p.position
+"""
+
+_PRUNE_COSTS = f"""{_BASE}
+SELECT result_checkpoint_id AS checkpoint_id,
+    result_energy_net_joules_median AS pruning_joules,
+    result_recovery_energy_net_joules_median AS recovery_joules, recovered
+FROM prune_facts
+WHERE result_checkpoint_id <> ''
+    AND ($experiment = '' OR experiment = $experiment)
+    AND ($model = '' OR spec_model = $model)
+ORDER BY seq
+"""
+
+
+@dataclass(frozen=True)
+class ComputedView:
+    """A view computed in Python from the rows of SQL queries.
+
+    Attributes:
+        inputs: The SQL of each input frame, by name; filters as the SQL views.
+        compute: Turns the input frames into the view's rows.
+    """
+
+    inputs: Mapping[str, str]
+    compute: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
+
+
+_MEASURED = {"runs": _SCORED_RUNS, "items": _ITEM_SCORES}
+_PROFILED = {"windows": _PROFILE_WINDOWS, "costs": _PRUNE_COSTS}
 
 COMPUTED_VIEWS: Mapping[str, ComputedView] = {
-    "pareto_front": ComputedView({"points": _PARETO_FRONT}, _pareto_front),
-    "profile": ComputedView({"points": _PROFILE_POINTS}, _profile),
-    "findings": ComputedView(
-        {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES}, _findings
+    "pareto_front": ComputedView(_MEASURED, fronts.pareto_front_table),
+    "task_breakdown": ComputedView(
+        {"metrics": _METRIC_ROWS, "items": _ITEM_SCORES}, comparisons.task_breakdown_table
     ),
-    "payback": ComputedView({"points": _PROFILE_POINTS, "costs": _PRUNE_COSTS}, _payback),
+    "profile": ComputedView({"windows": _PROFILE_WINDOWS}, profiles.profile_table),
+    "findings": ComputedView(
+        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.findings_table
+    ),
+    "payback": ComputedView(_PROFILED, profiles.payback_table),
     "method_comparison": ComputedView(
-        {"points": _PROFILE_POINTS, "metrics": _EVAL_METRICS, "items": _ITEM_SCORES},
-        _method_comparison,
+        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.method_comparison_table
+    ),
+    "tradeoff": ComputedView({**_MEASURED, **_PROFILED}, fronts.tradeoff_table),
+    "comparisons": ComputedView(
+        {"runs": _SCORED_RUNS, "windows": _PROFILE_WINDOWS}, comparisons.comparisons_table
     ),
 }
 """The views computed in Python from SQL inputs, by name."""
@@ -477,11 +476,11 @@ VIEW_SQL: Mapping[str, str] = {
     "runs": _RUNS,
     "accuracy_vs_sparsity": _ACCURACY_VS_SPARSITY,
     "energy_vs_sparsity": _ENERGY_VS_SPARSITY,
-    "task_breakdown": _TASK_BREAKDOWN,
     "experiments": _EXPERIMENTS,
     "energy_components": _ENERGY_COMPONENTS,
     "layers": _LAYERS,
     "prune_runs": _PRUNE_RUNS,
+    "configurations": _CONFIGURATIONS,
 }
 """The SQL of every SQL view, by name. Each row of each view is described in VIEW_DOCS."""
 
@@ -489,19 +488,28 @@ VIEW_NAMES: tuple[str, ...] = (*VIEW_SQL, *COMPUTED_VIEWS)
 """Every view, SQL or computed."""
 
 VIEW_DOCS: Mapping[str, str] = {
-    "runs": "One row per eval run: model, ratio, task, primary accuracy metric and value "
-    "(NULL for perplexity-only tasks), primary perplexity, and the headline energy and speed.",
+    "runs": "One row per eval run: its configuration (model, ratio, method family, whether it "
+    "is the baseline), task, the task's headline metric and value (metric, accuracy: NULL for a "
+    "task whose headline is not an accuracy), primary perplexity, and the headline energy and "
+    "speed.",
     "accuracy_vs_sparsity": "One row per eval run and accuracy metric (acc, acc_norm): "
-    "accuracy and its stderr against ratio. Perplexity metrics are not included.",
+    "accuracy and its stderr against ratio; is_headline marks the task's headline metric. "
+    "Perplexity metrics are not included.",
     "energy_vs_sparsity": "One row per eval run that has an energy report: net and gross "
-    "joules, J/token, J/sample, tokens/s and wall time with their intervals, against ratio.",
-    "pareto_front": "Per experiment and set of tasks, the checkpoints no other checkpoint beats "
-    "on both mean primary accuracy over tasks and headline net energy summed over those tasks. "
-    "Runs of the same checkpoint and task are averaged first; net_joules_low/high are sums "
-    "of the per-task bounds.",
-    "task_breakdown": "One row per checkpoint, task and metric (accuracy and perplexity): the "
-    "value and net energy against the ratio-0 runs of the same model and experiment "
-    "(averaged when there are several), as differences and relative differences.",
+    "joules, J/token (its interval the net-energy interval per token), J/sample, tokens/s, wall "
+    "time and latency per sample with their intervals, against ratio.",
+    "pareto_front": "Per experiment and set of tasks, the configurations no other beats on both "
+    "mean headline accuracy over tasks and headline net energy summed over those tasks. Runs of "
+    "a configuration and task are averaged first; net_joules_low/high are sums of the per-task "
+    "bounds. Each point names its cheaper neighbour on the front and whether the step from it "
+    "is measurable (accuracy from the standard errors, energy from the intervals' opposite "
+    "ends).",
+    "task_breakdown": "One row per configuration, task and metric (accuracy, perplexity and "
+    "other): the value and net energy against the baseline of the same model and experiment, "
+    "as differences and relative differences, and each change with its 95% interval (the "
+    "headline accuracy paired by document where per-document scores exist, else from the "
+    "standard errors; energy from the intervals' opposite ends). The report's table is its "
+    "headline rows.",
     "experiments": "One row per experiment: models, checkpoints, prune and eval runs, tasks, "
     "first and last record time.",
     "energy_components": "One row per energy component (cpu, gpu, ram) of every eval and prune "
@@ -511,17 +519,22 @@ VIEW_DOCS: Mapping[str, str] = {
     "prune_runs": "One row per prune run: method, target and achieved ratio, parameters, "
     "MACs and size before and after, the energy of the pruning itself, and of the LoRA "
     "recovery when the run had one (recovered, recovery_steps, recovery_net_joules).",
+    "configurations": "One row per configuration (a checkpoint of a model in an experiment, or "
+    "the base model measured directly) and task it was evaluated on (task NULL when it was only "
+    "pruned or profiled): target ratio, the shares of prunable and of all parameters removed, "
+    "method family, lineage, whether it is its model's baseline, and the task's headline "
+    "metric.",
     "profile": "One row per experiment, model, checkpoint, phase (prefill, decode) and batch "
     "size of the energy profiles: J/token (net joules over tokens), tokens/s and latency per "
     "batch, each a median over rounds with its interval; the target ratio (share of prunable "
     "parameters) and the share of all parameters removed; above_idle says whether the net "
     "energy's interval lies above 0.",
-    "findings": "Every difference against the baseline (ratio 0 of the same model and "
-    "experiment) with its paired interval: kind 'energy' per profile phase and batch size "
-    "(J/token, paired by round, relative change), kind 'accuracy' per task (the headline "
-    "metric, paired by document, difference in points). measurable is true when the interval "
-    "excludes 0; text is the ready description ('no measurable change (...)', 'no paired "
-    "data' for runs without per-document scores).",
+    "findings": "Every difference against the baseline of the same model and experiment with "
+    "its paired interval: kind 'energy' per profile phase and batch size (J/token, paired by "
+    "round, relative change), kind 'accuracy' per task (the headline metric, paired by "
+    "document, difference in points). measurable is true when the interval excludes 0; text is "
+    "the ready description ('no measurable change (...)', 'no paired data' for runs without "
+    "per-document scores).",
     "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
     "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
@@ -531,21 +544,20 @@ VIEW_DOCS: Mapping[str, str] = {
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "
     "with its 95% interval and 'no measurable change' when it contains 0.",
+    "tradeoff": "One row per configuration and task, and per configuration over all its tasks "
+    "(task NULL): headline accuracy with its standard error against energy, the profile's "
+    "J/token at its largest batch where the configurations of the front were profiled, else "
+    "net energy (energy_measure says which); on_front marks the Pareto front of each "
+    "experiment and task (or task set), and each front point names its cheaper neighbour and "
+    "whether the step from it is measurable; payback is the payback view's text.",
+    "comparisons": "One row per ordered pair of configurations (a, b) of a model in an "
+    "experiment and per task both report, and one over all the tasks they share (task NULL): "
+    "b against a in headline accuracy (points, from the standard errors) and energy (per task: "
+    "net energy, intervals' opposite ends; over all tasks: the profile's J/token paired by "
+    "round where both were profiled together, else the summed net energy), each with its 95% "
+    "interval and text.",
 }
 """A sentence on each view, for the export and the app."""
-
-
-def view_parameters(view: str, experiment: str, model: str, task: str) -> dict[str, str]:
-    """Returns the named SQL parameters the view's SQL uses.
-
-    Args:
-        view: A key of ``VIEW_SQL``.
-        experiment: The experiment filter, empty for none.
-        model: The model filter, empty for none.
-        task: The task filter, empty for none.
-    """
-    sql = VIEW_SQL[view] if view in VIEW_SQL else " ".join(COMPUTED_VIEWS[view].inputs.values())
-    return sql_parameters(sql, experiment, model, task)
 
 
 def sql_parameters(sql: str, experiment: str, model: str, task: str) -> dict[str, str]:

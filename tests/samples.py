@@ -1,13 +1,20 @@
 """Synthetic ResultsService records, for tests, benchmarks and demos of the app.
 
 Nothing here is measured: the figures follow simple formulas so that a reader can predict every
-view. Use these to fill a store, never to report results.
+view. Use these to fill a store, never to report results. ``v2_store`` and ``v2_runs`` give a
+store written by the previous schema (``tests/data/results_store_v2``) and its runs.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import duckdb
+from google.protobuf import json_format
 
 from greenprune.api.common.v1 import energy_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
@@ -378,3 +385,35 @@ def demo_profile(
         experiment=experiment,
         round_noise=(1.0, 1.1, 0.95, 1.2, 1.05, 0.9),
     )
+
+
+V2_STORE = Path(__file__).resolve().parent / "data" / "results_store_v2"
+"""A store of schema version 2 as DuckDB's EXPORT DATABASE wrote it (see its README.md)."""
+
+_RUN_TYPES = {
+    "prune_runs": results_pb2.PruneRun,
+    "eval_runs": results_pb2.EvalRun,
+    "profile_runs": results_pb2.ProfileRun,
+}
+
+
+def v2_store(path: Path) -> Path:
+    """Writes the version-2 store of ``V2_STORE`` to the DuckDB file ``path`` and returns it."""
+    folder = path.parent / f"{path.stem}-export"
+    shutil.copytree(V2_STORE, folder)
+    connection = duckdb.connect(str(path))
+    try:
+        connection.execute(f"IMPORT DATABASE '{folder}'")
+    finally:
+        connection.close()
+    return path
+
+
+def v2_runs() -> dict[str, list]:
+    """The runs the version-2 store holds, as the messages recorded, by table."""
+    runs: dict[str, list] = {name: [] for name in _RUN_TYPES}
+    for line in (V2_STORE / "runs.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        message = json_format.ParseDict(entry["run"], _RUN_TYPES[entry["kind"]]())
+        runs[entry["kind"]].append(message)
+    return runs

@@ -1,4 +1,4 @@
-"""Compare: two configurations side by side, task by task."""
+"""Compare: two configurations of one model side by side, task by task."""
 
 from __future__ import annotations
 
@@ -8,48 +8,55 @@ import streamlit as st
 from results_app import charts, data, frames, ui
 
 
-def _summary(row: pd.Series) -> None:
-    st.markdown(f"**{row['label']}**")
-    st.caption(f"experiment `{row['experiment']}` · {row['tasks']} tasks")
+def _summary(label: str, value: float, energy: float, source: str, row: pd.Series) -> None:
+    st.markdown(f"**{label}**")
+    st.caption(f"experiment `{row['experiment']}` · {int(row['tasks'])} tasks")
     tiles = st.columns(2)
-    tiles[0].metric("Mean accuracy", f"{row['accuracy']:.3f}")
-    energy = row["net_joules"]
-    tiles[1].metric("Net energy (J)", "n/a" if pd.isna(energy) else f"{energy:.4g}")
-    st.caption(frames.ratio_caption(row))
+    tiles[0].metric("Mean accuracy", "n/a" if pd.isna(value) else f"{value:.3f}")
+    tiles[1].metric(source, "n/a" if pd.isna(energy) else f"{energy:.4g}")
 
 
 st.title("Compare two configurations")
 view_filter = ui.current_filter()
-points = frames.task_points(data.query_view("runs", view_filter))
-summaries = frames.averaged_points(points).sort_values(["model", "ratio"], ignore_index=True)
-labels = list(summaries["label"])
-if len(labels) < 2:
-    st.info("Comparing needs at least two configurations with accuracy results.")
+comparisons = data.query_view("comparisons", view_filter)
+pairs = frames.with_labels(comparisons, "_a").rename(columns={"label": "label_a"})
+pairs = frames.with_labels(pairs, "_b").rename(columns={"label": "label_b"})
+firsts = pairs.sort_values(["model", "ratio_a"], kind="stable")["label_a"].drop_duplicates()
+if pairs.empty:
+    st.info("Comparing needs at least two configurations of one model with accuracy results.")
 else:
     left, right = st.columns(2)
     with left:
-        first = ui.pick("First", labels, key="compare_first", default=labels[0])
-        _summary(summaries[summaries["label"] == first].iloc[0])
+        first = ui.pick("First", list(firsts), key="compare_first", default=firsts.iloc[0])
+    options = pairs[pairs["label_a"] == first].sort_values("ratio_b", kind="stable")
+    seconds = list(options["label_b"].drop_duplicates())
     with right:
-        second = ui.pick("Second", labels, key="compare_second", default=labels[-1])
-        _summary(summaries[summaries["label"] == second].iloc[0])
-    chosen = summaries[summaries["label"].isin([first, second])]
+        second = ui.pick("Second", seconds, key="compare_second", default=seconds[-1])
+    chosen = options[options["label_b"] == second]
+    overall = chosen[chosen["task"].isna()]
+    per_task = chosen[chosen["task"].notna()].sort_values("task")
+    if not overall.empty:
+        row = overall.iloc[0]
+        with left:
+            _summary(first, row["value_a"], row["energy_a"], row["energy_source"], row)
+        with right:
+            _summary(second, row["value_b"], row["energy_b"], row["energy_source"], row)
     ui.estimate_warning(chosen["estimated"])
-    comparison = frames.compare_configs(points, first, second)
-    if comparison.empty:
+    if per_task.empty:
         st.info("The two configurations share no task.")
     else:
-        ui.chart(charts.compare_chart(comparison, first, second))
+        ui.chart(charts.compare_chart(per_task, first, second))
         percent = st.column_config.NumberColumn(format="percent")
         st.dataframe(
-            comparison[
+            per_task[
                 [
                     "task",
-                    "accuracy_a",
-                    "accuracy_b",
+                    "metric",
+                    "value_a",
+                    "value_b",
                     "accuracy_change_text",
-                    "net_joules_a",
-                    "net_joules_b",
+                    "energy_a",
+                    "energy_b",
                     "energy_change_text",
                     "accuracy_change",
                     "energy_change",
@@ -57,6 +64,10 @@ else:
             ],
             hide_index=True,
             column_config={
+                "value_a": "first",
+                "value_b": "second",
+                "energy_a": "net energy, first (J)",
+                "energy_b": "net energy, second (J)",
                 "accuracy_change": percent,
                 "energy_change": percent,
                 "accuracy_change_text": "Δ accuracy [95% interval]",
@@ -68,7 +79,7 @@ else:
             "(accuracy from the standard errors, energy from the two intervals' opposite "
             'ends); "no measurable change" when the interval contains 0.'
         )
-ui.downloads("runs")
+ui.downloads("comparisons")
 
 methods = data.query_view("method_comparison", view_filter)
 if not methods.empty:

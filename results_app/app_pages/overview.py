@@ -1,16 +1,16 @@
-"""Overview: the store at a glance and, per model, what pruning buys."""
+"""Overview: the store at a glance and, per model, what compressing it buys."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from greenprune.core import findings
 from results_app import data, frames, ui
 
 st.title("Overview")
 view_filter = ui.current_filter()
 experiments = data.query_view("experiments", view_filter)
-runs = data.query_view("runs", view_filter)
 
 models = sorted(
     {name for text in experiments["model_names"].dropna() for name in str(text).split(", ")}
@@ -31,39 +31,60 @@ tiles[3].metric(
 )
 
 st.subheader("What pruning buys")
-points = frames.task_points(runs)
-headlines = frames.with_profile(frames.headlines(points), data.query_view("findings", view_filter))
-if headlines.empty:
-    st.info("No pruned model has an unpruned baseline on the same tasks yet.")
+comparisons = data.query_view("comparisons", view_filter)
+# Each compressed configuration against its baseline, over the tasks both report (an
+# uncompressed copy, such as the base model evaluated directly, is no compression).
+against_baseline = comparisons[
+    comparisons["is_baseline_a"].fillna(False).astype(bool)
+    & comparisons["task"].isna()
+    & (comparisons["method_b"] != findings.BASELINE_FAMILY)
+]
+if against_baseline.empty:
+    st.info("No compressed model has a baseline measured on the same tasks yet.")
 else:
-    for _, row in frames.nearest_ratio(headlines).iterrows():
+    for _, row in frames.nearest_ratio(against_baseline).iterrows():
         experiment = f" ({row['experiment']})" if row["experiment"] else ""
         st.markdown(f"**{row['model']}**{experiment}: {frames.headline_text(row)}")
     st.caption(
         "Ratios: the target share of prunable parameters = the share of all parameters "
         "removed. Accuracy: mean over the tasks both runs report, in points against the "
-        "unpruned model, with a 95% interval. Energy: the profile's J/token at its largest "
-        "batch, paired by round, where a profile exists; else the per-task net energy summed "
-        "over those tasks (the interval divides the ends of the pruned interval by the "
-        'opposite ends of the baseline\'s). "No measurable change" when the interval '
+        "baseline (the uncompressed model), with a 95% interval. Energy: the profile's J/token "
+        "at its largest batch, paired by round, where both were profiled; else the per-task "
+        "net energy summed over those tasks (the interval divides the ends of one interval by "
+        'the opposite ends of the baseline\'s). "No measurable change" when the interval '
         "contains 0."
     )
-    ui.estimate_warning(headlines["estimated"])
-    with st.expander("Every pruning ratio"):
+    ui.estimate_warning(against_baseline["estimated"])
+    with st.expander("Every compressed configuration"):
+        shown = frames.with_labels(against_baseline, "_b")
         st.dataframe(
-            headlines.drop(columns=["checkpoint_id", "label"]),
+            shown[
+                [
+                    "label",
+                    "experiment",
+                    "ratio_b",
+                    "method_b",
+                    "parameters_removed_b",
+                    "tasks",
+                    "value_a",
+                    "value_b",
+                    "accuracy_change_text",
+                    "energy_source",
+                    "energy_change_text",
+                ]
+            ],
             hide_index=True,
             column_config={
-                column: st.column_config.NumberColumn(format="percent")
-                for column in (
-                    "ratio",
-                    "achieved_ratio",
-                    "accuracy_change",
-                    "energy_change",
-                    "energy_change_low",
-                    "energy_change_high",
-                    "removed_share",
-                )
+                "label": "configuration",
+                "ratio_b": st.column_config.NumberColumn("ratio", format="percent"),
+                "method_b": "method",
+                "parameters_removed_b": st.column_config.NumberColumn(
+                    "of all parameters", format="percent"
+                ),
+                "value_a": "baseline accuracy",
+                "value_b": "accuracy",
+                "accuracy_change_text": "Δ accuracy [95%]",
+                "energy_change_text": "Δ energy [95%]",
             },
         )
     profile = data.query_view("profile", view_filter)
@@ -87,7 +108,7 @@ else:
             + f" (batch {int(row['batch_size'])}, {row['phase']})"
         )
     st.caption(
-        "Payback: (pruning + recovery net joules) / J/token saved against the unpruned model "
+        "Payback: (pruning + recovery net joules) / J/token saved against the baseline "
         "(the profile's paired change at its largest batch); the interval follows the change's "
         "interval; never when the saving is not measurably above zero."
     )

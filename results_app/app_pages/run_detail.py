@@ -108,7 +108,9 @@ def _show_eval(run_id: str, runs: pd.DataFrame, prune_runs: pd.DataFrame) -> Non
     run = data.get_eval_run(run_id)
     row = runs[runs["run_id"] == run_id].iloc[0]
     result = run.get("result", {})
-    st.subheader(frames.config_label(row["model"], row["ratio"], row["checkpoint_id"]))
+    st.subheader(
+        frames.config_label(row["model"], row["ratio"], row["checkpoint_id"], row["method_family"])
+    )
     st.caption(f"Task `{row['task']}` · run `{run_id}` · experiment `{run['experiment']}`")
     metrics = pd.DataFrame(result.get("metrics", []))
     if not metrics.empty:
@@ -165,12 +167,13 @@ kind = st.radio(
 )
 if kind == EVAL:
     labels = {
-        row.run_id: f"{frames.config_label(row.model, row.ratio, row.checkpoint_id)} · {row.task}"
+        row.run_id: frames.config_label(row.model, row.ratio, row.checkpoint_id, row.method_family)
+        + f" · {row.task}"
         for row in runs.itertuples()
     }
 else:
     labels = {
-        row.run_id: frames.config_label(row.model, row.ratio, row.checkpoint_id)
+        row.run_id: frames.config_label(row.model, row.ratio, row.checkpoint_id, row.method_family)
         for row in prune_runs.itertuples()
     }
 if not labels:

@@ -11,7 +11,7 @@ view_filter = ui.current_filter()
 changes = frames.task_changes(data.query_view("task_breakdown", view_filter))
 
 if changes.empty:
-    st.info("No pruned model has an unpruned baseline to compare with yet.")
+    st.info("No compressed model has a baseline to compare with yet.")
 else:
     kinds = sorted(changes["metric_kind"].dropna().unique())
     kind = kinds[0]
@@ -41,7 +41,11 @@ else:
                 shown, "relative_delta_net_joules", "change in net energy", higher_is_better=False
             )
         )
-    st.caption("Relative to the unpruned model of the same experiment (ratio 0).")
+    st.caption(
+        "Relative to the baseline (the uncompressed model) of the same experiment; the "
+        "changes with their 95% intervals in the table (the headline accuracy paired by "
+        "document where per-document scores exist)."
+    )
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(
         shown[
@@ -57,6 +61,8 @@ else:
                 "baseline_net_joules",
                 "net_joules",
                 "relative_delta_net_joules",
+                "value_change_text",
+                "energy_change_text",
             ]
         ],
         hide_index=True,
@@ -66,6 +72,8 @@ else:
             "relative_delta_net_joules": st.column_config.NumberColumn(
                 "energy change", format="percent"
             ),
+            "value_change_text": "Δ value [95%]",
+            "energy_change_text": "Δ energy [95%]",
         },
     )
 ui.downloads("task_breakdown")

@@ -1,4 +1,4 @@
-"""Trade-off: accuracy against net energy, the Pareto front and the unpruned baseline."""
+"""Trade-off: accuracy against energy, the Pareto front and the baseline."""
 
 from __future__ import annotations
 
@@ -10,26 +10,21 @@ AVERAGE = "Average over tasks"
 
 st.title("Accuracy against net energy")
 view_filter = ui.current_filter()
-points = frames.task_points(data.query_view("runs", view_filter))
+points = data.query_view("tradeoff", view_filter)
 tasks = sorted(points["task"].dropna().unique())
 left, right = st.columns([3, 1])
 task = left.selectbox("Tasks", [AVERAGE, *tasks], key="tradeoff_task")
 log_scale = right.toggle("Log energy axis", key="tradeoff_log")
 
-if task == AVERAGE:
-    shown = frames.averaged_points(points)
-    groups: tuple[str, ...] = ("experiment", "task_set")
+shown = points[points["task"].isna()] if task == AVERAGE else points[points["task"] == task]
+shown = frames.with_labels(shown)
+if (shown["energy_measure"] == "joules_per_token").any():
+    energy_title = "net energy per token, profile at the largest batch (J/token)"
+elif task == AVERAGE:
     energy_title = "net energy, summed over tasks (J)"
 else:
-    shown = points[points["task"] == task]
-    groups = ("experiment", "task")
     energy_title = f"net energy on {task} (J)"
-shown, profiled = frames.with_profile_energy(shown, data.query_view("profile", view_filter))
-if profiled:
-    energy_title = "net energy per token, profile at the largest batch (J/token)"
-shown = shown.assign(on_front=frames.pareto_mask(shown, groups=groups))
-shown = frames.with_payback(shown, data.query_view("payback", view_filter))
-plottable = shown[shown["accuracy"].notna() & shown["net_joules"].notna()]
+plottable = shown[shown["accuracy"].notna() & shown["energy"].notna()]
 
 ui.estimate_warning(plottable["estimated"])
 if plottable.empty:
@@ -37,18 +32,44 @@ if plottable.empty:
 else:
     ui.chart(charts.tradeoff_chart(plottable, log_scale=log_scale, energy_title=energy_title))
     st.caption(
-        "Colour: pruning ratio. Ringed and labelled: the unpruned baseline. Dashed line: the "
-        "Pareto front (no other point is both more accurate and cheaper). Vertical bars: "
-        "± one standard error of accuracy; horizontal bars: the net-energy interval "
-        "(the profile's J/token over rounds where a profile exists). Payback: inference "
-        "tokens until the J/token saved repays the pruning and recovery energy (never when "
-        "the saving is not measurably above zero)."
+        "Colour: pruning ratio; shape: compression method. Ringed in black and labelled: the "
+        "baseline. Grey line: the Pareto front (no other point is both more accurate and "
+        "cheaper), dashed where a point's difference from its cheaper neighbour on the front "
+        "is not measurable, and that point ringed in red. Vertical bars: ± one standard error "
+        "of accuracy; horizontal bars: the energy interval (the profile's J/token over rounds "
+        "where a profile exists). Payback: inference tokens until the J/token saved repays the "
+        "pruning and recovery energy (never when the saving is not measurably above zero)."
     )
     st.subheader("Pareto front")
-    front = plottable[plottable["on_front"]].sort_values("net_joules")
+    front = plottable[plottable["on_front"]].sort_values("energy")
     st.dataframe(
-        front[["label", "experiment", "ratio", "accuracy", "net_joules", "payback", "estimated"]],
+        front[
+            [
+                "label",
+                "experiment",
+                "ratio",
+                "accuracy",
+                "energy",
+                "accuracy_change_from_neighbour_text",
+                "energy_change_from_neighbour_text",
+                "payback",
+                "estimated",
+            ]
+        ],
         hide_index=True,
-        column_config={"ratio": st.column_config.NumberColumn(format="percent")},
+        column_config={
+            "ratio": st.column_config.NumberColumn(format="percent"),
+            "energy": st.column_config.NumberColumn(energy_title, format="%.4g"),
+            "accuracy_change_from_neighbour_text": "Δ accuracy from the cheaper neighbour",
+            "energy_change_from_neighbour_text": "Δ energy from the cheaper neighbour",
+        },
     )
+    unmeasurable = front[front["step_measurable"].eq(False).fillna(False)]
+    if not unmeasurable.empty:
+        st.warning(
+            f"{len(unmeasurable)} step(s) along the front are not measurable: the difference "
+            "from the cheaper neighbour has an interval that contains 0, so those points may "
+            "not really trade accuracy for energy.",
+        )
+ui.downloads("tradeoff")
 ui.downloads("pareto_front")

@@ -154,10 +154,8 @@ def _query_view_csv(address: str, experiment: str) -> str:
             )
         return [c.name for c in table.columns], [[value(v) for v in r.values] for r in table.rows]
 
-    columns, rows = query(results_pb2.VIEW_RUNS)
-    rows_with_deltas = report.with_deltas(report.rows_from_view(columns, rows))
-    found_columns, found = query(results_pb2.VIEW_FINDINGS)
-    return report.to_csv(report.with_findings(rows_with_deltas, found_columns, found))
+    columns, rows = query(results_pb2.VIEW_TASK_BREAKDOWN)
+    return report.to_csv(report.rows_from_view(columns, rows))
 
 
 def test_results_are_the_rows_of_report_csv(
