@@ -569,7 +569,7 @@ async def check_plan(
     return None
 
 
-# -- job listings (status, cancel) ---------------------------------------------------------------
+# -- job listings (status) ----------------------------------------------------------------------
 
 
 async def job_counts(
@@ -597,20 +597,3 @@ async def _jobs(address: str, api: JobApi, token: str | None, experiment: str = 
             page = response.next_page_token
             if not page:
                 return
-
-
-async def cancel_jobs(addresses: Addresses, token: str | None, experiment: str) -> list[str]:
-    """Cancels the queued and running jobs of ``experiment``; returns their names."""
-    cancelled = []
-    for api, address in ((EVAL_JOBS, addresses.eval), (PRUNE_JOBS, addresses.pruning)):
-        names = [
-            job.name
-            async for job in _jobs(address, api, token, experiment)
-            if job.status.state in ACTIVE
-        ]
-        async with channel(address, token) as chan:
-            cancel = api.cancel(api.stub(chan))
-            for name in names:
-                await cancel(api.cancel_request(name=name), timeout=RPC_TIMEOUT_S)
-                cancelled.append(name)
-    return cancelled

@@ -15,7 +15,6 @@ from greenprune.core.stats import interval
 
 COMPONENTS = ("cpu", "gpu", "ram")
 METHODS = ("nvml", "rapl", "tdp-estimate", "cpu-load-estimate", "constant-estimate")
-ESTIMATED_METHODS = frozenset({"tdp-estimate", "cpu-load-estimate", "constant-estimate"})
 
 
 @dataclass(frozen=True)
