@@ -264,26 +264,17 @@ def layers_chart(layers: pd.DataFrame) -> alt.HConcatChart:
         alt.Tooltip("intermediate_size:Q", title="MLP width"),
         alt.Tooltip("status:N"),
     ]
-    heads = (
+    panels = [
         alt.Chart(data)
         .mark_bar()
-        .encode(
-            x=x, y=alt.Y("attention_heads:Q", title="query heads"), color=color, tooltip=tooltip
+        .encode(x=x, y=alt.Y(f"{field}:Q", title=axis), color=color, tooltip=tooltip)
+        .properties(title=title, width=260, height=220)
+        for field, axis, title in (
+            ("attention_heads", "query heads", "kept attention heads"),
+            ("intermediate_size", "MLP width", "MLP width"),
         )
-        .properties(title="kept attention heads", width=260, height=220)
-    )
-    widths = (
-        alt.Chart(data)
-        .mark_bar()
-        .encode(
-            x=x,
-            y=alt.Y("intermediate_size:Q", title="MLP width"),
-            color=color,
-            tooltip=tooltip,
-        )
-        .properties(title="MLP width", width=260, height=220)
-    )
-    return alt.hconcat(heads, widths)
+    ]
+    return alt.hconcat(*panels)
 
 
 def components_chart(components: pd.DataFrame) -> alt.LayerChart:

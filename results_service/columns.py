@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -346,6 +346,21 @@ def from_record(values: Mapping[str, Any], message_type: type[Message]) -> Messa
     return from_json_dict(data, message_type)
 
 
+def read_runs(connection: Any, table: RunTable, tail: str, parameters: Sequence[Any]) -> list:
+    """The runs whose records ``SELECT <record columns> FROM <table> <tail>`` reads.
+
+    Args:
+        connection: A DuckDB connection or cursor.
+        table: The run table.
+        tail: The rest of the statement (``WHERE ...``, ``ORDER BY ...``).
+        parameters: Its parameters.
+    """
+    names = [item.name for item in table.record_fields]
+    quoted = ", ".join(f'"{name}"' for name in names)
+    rows = connection.execute(f"SELECT {quoted} FROM {table.name} {tail}", parameters).fetchall()
+    return [from_record(dict(zip(names, row, strict=True)), table.message) for row in rows]
+
+
 def child_rows(run: Message, table: RunTable, child: ChildTable) -> list[dict[str, Any]]:
     """The rows of a child table for one run."""
     elements = _walk(run, child.path)
@@ -391,15 +406,11 @@ def check_children(run: Message, table: RunTable, where: str) -> None:
             seen.add(key)
 
 
-def _energy_components(kind: str) -> ChildTable:
-    return ChildTable(
-        "energy_components",
-        ("result", "energy", "components"),
-        owner="run_id",
-        constants={"run_kind": kind},
-        unique=("component",),
-        what="component",
-    )
+_LAYERS = ChildTable("layer_shapes", ("result", "layers"), "prune_run_id", position=False)
+_METRICS = ChildTable("metrics", ("result", "metrics"), "run_id")
+_ITEMS = ChildTable("item_scores", ("result", "items"), "run_id", position=False)
+_POINTS = ChildTable("profile_points", ("result", "points"), "request_id", position=False)
+_COMPONENTS = ChildTable("energy_components", ("result", "energy", "components"), "run_id")
 
 
 def run_tables(
@@ -408,60 +419,29 @@ def run_tables(
     profile_run: type[Message] = results_pb2.ProfileRun,
 ) -> dict[str, RunTable]:
     """The run tables of the store for these run messages (the contract's by default)."""
+    checkpoint = {"checkpoint_id": ("result", "checkpoint_id")}
+    task = {"task": ("result", "task")}
+    components = {"unique": ("component",), "what": "component"}
+    prune = (
+        replace(_LAYERS, copied=checkpoint, unique=("index",), what="layer"),
+        replace(_COMPONENTS, constants={"run_kind": "prune"}, **components),
+    )
+    evaluation = (
+        replace(_METRICS, unique=("task", "metric"), what="metric", fill=task),
+        replace(_COMPONENTS, constants={"run_kind": "eval"}, **components),
+        replace(_ITEMS, copied=task),
+    )
+    window = ("checkpoint_id", "phase", "batch_size", "round")
+    points = replace(
+        _POINTS,
+        copied={"experiment": ("experiment",), "model": ("model",)},
+        unique=window,
+        what="window",
+    )
     return {
-        "prune_runs": RunTable(
-            "prune_runs",
-            prune_run,
-            (
-                ChildTable(
-                    "layer_shapes",
-                    ("result", "layers"),
-                    owner="prune_run_id",
-                    copied={"checkpoint_id": ("result", "checkpoint_id")},
-                    position=False,
-                    unique=("index",),
-                    what="layer",
-                ),
-                _energy_components("prune"),
-            ),
-        ),
-        "eval_runs": RunTable(
-            "eval_runs",
-            eval_run,
-            (
-                ChildTable(
-                    "metrics",
-                    ("result", "metrics"),
-                    owner="run_id",
-                    unique=("task", "metric"),
-                    what="metric",
-                    fill={"task": ("result", "task")},
-                ),
-                _energy_components("eval"),
-                ChildTable(
-                    "item_scores",
-                    ("result", "items"),
-                    owner="run_id",
-                    copied={"task": ("result", "task")},
-                    position=False,
-                ),
-            ),
-        ),
-        "profile_runs": RunTable(
-            "profile_runs",
-            profile_run,
-            (
-                ChildTable(
-                    "profile_points",
-                    ("result", "points"),
-                    owner="request_id",
-                    copied={"experiment": ("experiment",), "model": ("model",)},
-                    position=False,
-                    unique=("checkpoint_id", "phase", "batch_size", "round"),
-                    what="window",
-                ),
-            ),
-        ),
+        "prune_runs": RunTable("prune_runs", prune_run, prune),
+        "eval_runs": RunTable("eval_runs", eval_run, evaluation),
+        "profile_runs": RunTable("profile_runs", profile_run, (points,)),
     }
 
 
@@ -483,6 +463,15 @@ def arrow_table(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Tabl
     return pa.Table.from_pydict(
         {name: [row.get(name) for row in rows] for name in schema.names}, schema=schema
     )
+
+
+def insert_rows(connection: Any, table: str, rows: pa.Table) -> None:
+    """Inserts an Arrow table's rows into ``table``, its columns matched by name."""
+    connection.register("_rows", rows)
+    try:
+        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _rows")
+    finally:
+        connection.unregister("_rows")
 
 
 def sql_type(arrow_type: pa.DataType) -> str:

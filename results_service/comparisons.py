@@ -113,18 +113,8 @@ TASK_BREAKDOWN_COLUMNS: tuple[str, ...] = (
     "estimated",
     "runs",
     "run_id",
-    "value_change",
-    "value_change_low",
-    "value_change_high",
-    "value_change_method",
-    "value_change_measurable",
-    "value_change_text",
-    "energy_change",
-    "energy_change_low",
-    "energy_change_high",
-    "energy_change_method",
-    "energy_change_measurable",
-    "energy_change_text",
+    *measures.change_columns("value_change"),
+    *measures.change_columns("energy_change"),
 )
 """The columns of the ``task_breakdown`` view."""
 
@@ -243,13 +233,7 @@ METHOD_COMPARISON_COLUMNS: tuple[str, ...] = (
     "value_a",
     "value_b",
     "relative",
-    "estimate",
-    "low",
-    "high",
-    "count",
-    "method",
-    "measurable",
-    "text",
+    *measures.CHANGE_FIELDS,
 )
 """The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size."""
 
@@ -340,11 +324,7 @@ def method_comparison_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -
                     measures.value_change(a, b, metric, kind, scores, unpaired=False, seed=seed)
                 )
                 rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(METHOD_COMPARISON_COLUMNS))
-    floats = ("estimate", "low", "high", "value_a", "value_b", "ratio")
-    return typed(
-        frame, floats=floats, ints=("count", "batch_size"), bools=("measurable", "relative")
-    )
+    return measures.change_frame(rows, METHOD_COMPARISON_COLUMNS, ("value_a", "value_b", "ratio"))
 
 
 # comparisons ---------------------------------------------------------------------------------
@@ -366,21 +346,11 @@ COMPARISONS_COLUMNS: tuple[str, ...] = (
     "metric",
     "value_a",
     "value_b",
-    "accuracy_change",
-    "accuracy_change_low",
-    "accuracy_change_high",
-    "accuracy_change_method",
-    "accuracy_change_measurable",
-    "accuracy_change_text",
+    *measures.change_columns("accuracy_change"),
     "energy_source",
     "energy_a",
     "energy_b",
-    "energy_change",
-    "energy_change_low",
-    "energy_change_high",
-    "energy_change_method",
-    "energy_change_measurable",
-    "energy_change_text",
+    *measures.change_columns("energy_change"),
     "estimated",
 )
 """The columns of the ``comparisons`` view: ``b`` against ``a``."""

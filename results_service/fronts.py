@@ -18,6 +18,16 @@ from results_service import measures
 from results_service.measures import CONFIG, key_of, typed
 from results_service.profiles import payback_table, profile_table
 
+STEP_COLUMNS: tuple[str, ...] = (
+    "neighbour_checkpoint_id",
+    "accuracy_change_from_neighbour",
+    "accuracy_change_from_neighbour_text",
+    "energy_change_from_neighbour",
+    "energy_change_from_neighbour_text",
+    "step_measurable",
+)
+"""The columns of a front point's step from its cheaper neighbour (None for the cheapest)."""
+
 PARETO_COLUMNS: tuple[str, ...] = (
     *CONFIG,
     "ratio",
@@ -33,12 +43,7 @@ PARETO_COLUMNS: tuple[str, ...] = (
     "estimated",
     "method_family",
     "is_baseline",
-    "neighbour_checkpoint_id",
-    "accuracy_change_from_neighbour",
-    "accuracy_change_from_neighbour_text",
-    "energy_change_from_neighbour",
-    "energy_change_from_neighbour_text",
-    "step_measurable",
+    *STEP_COLUMNS,
 )
 """The columns of the ``pareto_front`` view."""
 
@@ -64,12 +69,7 @@ TRADEOFF_COLUMNS: tuple[str, ...] = (
     "energy_source",
     "estimated",
     "on_front",
-    "neighbour_checkpoint_id",
-    "accuracy_change_from_neighbour",
-    "accuracy_change_from_neighbour_text",
-    "energy_change_from_neighbour",
-    "energy_change_from_neighbour_text",
-    "step_measurable",
+    *STEP_COLUMNS,
     "payback",
 )
 """The columns of the ``tradeoff`` view."""

@@ -39,6 +39,17 @@ CONFIGURATION = [
 ]
 """The columns of a configuration that every computed view may carry (``views.py``)."""
 
+CHANGE_FIELDS: tuple[str, ...] = (
+    "estimate",
+    "low",
+    "high",
+    "count",
+    "method",
+    "measurable",
+    "text",
+)
+"""The fields of a change (``findings.interval_fields``)."""
+
 ALL_TASKS = None
 """The ``task`` of a row that stands for every task of its configuration."""
 
@@ -349,6 +360,20 @@ def largest_windows(windows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(chosen, ignore_index=True)
 
 
+def change_frame(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str], floats: Sequence[str]
+) -> pd.DataFrame:
+    """Rows of changes (:data:`CHANGE_FIELDS`) as a typed frame.
+
+    The change's figures and ``floats`` are float64, ``count`` and ``batch_size`` Int64, and
+    the flags bool.
+    """
+    frame = pd.DataFrame(list(rows), columns=list(columns))
+    floats = ("estimate", "low", "high", *floats)
+    bools = ("measurable", "relative")
+    return typed(frame, floats=floats, ints=("count", "batch_size"), bools=bools)
+
+
 def typed(
     frame: pd.DataFrame,
     floats: Sequence[str] = (),
@@ -394,6 +419,11 @@ def profiled_changes(windows: pd.DataFrame) -> dict[tuple[Key, Key], dict[str, o
                     **prefixed("energy_change", fields),
                 }
     return changes
+
+
+def change_columns(name: str) -> tuple[str, ...]:
+    """The columns of a change as :func:`prefixed` names them, its count left out."""
+    return tuple(prefixed(name, {f: None for f in CHANGE_FIELDS if f != "count"}))
 
 
 def prefixed(name: str, fields: Mapping[str, object]) -> dict[str, object]:

@@ -43,6 +43,21 @@ class Migration:
     code: Callable[[duckdb.DuckDBPyConnection], None] | None = field(default=None)
 
 
+# The columns of an EnergyReport, on prune_runs (the pruning's own energy) and eval_runs alike.
+_V1_ENERGY = """has_energy BOOLEAN NOT NULL DEFAULT false,
+        headline_component VARCHAR,
+        net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
+        net_joules_count INTEGER, net_joules_interval VARCHAR,
+        gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
+        gross_joules_count INTEGER, gross_joules_interval VARCHAR,
+        wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
+        wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
+        tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
+        tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
+        tokens BIGINT, energy_samples BIGINT, joules_per_token DOUBLE, joules_per_sample DOUBLE,
+        peak_rss_bytes BIGINT, peak_cuda_bytes BIGINT, device_name VARCHAR, hardware VARCHAR,
+        gpu_shared BOOLEAN, estimated BOOLEAN, repeats INTEGER, repeat_net_joules DOUBLE[]"""
+
 _V1 = (
     """
     CREATE TABLE models (
@@ -55,7 +70,7 @@ _V1 = (
     )
     """,
     "CREATE SEQUENCE run_seq START 1",
-    """
+    f"""
     CREATE TABLE prune_runs (
         request_id VARCHAR PRIMARY KEY,
         seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
@@ -89,28 +104,7 @@ _V1 = (
         content_hash VARCHAR NOT NULL,
         architecture VARCHAR NOT NULL,
         versions_json VARCHAR NOT NULL,
-        has_energy BOOLEAN NOT NULL DEFAULT false,
-        headline_component VARCHAR,
-        net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
-        net_joules_count INTEGER, net_joules_interval VARCHAR,
-        gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
-        gross_joules_count INTEGER, gross_joules_interval VARCHAR,
-        wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
-        wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
-        tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
-        tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
-        tokens BIGINT,
-        energy_samples BIGINT,
-        joules_per_token DOUBLE,
-        joules_per_sample DOUBLE,
-        peak_rss_bytes BIGINT,
-        peak_cuda_bytes BIGINT,
-        device_name VARCHAR,
-        hardware VARCHAR,
-        gpu_shared BOOLEAN,
-        estimated BOOLEAN,
-        repeats INTEGER,
-        repeat_net_joules DOUBLE[]
+        {_V1_ENERGY}
     )
     """,
     """
@@ -125,7 +119,7 @@ _V1 = (
         PRIMARY KEY (prune_run_id, layer_index)
     )
     """,
-    """
+    f"""
     CREATE TABLE eval_runs (
         request_id VARCHAR PRIMARY KEY,
         seq BIGINT NOT NULL DEFAULT nextval('run_seq'),
@@ -140,28 +134,7 @@ _V1 = (
         sample_limit INTEGER,
         spec_json VARCHAR NOT NULL,
         versions_json VARCHAR NOT NULL,
-        has_energy BOOLEAN NOT NULL DEFAULT false,
-        headline_component VARCHAR,
-        net_joules DOUBLE, net_joules_low DOUBLE, net_joules_high DOUBLE,
-        net_joules_count INTEGER, net_joules_interval VARCHAR,
-        gross_joules DOUBLE, gross_joules_low DOUBLE, gross_joules_high DOUBLE,
-        gross_joules_count INTEGER, gross_joules_interval VARCHAR,
-        wall_seconds DOUBLE, wall_seconds_low DOUBLE, wall_seconds_high DOUBLE,
-        wall_seconds_count INTEGER, wall_seconds_interval VARCHAR,
-        tokens_per_second DOUBLE, tokens_per_second_low DOUBLE, tokens_per_second_high DOUBLE,
-        tokens_per_second_count INTEGER, tokens_per_second_interval VARCHAR,
-        tokens BIGINT,
-        energy_samples BIGINT,
-        joules_per_token DOUBLE,
-        joules_per_sample DOUBLE,
-        peak_rss_bytes BIGINT,
-        peak_cuda_bytes BIGINT,
-        device_name VARCHAR,
-        hardware VARCHAR,
-        gpu_shared BOOLEAN,
-        estimated BOOLEAN,
-        repeats INTEGER,
-        repeat_net_joules DOUBLE[]
+        {_V1_ENERGY}
     )
     """,
     """
@@ -300,18 +273,42 @@ def _fetch(connection: duckdb.DuckDBPyConnection, sql: str, parameters: Any = No
 
 
 def _grouped(
-    connection: duckdb.DuckDBPyConnection, sql: str, ids: list[str], owner: str
+    connection: duckdb.DuckDBPyConnection, table: str, owner: str, ids: list[str], order: str
 ) -> dict[str, list[dict]]:
+    """The rows of a version-2 child table whose ``owner`` is one of ``ids``, by owner."""
     grouped: dict[str, list[dict]] = {}
+    sql = f"SELECT * FROM {table} WHERE {owner} IN (SELECT unnest(?::VARCHAR[])) ORDER BY {order}"
     for row in _fetch(connection, sql, [ids]):
         grouped.setdefault(row[owner], []).append(row)
     return grouped
 
 
-def _chunks(connection: duckdb.DuckDBPyConnection, table: str) -> Iterator[list[dict]]:
+def _chunks(
+    connection: duckdb.DuckDBPyConnection,
+    table: str,
+    children: Mapping[str, tuple[str, str, str]],
+) -> Iterator[tuple[list[dict], dict[str, dict[str, list[dict]]]]]:
+    """A version-2 run table's rows a chunk at a time, each with its child rows.
+
+    Args:
+        connection: The connection.
+        table: The run table.
+        children: Each child's (table, owner column, order column), by a name of the caller's.
+
+    Yields:
+        The chunk's rows, and each child's rows by name and then by the run's request_id.
+    """
     rows = _fetch(connection, f"SELECT * FROM {table} ORDER BY seq")
     for start in range(0, len(rows), _V3_CHUNK):
-        yield rows[start : start + _V3_CHUNK]
+        chunk = rows[start : start + _V3_CHUNK]
+        ids = [row["request_id"] for row in chunk]
+        yield (
+            chunk,
+            {
+                name: _grouped(connection, child, owner, ids, order)
+                for name, (child, owner, order) in children.items()
+            },
+        )
 
 
 def _v3_interval(row: Mapping[str, Any], name: str) -> dict[str, Any] | None:
@@ -382,22 +379,12 @@ def _json(data: Mapping[str, Any] | None) -> str | None:
 
 def _v3_prune_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     records = []
-    for chunk in _chunks(connection, "prune_runs_v2"):
-        ids = [row["request_id"] for row in chunk]
-        layers = _grouped(
-            connection,
-            "SELECT * FROM layer_shapes_v2 WHERE prune_run_id IN (SELECT unnest(?::VARCHAR[]))"
-            " ORDER BY layer_index",
-            ids,
-            "prune_run_id",
-        )
-        parts = _grouped(
-            connection,
-            "SELECT * FROM energy_components_v2 WHERE run_kind = 'prune'"
-            " AND run_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY position",
-            ids,
-            "run_id",
-        )
+    children = {
+        "layers": ("layer_shapes_v2", "prune_run_id", "layer_index"),
+        "parts": ("prune_components", "run_id", "position"),
+    }
+    for chunk, child in _chunks(connection, "prune_runs_v2", children):
+        layers, parts = child["layers"], child["parts"]
         for row in chunk:
             spec, result = row.get("spec_json"), row.get("result_json")
             if not (spec and result):  # written before the messages were stored whole
@@ -476,22 +463,13 @@ def _v3_prune_messages(
 
 def _v3_eval_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     records = []
-    for chunk in _chunks(connection, "eval_runs_v2"):
-        ids = [row["request_id"] for row in chunk]
-        where = "run_id IN (SELECT unnest(?::VARCHAR[]))"
-        metrics = _grouped(
-            connection, f"SELECT * FROM metrics_v2 WHERE {where} ORDER BY position", ids, "run_id"
-        )
-        parts = _grouped(
-            connection,
-            f"SELECT * FROM energy_components_v2 WHERE run_kind = 'eval' AND {where}"
-            " ORDER BY position",
-            ids,
-            "run_id",
-        )
-        items = _grouped(
-            connection, f"SELECT * FROM item_scores_v2 WHERE {where} ORDER BY rowid", ids, "run_id"
-        )
+    children = {
+        "metrics": ("metrics_v2", "run_id", "position"),
+        "parts": ("eval_components", "run_id", "position"),
+        "items": ("item_scores_v2", "run_id", "rowid"),
+    }
+    for chunk, child in _chunks(connection, "eval_runs_v2", children):
+        metrics, parts, items = child["metrics"], child["parts"], child["items"]
         for row in chunk:
             run_id = row["request_id"]
             result = {
@@ -553,15 +531,9 @@ def _v3_profile_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, An
         "decode_tokens",
     )
     records = []
-    for chunk in _chunks(connection, "profile_runs_v2"):
-        ids = [row["request_id"] for row in chunk]
-        points = _grouped(
-            connection,
-            "SELECT * FROM profile_points_v2 WHERE request_id IN (SELECT unnest(?::VARCHAR[]))"
-            " ORDER BY rowid",
-            ids,
-            "request_id",
-        )
+    children = {"points": ("profile_points_v2", "request_id", "rowid")}
+    for chunk, child in _chunks(connection, "profile_runs_v2", children):
+        points = child["points"]
         for row in chunk:
             result: dict[str, Any] = {name: row.get(name) for name in result_fields}
             result["points"] = [
@@ -586,6 +558,11 @@ def _v3_profile_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, An
 def _v3(connection: duckdb.DuckDBPyConnection) -> None:
     for table in (*_V2_RUN_TABLES, *_V2_CHILD_TABLES):
         connection.execute(f"ALTER TABLE {table} RENAME TO {table}_v2")
+    for kind in ("prune", "eval"):
+        connection.execute(
+            f"CREATE TEMP VIEW {kind}_components AS"
+            f" SELECT * FROM energy_components_v2 WHERE run_kind = '{kind}'"
+        )
     records = {
         "prune_runs": _v3_prune_runs(connection),
         "eval_runs": _v3_eval_runs(connection),
@@ -595,11 +572,9 @@ def _v3(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute(statement)
     for table, rows in records.items():
         if rows:
-            connection.register("_v3_rows", pa.Table.from_pylist(rows))
-            try:
-                connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _v3_rows")
-            finally:
-                connection.unregister("_v3_rows")
+            columns.insert_rows(connection, table, pa.Table.from_pylist(rows))
+    for kind in ("prune", "eval"):
+        connection.execute(f"DROP VIEW {kind}_components")
     for table in (*_V2_CHILD_TABLES, *_V2_RUN_TABLES):
         connection.execute(f"DROP TABLE {table}_v2")
 
@@ -689,25 +664,11 @@ def _records(connection: duckdb.DuckDBPyConnection, table: RunTable) -> Iterator
 
     Each chunk is read whole before the caller writes, so reads and writes share one connection.
     """
-    names = [item.name for item in table.record_fields]
-    quoted = ", ".join(f'"{name}"' for name in names)
     offset = 0
-    while rows := connection.execute(
-        f"SELECT {quoted} FROM {table.name} ORDER BY seq LIMIT ? OFFSET ?",
-        [DERIVE_CHUNK, offset],
-    ).fetchall():
-        offset += len(rows)
-        yield [
-            columns.from_record(dict(zip(names, row, strict=True)), table.message) for row in rows
-        ]
-
-
-def _insert(connection: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
-    connection.register("_derived_rows", rows)
-    try:
-        connection.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _derived_rows")
-    finally:
-        connection.unregister("_derived_rows")
+    tail = "ORDER BY seq LIMIT ? OFFSET ?"
+    while runs := columns.read_runs(connection, table, tail, [DERIVE_CHUNK, offset]):
+        offset += len(runs)
+        yield runs
 
 
 def derive(connection: duckdb.DuckDBPyConnection, tables: Sequence[RunTable]) -> list[str]:
@@ -778,7 +739,7 @@ def _derive_child(
         for runs in _records(connection, table):
             rows = [row for run in runs for row in columns.child_rows(run, table, child)]
             if rows:
-                _insert(connection, name, columns.arrow_table(rows, schema))
+                columns.insert_rows(connection, name, columns.arrow_table(rows, schema))
     return [name]
 
 

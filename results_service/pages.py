@@ -152,7 +152,7 @@ def runs_page(
     """Returns the runs of a store page that fit ``budget``, and the next page's token.
 
     Args:
-        runs: A page of the store (``list_eval_runs``, ``list_prune_runs``).
+        runs: A page of the store (``ResultsStore.list_runs``).
         offset: The page's offset.
         next_offset: The store's offset of the next page, None when the page was the last.
         budget: The response's size in bytes.

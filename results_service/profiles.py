@@ -15,7 +15,9 @@ from greenprune.core import findings
 from greenprune.core.findings import finite
 from greenprune.core.payback import payback
 from results_service.measures import (
+    CHANGE_FIELDS,
     CONFIG,
+    change_frame,
     key_of,
     paired_rounds,
     summary,
@@ -65,13 +67,7 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "baseline_value",
     "value",
     "relative",
-    "estimate",
-    "low",
-    "high",
-    "count",
-    "method",
-    "measurable",
-    "text",
+    *CHANGE_FIELDS,
 )
 """The columns of the ``findings`` view."""
 
@@ -150,11 +146,8 @@ def energy_findings(windows: pd.DataFrame) -> list[dict[str, object]]:
 
 def findings_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows of the ``findings`` view as its typed frame."""
-    frame = pd.DataFrame(rows, columns=list(FINDINGS_COLUMNS))
-    floats = ("estimate", "low", "high", "baseline_value", "value", "ratio", "parameters_removed")
-    return typed(
-        frame, floats=floats, ints=("count", "batch_size"), bools=("measurable", "relative")
-    )
+    floats = ("baseline_value", "value", "ratio", "parameters_removed")
+    return change_frame(rows, FINDINGS_COLUMNS, floats)
 
 
 PAYBACK_COLUMNS: tuple[str, ...] = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -51,34 +51,34 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
         """The store served."""
         return self._store
 
-    async def _record(
-        self, run: M, record: Callable[[M], bool], get: Callable[[str], M]
-    ) -> tuple[M, bool]:
-        """Checks one run, records it (idempotently) and returns it as stored, and if it is new."""
+    async def _record(self, run: Message, kind: str) -> dict[str, Any]:
+        """Checks one run, records it (idempotently) and returns it as stored, and if it is new.
+
+        Args:
+            run: The run message.
+            kind: ``prune``, ``eval`` or ``profile``: the store's ``record_<kind>_run`` and
+                ``get_<kind>_run`` hold it.
+        """
         require_request_id(run.request_id, "run.request_id")
         check_values(run, "run")
+        record = getattr(self._store, f"record_{kind}_run")
+        get = getattr(self._store, f"get_{kind}_run")
 
-        def write() -> tuple[bool, M]:
+        def write() -> tuple[bool, Message]:
             return record(run), get(run.request_id)
 
         created, stored = await asyncio.to_thread(write)
-        return stored, created
+        return {"run": stored, "created": created}
 
     async def RecordPruneRun(  # noqa: D102
         self, request: results_pb2.RecordPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordPruneRunResponse:
-        run, created = await self._record(
-            request.run, self._store.record_prune_run, self._store.get_prune_run
-        )
-        return results_pb2.RecordPruneRunResponse(run=run, created=created)
+        return results_pb2.RecordPruneRunResponse(**await self._record(request.run, "prune"))
 
     async def RecordEvalRun(  # noqa: D102
         self, request: results_pb2.RecordEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordEvalRunResponse:
-        run, created = await self._record(
-            request.run, self._store.record_eval_run, self._store.get_eval_run
-        )
-        return results_pb2.RecordEvalRunResponse(run=run, created=created)
+        return results_pb2.RecordEvalRunResponse(**await self._record(request.run, "eval"))
 
     async def BatchRecordEvalRuns(  # noqa: D102
         self, request: results_pb2.BatchRecordEvalRunsRequest, context: grpc.aio.ServicerContext
@@ -93,58 +93,52 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     async def RecordProfileRun(  # noqa: D102
         self, request: results_pb2.RecordProfileRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.RecordProfileRunResponse:
-        run, created = await self._record(
-            request.run, self._store.record_profile_run, self._store.get_profile_run
-        )
-        return results_pb2.RecordProfileRunResponse(run=run, created=created)
+        return results_pb2.RecordProfileRunResponse(**await self._record(request.run, "profile"))
+
+    async def _get(self, request_id: str, get: Callable[[str], M]) -> M:
+        require_request_id(request_id)
+        return await asyncio.to_thread(get, request_id)
 
     async def GetPruneRun(  # noqa: D102
         self, request: results_pb2.GetPruneRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetPruneRunResponse:
-        require_request_id(request.request_id)
-        stored = await asyncio.to_thread(self._store.get_prune_run, request.request_id)
-        return results_pb2.GetPruneRunResponse(run=stored)
+        run = await self._get(request.request_id, self._store.get_prune_run)
+        return results_pb2.GetPruneRunResponse(run=run)
 
     async def GetEvalRun(  # noqa: D102
         self, request: results_pb2.GetEvalRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetEvalRunResponse:
-        require_request_id(request.request_id)
-        stored = await asyncio.to_thread(self._store.get_eval_run, request.request_id)
-        return results_pb2.GetEvalRunResponse(run=stored)
+        run = await self._get(request.request_id, self._store.get_eval_run)
+        return results_pb2.GetEvalRunResponse(run=run)
 
     async def GetProfileRun(  # noqa: D102
         self, request: results_pb2.GetProfileRunRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.GetProfileRunResponse:
-        require_request_id(request.request_id)
-        stored = await asyncio.to_thread(self._store.get_profile_run, request.request_id)
-        return results_pb2.GetProfileRunResponse(run=stored)
+        run = await self._get(request.request_id, self._store.get_profile_run)
+        return results_pb2.GetProfileRunResponse(run=run)
+
+    async def _list(self, table: str, request: Any) -> tuple[list[Any], str]:
+        """A page of runs of ``table`` that fits one response, and the next page's token."""
+        limit, offset = page_bounds(request.page_size, request.page_token)
+
+        def page() -> tuple[list[Any], str]:
+            runs, next_offset = self._store.list_runs(
+                table, request.experiment, limit, offset, self._budget
+            )
+            return pages.runs_page(runs, offset, next_offset, self._budget)
+
+        return await asyncio.to_thread(page)
 
     async def ListPruneRuns(  # noqa: D102
         self, request: results_pb2.ListPruneRunsRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.ListPruneRunsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
-
-        def page() -> tuple[list[results_pb2.PruneRun], str]:
-            runs, next_offset = self._store.list_prune_runs(
-                request.experiment, limit, offset, self._budget
-            )
-            return pages.runs_page(runs, offset, next_offset, self._budget)
-
-        runs, token = await asyncio.to_thread(page)
+        runs, token = await self._list("prune_runs", request)
         return results_pb2.ListPruneRunsResponse(runs=runs, next_page_token=token)
 
     async def ListEvalRuns(  # noqa: D102
         self, request: results_pb2.ListEvalRunsRequest, context: grpc.aio.ServicerContext
     ) -> results_pb2.ListEvalRunsResponse:
-        limit, offset = page_bounds(request.page_size, request.page_token)
-
-        def page() -> tuple[list[results_pb2.EvalRun], str]:
-            runs, next_offset = self._store.list_eval_runs(
-                request.experiment, limit, offset, self._budget
-            )
-            return pages.runs_page(runs, offset, next_offset, self._budget)
-
-        runs, token = await asyncio.to_thread(page)
+        runs, token = await self._list("eval_runs", request)
         return results_pb2.ListEvalRunsResponse(runs=runs, next_page_token=token)
 
     async def QueryView(  # noqa: D102

@@ -306,12 +306,12 @@ class ResultsStore:
                 row = {**columns.record(run), **columns.derived(run)}
                 row["create_time"] = now
                 rows.append(row)
-            self._insert(cursor, name, columns.arrow_table(rows, table.schema))
+            columns.insert_rows(cursor, name, columns.arrow_table(rows, table.schema))
             for child in table.children:
                 child_rows = [row for run in new for row in columns.child_rows(run, table, child)]
                 if child_rows:
                     schema = table.child_schema(child)
-                    self._insert(cursor, child.name, columns.arrow_table(child_rows, schema))
+                    columns.insert_rows(cursor, child.name, columns.arrow_table(child_rows, schema))
             self._record_models(cursor, name, new, now)
             return len(new)
 
@@ -356,14 +356,6 @@ class ResultsStore:
                 [models, now, now],
             )
 
-    @staticmethod
-    def _insert(cursor: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
-        cursor.register("_incoming", rows)
-        try:
-            cursor.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-        finally:
-            cursor.unregister("_incoming")
-
     # Reading runs ------------------------------------------------------------------------
 
     def get_prune_run(self, request_id: str) -> results_pb2.PruneRun:
@@ -396,16 +388,18 @@ class ResultsStore:
             raise NotFoundError(f"{what} {request_id!r} not found")
         return runs[0]
 
-    def list_prune_runs(
+    def list_runs(
         self,
+        table: str,
         experiment: str = "",
         limit: int = DEFAULT_PAGE_SIZE,
         offset: int = 0,
         max_bytes: int | None = None,
-    ) -> tuple[list[results_pb2.PruneRun], int | None]:
-        """Returns a page of prune runs, newest first.
+    ) -> tuple[list[Any], int | None]:
+        """Returns a page of the runs of one table, newest first.
 
         Args:
+            table: ``prune_runs``, ``eval_runs`` or ``profile_runs``.
             experiment: Only runs of this experiment, when not empty.
             limit: The most runs to return, 1 to ``MAX_PAGE_SIZE``.
             offset: The runs to skip.
@@ -414,27 +408,12 @@ class ResultsStore:
                 read); the first run is returned however large.
 
         Returns:
-            The runs and the offset of the next page, None on the last page.
+            The run messages and the offset of the next page, None on the last page.
         """
-        return self._list("prune_runs", experiment, limit, offset, max_bytes)
-
-    def list_eval_runs(
-        self,
-        experiment: str = "",
-        limit: int = DEFAULT_PAGE_SIZE,
-        offset: int = 0,
-        max_bytes: int | None = None,
-    ) -> tuple[list[results_pb2.EvalRun], int | None]:
-        """Returns a page of eval runs, newest first; arguments as ``list_prune_runs``."""
-        return self._list("eval_runs", experiment, limit, offset, max_bytes)
-
-    def _list(
-        self, name: str, experiment: str, limit: int, offset: int, max_bytes: int | None
-    ) -> tuple[list[Any], int | None]:
         limit, offset = _check_page(limit, offset)
-        count, more = self._page_size(name, experiment, limit, offset, max_bytes)
+        count, more = self._page_size(table, experiment, limit, offset, max_bytes)
         runs = self._runs(
-            name,
+            table,
             "WHERE ($1 = '' OR experiment = $1) ORDER BY seq DESC LIMIT $2 OFFSET $3",
             [experiment, count, offset],
         )
@@ -477,13 +456,11 @@ class ResultsStore:
             cursor.close()
 
     def _runs(self, name: str, where: str, parameters: list[Any]) -> list[Any]:
-        table = self._tables[name]
-        names = [item.name for item in table.record_fields]
-        quoted = ", ".join(f'"{column}"' for column in names)
-        rows = self._read_rows(f"SELECT {quoted} FROM {name} {where}", parameters)
-        return [
-            columns.from_record(dict(zip(names, row, strict=True)), table.message) for row in rows
-        ]
+        cursor = self._read_cursor()
+        try:
+            return columns.read_runs(cursor, self._tables[name], where, parameters)
+        finally:
+            cursor.close()
 
     # Views -------------------------------------------------------------------------------
 

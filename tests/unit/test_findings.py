@@ -62,6 +62,18 @@ def _record_evals(
     store.record_eval_runs(runs)
 
 
+def _profile(name: str, pruned_cost: float) -> results_pb2.ProfileRun:
+    """A profile of the baseline (1 mJ/token) and the pruned checkpoint, with common drift."""
+    return samples.profile_run(
+        f"profile-{name}",
+        model=MODEL,
+        costs={BASE: 1e-3, PRUNED: pruned_cost},
+        experiment=name,
+        rounds=len(ROUND_NOISE),
+        round_noise=ROUND_NOISE,
+    )
+
+
 def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
     frame = store.query_view("findings").to_pandas()
     return frame[frame["kind"] == kind].reset_index(drop=True)
@@ -69,15 +81,7 @@ def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
 
 def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
     with _store(tmp_path, "aa") as store:
-        profile = samples.profile_run(
-            "profile-aa",
-            model=MODEL,
-            costs={BASE: 1e-3, PRUNED: 1e-3},
-            experiment="aa",
-            rounds=len(ROUND_NOISE),
-            round_noise=ROUND_NOISE,
-        )
-        assert store.record_profile_run(profile)
+        assert store.record_profile_run(_profile("aa", 1e-3))
         items = samples.nested_items(0.8, 200)
         _record_evals(store, "aa", items, dict(items))
         energy = _findings(store, "energy")
@@ -92,15 +96,7 @@ def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
 
 def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) -> None:
     with _store(tmp_path, "saving") as store:
-        profile = samples.profile_run(
-            "profile-saving",
-            model=MODEL,
-            costs={BASE: 1e-3, PRUNED: 0.8e-3},
-            experiment="saving",
-            rounds=len(ROUND_NOISE),
-            round_noise=ROUND_NOISE,
-        )
-        store.record_profile_run(profile)
+        store.record_profile_run(_profile("saving", 0.8e-3))
         _record_evals(
             store, "saving", samples.nested_items(0.9, 200), samples.nested_items(0.7, 200)
         )
@@ -230,9 +226,8 @@ def test_a_store_written_before_profiles_migrates_and_says_no_paired_data(
 def test_added_message_fields_reach_an_existing_store(tmp_path: Path) -> None:
     path = tmp_path / "grown.duckdb"
     ResultsStore(path).close()
-    connection = duckdb.connect(str(path))
-    connection.execute("ALTER TABLE profile_points DROP COLUMN iterations")
-    connection.close()
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("ALTER TABLE profile_points DROP COLUMN iterations")
     with ResultsStore(path) as store:
         assert store.applied_migrations == []
         assert store.derived == ["profile_points"]  # rebuilt from the records

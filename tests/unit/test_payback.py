@@ -91,7 +91,7 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
         store.record_profile_run(profile)
         frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
         configurations = store.query_view("configurations").to_pandas()
-        stored, _ = store.list_prune_runs()
+        stored, _ = store.list_runs("prune_runs")
     assert sorted(frame.index) == ["pruned", "recovered", "same"]
     assert (frame["batch_size"] == 8).all() and (frame["phase"] == "prefill").all()
     pruned, recovered = frame.loc["pruned"], frame.loc["recovered"]

@@ -38,49 +38,26 @@ def _record_study(store: ResultsStore) -> None:
             "demo-prune-bad", model=MODEL, ratio=0.3, checkpoint_id="ckpt-bad", experiment="demo"
         )
     )
-    for task in ("greenprune_facts", "greenprune_arith"):
-        eval_runs.append(
-            samples.eval_run(
-                f"demo-eval-bad-{task}",
-                task=task,
-                metrics={"acc": 0.5},
-                net_joules=150.0,
-                checkpoint_id="ckpt-bad",
-                experiment="demo",
-            )
-        )
-    eval_runs.append(
+    # (request_id, task, accuracy, net joules, model, checkpoint)
+    cases = [
+        ("demo-eval-bad-greenprune_facts", "greenprune_facts", 0.5, 150.0, "", "ckpt-bad"),
+        ("demo-eval-bad-greenprune_arith", "greenprune_arith", 0.5, 150.0, "", "ckpt-bad"),
+        ("demo-eval-base", "greenprune_facts", 0.92, 101.0, MODEL, ""),
+        ("demo-eval-orphan", "greenprune_facts", 0.4, 10.0, MODEL, "ckpt-unknown"),
+        ("demo-eval-no-energy", "greenprune_arith", 0.6, None, MODEL, "ckpt-unknown"),
+    ]
+    eval_runs += [
         samples.eval_run(
-            "demo-eval-base",
-            task="greenprune_facts",
-            metrics={"acc": 0.92},
-            net_joules=101.0,
-            model=MODEL,
+            request_id,
+            task=task,
+            metrics={"acc": accuracy},
+            net_joules=joules,
+            model=model,
+            checkpoint_id=checkpoint,
             experiment="demo",
         )
-    )
-    eval_runs.append(
-        samples.eval_run(
-            "demo-eval-orphan",
-            task="greenprune_facts",
-            metrics={"acc": 0.4},
-            net_joules=10.0,
-            model=MODEL,
-            checkpoint_id="ckpt-unknown",
-            experiment="demo",
-        )
-    )
-    eval_runs.append(
-        samples.eval_run(
-            "demo-eval-no-energy",
-            task="greenprune_arith",
-            metrics={"acc": 0.6},
-            net_joules=None,
-            model=MODEL,
-            checkpoint_id="ckpt-unknown",
-            experiment="demo",
-        )
-    )
+        for request_id, task, accuracy, joules, model, checkpoint in cases
+    ]
     other_prune, other_eval = samples.demo_study(
         experiment="other", models=(OTHER_MODEL,), ratios=(0.0, 0.5), perplexity_task=None
     )
@@ -288,12 +265,12 @@ def test_lists_are_newest_first_and_paged(tmp_path: Path) -> None:
             store.record_prune_run(run)
         for run in eval_runs:
             store.record_eval_run(run)
-        first, next_offset = store.list_prune_runs("demo", limit=2)
+        first, next_offset = store.list_runs("prune_runs", "demo", limit=2)
         assert [r.request_id for r in first] == [r.request_id for r in prune_runs[::-1][:2]]
-        last, after = store.list_prune_runs("demo", limit=2, offset=next_offset)
+        last, after = store.list_runs("prune_runs", "demo", limit=2, offset=next_offset)
         assert [r.request_id for r in last] == [prune_runs[0].request_id]
         assert after is None
-        everything, _ = store.list_eval_runs()
+        everything, _ = store.list_runs("eval_runs")
         assert [r.request_id for r in everything] == [r.request_id for r in eval_runs[::-1]]
         assert everything[0].result.metrics[0].metric == "word_perplexity"
 
