@@ -46,6 +46,7 @@ VISIBLE_TABLES_DRAWN = """() => Array.from(document.querySelectorAll('[data-test
 PAGES = [
     ("tradeoff", "tradeoff", "Accuracy against net energy", 1),
     ("", "overview", "Overview", 0),
+    ("overview", "overview-by-path", "Overview", 0),
     ("sparsity", "sparsity", "Sparsity curves", 5),
     ("tasks", "tasks", "Change per task", 2),
     ("run", "run", "Run detail", 1),
@@ -203,6 +204,9 @@ def test_page_renders_without_errors(
         assert page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts() == NAV_TITLES
         assert page.get_by_text("Results service:").count() == 1
         assert page.locator('[data-testid="stException"]').count() == 0
+        # Every page is found at its own path, and no stray text heads it.
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.get_by_text("Session state", exact=False).count() == 0
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
         assert page.locator(CHART).count() == charts
         assert page.locator(RENDERED_CHART).count() >= charts
