@@ -120,17 +120,20 @@ TASK_BREAKDOWN_COLUMNS: tuple[str, ...] = (
 
 
 def _metric_points(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per configuration, task and metric of the task itself, its runs averaged."""
-    own = metrics[metrics["metric_task"] == metrics["task"]]
-    if own.empty:
+    """One row per configuration, task and metric, its runs averaged.
+
+    The task is the metric's own (a group task's runs report metrics of its subtasks).
+    """
+    if metrics.empty:
         return pd.DataFrame()
-    frame = own.rename(columns={"stderr": "headline_stderr", "value": "headline_value"})
-    frame = frame.assign(headline_metric=frame["metric"], headline_kind=frame["metric_kind"])
+    frame = metrics.assign(
+        task=metrics["metric_task"], headline_metric=metrics["metric"], headline_kind=None
+    )
     points = []
     for (metric, kind, headline), group in frame.groupby(
         ["metric", "metric_kind", "is_headline"], sort=True, dropna=False
     ):
-        part = measures.task_points(group)
+        part = measures.task_points(group, value="value", stderr="stderr")
         points.append(part.assign(metric=metric, metric_kind=kind, is_headline=bool(headline)))
     return pd.concat(points, ignore_index=True)
 
@@ -173,8 +176,10 @@ def task_breakdown_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> p
             if point["is_baseline"]:
                 value = energy = {"estimate": 0.0, "method": BASELINE_TEXT, "text": BASELINE_TEXT}
             else:
+                # Per-document scores are of the run's own task: they pair its headline only.
+                paired = scores if point["is_headline"] else {}
                 value = measures.value_change(
-                    base, point, point["metric"], point["metric_kind"], scores, seed=seed
+                    base, point, point["metric"], point["metric_kind"], paired, seed=seed
                 )
                 energy = measures.task_energy_change(base, point)
             row.update(measures.prefixed("value_change", value))

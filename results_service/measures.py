@@ -84,15 +84,19 @@ def _first(series: pd.Series) -> Any:
     return present.iloc[0] if len(present) else None
 
 
-def task_points(runs: pd.DataFrame) -> pd.DataFrame:
+def task_points(
+    runs: pd.DataFrame, value: str = "headline_value", stderr: str = "headline_stderr"
+) -> pd.DataFrame:
     """One row per configuration and task: its runs' headline value and energy, averaged.
 
-    The headline value is the mean over runs and its standard error ``stderr_of_mean``; energy
-    figures (median and bounds) are means over runs; ``run_id`` is the latest run (by ``seq``),
-    whose per-document scores pair with another configuration's.
+    The value is the mean over runs and its standard error ``stderr_of_mean``; energy figures
+    (median and bounds) are means over runs; ``run_id`` is the latest run (by ``seq``), whose
+    per-document scores pair with another configuration's.
 
     Args:
         runs: Eval runs with their configuration and headline (``views._SCORED_RUNS``).
+        value: The column of each run's value (the headline's, or a metric's).
+        stderr: The column of its standard error.
     """
     columns = [*CONFIG, "task", *CONFIGURATION, "headline_metric", "headline_kind", "value"]
     columns += ["stderr", "net_joules", "net_joules_low", "net_joules_high", "joules_per_token"]
@@ -107,8 +111,8 @@ def task_points(runs: pd.DataFrame) -> pd.DataFrame:
         row.update(
             headline_metric=_first(group["headline_metric"]),
             headline_kind=_first(group["headline_kind"]),
-            value=group["headline_value"].astype("float64").mean(),
-            stderr=findings.stderr_of_mean(group["headline_stderr"]),
+            value=group[value].astype("float64").mean(),
+            stderr=findings.stderr_of_mean(group[stderr]),
             net_joules=group["net_joules"].astype("float64").mean(),
             net_joules_low=group["net_joules_low"].astype("float64").mean(),
             net_joules_high=group["net_joules_high"].astype("float64").mean(),

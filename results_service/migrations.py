@@ -311,53 +311,118 @@ def _chunks(
         )
 
 
-def _v3_interval(row: Mapping[str, Any], name: str) -> dict[str, Any] | None:
-    if row.get(name) is None:
-        return None
-    interval = {"median": row[name]}
-    for key, suffix in (("low", "_low"), ("high", "_high"), ("count", "_count")):
-        if row.get(name + suffix) is not None:
-            interval[key] = row[name + suffix]
-    if row.get(name + "_interval") is not None:
-        interval["method"] = row[name + "_interval"]
-    return interval
+_V2_INTERVAL = {"_low": "low", "_high": "high", "_count": "count", "_interval": "method"}
+"""Version 2's columns of an Interval field: the median under its name, the rest suffixed."""
+
+_V2_EVAL_COLUMNS = frozenset(
+    {
+        "request_id",
+        "seq",
+        "experiment",
+        "job_name",
+        "create_time",
+        "checkpoint_id",
+        "model",
+        "task",
+        "samples",
+        "num_fewshot",
+        "sample_limit",
+        "spec_json",
+        "versions_json",
+        "has_energy",
+    }
+)
+"""eval_runs' hand-named columns in version 2; its other columns held its EnergyReport."""
+
+_V2_PRUNE_COLUMNS = frozenset(
+    {
+        "request_id",
+        "seq",
+        "experiment",
+        "job_name",
+        "create_time",
+        "model",
+        "method",
+        "target_ratio",
+        "prune_attention_heads",
+        "prune_mlp",
+        "prune_hidden",
+        "keep_first_layers",
+        "keep_last_layers",
+        "round_to",
+        "calibration_samples",
+        "calibration_sequence_length",
+        "calibration_source",
+        "seed",
+        "checkpoint_id",
+        "parameters_before",
+        "parameters_after",
+        "prunable_parameters_before",
+        "prunable_parameters_after",
+        "achieved_ratio",
+        "macs_before",
+        "macs_after",
+        "bytes_on_disk",
+        "prune_wall_seconds",
+        "uniform",
+        "content_hash",
+        "architecture",
+        "versions_json",
+        "has_energy",
+        "recovered",
+        "recovery_steps",
+        "recovery_net_joules",
+        "recovery_final_loss",
+        "recovery_parent_content_hash",
+        "recovery_json",
+        "spec_json",
+        "result_json",
+    }
+)
+"""prune_runs' hand-named columns in version 2 (besides the spec_* and result_* copies of its
+messages); its other columns held the pruning's EnergyReport."""
 
 
-def _v3_energy(row: Mapping[str, Any], components: Iterable[Mapping[str, Any]]) -> dict | None:
-    """The EnergyReport of a version-2 run row and its energy_components rows."""
+def _v3_fields(row: Mapping[str, Any], skip: Iterable[str]) -> dict[str, Any]:
+    """A message's fields from version-2 columns named by version 2's rule.
+
+    Each field had a column of its own name, an Interval five (:data:`_V2_INTERVAL`); the
+    columns in ``skip`` are not the message's. Fields added to the message after version 1
+    reached version-2 files as columns by the same rule, so they are carried over too.
+    """
+    names = [name for name in row if name not in set(skip)]
+    parts = {f"{name}{suffix}" for name in names for suffix in _V2_INTERVAL}
+    fields: dict[str, Any] = {}
+    for name in names:
+        if name in parts:
+            continue
+        if any(f"{name}{suffix}" in row for suffix in _V2_INTERVAL):
+            if row[name] is not None:
+                fields[name] = {"median": row[name]} | {
+                    key: row[f"{name}{suffix}"]
+                    for suffix, key in _V2_INTERVAL.items()
+                    if row.get(f"{name}{suffix}") is not None
+                }
+        else:
+            fields[name] = row[name]
+    return fields
+
+
+def _v3_energy(
+    row: Mapping[str, Any], hand_named: Iterable[str], components: Iterable[Mapping[str, Any]]
+) -> dict | None:
+    """The EnergyReport of a version-2 run row and its energy_components rows.
+
+    Its figures are the row's columns but ``hand_named`` and the copies of its messages.
+    """
     if not row.get("has_energy"):
         return None
-    report: dict[str, Any] = {
-        "components": [
-            {
-                "component": part["component"],
-                "method": part["method"],
-                "estimated": part["estimated"],
-                "gross_joules": _v3_interval(part, "gross_joules"),
-                "net_joules": _v3_interval(part, "net_joules"),
-                "idle_watts": part["idle_watts"],
-            }
-            for part in components
-        ]
-    }
-    for name in ("net_joules", "gross_joules", "wall_seconds", "tokens_per_second"):
-        report[name] = _v3_interval(row, name)
-    for name in (
-        "headline_component",
-        "tokens",
-        "joules_per_token",
-        "joules_per_sample",
-        "peak_rss_bytes",
-        "peak_cuda_bytes",
-        "device_name",
-        "hardware",
-        "gpu_shared",
-        "estimated",
-        "repeats",
-        "repeat_net_joules",
-    ):
-        report[name] = row.get(name)
-    report["samples"] = row.get("energy_samples")
+    skip = {*hand_named, *(name for name in row if name.startswith(("spec_", "result_")))}
+    report = _v3_fields(row, skip)
+    report["samples"] = report.pop("energy_samples", None)
+    report["components"] = [
+        _v3_fields(part, ("run_kind", "run_id", "position")) for part in components
+    ]
     return report
 
 
@@ -448,7 +513,7 @@ def _v3_prune_messages(
             for layer in layers
         ],
         "wall_seconds": row["prune_wall_seconds"],
-        "energy": _v3_energy(row, parts),
+        "energy": _v3_energy(row, _V2_PRUNE_COLUMNS, parts),
         "uniform": row["uniform"],
         "content_hash": row["content_hash"],
         "architecture": row["architecture"],
@@ -485,11 +550,8 @@ def _v3_eval_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]
                     }
                     for metric in metrics.get(run_id, [])
                 ],
-                "energy": _v3_energy(row, parts.get(run_id, [])),
-                "items": [
-                    {"doc_id": item["doc_id"], "metric": item["metric"], "value": item["value"]}
-                    for item in items.get(run_id, [])
-                ],
+                "energy": _v3_energy(row, _V2_EVAL_COLUMNS, parts.get(run_id, [])),
+                "items": [_v3_fields(item, ("run_id", "task")) for item in items.get(run_id, [])],
             }
             records.append(
                 {
@@ -509,35 +571,16 @@ def _v3_eval_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]
 
 
 def _v3_profile_runs(connection: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    points_fields = (
-        "checkpoint_id",
-        "phase",
-        "batch_size",
-        "round",
-        "position",
-        "net_joules",
-        "gross_joules",
-        "wall_seconds",
-        "tokens",
-        "iterations",
-    )
-    result_fields = (
-        "energy_method",
-        "estimated",
-        "hardware",
-        "device_name",
-        "idle_watts",
-        "prefill_tokens",
-        "decode_tokens",
-    )
+    # Version 2 kept every field of a ProfileResult and of its points as a column by its name.
+    run_columns = ("seq", "request_id", "experiment", "model", "job_name", "create_time")
     records = []
     children = {"points": ("profile_points_v2", "request_id", "rowid")}
     for chunk, child in _chunks(connection, "profile_runs_v2", children):
         points = child["points"]
         for row in chunk:
-            result: dict[str, Any] = {name: row.get(name) for name in result_fields}
+            result = _v3_fields(row, (*run_columns, "spec_json"))
             result["points"] = [
-                {name: point.get(name) for name in points_fields}
+                _v3_fields(point, ("request_id", "experiment", "model"))
                 for point in points.get(row["request_id"], [])
             ]
             records.append(

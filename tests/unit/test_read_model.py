@@ -37,36 +37,35 @@ NEW_PRUNE_FIELD = "new_knob"
 NEW_EVAL_FIELD = "new_window"
 
 
-def _contract_with_a_new_scalar_in_each_spec() -> dict[str, type]:
-    """The run messages of a copy of the contract with one scalar more in each spec.
+DOUBLE = descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE
+INT32 = descriptor_pb2.FieldDescriptorProto.TYPE_INT32
+NEW_POINT_FIELD = "cpu_seconds"
 
-    PruneSpec and EvalSpec gain a field each: what adding it to the .proto files generates.
+
+def _contract_with(new_fields: dict[str, tuple[str, int]]) -> dict[str, type]:
+    """The run messages of a copy of the contract whose messages gain a scalar field each.
+
+    Args:
+        new_fields: The new field's name and type, by message name (``PruneSpec``,
+            ``EvalSpec``, ``ProfilePoint``): what adding it to the .proto files generates.
     """
     pool = descriptor_pool.DescriptorPool()
     wells = (any_pb2, timestamp_pb2, struct_pb2, status_pb2)
-    for module in (*wells, energy_pb2, layers_pb2, jobs_pb2):
-        pool.AddSerializedFile(module.DESCRIPTOR.serialized_pb)
-    for module, message, name, kind in (
-        (
-            pruning_pb2,
-            "PruneSpec",
-            NEW_PRUNE_FIELD,
-            descriptor_pb2.FieldDescriptorProto.TYPE_DOUBLE,
-        ),
-        (eval_pb2, "EvalSpec", NEW_EVAL_FIELD, descriptor_pb2.FieldDescriptorProto.TYPE_INT32),
-    ):
+    for module in (*wells, energy_pb2, layers_pb2, jobs_pb2, pruning_pb2, eval_pb2):
         file = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(file)
-        spec = next(m for m in file.message_type if m.name == message)
-        spec.field.add(
-            name=name,
-            number=900,
-            type=kind,
-            label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
-            json_name="".join(
-                part if i == 0 else part.title() for i, part in enumerate(name.split("_"))
-            ),
-        )
+        for message in file.message_type:
+            if message.name in new_fields:
+                name, kind = new_fields[message.name]
+                message.field.add(
+                    name=name,
+                    number=900,
+                    type=kind,
+                    label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
+                    json_name="".join(
+                        part if i == 0 else part.title() for i, part in enumerate(name.split("_"))
+                    ),
+                )
         pool.Add(file)
     pool.AddSerializedFile(results_pb2.DESCRIPTOR.serialized_pb)
     return {
@@ -106,7 +105,9 @@ def _column(store: ResultsStore, table: str, column: str, request_id: str) -> ob
 
 
 def test_a_scalar_added_to_the_specs_needs_no_store_or_view_edit(tmp_path: Path) -> None:
-    contract = _contract_with_a_new_scalar_in_each_spec()
+    contract = _contract_with(
+        {"PruneSpec": (NEW_PRUNE_FIELD, DOUBLE), "EvalSpec": (NEW_EVAL_FIELD, INT32)}
+    )
     tables = run_tables(contract["PruneRun"], contract["EvalRun"], contract["ProfileRun"])
     path = tmp_path / "results.duckdb"
     # A store written before the fields existed, with one run of each kind ...
@@ -212,3 +213,28 @@ def test_the_previous_schemas_copies_are_gone(tmp_path: Path) -> None:
         assert copy not in names
     assert {"spec_json", "result_json", "spec_ratio", "result_energy_net_joules_median"} <= names
     assert "result_recovery_steps" in names
+
+
+def test_a_field_version_2_stored_by_its_rule_survives_the_migration(tmp_path: Path) -> None:
+    # Version 2 added a column for every field a ProfilePoint gained (add_missing_columns):
+    # a store written by such a version holds values the version-3 records must keep.
+    path = samples.v2_store(tmp_path / "old.duckdb")
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(f"ALTER TABLE profile_points ADD COLUMN {NEW_POINT_FIELD} DOUBLE")
+        connection.execute(f"UPDATE profile_points SET {NEW_POINT_FIELD} = round * 0.5")
+    contract = _contract_with({"ProfilePoint": (NEW_POINT_FIELD, DOUBLE)})
+    tables = run_tables(contract["PruneRun"], contract["EvalRun"], contract["ProfileRun"])
+    with ResultsStore(path, tables) as store:
+        (profile,) = samples.v2_runs()["profile_runs"]
+        points = store.get_profile_run(profile.request_id).result.points
+        windows = store.query_view("profile").to_pandas()
+        cursor = store._read_cursor()
+        try:
+            stored = cursor.execute(
+                f"SELECT DISTINCT round, {NEW_POINT_FIELD} FROM profile_points ORDER BY 1"
+            ).fetchall()
+        finally:
+            cursor.close()
+    assert [getattr(point, NEW_POINT_FIELD) for point in points] == [p.round * 0.5 for p in points]
+    assert stored == [(r, r * 0.5) for r in range(len(stored))]
+    assert len(windows) > 0

@@ -495,3 +495,27 @@ def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_
     finally:
         cursor.close()
     assert values == ("depth", 0.5, 123)
+
+
+def test_a_group_tasks_subtasks_are_rows_of_their_own(tmp_path: Path) -> None:
+    def run(request_id: str, checkpoint: str, accuracy: float) -> object:
+        made = samples.eval_run(
+            request_id, task="suite", metrics={}, net_joules=1.0, checkpoint_id=checkpoint
+        )
+        for task, value in (("suite", accuracy), ("suite_a", accuracy - 0.1)):
+            made.result.metrics.add(task=task, metric="acc", value=value, stderr=0.01)
+        return made
+
+    with ResultsStore(tmp_path / "results.duckdb") as store:
+        for ratio, checkpoint in ((0.0, "base"), (0.5, "half")):
+            store.record_prune_run(
+                samples.prune_run(
+                    f"p-{checkpoint}", model="m", ratio=ratio, checkpoint_id=checkpoint
+                )
+            )
+        store.record_eval_runs([run("e-base", "base", 0.8), run("e-half", "half", 0.6)])
+        breakdown = _frame(store, "task_breakdown").set_index(["checkpoint_id", "task"])
+    assert breakdown.loc[("half", "suite"), "is_headline"]
+    assert not breakdown.loc[("half", "suite_a"), "is_headline"]
+    assert breakdown.loc[("half", "suite_a"), "baseline_value"] == pytest.approx(0.7)
+    assert breakdown.loc[("half", "suite_a"), "delta_value"] == pytest.approx(-0.2)
