@@ -171,6 +171,7 @@ PAYBACK_COLUMNS: tuple[str, ...] = (
     "payback_tokens_high",
     "never",
     "text",
+    "method_family",
 )
 """The columns of the ``payback`` view."""
 
@@ -206,6 +207,7 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             recovery = float(cost["recovery_joules"]) if finite(cost["recovery_joules"]) else 0.0
             row: dict[str, object] = {
                 **{key: finding[key] for key in (*CONFIG, "ratio", "phase", "batch_size")},
+                "method_family": finding["method_family"],
                 "recovered": bool(cost["recovered"])
                 if not findings.missing(cost["recovered"])
                 else False,
@@ -242,5 +244,5 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             )
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
-    floats = ("ratio", *PAYBACK_COLUMNS[PAYBACK_COLUMNS.index("pruning_joules") : -2])
+    floats = ("ratio", *PAYBACK_COLUMNS[PAYBACK_COLUMNS.index("pruning_joules") : -3])
     return typed(frame, floats=floats, ints=("batch_size",), bools=("never", "recovered"))

@@ -176,11 +176,21 @@ def _energy(row: ResultRow) -> str:
     return findings.describe_energy(row.net_joules, row.net_joules_low, row.net_joules_high)
 
 
+def _family(family: object) -> str:
+    """A compression family to name ("int8", "depth"), empty for width pruning and none."""
+    name = "" if findings.missing(family) else str(family).removesuffix("+lora")
+    return "" if name in ("width", findings.BASELINE_FAMILY) else name
+
+
+def _with_method(family: object, ratio: str) -> str:
+    """``ratio`` named with its compression family where it is not width pruning ("int8, ...")."""
+    return f"{_family(family)}, {ratio}" if _family(family) else ratio
+
+
 def _ratio(row: ResultRow) -> str:
     if row.ratio is None:
         return "-"
-    family = row.method_family.removesuffix("+lora")
-    method = f" {family}" if family not in ("", "width", findings.BASELINE_FAMILY) else ""
+    method = f" {_family(row.method_family)}" if _family(row.method_family) else ""
     method += " +LoRA" if row.recovered else ""
     if row.removed_share is None:
         return f"{row.ratio:.2f}{method}"
@@ -282,7 +292,10 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     for record in ordered.to_dict("records"):
         table.add_row(
             str(record["model"]),
-            findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            _with_method(
+                record.get("method_family"),
+                findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            ),
             str(record["checkpoint_id"] or "")[:16],
             str(record["phase"]),
             str(int(record["batch_size"])),
@@ -333,7 +346,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
             )
         table.add_row(
             str(record["model"]),
-            _fmt(record["ratio"], ".2f"),
+            _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
             "LoRA" if record["recovered"] else "no",
             str(int(record["batch_size"])),
             _fmt(record["pruning_joules"], ".3g"),
