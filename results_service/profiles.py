@@ -33,8 +33,6 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "ratio",
     "achieved_ratio",
     "parameters_removed",
-    "method_family",
-    "is_baseline",
     "rounds",
     "joules_per_token",
     "joules_per_token_low",
@@ -51,6 +49,8 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "above_idle",
     "estimated",
     "energy_method",
+    "method_family",
+    "is_baseline",
 )
 """The columns of the ``profile`` view."""
 
@@ -59,7 +59,6 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     *CONFIG,
     "ratio",
     "parameters_removed",
-    "method_family",
     "phase",
     "batch_size",
     "task",
@@ -68,6 +67,7 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "value",
     "relative",
     *CHANGE_FIELDS,
+    "method_family",
 )
 """The columns of the ``findings`` view."""
 
