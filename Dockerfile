@@ -44,7 +44,8 @@ COPY pyproject.toml README.md ./
 COPY greenprune ./greenprune
 COPY pruning_service ./pruning_service
 COPY eval_service ./eval_service
-COPY analytics ./analytics
+COPY results_service ./results_service
+COPY results_app ./results_app
 # With WHEELHOUSE (a writable folder mounted into the build), the dependencies' wheels are kept
 # there: a later build installs from it without the network, and fills it again only when
 # pyproject.toml asks for something it lacks. Without it, a plain install from the index.
@@ -65,7 +66,7 @@ RUN set -e; \
     pip check; \
     site="$(python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
     rm -rf "$site/torch/include" "$site/torch/test"; \
-    ln -s "$site/analytics/app" /opt/greenprune/app
+    ln -s "$site/results_app" /opt/greenprune/app
 
 # -- final: the base, the venv, an unprivileged user ---------------------------------------------
 FROM ${BASE_IMAGE}
@@ -95,4 +96,4 @@ USER 10001:10001
 WORKDIR /data
 
 EXPOSE 50051 50052 50053 8501
-CMD ["python", "-m", "analytics.server"]
+CMD ["python", "-m", "results_service.server"]

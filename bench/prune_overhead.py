@@ -81,7 +81,7 @@ DIRECT = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from pruning_service.convert import config_from_dict
+from pruning_service.prune_messages import config_from_dict
 from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 import torch, torch_pruning, transformers  # imported before the clock starts
 from transformers import LlamaForCausalLM  # transformers' lazy Llama import, as a warm service

@@ -153,7 +153,7 @@ def stack(
         for address in addresses.values():
             await wait_until_serving(address, timeout=300)
 
-    with running_services(home, ("analytics.server", *(modules[k] for k in kinds)), env):
+    with running_services(home, ("results_service.server", *(modules[k] for k in kinds)), env):
         asyncio.run(serving())
         yield addresses
 

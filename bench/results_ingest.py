@@ -8,7 +8,8 @@ most 2). The best-of-trials ratio is the headline: on a shared machine it is the
 by other processes.
 
 The service time runs from the first RPC to the last response: the client already holds the runs
-as messages, as the eval service does. The direct time runs from the plain row dicts to the
+as messages, as the eval service does. The direct time runs from the rows of each table (the
+records, their derived columns and child rows, made from the messages beforehand) to the
 commit: building the DataFrames, inserting, committing. Schema creation is left out of both
 (the server migrates at start-up).
 
@@ -34,10 +35,12 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analytics import convert, samples  # noqa: E402
-from analytics.migrations import migrate  # noqa: E402
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc  # noqa: E402
 from greenprune.rpc.client import channel  # noqa: E402
+from results_service import columns  # noqa: E402
+from results_service.columns import RUN_TABLES  # noqa: E402
+from results_service.migrations import derive, migrate  # noqa: E402
+from tests import samples  # noqa: E402
 
 
 def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
@@ -60,7 +63,7 @@ def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
 
 
 def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
-    """Starts ``python -m analytics.server`` on a free port and returns it and its address."""
+    """Starts ``python -m results_service.server`` on a free port and returns it and its address."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -69,7 +72,7 @@ def start_server(home: Path) -> tuple[subprocess.Popen[str], str]:
     }
     env.pop("GREENPRUNE_TOKEN", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "analytics.server"],
+        [sys.executable, "-m", "results_service.server"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -101,36 +104,40 @@ async def through_service(
         return time.perf_counter() - start, created
 
 
-def direct(path: Path, rows: list[dict]) -> float:
+def table_rows(runs: list[results_pb2.EvalRun]) -> dict[str, list[dict]]:
+    """The rows of each table the store writes for these eval runs."""
+    table = RUN_TABLES["eval_runs"]
+    rows: dict[str, list[dict]] = {"eval_runs": []}
+    for run in runs:
+        rows["eval_runs"].append({**columns.record(run), **columns.derived(run)})
+        for child in table.children:
+            rows.setdefault(child.name, []).extend(columns.child_rows(run, table, child))
+    return rows
+
+
+def direct(path: Path, rows: dict[str, list[dict]]) -> float:
     """Returns the seconds a DataFrame insert of the same rows into a fresh file took."""
     connection = duckdb.connect(str(path))
     migrate(connection)
+    derive(connection, list(RUN_TABLES.values()))
     start = time.perf_counter()
-    run_rows, metric_rows, component_rows = [], [], []
-    for row in rows:
-        run = {k: v for k, v in row.items() if k not in ("metrics", "components", "spec")}
-        run["versions_json"] = str(run.pop("versions"))
-        run["spec_json"] = str(row["spec"])
-        run["create_time"] = pd.Timestamp.now()
-        run_rows.append(run)
-        for position, metric in enumerate(row["metrics"]):
-            metric_rows.append({**metric, "run_id": row["request_id"], "position": position})
-        for position, component in enumerate(row["components"]):
-            component_rows.append(
-                {**component, "run_kind": "eval", "run_id": row["request_id"], "position": position}
-            )
-    runs_frame = pd.DataFrame(run_rows)  # noqa: F841 - read by DuckDB's replacement scan
-    metrics_frame = pd.DataFrame(metric_rows)  # noqa: F841
-    components_frame = pd.DataFrame(component_rows)  # noqa: F841
+    frames = {}
+    for name, table_rows_ in rows.items():
+        frame = pd.DataFrame(table_rows_)
+        if name == "eval_runs":
+            frame["create_time"] = pd.Timestamp.now()
+        frames[name] = frame
     connection.execute("BEGIN TRANSACTION")
-    connection.execute("INSERT INTO eval_runs BY NAME SELECT * FROM runs_frame")
-    connection.execute("INSERT INTO metrics BY NAME SELECT * FROM metrics_frame")
-    connection.execute("INSERT INTO energy_components BY NAME SELECT * FROM components_frame")
+    for name, frame in frames.items():
+        if len(frame):
+            connection.register("_frame", frame)
+            connection.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _frame")
+            connection.unregister("_frame")
     connection.execute("COMMIT")
     elapsed = time.perf_counter() - start
     stored = connection.execute("SELECT count(*) FROM metrics").fetchone()
     connection.close()
-    assert stored is not None and stored[0] == len(metric_rows)
+    assert stored is not None and stored[0] == len(rows["metrics"])
     return elapsed
 
 
@@ -150,7 +157,7 @@ def main() -> None:
         try:
             for trial in range(args.trials):
                 runs = make_runs(trial, args.runs, args.metrics)
-                rows = [convert.eval_run_from_pb(run) for run in runs]
+                rows = table_rows(runs)
                 seconds, created = asyncio.run(through_service(address, runs, args.batch))
                 assert created == args.runs, created
                 service_times.append(seconds)

@@ -74,6 +74,6 @@ def worker_with_results(home: Path, kind: str) -> Iterator[str]:
         await wait_until_serving(results, timeout=120)
         await wait_until_serving(address, timeout=120)
 
-    with running_services(home, ("analytics.server", module), env):
+    with running_services(home, ("results_service.server", module), env):
         asyncio.run(serving())
         yield address

@@ -22,7 +22,7 @@ from typing import Any
 from eval_service.profile import check_rounds_and_threads
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.core.energy.meter import EnergyMeter
-from greenprune.core.energy.records import EnergyReport, summarize
+from greenprune.core.energy.readings import EnergyReport, summarize
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import (
     DEVICE_DEFAULT,

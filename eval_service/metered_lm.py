@@ -9,7 +9,7 @@ from typing import Any
 from lm_eval.api.model import LM, TemplateLM
 
 from greenprune.core.energy.meter import EnergyMeter
-from greenprune.core.energy.records import WindowReading
+from greenprune.core.energy.readings import WindowReading
 
 
 class MeteredLM(LM):

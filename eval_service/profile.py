@@ -36,7 +36,7 @@ from greenprune.core.energy.cpu_time import (
     torch_threads,
 )
 from greenprune.core.energy.meter import EnergyMeter
-from greenprune.core.energy.records import COUNTER_METHODS, WindowReading
+from greenprune.core.energy.readings import COUNTER_METHODS, WindowReading
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import PROFILE_AUTO_SPEC, PROFILE_THREADS, check
 from greenprune.core.stats import paired_ratio_change

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval_service.convert import COLLECTION, spec_from_stored
+from eval_service.eval_messages import COLLECTION, spec_from_stored
 from eval_service.evaluator import resolve_device
 from eval_service.servicer import EvalServicer
 from eval_service.task_index import TaskIndex
@@ -13,7 +13,7 @@ from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core.jobs import Job, JobRunner
 from greenprune.core.jobs.ray_backend import backend_from_settings
-from greenprune.core.records import from_json_dict
+from greenprune.core.message_records import from_json_dict
 from greenprune.core.settings import EvalSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import grpc
 
-from eval_service.convert import COLLECTION, config_from_spec, job_to_pb, normalized_spec
+from eval_service.eval_messages import COLLECTION, config_from_spec, job_to_pb, normalized_spec
 from eval_service.evaluator import validate_config, validate_profile
 from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.jobs import JobRunner
+from greenprune.core.message_records import to_json_dict
 from greenprune.core.models import check_model_source
-from greenprune.core.records import to_json_dict
-from greenprune.rpc.convert import require_request_id
+from greenprune.rpc.common_messages import require_request_id
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
 
 

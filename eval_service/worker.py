@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.api.eval.v1 import eval_pb2
-from greenprune.core.records import to_json_dict
+from greenprune.core.message_records import to_json_dict
 
 
 def warm(lane: str) -> None:
@@ -43,8 +43,8 @@ def run(
     Returns:
         The EvalResult as the job table stores it.
     """
-    from eval_service.convert import config_from_spec, spec_from_stored
     from eval_service.errors import library_failures
+    from eval_service.eval_messages import config_from_spec, spec_from_stored
     from eval_service.evaluator import resolve_device, run_eval
     from eval_service.task_index import local_task_names
     from eval_service.tasks import task_manager
@@ -100,7 +100,7 @@ def _profile(
     spec: eval_pb2.EvalSpec, context: dict[str, Any], progress: Callable[[str, float], None]
 ) -> eval_pb2.EvalResult:
     """Loads every checkpoint of a profile job and measures them in interleaved rounds."""
-    from eval_service.convert import profile_config
+    from eval_service.eval_messages import profile_config
     from eval_service.evaluator import resolve_device
     from eval_service.profile import run_profile
     from greenprune.core import checkpoint

@@ -297,7 +297,7 @@ def recover_checkpoint(
     """
     from greenprune.api.pruning.v1.pruning_pb2 import PruneResult
     from greenprune.core.checkpoint import load_checkpoint, read_manifest, save_checkpoint
-    from greenprune.core.energy.records import summarize
+    from greenprune.core.energy.readings import summarize
     from pruning_service.pruner import result_from_manifest
 
     started = time.monotonic()
@@ -362,7 +362,7 @@ def validate_spec(spec: Any, models_root: Path) -> None:
     """Checks the ``recovery`` of a (normalized) ``PruneSpec`` message, if it has one."""
     if not spec.HasField("recovery"):
         return
-    from greenprune.core.records import to_json_dict
+    from greenprune.core.message_records import to_json_dict
 
     config = config_from_stored(to_json_dict(spec))
     if config is not None:

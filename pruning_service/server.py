@@ -9,11 +9,11 @@ from greenprune.api.results.v1 import results_pb2
 from greenprune.core import checkpoint
 from greenprune.core.jobs import Job, JobRunner
 from greenprune.core.jobs.ray_backend import backend_from_settings
-from greenprune.core.records import from_json_dict
+from greenprune.core.message_records import from_json_dict
 from greenprune.core.settings import PruningSettings
 from greenprune.rpc.reporting import ResultsReporter
 from greenprune.rpc.server import Cleanup, ServiceBinding, serve
-from pruning_service.convert import COLLECTION, spec_from_stored
+from pruning_service.prune_messages import COLLECTION, spec_from_stored
 from pruning_service.pruner import warm_validation
 from pruning_service.servicer import PruningServicer
 

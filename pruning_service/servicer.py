@@ -10,10 +10,10 @@ import grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.jobs import JobRunner
-from greenprune.rpc.convert import require_request_id, timestamp
+from greenprune.rpc.common_messages import require_request_id, timestamp
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
 from pruning_service import recovery
-from pruning_service.convert import (
+from pruning_service.prune_messages import (
     COLLECTION,
     config_from_spec,
     job_to_pb,

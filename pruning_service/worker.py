@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from greenprune.core.records import to_json_dict
+from greenprune.core.message_records import to_json_dict
 
 COST_IDLE_SECONDS = 1.0
 """The idle baseline of a prune job's meter (its CPU time when idle is near 0; a counter's
@@ -29,7 +29,7 @@ def warm(lane: str) -> None:
     from transformers import LlamaForCausalLM  # noqa: F401 - loads the Llama modelling code
 
     from greenprune.core.energy.meter import prime
-    from pruning_service import convert, pruner  # noqa: F401
+    from pruning_service import prune_messages, pruner  # noqa: F401
 
     prime("cpu")
 
@@ -49,9 +49,9 @@ def run(
         progress: Reports (stage, fraction).
     """
     from greenprune.core.energy.meter import EnergyMeter
-    from greenprune.core.energy.records import summarize
+    from greenprune.core.energy.readings import summarize
     from pruning_service import recovery as recovery_stage
-    from pruning_service.convert import config_from_stored
+    from pruning_service.prune_messages import config_from_stored
     from pruning_service.pruner import result_from_manifest, run_prune
 
     config = config_from_stored(spec)

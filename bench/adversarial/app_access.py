@@ -14,9 +14,9 @@ def category_app(c: Campaign) -> None:
     """Anonymous and wrong-token Streamlit sessions see no data and read nothing."""
     from streamlit.testing.v1 import AppTest
 
-    from analytics.app import data
+    from results_app import data
 
-    main = REPO / "analytics" / "app" / "main.py"
+    main = REPO / "results_app" / "main.py"
     pages = sorted(
         p.relative_to(main.parent).as_posix() for p in (main.parent / "app_pages").glob("*.py")
     )
@@ -66,9 +66,8 @@ def category_app(c: Campaign) -> None:
         crash = ""
         if app.exception:
             error = app.exception[0]
-            frames = re.findall(
-                r'File "[^"]*?(analytics/[^"]+)", line (\d+)', "".join(error.stack_trace)
-            )
+            trace = "".join(error.stack_trace)
+            frames = re.findall(r'File "[^"]*?(results_(?:service|app)/[^"]+)", line (\d+)', trace)
             where = ":".join(frames[-1]) if frames else "?"
             crash = f"exception in the app at {where}: {str(error.value)[:200]}"
         form = any(field.label == "Access token" for field in app.text_input)
@@ -88,8 +87,8 @@ def category_app(c: Campaign) -> None:
         else:
             c.record("5", label, CLEAN)
 
-    from analytics import samples
     from greenprune.api.results.v1 import results_pb2 as pb
+    from tests import samples
 
     prunes, evals = samples.demo_study(experiment="adv-app")  # data for the signed-in control
     for run in prunes:

@@ -101,9 +101,9 @@ def patched_env(**values: str | None) -> Iterator[None]:
 
 def start_results(state_dir: Path, token: str | None, port: int = 0) -> Any:
     """A ResultsService with its DuckDB file under ``state_dir``, in a background loop."""
-    from analytics.server import build
     from greenprune.core.settings import ResultsSettings
     from greenprune.rpc.server_thread import ServerThread
+    from results_service.server import build
 
     settings = ResultsSettings(port=port, state_dir=state_dir, token=token, grace_seconds=1.0)
     return ServerThread(lambda: build(settings), settings).start()

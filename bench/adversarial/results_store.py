@@ -32,7 +32,7 @@ from bench.adversarial.verdicts import ACCEPT, ACCEPTED, BAD, EITHER
 
 
 def sample_records() -> tuple[list[Any], list[Any], list[Any]]:
-    from analytics import samples
+    from tests import samples
 
     prunes, evals = samples.demo_study(experiment="adv")
     profile = samples.demo_profile(experiment="adv")

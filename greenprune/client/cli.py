@@ -294,7 +294,7 @@ def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
 
 
 def _print_outcome(outcome: runner.RunOutcome, seconds: float, results: str) -> int:
-    if outcome.rows():
+    if outcome.evaluated:
         with Client(results=results) as client:
             try:
                 _print_results(client, outcome.plan.experiment)

@@ -1,13 +1,12 @@
-"""The results table: rows from recorded runs or from the ResultsService ``runs`` view.
+"""The results table of ``greenprune report`` and ``greenprune run``, rendered from a view.
 
-One row per (model, ratio, task): parameters, both ratios (the target share of prunable
-parameters and the share of all parameters removed), accuracy with its standard error, net
-energy with its interval, J/token, and the change in accuracy and energy against ratio 0 of the
-same model and task, each with its interval and a text that says "no measurable change" when
-the interval contains 0. The rules (headline metric, baseline, change, wording) are those of
-``greenprune.core.findings``; paired intervals from the ``findings`` view replace the unpaired ones
-when given (``with_findings``). Rendered as a rich table, CSV or JSON. Nothing here talks to a
-server; ``decode_table`` is the one decoder of the ResultsService's ``Table``.
+The table is the ResultsService's ``task_breakdown`` view: one row per configuration and task,
+with parameters, both ratios (the target share of prunable parameters and the share of all
+parameters removed), the task's headline metric with its standard error, net energy with its
+interval, J/token, and the change in that metric and in energy against the model's baseline,
+each with its interval and a text that says "no measurable change" when the interval contains
+0. Every figure and text comes from the view (the rules are the ResultsService's); this module
+only picks the columns and renders them as a rich table, CSV or JSON.
 """
 
 from __future__ import annotations
@@ -16,21 +15,19 @@ import csv
 import io
 import json
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.core import findings
-from greenprune.core.energy.records import describe_method
+from greenprune.core.energy.readings import describe_method
 
 FORMATS = ("table", "csv", "json")
 
-BASELINE_TEXT = "baseline"
+BASELINE_TEXT = findings.BASELINE_TEXT
 """What the change columns say on the baseline's own row."""
 
 
@@ -44,7 +41,7 @@ class ResultRow:
         ratio: The target pruning ratio (0 for the unpruned copy); None when unknown.
         parameters: Parameters of the checkpoint; None when unknown.
         task: The lm-eval task.
-        metric: The metric shown: the task's accuracy (``acc``, ``acc_norm``...), else its
+        metric: The task's headline metric: its accuracy (``acc``, ``acc_norm``...), else its
             perplexity (``word_perplexity``...), else its first metric.
         value: Its value; None when the task reports no metric.
         stderr: Its standard error; None when not reported.
@@ -53,9 +50,9 @@ class ResultRow:
         net_joules_high: Upper bound of its interval.
         joules_per_token: Net energy per token.
         estimated: Whether the energy is an estimate rather than a counter reading.
-        delta_value: For an accuracy, the value minus the ratio-0 value (0.05 = 5 points); for
-            other metrics, the relative change against ratio 0.
-        delta_energy: Relative change of net energy against ratio 0 (-0.1 = 10% less).
+        delta_value: For an accuracy, the value minus the baseline's (0.05 = 5 points); for
+            other metrics, the relative change against the baseline.
+        delta_energy: Relative change of net energy against the baseline (-0.1 = 10% less).
         run_id: The eval run's request_id.
         parameters_before: Parameters of the unpruned model; None when unknown.
         removed_share: The share of all parameters removed (``ratio`` is of prunable ones).
@@ -72,7 +69,9 @@ class ResultRow:
         delta_energy_measurable: Whether the interval excludes 0.
         delta_energy_text: The change as shown.
         recovered: Whether the checkpoint was tuned back with LoRA after pruning ("+LoRA").
-        checkpoint_id: The evaluated checkpoint (pairs the row with its ``findings`` rows).
+        checkpoint_id: The evaluated checkpoint, empty for a base model evaluated directly.
+        metric_kind: "accuracy", "perplexity" or "other" (not exported: the metric says it).
+        method_family: ``width``, ``depth``, ``int8``, ... (not exported; shown by the ratio).
     """
 
     experiment: str
@@ -105,274 +104,57 @@ class ResultRow:
     delta_energy_text: str = ""
     recovered: bool = False
     checkpoint_id: str = ""
+    metric_kind: str = field(default="", compare=False)
+    method_family: str = field(default="", compare=False)
 
 
-def primary_metric(metrics: Iterable[Any], task: str) -> tuple[str, float | None, float | None]:
-    """Picks the metric that stands for a task (``MetricValue`` messages or alike).
+EXPORTED: tuple[str, ...] = tuple(
+    f.name for f in fields(ResultRow) if f.name not in ("metric_kind", "method_family")
+)
+"""The columns of ``--format csv`` and ``json``, in order."""
 
-    Returns:
-        ``(metric name, value, stderr)``: ``findings.headline_metric`` of the task's own
-        metrics (else of all metrics); ``("", None, None)`` when there is none.
-    """
-    metrics = list(metrics)
-    own = [m for m in metrics if m.task == task] or metrics
-    name = findings.headline_metric(m.metric for m in own)
-    if name is None:
-        return "", None, None
-    best = next(m for m in own if m.metric == name)
-    stderr = best.stderr if _has(best, "stderr") else None
-    return best.metric, best.value, stderr
-
-
-def _has(message: Any, name: str) -> bool:
-    try:
-        return bool(message.HasField(name))
-    except (AttributeError, ValueError):
-        return getattr(message, name, None) is not None
-
-
-def row_from_runs(prune_run: Any | None, eval_run: Any, ratio: float | None = None) -> ResultRow:
-    """Builds a row from a ``PruneRun`` and an ``EvalRun`` message (``results.v1``)."""
-    result = eval_run.result
-    metric, value, stderr = primary_metric(result.metrics, result.task or eval_run.spec.tasks[0])
-    energy = result.energy if result.HasField("energy") else None
-    has_energy = energy is not None and energy.net_joules.count > 0
-    before: int | None = None
-    if prune_run is not None:
-        model = prune_run.spec.model
-        ratio = prune_run.spec.ratio if ratio is None else ratio
-        parameters: int | None = prune_run.result.parameters_after
-        before = prune_run.result.parameters_before or None
-    else:
-        model, parameters = eval_run.model, None
-    return ResultRow(
-        experiment=eval_run.experiment,
-        model=model or eval_run.model,
-        ratio=ratio,
-        parameters=parameters,
-        task=result.task,
-        metric=metric,
-        value=value,
-        stderr=stderr,
-        net_joules=energy.net_joules.median if has_energy else None,
-        net_joules_low=energy.net_joules.low if has_energy else None,
-        net_joules_high=energy.net_joules.high if has_energy else None,
-        joules_per_token=energy.joules_per_token if has_energy else None,
-        estimated=bool(energy.estimated) if has_energy else False,
-        run_id=eval_run.request_id,
-        parameters_before=before,
-        removed_share=findings.share_removed(before, parameters),
-        recovered=prune_run is not None and prune_run.spec.HasField("recovery"),
-        checkpoint_id=eval_run.checkpoint_id,
-    )
+_FROM_VIEW: Mapping[str, str] = {
+    "parameters": "parameters_after",
+    "removed_share": "parameters_removed",
+    "delta_value": "value_change",
+    "delta_energy": "energy_change",
+    **{
+        f"delta_value_{k}": f"value_change_{k}"
+        for k in ("low", "high", "method", "measurable", "text")
+    },
+    **{
+        f"delta_energy_{k}": f"energy_change_{k}"
+        for k in ("low", "high", "method", "measurable", "text")
+    },
+}
+"""The ``task_breakdown`` column of each ResultRow field whose name differs."""
 
 
 def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[ResultRow]:
-    """Builds rows from the ResultsService ``runs`` view (column names as ``analytics.views``)."""
+    """The report's rows: the ``task_breakdown`` view's rows of each task's headline metric."""
     result = []
     for values in rows:
-        record = dict(zip(columns, values, strict=True))
-        parameters = record.get("parameters_after")
-        before = record.get("parameters_before")
-        metric, value, stderr = record.get("metric"), record.get("accuracy"), None
-        if value is None and record.get("perplexity") is not None:
-            metric, value = record.get("perplexity_metric"), record.get("perplexity")
-        else:
-            stderr = record.get("accuracy_stderr")
-        result.append(
-            ResultRow(
-                experiment=record.get("experiment") or "",
-                model=record.get("model") or "",
-                ratio=record.get("ratio"),
-                parameters=int(parameters) if parameters is not None else None,
-                task=record.get("task") or "",
-                metric=metric or "",
-                value=value,
-                stderr=stderr,
-                net_joules=record.get("net_joules"),
-                net_joules_low=record.get("net_joules_low"),
-                net_joules_high=record.get("net_joules_high"),
-                joules_per_token=record.get("joules_per_token"),
-                estimated=bool(record.get("estimated")),
-                run_id=record.get("run_id") or "",
-                parameters_before=int(before) if before is not None else None,
-                removed_share=findings.share_removed(before, parameters),
-                recovered=str(record.get("pruning_method") or "").endswith("+lora"),
-                checkpoint_id=record.get("checkpoint_id") or "",
-            )
-        )
+        record = {k: _plain(v) for k, v in zip(columns, values, strict=True)}
+        if not record.get("is_headline"):
+            continue
+        row = {f.name: record.get(_FROM_VIEW.get(f.name, f.name)) for f in fields(ResultRow)}
+        for name in ("experiment", "model", "task", "metric", "run_id", "checkpoint_id"):
+            row[name] = row[name] or ""
+        for name in ("delta_value_method", "delta_value_text", "metric_kind", "method_family"):
+            row[name] = row[name] or ""
+        for name in ("delta_energy_method", "delta_energy_text"):
+            row[name] = row[name] or ""
+        for name in ("parameters", "parameters_before"):
+            row[name] = None if row[name] is None else int(row[name])
+        for name in ("estimated", "recovered", "delta_value_measurable", "delta_energy_measurable"):
+            row[name] = bool(row[name])
+        result.append(ResultRow(**row))
     return result
 
 
-def decode_value(value: Any) -> Any:
-    """Returns the Python value of one cell of a ResultsService ``Table``.
-
-    A protobuf ``Value`` becomes None, a float, a str, a bool, or a dict/list.
-    """
-    kind = value.WhichOneof("kind")
-    if kind in (None, "null_value"):
-        return None
-    if kind in ("number_value", "string_value", "bool_value"):
-        return getattr(value, kind)
-    from google.protobuf import json_format
-
-    return json_format.MessageToDict(getattr(value, kind))
-
-
-def decode_table(table: Any) -> tuple[list[str], list[str], list[list[Any]]]:
-    """Decodes a ResultsService ``Table``: column names, column types and rows of values.
-
-    The one decoder of query results: ``greenprune report`` and the app both use it.
-
-    Raises:
-        ValueError: A row's length differs from the number of columns.
-    """
-    names = [column.name for column in table.columns]
-    types = [column.type for column in table.columns]
-    rows = [[decode_value(value) for value in row.values] for row in table.rows]
-    for row in rows:
-        if len(row) != len(names):
-            raise ValueError(f"a row of {len(row)} values for {len(names)} columns")
-    return names, types, rows
-
-
-def with_deltas(rows: Sequence[ResultRow]) -> list[ResultRow]:
-    """Returns the rows with their change against the baseline, each with an interval.
-
-    The baseline is the ratio-0 row of the same experiment, model and task
-    (``findings.is_baseline``); its own changes are 0, shown as "baseline".
-
-    Without per-document scores the intervals are unpaired: accuracy from the two standard
-    errors, energy from the two intervals' opposite ends (``findings``). When several baseline
-    rows exist for one key (repeated runs), the first is the baseline.
-    """
-    baselines: dict[tuple[str, str, str], list[ResultRow]] = defaultdict(list)
-    for row in rows:
-        if findings.is_baseline(row.ratio):
-            baselines[(row.experiment, row.model, row.task)].append(row)
-    result = []
-    for row in rows:
-        base_rows = baselines.get((row.experiment, row.model, row.task), [])
-        base = next((b for b in base_rows if b.metric == row.metric), None)
-        if base is None:
-            result.append(row)
-            continue
-        if base is row or findings.is_baseline(row.ratio):
-            result.append(
-                replace(
-                    row,
-                    delta_value=0.0,
-                    delta_energy=0.0,
-                    delta_value_text=BASELINE_TEXT,
-                    delta_energy_text=BASELINE_TEXT,
-                )
-            )
-            continue
-        accuracy = is_accuracy(row.metric)
-        delta_value = None
-        value_change = None
-        if row.value is not None and base.value is not None:
-            delta_value = row.value - base.value
-            if accuracy:
-                value_change = findings.accuracy_change_unpaired(
-                    base.value, base.stderr, row.value, row.stderr
-                )
-            else:
-                delta_value = delta_value / base.value if base.value else None
-        energy_change = findings.energy_change_unpaired(
-            (base.net_joules, base.net_joules_low, base.net_joules_high),
-            (row.net_joules, row.net_joules_low, row.net_joules_high),
-        )
-        result.append(
-            _with_changes(
-                row,
-                value_change,
-                delta_value,
-                energy_change,
-                None if energy_change is None else energy_change.median,
-            )
-        )
-    return result
-
-
-def _with_changes(
-    row: ResultRow,
-    value_change: Interval | None,
-    delta_value: float | None,
-    energy_change: Interval | None,
-    delta_energy: float | None,
-) -> ResultRow:
-    value = findings.interval_fields(
-        value_change, relative=not is_accuracy(row.metric), estimate=delta_value
-    )
-    energy = findings.interval_fields(energy_change, relative=True, estimate=delta_energy)
-    return replace(
-        row,
-        delta_value=value["estimate"],
-        delta_value_low=value["low"],
-        delta_value_high=value["high"],
-        delta_value_method=value["method"],
-        delta_value_measurable=value["measurable"],
-        delta_value_text=value["text"],
-        delta_energy=energy["estimate"],
-        delta_energy_low=energy["low"],
-        delta_energy_high=energy["high"],
-        delta_energy_method=energy["method"],
-        delta_energy_measurable=energy["measurable"],
-        delta_energy_text=energy["text"],
-    )
-
-
-def with_findings(
-    rows: Sequence[ResultRow], columns: Sequence[str], values: Iterable[Sequence[Any]]
-) -> list[ResultRow]:
-    """Replaces the accuracy changes by the paired ones of the ``findings`` view, where given.
-
-    Args:
-        rows: Rows carrying their deltas (``with_deltas``).
-        columns: The ``findings`` view's column names.
-        values: Its rows.
-    """
-    paired: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
-    for record in (dict(zip(columns, v, strict=True)) for v in values):
-        if record.get("kind") == "accuracy" and record.get("count"):
-            key = (
-                record.get("experiment") or "",
-                record.get("model") or "",
-                record.get("task") or "",
-                record.get("metric") or "",
-                record.get("checkpoint_id") or "",
-            )
-            paired[key] = record
-    result = []
-    for row in rows:
-        # Keyed by checkpoint too: two checkpoints at one ratio (recovered or not) differ.
-        record = paired.get((row.experiment, row.model, row.task, row.metric, row.checkpoint_id))
-        if record is None or findings.is_baseline(row.ratio):
-            result.append(row)
-            continue
-        result.append(
-            replace(
-                row,
-                delta_value=record["estimate"],
-                delta_value_low=record["low"],
-                delta_value_high=record["high"],
-                delta_value_method=record["method"],
-                delta_value_measurable=bool(record["measurable"]),
-                delta_value_text=record["text"],
-            )
-        )
-    return result
-
-
-def is_accuracy(metric: str) -> bool:
-    """Whether a metric is an accuracy (a fraction where higher is better)."""
-    return findings.is_accuracy(metric)
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    present = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(present) / len(present) if present else None
+def _plain(value: Any) -> Any:
+    """A view's cell as plain Python: NaN and pandas' missing values as None."""
+    return None if findings.missing(value) else value
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -395,19 +177,31 @@ def _energy(row: ResultRow) -> str:
     return findings.describe_energy(row.net_joules, row.net_joules_low, row.net_joules_high)
 
 
+def _family(family: object) -> str:
+    """A compression family to name ("int8", "depth"), empty for width pruning and none."""
+    name = "" if findings.missing(family) else str(family).removesuffix("+lora")
+    return "" if name in ("width", findings.BASELINE_FAMILY) else name
+
+
+def _with_method(family: object, ratio: str) -> str:
+    """``ratio`` named with its compression family where it is not width pruning ("int8, ...")."""
+    return f"{_family(family)}, {ratio}" if _family(family) else ratio
+
+
 def _ratio(row: ResultRow) -> str:
     if row.ratio is None:
         return "-"
-    recovered = " +LoRA" if row.recovered else ""
+    method = f" {_family(row.method_family)}" if _family(row.method_family) else ""
+    method += " +LoRA" if row.recovered else ""
     if row.removed_share is None:
-        return f"{row.ratio:.2f}{recovered}"
-    return f"{row.ratio:.2f}{recovered} ({row.removed_share:.1%} of all)"
+        return f"{row.ratio:.2f}{method}"
+    return f"{row.ratio:.2f}{method} ({row.removed_share:.1%} of all)"
 
 
 def _score(row: ResultRow) -> str:
     if row.value is None:
         return "-"
-    text = f"{row.value:.3f}" if is_accuracy(row.metric) else f"{row.value:.4g}"
+    text = f"{row.value:.3f}" if row.metric_kind == "accuracy" else f"{row.value:.4g}"
     if row.stderr is not None and not math.isnan(row.stderr):
         text += f" ± {row.stderr:.3f}"
     return text
@@ -453,10 +247,11 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
         table.add_row(*([row.experiment] if len(experiments) > 1 else []), *cells)
     notes = [
         "Ratio: the target share of prunable parameters (in brackets: of all parameters). "
-        'Changes against ratio 0 come with their 95% interval; "no measurable change" '
+        "Changes against the baseline (the uncompressed model) come with their 95% interval; "
+        '"no measurable change" '
         "when it contains 0."
     ]
-    if any(row.value is not None and not is_accuracy(row.metric) for row in rows):
+    if any(row.value is not None and row.metric_kind != "accuracy" for row in rows):
         notes.append(
             "Tasks without an accuracy show the metric in brackets (a perplexity: lower is "
             "better); its change is relative."
@@ -498,7 +293,10 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     for record in ordered.to_dict("records"):
         table.add_row(
             str(record["model"]),
-            findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            _with_method(
+                record.get("method_family"),
+                findings.ratio_text(record["ratio"], record["parameters_removed"]),
+            ),
             str(record["checkpoint_id"] or "")[:16],
             str(record["phase"]),
             str(int(record["batch_size"])),
@@ -549,7 +347,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
             )
         table.add_row(
             str(record["model"]),
-            _fmt(record["ratio"], ".2f"),
+            _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
             "LoRA" if record["recovered"] else "no",
             str(int(record["batch_size"])),
             _fmt(record["pruning_joules"], ".3g"),
@@ -583,13 +381,13 @@ def print_rows(
 
 def to_records(rows: Sequence[ResultRow]) -> list[dict[str, Any]]:
     """Returns the rows as plain dicts."""
-    return [sanitize(asdict(row)) for row in rows]
+    return [sanitize({name: getattr(row, name) for name in EXPORTED}) for row in rows]
 
 
 def to_csv(rows: Sequence[ResultRow]) -> str:
     """Returns the rows as CSV with a header row."""
     buffer = io.StringIO()
-    names = list(ResultRow.__dataclass_fields__)
+    names = list(EXPORTED)
     writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     for record in to_records(rows):

@@ -24,7 +24,6 @@ from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client.plan import EvalStep, Plan, ProfileStep, PruneStep, Step
 from greenprune.client.preflight import check_steps, upload_task_sources
-from greenprune.client.report import ResultRow, row_from_runs, with_deltas
 from greenprune.client.spec import Experiment
 from greenprune.core.errors import is_retryable
 from greenprune.rpc.client import channel, health_status
@@ -165,17 +164,14 @@ class RunOutcome:
             self.outcomes.get(step.request_id, StepOutcome(FAILED)).ok for step in self.plan.steps
         )
 
-    def rows(self) -> list[ResultRow]:
-        """The results table: one row per done eval step, with changes against ratio 0."""
-        rows = []
-        for step in self.plan.eval_steps:
-            outcome = self.outcomes.get(step.request_id)
-            prune = self.outcomes.get(step.prune.request_id)
-            if outcome is None or not outcome.ok or outcome.run is None:
-                continue
-            prune_run = prune.run if prune is not None else None
-            rows.append(row_from_runs(prune_run, outcome.run, ratio=step.prune.ratio))
-        return with_deltas(rows)
+    @property
+    def evaluated(self) -> int:
+        """How many eval steps are done (the results table has their rows)."""
+        return sum(
+            1
+            for step in self.plan.eval_steps
+            if step.request_id in self.outcomes and self.outcomes[step.request_id].ok
+        )
 
 
 class _Service:
@@ -573,7 +569,7 @@ async def check_plan(
     return None
 
 
-# -- job listings (status, cancel) ---------------------------------------------------------------
+# -- job listings (status) ----------------------------------------------------------------------
 
 
 async def job_counts(
@@ -601,20 +597,3 @@ async def _jobs(address: str, api: JobApi, token: str | None, experiment: str = 
             page = response.next_page_token
             if not page:
                 return
-
-
-async def cancel_jobs(addresses: Addresses, token: str | None, experiment: str) -> list[str]:
-    """Cancels the queued and running jobs of ``experiment``; returns their names."""
-    cancelled = []
-    for api, address in ((EVAL_JOBS, addresses.eval), (PRUNE_JOBS, addresses.pruning)):
-        names = [
-            job.name
-            async for job in _jobs(address, api, token, experiment)
-            if job.status.state in ACTIVE
-        ]
-        async with channel(address, token) as chan:
-            cancel = api.cancel(api.stub(chan))
-            for name in names:
-                await cancel(api.cancel_request(name=name), timeout=RPC_TIMEOUT_S)
-                cancelled.append(name)
-    return cancelled

@@ -296,11 +296,6 @@ def _run_coroutine(coroutine: Coroutine[Any, Any, T]) -> T:
     return box["value"]
 
 
-def _none_for_missing(frame: Any) -> Any:
-    """The frame with missing values as None (what the report's rules expect)."""
-    return frame.astype(object).where(frame.notna(), None)
-
-
 def _view(name: str | int) -> int:
     if isinstance(name, int):
         return name
@@ -472,8 +467,8 @@ class Client:
             reconnect_timeout: How long to wait for a service that went away.
 
         Returns:
-            The outcome; ``outcome.ok`` says whether every step is done, ``outcome.rows()``
-            is the results table.
+            The outcome; ``outcome.ok`` says whether every step is done. The results table is
+            :meth:`report` (``report_rows``), read from the ResultsService.
         """
         loaded = self._load(experiment)
         addresses = runner.resolve_addresses(loaded.experiment, dict(self.addresses.items()))
@@ -518,26 +513,20 @@ class Client:
         return pd.read_parquet(io.BytesIO(b"".join(page.data for page in pages)))
 
     def report_rows(self, experiment: str = "") -> list[report.ResultRow]:
-        """The rows of ``greenprune report``: one per run, with changes against ratio 0.
+        """The rows of ``greenprune report``: one per configuration and task.
 
-        Accuracy changes are paired by document where the ``findings`` view has them.
+        They are the ``task_breakdown`` view's headline rows, with the changes against the
+        baseline.
         """
-        frame = self.results("runs", experiment=experiment)
-        records = _none_for_missing(frame)
-        rows = report.with_deltas(
-            report.rows_from_view(list(frame.columns), records.itertuples(index=False))
-        )
-        found = _none_for_missing(self.results("findings", experiment=experiment))
-        return report.with_findings(rows, list(found.columns), found.itertuples(index=False))
+        frame = self.results("task_breakdown", experiment=experiment)
+        return report.rows_from_view(list(frame.columns), frame.itertuples(index=False))
 
     def report(self, experiment: str = "") -> Any:
         """``greenprune report`` as a DataFrame (the columns of ``--format csv``)."""
         import pandas as pd
 
         rows = self.report_rows(experiment)
-        return pd.DataFrame(
-            report.to_records(rows), columns=list(report.ResultRow.__dataclass_fields__)
-        )
+        return pd.DataFrame(report.to_records(rows), columns=list(report.EXPORTED))
 
     def prune_run(self, request_id: str) -> Any:
         """The recorded PruneRun of a prune job's request_id."""

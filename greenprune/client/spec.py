@@ -51,13 +51,6 @@ from greenprune.core.limits import (
     Limit,
 )
 
-LOCAL_ADDRESSES = {
-    "pruning": "127.0.0.1:50051",
-    "eval": "127.0.0.1:50052",
-    "results": "127.0.0.1:50053",
-}
-"""The default service addresses: the local stack that ``greenprune up`` starts."""
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
 

@@ -41,7 +41,7 @@ COMPONENTS = (*SERVICES, APP)
 DEFAULT_PORTS = {"pruning": 50051, "eval": 50052, "results": 50053, APP: 8501}
 HOST = "127.0.0.1"
 MODULES = {
-    "results": "analytics.server",
+    "results": "results_service.server",
     "pruning": "pruning_service.server",
     "eval": "eval_service.server",
 }
@@ -61,7 +61,7 @@ def project_root() -> Path:
 
 def app_script() -> Path:
     """The Streamlit app's entry script."""
-    return project_root() / "analytics" / "app" / "main.py"
+    return project_root() / "results_app" / "main.py"
 
 
 def _port(env: Mapping[str, str], name: str) -> int:

@@ -378,9 +378,6 @@ _ADAPTERS: dict[str, LlamaFamilyAdapter] = {
 }
 _ADAPTERS["Phi3ForCausalLM"] = Phi3Adapter("Phi3ForCausalLM")
 
-SUPPORTED_ARCHITECTURES = tuple(sorted(_ADAPTERS))
-"""Architectures (``config.architectures`` entries) greenprune can prune and reload."""
-
 
 def architecture_name(config: Any) -> str:
     """The causal-LM class name a config describes (``config.architectures[0]``)."""

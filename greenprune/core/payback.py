@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 
 from greenprune.api.common.v1.energy_pb2 import Interval
-from greenprune.core.energy.records import COUNTER_METHODS, CPU_TIME_METHOD
+from greenprune.core.energy.readings import COUNTER_METHODS, CPU_TIME_METHOD
 
 NEVER = "never"
 """The payback text when the saving per token is not measurably above zero."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -130,3 +131,33 @@ async def wait_until_serving(address: str, service: str = "", timeout: float = 6
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{address} did not report SERVING within {timeout:.0f} s")
+
+
+def decode_value(value: Any) -> Any:
+    """Returns the Python value of one cell of a ResultsService ``Table``.
+
+    A protobuf ``Value`` becomes None, a float, a str, a bool, or a dict/list.
+    """
+    kind = value.WhichOneof("kind")
+    if kind in (None, "null_value"):
+        return None
+    if kind in ("number_value", "string_value", "bool_value"):
+        return getattr(value, kind)
+    return json_format.MessageToDict(getattr(value, kind))
+
+
+def decode_table(table: Any) -> tuple[list[str], list[str], list[list[Any]]]:
+    """Decodes a ResultsService ``Table``: column names, column types and rows of values.
+
+    The one decoder of query results: the Python client and the app both use it.
+
+    Raises:
+        ValueError: A row's length differs from the number of columns.
+    """
+    names = [column.name for column in table.columns]
+    types = [column.type for column in table.columns]
+    rows = [[decode_value(value) for value in row.values] for row in table.rows]
+    for row in rows:
+        if len(row) != len(names):
+            raise ValueError(f"a row of {len(row)} values for {len(names)} columns")
+    return names, types, rows

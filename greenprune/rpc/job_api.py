@@ -17,7 +17,7 @@ import grpc
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.core.jobs import Job, JobRunner
-from greenprune.rpc.convert import job_id_from_name, next_page_token, page_bounds
+from greenprune.rpc.common_messages import job_id_from_name, next_page_token, page_bounds
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from analytics.server import build
-from greenprune.api.common.v1 import energy_pb2, layers_pb2
-from greenprune.api.eval.v1 import eval_pb2
-from greenprune.api.pruning.v1 import pruning_pb2
+from greenprune.api.common.v1 import energy_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
 from greenprune.rpc.server_thread import ServerThread
+from results_service.server import build
+from tests import samples
 
 TOKEN = "app-test-token"
 EXPERIMENT = "study"
@@ -130,100 +129,57 @@ def _energy(
 
 
 def prune_runs() -> list[results_pb2.PruneRun]:
-    """The prune runs of the study: one per pruned ratio."""
+    """The prune runs of the study: one per pruned ratio (``samples.prune_run``'s, reshaped)."""
     runs = []
     for ratio in RATIOS[1:]:
-        shapes = [
-            layers_pb2.LayerShape(
-                index=layer,
-                attention_heads=kept_heads(ratio, layer),
-                key_value_heads=2,
-                intermediate_size=mlp_width(ratio, layer),
-                kept=layer in (0, LAYERS - 1),
-            )
-            for layer in range(LAYERS)
-        ]
-        after = round(PARAMETERS_BEFORE * (1 - ratio * 0.9))
-        runs.append(
-            results_pb2.PruneRun(
-                request_id=prune_run_id(ratio),
-                experiment=EXPERIMENT,
-                job_name=f"pruneJobs/{prune_run_id(ratio)}",
-                spec=pruning_pb2.PruneSpec(
-                    model=MODEL,
-                    method=pruning_pb2.PRUNING_METHOD_TAYLOR,
-                    ratio=ratio,
-                    prune_attention_heads=True,
-                    prune_mlp=True,
-                    keep_first_layers=1,
-                    keep_last_layers=1,
-                    calibration=pruning_pb2.CalibrationSpec(samples=32, sequence_length=64),
-                    seed=7,
-                ),
-                result=pruning_pb2.PruneResult(
-                    checkpoint_id=checkpoint_id(ratio),
-                    parameters_before=PARAMETERS_BEFORE,
-                    parameters_after=after,
-                    prunable_parameters_before=PARAMETERS_BEFORE,
-                    prunable_parameters_after=after,
-                    achieved_ratio=1 - after / PARAMETERS_BEFORE,
-                    macs_before=PARAMETERS_BEFORE * 64,
-                    macs_after=after * 64,
-                    bytes_on_disk=after * 4,
-                    layers=shapes,
-                    wall_seconds=3.0,
-                    energy=_energy(30.0, estimated=False, samples=32),
-                    uniform=False,
-                    content_hash=f"sha256:{ratio}",
-                    architecture="LlamaForCausalLM",
-                    versions={"torch": "2.13.0", "torch_pruning": "1.6.1"},
-                ),
-            )
+        run = samples.prune_run(
+            prune_run_id(ratio),
+            model=MODEL,
+            ratio=ratio,
+            checkpoint_id=checkpoint_id(ratio),
+            experiment=EXPERIMENT,
+            parameters_before=PARAMETERS_BEFORE,
+            layers=LAYERS,
         )
+        for shape in run.result.layers:
+            shape.attention_heads = kept_heads(ratio, shape.index)
+            shape.intermediate_size = mlp_width(ratio, shape.index)
+        after = round(PARAMETERS_BEFORE * (1 - ratio * 0.9))
+        result = run.result
+        result.parameters_after = result.prunable_parameters_after = after
+        result.prunable_parameters_before = PARAMETERS_BEFORE
+        result.achieved_ratio = 1 - after / PARAMETERS_BEFORE
+        result.macs_after, result.bytes_on_disk = after * 64, after * 4
+        result.energy.CopyFrom(_energy(30.0, estimated=False, samples=32))
+        runs.append(run)
     return runs
 
 
 def eval_runs() -> list[results_pb2.EvalRun]:
-    """The eval runs of the study: every ratio on every task."""
+    """The eval runs of the study: every ratio on every task (``samples.eval_run``'s)."""
     runs = []
     for ratio in RATIOS:
         for task in TASKS:
             request_id = eval_run_id(ratio, task)
-            spec = eval_pb2.EvalSpec(tasks=[task], batch_size=8, repeats=3, device="cpu")
-            if ratio:
-                spec.checkpoint_id = checkpoint_id(ratio)
-            else:
-                spec.model = MODEL
-            runs.append(
-                results_pb2.EvalRun(
-                    request_id=request_id,
-                    experiment=EXPERIMENT,
-                    checkpoint_id=checkpoint_id(ratio),
-                    model=MODEL,
-                    spec=spec,
-                    result=eval_pb2.TaskResult(
-                        task=task,
-                        samples=100,
-                        metrics=[
-                            eval_pb2.MetricValue(
-                                task=task,
-                                metric="acc",
-                                value=ACCURACY[ratio][task],
-                                stderr=STDERR,
-                                samples=100,
-                            )
-                        ],
-                        energy=_energy(
-                            NET_JOULES[ratio][task],
-                            estimated=request_id == ESTIMATED_RUN,
-                            samples=100,
-                            ratio=ratio,
-                        ),
-                    ),
-                    versions={"lm_eval": "0.4.13", "codecarbon": "3.3.2"},
-                    job_name=f"evalJobs/{request_id}",
+            run = samples.eval_run(
+                request_id,
+                task=task,
+                metrics={"acc": ACCURACY[ratio][task]},
+                net_joules=None,
+                model=MODEL,
+                checkpoint_id=checkpoint_id(ratio),
+                experiment=EXPERIMENT,
+                stderr=STDERR,
+            )
+            run.result.energy.CopyFrom(
+                _energy(
+                    NET_JOULES[ratio][task],
+                    estimated=request_id == ESTIMATED_RUN,
+                    samples=100,
+                    ratio=ratio,
                 )
             )
+            runs.append(run)
     return runs
 
 

@@ -46,6 +46,7 @@ VISIBLE_TABLES_DRAWN = """() => Array.from(document.querySelectorAll('[data-test
 PAGES = [
     ("tradeoff", "tradeoff", "Accuracy against net energy", 1),
     ("", "overview", "Overview", 0),
+    ("overview", "overview-by-path", "Overview", 0),
     ("sparsity", "sparsity", "Sparsity curves", 5),
     ("tasks", "tasks", "Change per task", 2),
     ("run", "run", "Run detail", 1),
@@ -114,7 +115,7 @@ def browser() -> Iterator[Any]:
 def app_url(
     browser: Any, results_server: ResultsServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """`streamlit run analytics/app/main.py` pointed at the seeded ResultsService."""
+    """`streamlit run results_app/main.py` pointed at the seeded ResultsService."""
     port = _free_port()
     log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {
@@ -128,7 +129,7 @@ def app_url(
         "-m",
         "streamlit",
         "run",
-        "analytics/app/main.py",
+        "results_app/main.py",
         "--server.headless",
         "true",
         "--server.port",
@@ -203,6 +204,9 @@ def test_page_renders_without_errors(
         assert page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts() == NAV_TITLES
         assert page.get_by_text("Results service:").count() == 1
         assert page.locator('[data-testid="stException"]').count() == 0
+        # Every page is found at its own path, and no stray text heads it.
+        assert page.get_by_text("Page not found").count() == 0
+        assert page.get_by_text("Session state", exact=False).count() == 0
         assert page.locator('[data-testid="stAlertContentError"]').count() == 0
         assert page.locator(CHART).count() == charts
         assert page.locator(RENDERED_CHART).count() >= charts

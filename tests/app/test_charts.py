@@ -1,134 +1,109 @@
-"""The app's pure parts: frame reshaping, chart builders and the table conversion.
+"""The app's pure parts: labels, reshaping, chart builders and the table conversion.
 
-No server, no Streamlit runtime: every input is a hand-made frame or message.
+No server, no Streamlit runtime: every input is a hand-made frame or message, shaped as the
+views the app reads.
 """
 
 from __future__ import annotations
-
-import math
 
 import grpc
 import pandas as pd
 import pytest
 from google.protobuf import struct_pb2
 
-from analytics.app import charts, frames
-from analytics.app.data import describe_error, table_to_frame
 from greenprune.api.results.v1 import results_pb2
+from results_app import charts, frames
+from results_app.data import describe_error, table_to_frame
 
 
-def _runs(rows: list[tuple[float, str | None, str, float, float]]) -> pd.DataFrame:
-    """A ``runs`` view: (ratio, checkpoint, task, accuracy, net joules) per run."""
+def _points(rows: list[tuple[float, str | None, float, float, bool, object]]) -> pd.DataFrame:
+    """Rows of the ``tradeoff`` view over all tasks.
+
+    Each is (ratio, checkpoint, accuracy, energy, on front, step measurable).
+    """
     return pd.DataFrame(
         [
             {
-                "run_id": f"r{index}",
                 "experiment": "e",
                 "model": "m",
                 "checkpoint_id": checkpoint,
                 "ratio": ratio,
                 "achieved_ratio": ratio * 0.9,
-                "parameters_after": 100,
-                "task": task,
-                "metric": "acc",
+                "parameters_removed": ratio / 2,
+                "method_family": "baseline" if checkpoint is None else "width",
+                "is_baseline": checkpoint is None,
+                "task": None,
+                "task_set": "a,b",
                 "accuracy": accuracy,
                 "accuracy_stderr": 0.02,
-                "net_joules": joules,
-                "net_joules_low": joules * 0.9,
-                "net_joules_high": joules * 1.1,
+                "energy": energy,
+                "energy_low": energy * 0.9,
+                "energy_high": energy * 1.1,
+                "energy_measure": "net_joules",
                 "estimated": False,
-                "measurement_method": "rapl",
+                "on_front": front,
+                "neighbour_checkpoint_id": None,
+                "accuracy_change_from_neighbour_text": None,
+                "energy_change_from_neighbour_text": None,
+                "step_measurable": step,
+                "payback": "-",
             }
-            for index, (ratio, checkpoint, task, accuracy, joules) in enumerate(rows)
+            for ratio, checkpoint, accuracy, energy, front, step in rows
         ]
     )
 
 
-STUDY = _runs(
-    [
-        (0.0, None, "a", 0.8, 100.0),
-        (0.0, None, "b", 0.6, 50.0),
-        (0.5, "c50", "a", 0.6, 60.0),
-        (0.5, "c50", "b", 0.5, 30.0),
-        (0.5, "c50", "b", 0.3, 40.0),  # a repeat of the same checkpoint and task
-    ]
-)
+POINTS = _points([(0.0, None, 0.7, 150.0, True, None), (0.5, "c50", 0.5, 95.0, True, False)])
 
 
-def test_task_points_average_repeats_and_shrink_the_stderr() -> None:
-    points = frames.task_points(STUDY).set_index(["ratio", "task"])
-    assert points.at[(0.5, "b"), "accuracy"] == pytest.approx(0.4)
-    assert points.at[(0.5, "b"), "net_joules"] == pytest.approx(35.0)
-    assert points.at[(0.5, "b"), "runs"] == 2
-    assert points.at[(0.5, "b"), "accuracy_stderr"] == pytest.approx(0.02 / math.sqrt(2))
-    assert points.at[(0.0, "a"), "label"] == "m (unpruned)"
-    assert points.at[(0.5, "a"), "label"] == "m @ 50% [c50]"
-
-
-def test_labels_name_the_experiment_when_there_are_several() -> None:
-    other = STUDY.assign(experiment="f")
-    labels = set(frames.task_points(pd.concat([STUDY, other]))["label"])
-    assert labels == {"e: m (unpruned)", "e: m @ 50% [c50]", "f: m (unpruned)", "f: m @ 50% [c50]"}
-
-
-def test_averaged_points_mean_accuracy_and_sum_energy() -> None:
-    averaged = frames.averaged_points(frames.task_points(STUDY)).set_index("ratio")
-    assert averaged.at[0.5, "accuracy"] == pytest.approx((0.6 + 0.4) / 2)
-    assert averaged.at[0.5, "net_joules"] == pytest.approx(60.0 + 35.0)
-    assert averaged.at[0.5, "net_joules_low"] == pytest.approx((60.0 + 35.0) * 0.9)
-    assert averaged.at[0.0, "task_set"] == "a,b"
-    assert averaged.at[0.0, "accuracy_stderr"] == pytest.approx(math.sqrt(2 * 0.02**2) / 2)
-
-
-def test_pareto_mask_keeps_only_undominated_points() -> None:
-    points = pd.DataFrame(
-        {
-            "experiment": ["e"] * 4 + ["f"],
-            "task": ["t"] * 5,
-            "net_joules": [10.0, 20.0, 15.0, 5.0, 100.0],
-            "accuracy": [0.5, 0.9, 0.4, float("nan"), 0.1],
-        }
-    )
-    mask = frames.pareto_mask(points)
-    # (15, 0.4) is beaten by (10, 0.5); NaN never counts; "f" is its own front.
-    assert list(mask) == [True, True, False, False, True]
-
-
-def test_headlines_compare_with_the_baseline_on_shared_tasks() -> None:
-    extra = _runs([(0.5, "c50", "only-pruned", 0.1, 10.0)])
-    headline = frames.headlines(frames.task_points(pd.concat([STUDY, extra]))).iloc[0]
-    assert headline["tasks"] == 2
-    assert headline["baseline_accuracy"] == pytest.approx(0.7)
-    assert headline["accuracy"] == pytest.approx(0.5)
-    assert headline["accuracy_change"] == pytest.approx(0.5 / 0.7 - 1)
-    assert headline["energy_change"] == pytest.approx(95.0 / 150.0 - 1)
-    assert headline["energy_change_low"] == pytest.approx(95.0 * 0.9 / (150.0 * 1.1) - 1)
-    assert headline["energy_change_high"] == pytest.approx(95.0 * 1.1 / (150.0 * 0.9) - 1)
-    text = frames.headline_text(headline)
-    # Both ratios, and every change with its interval (never a bare percentage first).
-    assert text.startswith("at 50% of prunable parameters")
-    assert "accuracy \u221220.0 pt [" in text
-    assert "net energy: \u221236.7% [\u221248.2, \u221222.6]" in text
-    assert headline["energy_measurable"]
-
-
-def test_headlines_need_a_baseline() -> None:
-    assert frames.headlines(frames.task_points(STUDY[STUDY["ratio"] > 0])).empty
+def test_labels_name_the_method_and_the_experiment_when_there_are_several() -> None:
+    assert frames.config_label("m", 0.0, None) == "m (unpruned)"
+    assert frames.config_label("m", 0.5, "c50") == "m @ 50% [c50]"
+    assert frames.config_label("m", 0.25, "ckpt-depth", "depth").endswith(" depth")
+    assert not frames.config_label("m", 0.25, "ckpt-width", "width").endswith(" width")
+    both = pd.concat([POINTS, POINTS.assign(experiment="f")])
+    assert set(frames.with_labels(both)["label"]) == {
+        "e: m (unpruned)",
+        "e: m @ 50% [c50]",
+        "f: m (unpruned)",
+        "f: m @ 50% [c50]",
+    }
 
 
 def test_nearest_ratio_picks_the_ratio_closest_to_the_target() -> None:
-    rows = pd.DataFrame({"experiment": ["e"] * 3, "model": ["m"] * 3, "ratio": [0.1, 0.25, 0.5]})
-    assert list(frames.nearest_ratio(rows, 0.2)["ratio"]) == [0.25]
-    assert list(frames.nearest_ratio(rows, 0.45)["ratio"]) == [0.5]
+    rows = pd.DataFrame({"experiment": ["e"] * 3, "model": ["m"] * 3, "ratio_b": [0.1, 0.25, 0.5]})
+    assert list(frames.nearest_ratio(rows, 0.2)["ratio_b"]) == [0.25]
+    assert list(frames.nearest_ratio(rows, 0.45)["ratio_b"]) == [0.5]
 
 
-def test_sparsity_curves_scale_the_energy_interval_to_joules_per_token() -> None:
+def test_the_headline_is_written_from_a_comparison_with_both_ratios() -> None:
+    row = pd.Series(
+        {
+            "ratio_b": 0.5,
+            "parameters_removed_b": 0.25,
+            "tasks": 2,
+            "value_a": 0.7,
+            "value_b": 0.5,
+            "accuracy_change": -0.2,
+            "accuracy_change_text": "\u221220.0 pt [\u221224.0, \u221216.0]",
+            "energy_source": "per-task net energy",
+            "energy_change_text": "\u221236.7% [\u221242.7, \u221230.0]",
+        }
+    )
+    text = frames.headline_text(row)
+    assert text.startswith("at 50% of prunable parameters = 25.0% of all parameters")
+    assert "accuracy \u221220.0 pt [" in text and "(0.700 \u2192 0.500)" in text
+    assert "per-task net energy: \u221236.7% [" in text and text.endswith("over 2 tasks")
+
+
+def test_sparsity_curves_draw_the_headline_and_the_views_intervals() -> None:
     accuracy = pd.DataFrame(
         {
             "model": ["m", "m", "m"],
             "task": ["a", "a", "a"],
             "ratio": [0.0, 0.0, 0.5],
             "metric": ["acc_norm", "acc", "acc"],
+            "is_headline": [False, True, True],
             "accuracy": [0.1, 0.8, 0.6],
             "accuracy_stderr": [0.01, 0.02, 0.02],
         }
@@ -142,29 +117,22 @@ def test_sparsity_curves_scale_the_energy_interval_to_joules_per_token() -> None
             "net_joules_low": [90.0],
             "net_joules_high": [120.0],
             "joules_per_token": [0.01],
+            "joules_per_token_low": [0.009],
+            "joules_per_token_high": [0.012],
             "tokens_per_second": [500.0],
             "tokens_per_second_low": [450.0],
             "tokens_per_second_high": [550.0],
-            "wall_seconds": [10.0],
-            "wall_seconds_low": [9.0],
-            "wall_seconds_high": [11.0],
-            "samples": [100],
+            "latency_ms": [100.0],
+            "latency_ms_low": [90.0],
+            "latency_ms_high": [110.0],
         }
     )
     curves = frames.sparsity_curves(accuracy, energy).set_index(["measure", "ratio"])
-    assert curves.at[("accuracy", 0.0), "value"] == pytest.approx(0.8)  # acc before acc_norm
+    assert curves.at[("accuracy", 0.0), "value"] == pytest.approx(0.8)  # the headline: acc
     assert curves.at[("accuracy", 0.0), "high"] == pytest.approx(0.82)
     assert curves.at[("joules_per_token", 0.0), "low"] == pytest.approx(0.009)
-    assert curves.at[("joules_per_token", 0.0), "high"] == pytest.approx(0.012)
     assert curves.at[("latency_ms", 0.0), "value"] == pytest.approx(100.0)
     assert set(curves.index.get_level_values("measure")) == set(frames.CURVE_MEASURES)
-
-
-def test_compare_configs_reports_changes_of_the_second_against_the_first() -> None:
-    points = frames.task_points(STUDY)
-    table = frames.compare_configs(points, "m (unpruned)", "m @ 50% [c50]").set_index("task")
-    assert table.at["a", "accuracy_change"] == pytest.approx(0.6 / 0.8 - 1)
-    assert table.at["b", "energy_change"] == pytest.approx(35.0 / 50.0 - 1)
 
 
 def test_percent_is_signed_and_handles_missing_values() -> None:
@@ -181,27 +149,35 @@ def _layer_marks(spec: dict) -> list[str]:
 
 
 def test_tradeoff_chart_layers_bars_front_points_and_baseline() -> None:
-    points = frames.task_points(STUDY)
-    points = points.assign(on_front=frames.pareto_mask(points))
-    spec = charts.tradeoff_chart(points, log_scale=True).to_dict()
-    assert _layer_marks(spec) == ["rule", "rule", "line", "point", "text"]
-    assert spec["layer"][3]["encoding"]["x"]["scale"]["type"] == "log"
-    assert spec["layer"][3]["encoding"]["color"]["field"] == "ratio"
-    tooltip_fields = {item["field"] for item in spec["layer"][3]["encoding"]["tooltip"]}
-    assert {"accuracy_stderr", "net_joules_low", "net_joules_high", "estimated"} <= tooltip_fields
+    spec = charts.tradeoff_chart(frames.with_labels(POINTS), log_scale=True).to_dict()
+    assert _layer_marks(spec) == ["rule", "rule", "rule", "point", "point", "text"]
+    dots = spec["layer"][3]["encoding"]
+    assert dots["x"]["scale"]["type"] == "log"
+    assert dots["color"]["field"] == "ratio"
+    # The legend lists the ratios shown, not 0% to 100%.
+    assert dots["color"]["scale"]["domain"] == [0.0, 0.5]
+    tooltip_fields = {item["field"] for item in dots["tooltip"]}
+    assert {"accuracy_stderr", "energy_low", "energy_high", "estimated"} <= tooltip_fields
+
+
+def test_the_front_marks_a_step_that_is_not_measurable() -> None:
+    chart = charts.tradeoff_chart(frames.with_labels(POINTS))
+    steps = chart.layer[2].data
+    assert list(steps["step"]) == [charts.STEP_NOT_MEASURABLE]
+    assert (steps["energy"].iloc[0], steps["energy_to"].iloc[0]) == (150.0, 95.0)
+    ringed = chart.layer[4].to_dict()["transform"][0]["filter"]
+    assert charts.STEP_NOT_MEASURABLE in ringed
 
 
 def test_tradeoff_chart_on_a_log_axis_drops_non_positive_energy() -> None:
-    points = frames.task_points(_runs([(0.0, None, "a", 0.8, 0.0), (0.5, "c", "a", 0.6, 5.0)]))
-    points = points.assign(on_front=True)
-    dots = charts.tradeoff_chart(points, log_scale=True).layer[3]
-    assert list(dots.data["net_joules"]) == [5.0]
+    points = _points([(0.0, None, 0.8, 0.0, True, None), (0.5, "c", 0.6, 5.0, True, True)])
+    dots = charts.tradeoff_chart(frames.with_labels(points), log_scale=True).layer[3]
+    assert list(dots.data["energy"]) == [5.0]
 
 
 def test_other_charts_build_valid_specs() -> None:
-    points = frames.task_points(STUDY)
-    comparison = frames.compare_configs(points, "m (unpruned)", "m @ 50% [c50]")
-    assert charts.compare_chart(comparison, "m (unpruned)", "m @ 50% [c50]").to_dict()
+    comparison = pd.DataFrame({"task": ["a", "b"], "value_a": [0.8, 0.6], "value_b": [0.6, 0.4]})
+    assert charts.compare_chart(comparison, "first", "second").to_dict()
     layers = pd.DataFrame(
         {
             "layer": [0, 1, 2],
@@ -215,17 +191,21 @@ def test_other_charts_build_valid_specs() -> None:
     assert len(spec["hconcat"]) == 2
     breakdown = pd.DataFrame(
         {
-            "model": ["m", "m"],
-            "task": ["a", "a"],
-            "metric": ["acc", "acc"],
-            "metric_kind": ["accuracy", "accuracy"],
-            "ratio": [0.0, 0.5],
-            "relative_delta_value": [0.0, -0.25],
-            "relative_delta_net_joules": [0.0, -0.4],
+            "model": ["m", "m", "m"],
+            "task": ["a", "a", "a"],
+            "metric": ["acc", "acc", "acc"],
+            "metric_kind": ["accuracy"] * 3,
+            "ratio": [0.0, 0.0, 0.5],
+            "method_family": ["baseline", "int8", "width"],
+            "is_baseline": [True, False, False],
+            "baseline_value": [0.8, 0.8, 0.8],
+            "relative_delta_value": [0.0, -0.01, -0.25],
+            "relative_delta_net_joules": [0.0, -0.1, -0.4],
         }
     )
     changes = frames.task_changes(breakdown)
-    assert list(changes["ratio_label"]) == ["50%"]
+    # The int8 copy at ratio 0 is a change against the baseline, named by its method.
+    assert list(changes["ratio_label"]) == ["0% int8", "50%"]
     heat = charts.change_heatmap(
         changes, "relative_delta_net_joules", "energy", higher_is_better=False
     ).to_dict()
@@ -261,43 +241,3 @@ def test_errors_become_sentences() -> None:
     assert down.startswith("The results service at h:1 is not reachable")
     assert "refused the app's token" in describe_error(grpc.StatusCode.UNAUTHENTICATED, "", "h:1")
     assert "INTERNAL" in describe_error(grpc.StatusCode.INTERNAL, "boom", "h:1")
-
-
-def test_variants_of_equal_size_stay_apart_and_carry_their_method() -> None:
-    def run(checkpoint: str, ratio: float, family: str, accuracy: float) -> dict[str, object]:
-        return {
-            "run_id": f"r-{checkpoint}",
-            "experiment": "methods",
-            "model": "m",
-            "checkpoint_id": checkpoint,
-            "ratio": ratio,
-            "task": "facts",
-            "achieved_ratio": ratio,
-            "parameters_after": 100,
-            "parameters_before": 120,
-            "accuracy": accuracy,
-            "accuracy_stderr": 0.01,
-            "metric": "acc",
-            "net_joules": 1.0,
-            "net_joules_low": 0.9,
-            "net_joules_high": 1.1,
-            "estimated": True,
-            "measurement_method": "cpu-load-estimate",
-            "method_family": family,
-        }
-
-    runs = pd.DataFrame(
-        [
-            run("ckpt-base", 0.0, "baseline", 0.9),
-            run("ckpt-width", 0.25, "width", 0.55),
-            run("ckpt-depth", 0.25, "depth", 0.88),
-            run("ckpt-int8", 0.0, "int8", 0.9),
-        ]
-    )
-    points = frames.task_points(runs).set_index("checkpoint_id")
-    assert points.loc["ckpt-depth", "method_family"] == "depth"
-    assert points.loc["ckpt-depth", "label"].endswith(" depth")
-    assert not points.loc["ckpt-width", "label"].endswith(" width")
-    assert points["label"].is_unique
-    averaged = frames.averaged_points(frames.task_points(runs))
-    assert set(averaged["method_family"]) == {"baseline", "width", "depth", "int8"}

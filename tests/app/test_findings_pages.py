@@ -13,13 +13,13 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import samples
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core import findings
 from greenprune.rpc.client import sync_channel
+from tests import samples
 from tests.app.conftest import EXPERIMENT, MODEL, ResultsServer, checkpoint_id
 
-MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "results_app" / "main.py"
 COSTS = {checkpoint_id(0.0): 1e-3, checkpoint_id(0.2): 0.85e-3, checkpoint_id(0.4): 0.7e-3}
 BATCHES = (1, 8)
 
@@ -78,8 +78,11 @@ def test_tradeoff_puts_profile_joules_per_token_on_the_energy_axis(profiled_env:
     points = max(frames, key=len).set_index("ratio")
     for ratio in (0.0, 0.2, 0.4):
         expected = COSTS[checkpoint_id(ratio)] / max(BATCHES) ** 0.5
-        assert points.at[ratio, "net_joules"] == pytest.approx(expected, rel=0.2)
+        assert points.at[ratio, "energy"] == pytest.approx(expected, rel=0.2)
     assert "J/token" in chart.proto.spec
+    # The front's table names its energy by its unit (not "net_joules" holding J/token).
+    front = app.dataframe[0]
+    assert "energy" in front.value.columns and "net_joules" not in front.value.columns
 
 
 def test_compare_shows_every_change_with_its_interval(profiled_env: None) -> None:

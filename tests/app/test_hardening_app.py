@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.app import data
+from results_app import data
 from tests.app.conftest import ResultsServer
 
-MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "results_app" / "main.py"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.app import data
+from results_app import data
 from tests.app.conftest import (
     ACCURACY,
     ESTIMATED_RUN,
@@ -33,7 +33,7 @@ from tests.app.conftest import (
     prune_run_id,
 )
 
-MAIN = Path(__file__).resolve().parents[2] / "analytics" / "app" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "results_app" / "main.py"
 ESTIMATE_TEXT = "Energy is an estimate (CPU-load model, no power counters)"
 
 
@@ -100,6 +100,8 @@ def test_overview_shows_counts_and_the_headline(app_env: ResultsServer) -> None:
     assert expected in headline
     assert any(ESTIMATE_TEXT in text for text in _warnings(app))
     assert len(app.get("download_button")) == 4
+    # No stray text: Streamlit writes a script's bare strings onto the page.
+    assert not any("Session state" in item.value for item in app.markdown)
 
 
 def test_tradeoff_plots_every_configuration_and_the_front(app_env: ResultsServer) -> None:
@@ -110,9 +112,9 @@ def test_tradeoff_plots_every_configuration_and_the_front(app_env: ResultsServer
     points = max(_chart_frames(charts[0]), key=len)
     by_ratio = points.set_index("ratio")
     for ratio in RATIOS:
-        assert by_ratio.at[ratio, "net_joules"] == pytest.approx(sum(NET_JOULES[ratio].values()))
+        assert by_ratio.at[ratio, "energy"] == pytest.approx(sum(NET_JOULES[ratio].values()))
         assert by_ratio.at[ratio, "accuracy"] == pytest.approx(mean(ACCURACY[ratio].values()))
-        assert by_ratio.at[ratio, "net_joules_low"] == pytest.approx(
+        assert by_ratio.at[ratio, "energy_low"] == pytest.approx(
             sum(NET_JOULES[ratio].values()) * (1 - SPREAD)
         )
     # The app's front agrees with the server's pareto_front view.
@@ -120,7 +122,11 @@ def test_tradeoff_plots_every_configuration_and_the_front(app_env: ResultsServer
     server_front = data.query_view("pareto_front")
     assert sorted(front["ratio"]) == sorted(server_front["ratio"])
     spec = json.loads(charts[0].proto.spec)
-    assert {layer["mark"]["type"] for layer in spec["layer"]} >= {"rule", "line", "point", "text"}
+    assert {layer["mark"]["type"] for layer in spec["layer"]} >= {"rule", "point", "text"}
+    # The legend lists the study's ratios only.
+    colors = [layer["encoding"].get("color", {}) for layer in spec["layer"]]
+    domains = [c["scale"]["domain"] for c in colors if "scale" in c and "domain" in c["scale"]]
+    assert domains and all(domain == list(RATIOS) for domain in domains)
 
 
 def test_tradeoff_per_task_and_log_scale(app_env: ResultsServer) -> None:
@@ -130,7 +136,7 @@ def test_tradeoff_per_task_and_log_scale(app_env: ResultsServer) -> None:
     _assert_clean(app)
     chart = _charts(app)[0]
     points = max(_chart_frames(chart), key=len)
-    assert sorted(points["net_joules"]) == sorted(
+    assert sorted(points["energy"]) == sorted(
         NET_JOULES[ratio]["greenprune_facts"] for ratio in RATIOS
     )
     assert '"type": "log"' in chart.proto.spec
@@ -197,8 +203,8 @@ def test_compare_puts_two_configurations_side_by_side(app_env: ResultsServer) ->
     assert len(_charts(app)) == 1
     table = app.dataframe[0].value.set_index("task")
     for task in TASKS:
-        assert table.at[task, "accuracy_a"] == pytest.approx(ACCURACY[0.0][task])
-        assert table.at[task, "accuracy_b"] == pytest.approx(ACCURACY[0.4][task])
+        assert table.at[task, "value_a"] == pytest.approx(ACCURACY[0.0][task])
+        assert table.at[task, "value_b"] == pytest.approx(ACCURACY[0.4][task])
         assert table.at[task, "energy_change"] == pytest.approx(
             NET_JOULES[0.4][task] / NET_JOULES[0.0][task] - 1
         )

@@ -67,7 +67,7 @@ def _matmuls(seconds: float) -> int:
 
 def test_gpu_window_is_measured_with_nvml(tmp_path: Path) -> None:
     from greenprune.core.energy.meter import EnergyMeter
-    from greenprune.core.energy.records import summarize
+    from greenprune.core.energy.readings import summarize
 
     meter = EnergyMeter("cuda:0", tmp_path)
     meter.measure_idle(1.0)

@@ -23,7 +23,7 @@ def start_service(
     """
     common = {"port": 0, "state_dir": home, "token": token, "grace_seconds": 1.0}
     if kind == "results":
-        from analytics.server import build as build_results
+        from results_service.server import build as build_results
 
         settings = ResultsSettings(**common)
         return ServerThread(lambda: build_results(settings), settings).start()

@@ -9,14 +9,14 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from analytics import samples
-from analytics.server import build
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
-from greenprune.rpc.convert import page_bounds
+from greenprune.rpc.common_messages import page_bounds
 from greenprune.rpc.server_thread import ServerThread
+from results_service.server import build
+from tests import samples
 
 pb = results_pb2
 BAD_TOKENS = ["²", "9" * 30, "9223372036854775808", "-1", "1e3", " 1", "٣", "x" * 100_000]

@@ -8,12 +8,12 @@ from pathlib import Path
 import grpc
 import pytest
 
-from analytics.app.data import table_to_frame
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.api.results.v1 import results_pb2
 from greenprune.rpc.errors import MAX_MESSAGE_CHARS
 from greenprune.rpc.server_thread import ServerThread
+from results_app.data import table_to_frame
 
 HUGE = "x" * (10 * 1024 * 1024)
 

@@ -18,20 +18,20 @@ import grpc
 import pandas as pd
 import pytest
 
-from analytics import convert, samples
-from analytics.app import data
-from analytics.app.settings import AppSettings
-from analytics.server import build
-from analytics.store import EXPORT_SNAPSHOTS, ResultsStore
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
-from greenprune.client import report
 from greenprune.client.sdk import Client
 from greenprune.core.errors import FailedPreconditionError
 from greenprune.core.limits import MAX_RESPONSE_BYTES, MAX_TEXT_CHARS
 from greenprune.core.settings import ResultsSettings
-from greenprune.rpc.client import read_pages, sync_channel
+from greenprune.rpc.client import decode_table, read_pages, sync_channel
 from greenprune.rpc.server_thread import ServerThread
+from results_app import data
+from results_app.settings import AppSettings
+from results_service import pages
+from results_service.server import build
+from results_service.store import EXPORT_SNAPSHOTS, ResultsStore
+from tests import samples
 
 pb = results_pb2
 HUGE_BYTES = 35_000_000
@@ -66,8 +66,8 @@ def _legacy_store(path: Path) -> tuple[int, int]:
     ]
     with ResultsStore(path) as store:
         for run in prune_runs:
-            store.record_prune_run(convert.prune_run_from_pb(run))
-        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
+            store.record_prune_run(run)
+        store.record_eval_runs(eval_runs)
     connection = duckdb.connect(str(path))
     try:
         for index, request_id in enumerate(HUGE_RUNS):
@@ -159,7 +159,7 @@ def test_query_view_pages_oversized_rows_and_cuts_their_strings(
     table = pb.Table(columns=pages[0].table.columns)
     for page in pages:
         table.rows.extend(page.table.rows)
-    names, _, rows = report.decode_table(table)
+    names, _, rows = decode_table(table)
     assert len(rows) == legacy[1]
     models = {row[names.index("run_id")]: row[names.index("model")] for row in rows}
     for index, request_id in enumerate(HUGE_RUNS):
@@ -208,7 +208,7 @@ def test_export_view_of_oversized_rows_comes_in_chunks_of_the_whole_file(
 
 
 def _format(fmt: str) -> int:
-    return {name: value for value, name in convert.EXPORT_FORMATS.items()}[fmt]
+    return {name: value for value, name in pages.EXPORT_FORMATS.items()}[fmt]
 
 
 def test_sdk_report_and_app_read_the_legacy_store(legacy: tuple[ServerThread, int, int]) -> None:
@@ -306,12 +306,12 @@ def test_export_chunks_are_one_file_while_runs_are_recorded(tmp_path: Path, fmt:
     path = tmp_path / "results.duckdb"
     prune_runs, eval_runs = samples.demo_study(experiment="chunks")
     with ResultsStore(path) as store:
-        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
+        store.record_eval_runs(eval_runs)
         whole = store.export_view("runs", None, fmt)
         chunk = store.export_chunk("runs", None, fmt, size=500)
         chunks, chunks_fingerprint = [chunk.data], chunk.fingerprint
         extra = samples.eval_run("late", task="t", metrics={"acc": 0.1}, net_joules=1.0, model="x")
-        store.record_eval_run(convert.eval_run_from_pb(extra))
+        store.record_eval_run(extra)
         while chunk.next_offset is not None:
             chunk = store.export_chunk("runs", None, fmt, 500, chunk.next_offset, chunk.fingerprint)
             chunks.append(chunk.data)
@@ -333,7 +333,7 @@ def test_export_chunks_are_one_file_while_runs_are_recorded(tmp_path: Path, fmt:
 def test_the_store_keeps_a_bounded_number_of_exports(tmp_path: Path) -> None:
     with ResultsStore(tmp_path / "results.duckdb") as store:
         _, eval_runs = samples.demo_study()
-        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
+        store.record_eval_runs(eval_runs)
         for view in ("runs", "accuracy_vs_sparsity", "energy_vs_sparsity", "energy_components"):
             for fmt in ("csv", "parquet"):
                 store.export_chunk(view, None, fmt, size=100)
@@ -350,8 +350,8 @@ def test_cap_strings_cuts_every_kind_of_string_field() -> None:
     )
     cell = pb.Table().rows.add()
     cell.extend([big, 1.0, None])
-    convert.cap_strings(run)
-    convert.cap_strings(cell)
+    pages.cap_strings(run)
+    pages.cap_strings(cell)
     marker = f"…[truncated {10_000 - MAX_TEXT_CHARS} bytes]"
     assert run.model == "é" * (MAX_TEXT_CHARS // 2) + marker
     assert run.request_id == "r"
@@ -363,9 +363,9 @@ def test_cap_strings_cuts_every_kind_of_string_field() -> None:
 
 def test_take_page_always_takes_one_message_and_stops_at_the_budget() -> None:
     small = [pb.EvalRun(request_id=f"r{i}", model="m" * 100) for i in range(10)]
-    assert len(convert.take_page(iter(small), 350)) == 3
-    assert len(convert.take_page(iter(small), 10)) == 1
+    assert len(pages.take_page(iter(small), 350)) == 3
+    assert len(pages.take_page(iter(small), 10)) == 1
     huge = pb.EvalRun(request_id="h", model="m" * 100_000)
-    page = convert.take_page(iter([huge, *small]), 50_000)
+    page = pages.take_page(iter([huge, *small]), 50_000)
     assert page[0].model.endswith("…[truncated 95904 bytes]")
     assert sum(message.ByteSize() for message in page) <= 50_000

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from analytics import samples
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client.cli import orphaned_checkpoints
 from greenprune.core.checkpoint import MANIFEST_NAME
 from greenprune.rpc.client import sync_channel
 from greenprune.rpc.server_thread import ServerThread
+from tests import samples
 
 
 def test_orphaned_checkpoints_are_listed(

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 from google.protobuf import json_format
 
-from analytics import samples
-from analytics.server import build
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.settings import ResultsSettings
 from greenprune.rpc.client import sync_channel
 from greenprune.rpc.server_thread import ServerThread
+from results_service.server import build
+from tests import samples
 
 TOKEN = "results-test-token"
 pb = results_pb2

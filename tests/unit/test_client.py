@@ -12,12 +12,12 @@ import grpc
 import pandas as pd
 import pytest
 
-from analytics import samples
 from greenprune import Client
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client import cli, report, sdk
 from greenprune.rpc.server_thread import ServerThread
+from tests import samples
 from tests.rpc import conftest as rpc_fixtures
 from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer
 
@@ -158,10 +158,8 @@ def _query_view_csv(address: str, experiment: str) -> str:
             )
         return [c.name for c in table.columns], [[value(v) for v in r.values] for r in table.rows]
 
-    columns, rows = query(results_pb2.VIEW_RUNS)
-    rows_with_deltas = report.with_deltas(report.rows_from_view(columns, rows))
-    found_columns, found = query(results_pb2.VIEW_FINDINGS)
-    return report.to_csv(report.with_findings(rows_with_deltas, found_columns, found))
+    columns, rows = query(results_pb2.VIEW_TASK_BREAKDOWN)
+    return report.to_csv(report.rows_from_view(columns, rows))
 
 
 def test_results_are_the_rows_of_report_csv(

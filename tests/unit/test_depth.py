@@ -14,7 +14,7 @@ from greenprune.core.architectures import adapter_for
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import DEPTH_CRITERIA, PRUNING_STRUCTURES
 from pruning_service import depth
-from pruning_service.convert import config_from_spec, normalized_spec
+from pruning_service.prune_messages import config_from_spec, normalized_spec
 from pruning_service.pruner import (
     CalibrationConfig,
     PruneConfig,

@@ -29,7 +29,7 @@ from greenprune.core.energy.cpu_time import (
 )
 from greenprune.core.energy.meter import EnergyMeter
 from greenprune.core.energy.quiet import wait_for_quiet_machine
-from greenprune.core.energy.records import CPU_TIME, METHODS, WindowReading, summarize
+from greenprune.core.energy.readings import CPU_TIME, METHODS, WindowReading, summarize
 from greenprune.core.stats import Interval, interval
 
 

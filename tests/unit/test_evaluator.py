@@ -21,7 +21,7 @@ from eval_service.evaluator import (
     run_eval,
     validate_config,
 )
-from greenprune.core.energy.records import METHODS
+from greenprune.core.energy.readings import METHODS
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.stats import Interval
 

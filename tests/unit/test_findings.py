@@ -12,13 +12,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import convert, samples
-from analytics.migrations import LATEST_VERSION
-from analytics.store import ResultsStore, ViewFilter
 from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.results.v1 import results_pb2
 from greenprune.core import findings
+from results_service.migrations import LATEST_VERSION
+from results_service.store import ResultsStore, ViewFilter
+from tests import samples
 
 MODEL = "reference:tiny-llama"
 BASE, PRUNED = "ckpt-base", "ckpt-pruned"
@@ -32,14 +32,12 @@ def _store(tmp_path: Path, experiment: str, pruned_ratio: float = 0.2) -> Result
         ("prune-pruned", pruned_ratio, PRUNED),
     ):
         store.record_prune_run(
-            convert.prune_run_from_pb(
-                samples.prune_run(
-                    request_id,
-                    model=MODEL,
-                    ratio=ratio,
-                    checkpoint_id=checkpoint,
-                    experiment=experiment,
-                )
+            samples.prune_run(
+                request_id,
+                model=MODEL,
+                ratio=ratio,
+                checkpoint_id=checkpoint,
+                experiment=experiment,
             )
         )
     return store
@@ -61,7 +59,19 @@ def _record_evals(
         )
         for checkpoint, items in ((BASE, base_items), (PRUNED, pruned_items))
     ]
-    store.record_eval_runs([convert.eval_run_from_pb(run) for run in runs])
+    store.record_eval_runs(runs)
+
+
+def _profile(name: str, pruned_cost: float) -> results_pb2.ProfileRun:
+    """A profile of the baseline (1 mJ/token) and the pruned checkpoint, with common drift."""
+    return samples.profile_run(
+        f"profile-{name}",
+        model=MODEL,
+        costs={BASE: 1e-3, PRUNED: pruned_cost},
+        experiment=name,
+        rounds=len(ROUND_NOISE),
+        round_noise=ROUND_NOISE,
+    )
 
 
 def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
@@ -71,15 +81,7 @@ def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
 
 def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
     with _store(tmp_path, "aa") as store:
-        profile = samples.profile_run(
-            "profile-aa",
-            model=MODEL,
-            costs={BASE: 1e-3, PRUNED: 1e-3},
-            experiment="aa",
-            rounds=len(ROUND_NOISE),
-            round_noise=ROUND_NOISE,
-        )
-        assert store.record_profile_run(convert.profile_run_from_pb(profile))
+        assert store.record_profile_run(_profile("aa", 1e-3))
         items = samples.nested_items(0.8, 200)
         _record_evals(store, "aa", items, dict(items))
         energy = _findings(store, "energy")
@@ -94,15 +96,7 @@ def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
 
 def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) -> None:
     with _store(tmp_path, "saving") as store:
-        profile = samples.profile_run(
-            "profile-saving",
-            model=MODEL,
-            costs={BASE: 1e-3, PRUNED: 0.8e-3},
-            experiment="saving",
-            rounds=len(ROUND_NOISE),
-            round_noise=ROUND_NOISE,
-        )
-        store.record_profile_run(convert.profile_run_from_pb(profile))
+        store.record_profile_run(_profile("saving", 0.8e-3))
         _record_evals(
             store, "saving", samples.nested_items(0.9, 200), samples.nested_items(0.7, 200)
         )
@@ -165,7 +159,7 @@ def test_drift_does_not_make_the_first_measured_look_cheaper(tmp_path: Path, ord
             model=MODEL,
             result=eval_pb2.ProfileResult(points=_drifting_points(order), energy_method="rapl"),
         )
-        store.record_profile_run(convert.profile_run_from_pb(run))
+        store.record_profile_run(run)
         row = _findings(store, "energy").iloc[0]
     if order == "interleaved":
         assert abs(row["estimate"]) < 0.02
@@ -186,7 +180,7 @@ def test_net_energy_at_idle_is_said_so(tmp_path: Path) -> None:
             model=MODEL,
             result=eval_pb2.ProfileResult(points=points),
         )
-        store.record_profile_run(convert.profile_run_from_pb(run))
+        store.record_profile_run(run)
         row = _findings(store, "energy").iloc[0]
         profile = store.query_view("profile").to_pandas()
     assert not row["measurable"] and findings.NOT_ABOVE_IDLE in row["text"]
@@ -197,12 +191,12 @@ def test_net_energy_at_idle_is_said_so(tmp_path: Path) -> None:
 def test_record_profile_run_is_idempotent(tmp_path: Path) -> None:
     with _store(tmp_path, "idem") as store:
         run = samples.demo_profile(experiment="idem")
-        assert store.record_profile_run(convert.profile_run_from_pb(run))
+        assert store.record_profile_run(run)
         changed = results_pb2.ProfileRun()
         changed.CopyFrom(run)
         changed.result.points[0].net_joules = 99.0
-        assert not store.record_profile_run(convert.profile_run_from_pb(changed))
-        stored = convert.profile_run_to_pb(store.get_profile_run(run.request_id))
+        assert not store.record_profile_run(changed)
+        stored = store.get_profile_run(run.request_id)
     assert stored.result == run.result
     assert stored.spec == run.spec
 
@@ -210,24 +204,20 @@ def test_record_profile_run_is_idempotent(tmp_path: Path) -> None:
 def test_a_store_written_before_profiles_migrates_and_says_no_paired_data(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "old.duckdb"
-    prune_runs, eval_runs = samples.demo_study(experiment="old", perplexity_task=None)
-    with ResultsStore(path) as store:
-        for run in prune_runs:
-            store.record_prune_run(convert.prune_run_from_pb(run))
-        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
-    # Turn the file into one the previous release wrote: schema version 1, no v2 tables.
+    # A store of schema version 1: the version-2 store without the tables version 2 added.
+    path = samples.v2_store(tmp_path / "old.duckdb")
     connection = duckdb.connect(str(path))
     for table in ("item_scores", "profile_points", "profile_runs"):
         connection.execute(f"DROP TABLE {table}")
     connection.execute("DELETE FROM schema_version WHERE version > 1")
     connection.close()
+    eval_runs = samples.v2_runs()["eval_runs"]
     with ResultsStore(path) as store:
         assert store.applied_migrations == list(range(2, LATEST_VERSION + 1))
         assert len(store.query_view("runs", ViewFilter(experiment="old")).rows) == len(eval_runs)
         accuracy = _findings(store, "accuracy")
         assert store.query_view("profile").rows == []
-    assert len(accuracy) == 4
+    assert len(accuracy) > 0
     assert (accuracy["method"] == findings.NO_PAIRED_DATA).all()
     assert accuracy["text"].str.startswith(findings.NO_PAIRED_DATA).all()
     assert not accuracy["measurable"].any()
@@ -236,11 +226,11 @@ def test_a_store_written_before_profiles_migrates_and_says_no_paired_data(
 def test_added_message_fields_reach_an_existing_store(tmp_path: Path) -> None:
     path = tmp_path / "grown.duckdb"
     ResultsStore(path).close()
-    connection = duckdb.connect(str(path))
-    connection.execute("ALTER TABLE profile_points DROP COLUMN iterations")
-    connection.close()
+    with duckdb.connect(str(path)) as connection:
+        connection.execute("ALTER TABLE profile_points DROP COLUMN iterations")
     with ResultsStore(path) as store:
         assert store.applied_migrations == []
+        assert store.derived == ["profile_points"]  # rebuilt from the records
     connection = duckdb.connect(str(path))
     names = {row[0] for row in connection.execute("DESCRIBE profile_points").fetchall()}
     connection.close()
@@ -259,24 +249,43 @@ def test_describe_change_never_leads_with_a_bare_percentage() -> None:
     assert findings.describe_change(None, relative=False, estimate=-0.05) == (
         "no paired data (\u22125.0 pt)"
     )
-    assert findings.headline_metric(["acc_norm", "acc"]) == "acc"
-    assert findings.headline_metric(["bits_per_byte", "word_perplexity"]) == "word_perplexity"
-    assert findings.lower_is_better("word_perplexity") and not findings.lower_is_better("acc")
     assert findings.ratio_text(0.2, 0.083) == (
         "20% of prunable parameters = 8.3% of all parameters"
     )
 
 
-def test_an_int8_point_of_the_unpruned_model_is_not_the_baseline() -> None:
-    assert findings.is_baseline(0.0) and findings.is_baseline(0.0, "baseline")
-    assert not findings.is_baseline(0.0, "int8")
-    assert not findings.is_baseline(0.25, "baseline")
+def test_an_int8_point_of_the_unpruned_model_is_not_the_baseline(tmp_path: Path) -> None:
+    with ResultsStore(tmp_path / "int8.duckdb") as store:
+        # "a-int8" sorts first and was pruned last, yet the baseline is the uncompressed one.
+        for name, family in (("b-base", "baseline"), ("a-int8", "int8")):
+            run = samples.prune_run(f"prune-{name}", model=MODEL, ratio=0.0, checkpoint_id=name)
+            run.result.method_family = family
+            store.record_prune_run(run)
+        store.record_profile_run(
+            samples.profile_run(
+                "profile", model=MODEL, costs={"a-int8": 0.9e-3, "b-base": 1e-3}, rounds=4
+            )
+        )
+        configurations = store.query_view("configurations").to_pandas()
+        energy = _findings(store, "energy")
+    baseline = configurations[configurations["is_baseline"]]
+    assert list(baseline["checkpoint_id"]) == ["b-base"]
+    assert set(energy["checkpoint_id"]) == {"a-int8"}
+    assert energy["estimate"].to_numpy() == pytest.approx(-0.1)
+
+
+def test_pareto_mask_keeps_only_undominated_points_and_neighbours_step_along_it() -> None:
     points = pd.DataFrame(
         {
-            "checkpoint_id": ["a-int8", "b-base"],
-            "ratio": [0.0, 0.0],
-            "method_family": ["int8", "baseline"],
+            "experiment": ["e"] * 4 + ["f"],
+            "task": ["t"] * 5,
+            "net_joules": [10.0, 20.0, 15.0, 5.0, 100.0],
+            "accuracy": [0.5, 0.9, 0.4, float("nan"), 0.1],
         }
     )
-    # "a-int8" sorts first, yet the baseline is the uncompressed checkpoint.
-    assert findings._baseline_checkpoint(points) == "b-base"
+    mask = findings.pareto_mask(points)
+    # (15, 0.4) is beaten by (10, 0.5); NaN never counts; "f" is its own front.
+    assert list(mask) == [True, True, False, False, True]
+    neighbours = findings.front_neighbours(points, mask)
+    # The cheapest point of each front has no neighbour; (20, 0.9) steps from (10, 0.5).
+    assert list(neighbours) == [None, 0, None, None, None]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from eval_service.convert import spec_from_stored as eval_spec_from_stored
+from eval_service.eval_messages import spec_from_stored as eval_spec_from_stored
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.core.records import from_json_dict, to_json_dict
-from pruning_service.convert import config_from_stored, normalized_spec, stored_spec
+from greenprune.core.message_records import from_json_dict, to_json_dict
+from pruning_service.prune_messages import config_from_stored, normalized_spec, stored_spec
 
 
 def test_a_prune_spec_round_trips_through_the_job_table_with_defaults_filled() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from eval_service.convert import normalized_spec
+from eval_service.eval_messages import normalized_spec
 from eval_service.evaluator import EvalConfig, validate_config, validate_profile
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.client.spec import ExperimentFileError, parse_experiment

@@ -6,82 +6,60 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.store import ResultsStore
 from greenprune.core import findings
+from results_service.comparisons import METHOD_COMPARISON_COLUMNS
+from results_service.store import ResultsStore
+from tests import samples
+
+DRIFT = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25)
+"""A drift common to every checkpoint of a round."""
 
 
-def _points(depth_factor: float) -> pd.DataFrame:
-    rows = []
+def _method_comparison(tmp_path: Path, depth_factor: float, depth_correct: int) -> pd.DataFrame:
     families = {"base": ("baseline", 0.0), "w25": ("width", 0.25), "d25": ("depth", 0.25)}
-    for round_index in range(6):
-        drift = 1.0 + 0.05 * round_index  # common to every checkpoint of a round
+    correct = {"base": 180, "w25": 100, "d25": depth_correct}
+    with ResultsStore(tmp_path / "methods.duckdb") as store:
         for checkpoint, (family, ratio) in families.items():
-            cost = {"base": 1.0, "w25": 0.8, "d25": 0.8 * depth_factor}[checkpoint]
-            rows.append(
-                {
-                    "experiment": "methods",
-                    "model": "m",
-                    "run_id": "profile-1",
-                    "checkpoint_id": checkpoint,
-                    "ratio": ratio,
-                    "achieved_ratio": ratio,
-                    "parameters_before": 100,
-                    "parameters_after": 100 - 20 * ratio,
-                    "method_family": family,
-                    "phase": "prefill",
-                    "batch_size": 32,
-                    "round": round_index,
-                    "position": 0,
-                    "net_joules": cost * drift * (1 + 0.01 * ((round_index * 7) % 3)),
-                    "gross_joules": 2.0,
-                    "wall_seconds": 1.0,
-                    "tokens": 1000,
-                    "iterations": 10,
-                }
+            run = samples.prune_run(
+                f"prune-{checkpoint}",
+                model="m",
+                ratio=ratio,
+                checkpoint_id=checkpoint,
+                experiment="methods",
             )
-    return pd.DataFrame(rows)
-
-
-def _metrics_and_items(depth_correct: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    runs = {"base": ("baseline", 0.0, 180), "w25": ("width", 0.25, 100), "d25": ("depth", 0.25)}
-    metrics, items = [], []
-    for seq, (checkpoint, spec) in enumerate(runs.items()):
-        family, ratio = spec[0], spec[1]
-        correct = spec[2] if len(spec) > 2 else depth_correct
-        metrics.append(
-            {
-                "run_id": f"run-{checkpoint}",
-                "seq": seq,
-                "experiment": "methods",
-                "model": "m",
-                "checkpoint_id": checkpoint,
-                "ratio": ratio,
-                "achieved_ratio": ratio,
-                "method_family": family,
-                "parameters_before": 100,
-                "parameters_after": 100,
-                "task": "facts",
-                "metric_task": "facts",
-                "metric": "acc",
-                "value": correct / 200,
-            }
+            run.result.method_family = family
+            store.record_prune_run(run)
+            store.record_eval_run(
+                samples.eval_run(
+                    f"run-{checkpoint}",
+                    task="facts",
+                    metrics={"acc": correct[checkpoint] / 200},
+                    net_joules=1.0,
+                    checkpoint_id=checkpoint,
+                    experiment="methods",
+                    items=samples.nested_items(correct[checkpoint] / 200, 200),
+                )
+            )
+        costs = {"base": 1e-3, "w25": 0.8e-3, "d25": 0.8e-3 * depth_factor}
+        store.record_profile_run(
+            samples.profile_run(
+                "profile-1",
+                model="m",
+                costs=costs,
+                experiment="methods",
+                rounds=len(DRIFT),
+                batch_sizes=(32,),
+                phases=("prefill",),
+                round_noise=DRIFT,
+            )
         )
-        for doc in range(200):
-            items.append(
-                {
-                    "run_id": f"run-{checkpoint}",
-                    "task": "facts",
-                    "doc_id": doc,
-                    "metric": "acc",
-                    "value": float(doc < correct),
-                }
-            )
-    return pd.DataFrame(metrics), pd.DataFrame(items)
+        return store.query_view("method_comparison").to_pandas()
 
 
-def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_finding() -> None:
-    metrics, items = _metrics_and_items(depth_correct=170)
-    table = findings.method_comparison_table(_points(0.7), metrics, items)
+def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_finding(
+    tmp_path: Path,
+) -> None:
+    table = _method_comparison(tmp_path, depth_factor=0.7, depth_correct=170)
     assert len(table) == 2  # one energy pair, one accuracy pair; the baseline is not a method
     energy = table[table["kind"] == "energy"].iloc[0]
     assert (energy["method_a"], energy["method_b"]) == ("depth", "width")
@@ -90,9 +68,9 @@ def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_findi
     assert accuracy["measurable"] and accuracy["high"] < 0  # width: 70 fewer documents right
 
 
-def test_methods_that_measure_alike_show_no_measurable_change() -> None:
-    metrics, items = _metrics_and_items(depth_correct=100)
-    table = findings.method_comparison_table(_points(1.0), metrics, items)
+def test_methods_that_measure_alike_show_no_measurable_change(tmp_path: Path) -> None:
+    table = _method_comparison(tmp_path, depth_factor=1.0, depth_correct=100)
+    assert len(table) == 2
     assert not table["measurable"].any()
     assert all(text.startswith(findings.NO_CHANGE) for text in table["text"])
 
@@ -100,4 +78,4 @@ def test_methods_that_measure_alike_show_no_measurable_change() -> None:
 def test_the_store_serves_the_view(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "r.duckdb")
     table = store.query_view("method_comparison")
-    assert [column.name for column in table.columns] == list(findings.METHOD_COMPARISON_COLUMNS)
+    assert [column.name for column in table.columns] == list(METHOD_COMPARISON_COLUMNS)

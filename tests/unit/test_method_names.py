@@ -9,7 +9,7 @@ import pytest
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import PRUNING_METHODS, method_name, method_value
-from pruning_service.convert import config_from_spec, normalized_spec
+from pruning_service.prune_messages import config_from_spec, normalized_spec
 from pruning_service.pruner import validate_config
 
 

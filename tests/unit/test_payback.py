@@ -68,9 +68,9 @@ def test_token_counts_read_with_suffixes() -> None:
 
 
 def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) -> None:
-    from analytics import convert, samples
-    from analytics.store import ResultsStore
     from greenprune.api.pruning.v1 import pruning_pb2
+    from results_service.store import ResultsStore
+    from tests import samples
 
     model = "reference:tiny-llama"
     runs = {
@@ -88,7 +88,7 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
                 run.result.recovery.energy.CopyFrom(samples.energy_report(90.0, estimated=False))
                 run.result.recovery.steps = 60
                 run.result.recovery.parent_content_hash = "sha256:prune-pruned"
-            store.record_prune_run(convert.prune_run_from_pb(run))
+            store.record_prune_run(run)
         profile = samples.profile_run(
             "profile",
             model=model,
@@ -96,9 +96,10 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
             rounds=len(noise),
             round_noise=noise,
         )
-        store.record_profile_run(convert.profile_run_from_pb(profile))
+        store.record_profile_run(profile)
         frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
-        stored, _ = store.list_prune_runs()
+        configurations = store.query_view("configurations").to_pandas()
+        stored, _ = store.list_runs("prune_runs")
     assert sorted(frame.index) == ["pruned", "recovered", "same"]
     assert (frame["batch_size"] == 8).all() and (frame["phase"] == "prefill").all()
     pruned, recovered = frame.loc["pruned"], frame.loc["recovered"]
@@ -110,10 +111,14 @@ def test_the_payback_view_adds_recovery_energy_and_says_never(tmp_path: Path) ->
     assert pruned["payback_tokens_low"] <= pruned["payback_tokens"] <= pruned["payback_tokens_high"]
     assert frame.loc["same", "never"] and frame.loc["same", "text"] == NEVER
     # The recovery survives the store's round trip (lineage included).
-    back = {r["request_id"]: convert.prune_run_to_pb(r) for r in stored}
+    back = {run.request_id: run for run in stored}
     assert back["prune-recovered"].result.recovery.parent_content_hash == "sha256:prune-pruned"
     assert back["prune-recovered"].spec.recovery.steps == 60
     assert not back["prune-pruned"].spec.HasField("recovery")
+    lineage = configurations.set_index("checkpoint_id")
+    assert lineage.loc["recovered", "parent_checkpoint_id"] == "pruned"
+    assert lineage.loc["recovered", "recovered"] and not lineage.loc["pruned", "recovered"]
+    assert lineage.loc["recovered", "method_family"] == "width+lora"
 
 
 def test_report_shows_the_payback_table(tmp_path: Path) -> None:
@@ -121,7 +126,7 @@ def test_report_shows_the_payback_table(tmp_path: Path) -> None:
     from rich.console import Console
 
     from greenprune.client.report import payback_table
-    from greenprune.core.findings import PAYBACK_COLUMNS
+    from results_service.profiles import PAYBACK_COLUMNS
 
     assert payback_table(pd.DataFrame(columns=list(PAYBACK_COLUMNS))) is None
     row = dict.fromkeys(PAYBACK_COLUMNS)
@@ -148,29 +153,43 @@ def test_report_shows_the_payback_table(tmp_path: Path) -> None:
     assert "LoRA" in text and "6M tokens [4M, 12M]" in text and "90" in text
 
 
-def test_recovered_and_unrecovered_rows_at_one_ratio_keep_their_own_findings() -> None:
+def test_recovered_and_unrecovered_rows_at_one_ratio_keep_their_own_findings(
+    tmp_path: Path,
+) -> None:
     from rich.console import Console
 
+    from greenprune.api.pruning.v1 import pruning_pb2
     from greenprune.client import report
-    from greenprune.client.report import ResultRow
+    from results_service.store import ResultsStore
+    from tests import samples
 
-    def row(ratio: float, value: float, checkpoint: str, recovered: bool = False) -> ResultRow:
-        return ResultRow(
-            "demo", "m", ratio, 1000, "arith", "acc", value, 0.02, 2.0, 1.9, 2.1,
-            checkpoint_id=checkpoint, recovered=recovered,
-        )  # fmt: skip
-
-    rows = report.with_deltas(
-        [row(0.0, 0.93, "base"), row(0.4, 0.56, "pruned"), row(0.4, 0.8, "lora", True)]
+    with ResultsStore(tmp_path / "lora.duckdb") as store:
+        for name, ratio, correct in (("base", 0.0, 186), ("pruned", 0.4, 112), ("lora", 0.4, 160)):
+            run = samples.prune_run(f"prune-{name}", model="m", ratio=ratio, checkpoint_id=name)
+            if name == "lora":
+                run.spec.recovery.CopyFrom(pruning_pb2.RecoverySpec(rank=8, steps=60))
+            store.record_prune_run(run)
+            store.record_eval_run(
+                samples.eval_run(
+                    f"eval-{name}",
+                    task="arith",
+                    metrics={"acc": correct / 200},
+                    net_joules=2.0,
+                    checkpoint_id=name,
+                    items=samples.nested_items(correct / 200, 200),
+                )
+            )
+        table = store.query_view("task_breakdown")
+    rows = report.rows_from_view([c.name for c in table.columns], table.rows)
+    base, pruned, recovered = (
+        {row.checkpoint_id: row for row in rows}[c] for c in ("base", "pruned", "lora")
     )
-    columns = ["kind", "experiment", "model", "task", "metric", "checkpoint_id", "estimate"]
-    columns += ["low", "high", "count", "method", "measurable", "text"]
-    findings_rows = [
-        ["accuracy", "demo", "m", "arith", "acc", name, d, d - 0.05, d + 0.05, 214, "pb", True, t]
-        for name, d, t in (("pruned", -0.37, "pruned text"), ("lora", -0.13, "lora text"))
-    ]
-    _, pruned, recovered = report.with_findings(rows, columns, findings_rows)
-    assert pruned.delta_value_text == "pruned text" and recovered.delta_value_text == "lora text"
+    assert base.delta_value_text == report.BASELINE_TEXT
+    # Each checkpoint is paired with the baseline by document: 74 and 26 documents fewer right.
+    assert pruned.delta_value == pytest.approx(-0.37) and recovered.delta_value == pytest.approx(
+        -0.13
+    )
+    assert pruned.delta_value_method == recovered.delta_value_method == "paired-bootstrap"
     console = Console(width=250, record=True)
     report.print_rows([pruned, recovered], "table", console)
     assert "0.40 +LoRA" in console.export_text()
@@ -193,8 +212,8 @@ def test_cost_and_saving_must_be_measured_alike() -> None:
 
 
 def test_the_payback_view_refuses_to_divide_unlike_measures(tmp_path: Path) -> None:
-    from analytics import convert, samples
-    from analytics.store import ResultsStore
+    from results_service.store import ResultsStore
+    from tests import samples
 
     model = "reference:tiny-llama"
     with ResultsStore(tmp_path / "unlike.duckdb") as store:
@@ -202,11 +221,11 @@ def test_the_payback_view_refuses_to_divide_unlike_measures(tmp_path: Path) -> N
             run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
             # A pruning metered with CodeCarbon's load estimate, a profile read from RAPL.
             run.result.energy.CopyFrom(samples.energy_report(30.0, estimated=True))
-            store.record_prune_run(convert.prune_run_from_pb(run))
+            store.record_prune_run(run)
         profile = samples.profile_run(
             "profile", model=model, costs={"base": 1e-3, "pruned": 0.8e-3}, rounds=6
         )
-        store.record_profile_run(convert.profile_run_from_pb(profile))
+        store.record_profile_run(profile)
         frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
         found = store.query_view("findings").to_pandas()
     # Every energy finding says how it was measured.

@@ -12,7 +12,7 @@ import torch
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from eval_service.convert import normalized_spec
+from eval_service.eval_messages import normalized_spec
 from eval_service.evaluator import validate_profile
 from eval_service.profile import (
     PHASES,

@@ -60,7 +60,7 @@ def test_methods_experiment_produces_every_method(stack: Stack) -> None:
     assert sorted(job.result.layers_after for job in depth) == [2, 3]
     quantized = [job for job in jobs if job.result.quantization_bits == 8]
     assert quantized and all(job.result.quantization_library for job in quantized)
-    # The store keeps one row per step (its columns for the new fields are analytics' part).
+    # The store keeps one row per step (its columns for the new fields are the store's part).
     prune_runs, eval_runs = stack.runs("methods")
     assert len(prune_runs) == len(plan.prune_steps)
     assert len(eval_runs) >= len(plan.eval_steps)

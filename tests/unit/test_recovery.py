@@ -25,9 +25,9 @@ from greenprune.client.spec import load_experiment
 from greenprune.core import stats
 from greenprune.core.checkpoint import load_checkpoint
 from greenprune.core.errors import InvalidArgumentError
-from greenprune.core.records import from_json_dict, to_json_dict
+from greenprune.core.message_records import from_json_dict, to_json_dict
 from pruning_service import recovery, worker
-from pruning_service.convert import config_from_stored, normalized_spec
+from pruning_service.prune_messages import config_from_stored, normalized_spec
 from pruning_service.pruner import run_prune
 
 REFERENCE = "reference:tiny-llama"

@@ -1,69 +1,89 @@
-"""``greenprune report``: every change with its interval, "no measurable change" inside it."""
+"""``greenprune report``: every change with its interval, "no measurable change" inside it.
+
+The figures come from the store's ``task_breakdown`` view; the report only renders them.
+"""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from greenprune.client import report
 from greenprune.client.report import ResultRow
 from greenprune.core import findings
+from results_service.store import ResultsStore
+from tests import samples
+
+# ratio: (accuracy, net joules, half width of the net-energy interval)
+STUDY = {0.0: (0.912, 2.66, 1.0), 0.2: (0.875, 1.65, 0.15), 0.4: (0.5, 1.0, 0.05)}
 
 
-def _row(ratio: float, value: float, joules: float, spread: float, **extra: object) -> ResultRow:
-    return ResultRow(
-        experiment="demo",
-        model="m",
-        ratio=ratio,
-        parameters=round(2_000_000 * (1 - ratio / 2.4)),
-        task="facts",
-        metric="acc",
-        value=value,
-        stderr=0.02,
-        net_joules=joules,
-        net_joules_low=joules - spread,
-        net_joules_high=joules + spread,
-        parameters_before=2_000_000,
-        removed_share=findings.share_removed(2_000_000, round(2_000_000 * (1 - ratio / 2.4))),
-        **extra,  # type: ignore[arg-type]
-    )
+def _report(tmp_path: Path, items: bool = False) -> list[ResultRow]:
+    with ResultsStore(tmp_path / "report.duckdb") as store:
+        for ratio, (accuracy, joules, spread) in STUDY.items():
+            checkpoint = f"ckpt-{ratio}"
+            store.record_prune_run(
+                samples.prune_run(
+                    f"prune-{ratio}",
+                    model="m",
+                    ratio=ratio,
+                    checkpoint_id=checkpoint,
+                    experiment="demo",
+                    parameters_before=2_000_000,
+                )
+            )
+            run = samples.eval_run(
+                f"eval-{ratio}",
+                task="facts",
+                metrics={"acc": accuracy},
+                net_joules=joules,
+                stderr=0.02,
+                checkpoint_id=checkpoint,
+                experiment="demo",
+                items=samples.nested_items(accuracy, 250) if items else None,
+            )
+            run.result.energy.net_joules.low = joules - spread
+            run.result.energy.net_joules.high = joules + spread
+            store.record_eval_run(run)
+        table = store.query_view("task_breakdown")
+    return report.rows_from_view([column.name for column in table.columns], table.rows)
 
 
-def test_overlapping_intervals_say_no_measurable_change() -> None:
-    rows = report.with_deltas(
-        [_row(0.0, 0.912, 2.66, 1.0), _row(0.2, 0.875, 1.65, 0.15), _row(0.4, 0.5, 1.0, 0.05)]
-    )
-    base, noisy, clear = rows
+def test_overlapping_intervals_say_no_measurable_change(tmp_path: Path) -> None:
+    base, noisy, clear = _report(tmp_path)
     assert base.delta_energy_text == report.BASELINE_TEXT
     assert noisy.delta_energy_text.startswith(findings.NO_CHANGE)
     assert not noisy.delta_energy_measurable
     assert noisy.delta_value_text.startswith(findings.NO_CHANGE)
+    assert noisy.delta_value_method == "unpaired-stderr"
     assert clear.delta_value_measurable and clear.delta_value_text.startswith("\u221241.2 pt [")
     assert clear.delta_energy_measurable
     console = Console(width=250, record=True)
-    report.print_rows(rows, "table", console)
+    report.print_rows([base, noisy, clear], "table", console)
     text = console.export_text()
-    assert findings.NO_CHANGE in text and "8.3% of all" in text
-    records = json.loads(report.to_json(rows))
+    assert findings.NO_CHANGE in text and f"{noisy.removed_share:.1%} of all" in text
+    records = json.loads(report.to_json([base, noisy, clear]))
     assert records[1]["delta_energy_text"].startswith(findings.NO_CHANGE)
     assert records[1]["delta_energy_low"] < 0 < records[1]["delta_energy_high"]
-    assert "delta_energy_text" in report.to_csv(rows).splitlines()[0]
+    assert "delta_energy_text" in report.to_csv([base, noisy, clear]).splitlines()[0]
 
 
-def test_paired_findings_replace_the_unpaired_interval() -> None:
-    rows = report.with_deltas([_row(0.0, 0.9, 2.0, 0.1), _row(0.2, 0.88, 1.5, 0.1)])
-    columns = ["kind", "experiment", "model", "task", "metric", "estimate", "low", "high"]
-    columns += ["count", "method", "measurable", "text"]
-    paired = ["accuracy", "demo", "m", "facts", "acc", -0.02, -0.03, -0.01, 200]
-    paired += ["paired-bootstrap", True, "\u22122.0 pt [\u22123.0, \u22121.0]"]
-    _, pruned = report.with_findings(rows, columns, [paired])
-    assert pruned.delta_value_method == "paired-bootstrap" and pruned.delta_value_measurable
-    assert rows[1].delta_value_text.startswith(findings.NO_CHANGE)
+def test_paired_scores_replace_the_unpaired_interval(tmp_path: Path) -> None:
+    unpaired = _report(tmp_path / "unpaired")
+    _, noisy, clear = _report(tmp_path / "paired", items=True)
+    assert noisy.delta_value_method == clear.delta_value_method == "paired-bootstrap"
+    # Nested documents: the pruned checkpoint loses documents and never gains one, so the paired
+    # interval is narrower than the one from the two standard errors, and excludes 0.
+    assert noisy.delta_value_measurable and not unpaired[1].delta_value_measurable
+    width = noisy.delta_value_high - noisy.delta_value_low
+    assert width < unpaired[1].delta_value_high - unpaired[1].delta_value_low
 
 
 def test_net_energy_at_idle_is_said_so() -> None:
-    (row,) = report.with_deltas([_row(0.0, 0.9, 0.15, 0.2)])
+    row = ResultRow("demo", "m", 0.0, 10, "t", "acc", 0.9, 0.02, 0.15, -0.05, 0.35)
     console = Console(width=250, record=True)
     report.print_rows([row], "table", console)
     assert findings.NOT_ABOVE_IDLE in console.export_text()
@@ -71,9 +91,6 @@ def test_net_energy_at_idle_is_said_so() -> None:
 
 def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_measurable() -> None:
     import pandas as pd
-    from rich.console import Console
-
-    from greenprune.client import report as client_report
 
     def row(kind: str, checkpoint: str, text: str) -> dict[str, object]:
         return {
@@ -96,11 +113,73 @@ def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_mea
             row("accuracy", "ckpt-pruned", "−37.4 pt [−44.4, −30.4]"),
         ]
     )
-    table = client_report.energy_findings_table(frame, title="profile")
+    table = report.energy_findings_table(frame, title="profile")
     assert table is not None and table.row_count == 2
     console = Console(record=True, width=250)
     console.print(table)
     text = console.export_text()
     assert "ckpt-pruned" in text and "ckpt-recovered" in text
     assert "no measurable change" in text and "16.9% of all" in text
-    assert client_report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
+    assert report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
+
+
+# The rows of the report: the headline metric against the baseline ------------------------------
+
+
+def _rows(tmp_path: Path, metrics: dict[float, list[tuple[str, str, float]]]) -> list[ResultRow]:
+    """Records one checkpoint per ratio with these (task, metric, value) and 10 x (1 - ratio) J."""
+    with ResultsStore(tmp_path / "rows.duckdb") as store:
+        for ratio, values in metrics.items():
+            checkpoint = f"ck{ratio}"
+            store.record_prune_run(
+                samples.prune_run(
+                    f"prune-{ratio}", model="m", ratio=ratio, checkpoint_id=checkpoint
+                )
+            )
+            run = samples.eval_run(
+                f"eval-{ratio}",
+                task="t",
+                metrics={},
+                net_joules=10 * (1 - ratio),
+                checkpoint_id=checkpoint,
+            )
+            for task, metric, value in values:
+                run.result.metrics.add(task=task, metric=metric, value=value, stderr=0.01)
+            store.record_eval_run(run)
+        table = store.query_view("task_breakdown")
+    return report.rows_from_view([column.name for column in table.columns], table.rows)
+
+
+def test_rows_pick_the_headline_and_compare_against_the_baseline(tmp_path: Path) -> None:
+    pairs = {
+        ratio: [("t", "acc_norm", acc - 0.1), ("t", "acc", acc)]
+        for ratio, acc in ((0.0, 0.8), (0.4, 0.6))
+    }
+    base, pruned = _rows(tmp_path, pairs)
+    assert (base.metric, base.value, base.stderr) == ("acc", 0.8, 0.01)
+    assert base.delta_value == 0.0 and base.delta_energy == 0.0
+    assert pruned.delta_value == pytest.approx(-0.2) and pruned.delta_energy == pytest.approx(-0.4)
+    assert pruned.net_joules_low < pruned.net_joules < pruned.net_joules_high
+    assert pruned.estimated and pruned.parameters == 2_400_000 - 480_000
+
+
+def test_no_baseline_means_no_deltas(tmp_path: Path) -> None:
+    (row,) = _rows(tmp_path, {0.2: [("t", "acc", 0.5)]})
+    assert row.delta_value is None and row.delta_energy is None and row.delta_value_text == ""
+
+
+def test_the_headline_is_the_accuracy_of_the_task_itself(tmp_path: Path) -> None:
+    own = [("sub", "acc", 0.1), ("t", "word_perplexity", 9.0), ("t", "acc", 0.7)]
+    (row,) = _rows(tmp_path / "own", {0.0: own})
+    assert (row.metric, row.value, row.metric_kind) == ("acc", 0.7, "accuracy")
+    perplexities = [("t", "bits_per_byte", 1.5), ("t", "word_perplexity", 9.0)]
+    (row,) = _rows(tmp_path / "ppl", {0.0: perplexities})
+    assert (row.metric, row.value, row.metric_kind) == ("word_perplexity", 9.0, "perplexity")
+
+
+def test_perplexity_changes_are_relative(tmp_path: Path) -> None:
+    rows = _rows(
+        tmp_path, {0.0: [("t", "word_perplexity", 100.0)], 0.4: [("t", "word_perplexity", 110.0)]}
+    )
+    assert rows[1].delta_value == pytest.approx(0.1)
+    assert rows[1].delta_value_text == "no paired data (+10.0%)"

@@ -6,19 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.api.results.v1 import results_pb2
 from greenprune.client.plan import Plan, plan_experiment, request_id
-from greenprune.client.report import (
-    ResultRow,
-    primary_metric,
-    row_from_runs,
-    rows_from_view,
-    to_csv,
-    to_json,
-    with_deltas,
-)
+from greenprune.client.report import ResultRow, to_csv, to_json
 from greenprune.client.runner import resolve_addresses
 from greenprune.client.spec import load_experiment
 
@@ -182,94 +172,6 @@ def _write(tmp_path: Path, text: str, name: str = "f.yaml") -> Path:
 
 
 # -- the results table ----------------------------------------------------------------------------
-
-
-def _runs(ratio: float, acc: float, joules: float, task: str = "t") -> tuple[object, object]:
-    prune = results_pb2.PruneRun(
-        request_id=f"prune-{ratio}",
-        experiment="demo",
-        spec=pruning_pb2.PruneSpec(model="m", ratio=ratio),
-        result=pruning_pb2.PruneResult(checkpoint_id=f"ck{ratio}", parameters_after=1000),
-    )
-    metrics = [
-        eval_pb2.MetricValue(task=task, metric="acc_norm", value=acc - 0.1),
-        eval_pb2.MetricValue(task=task, metric="acc", value=acc, stderr=0.01),
-    ]
-    result = eval_pb2.TaskResult(task=task, metrics=metrics)
-    energy = result.energy
-    energy.net_joules.median = joules
-    energy.net_joules.low, energy.net_joules.high = joules - 1, joules + 1
-    energy.net_joules.count = 3
-    energy.joules_per_token = joules / 100
-    energy.estimated = True
-    run = results_pb2.EvalRun(request_id=f"eval-{ratio}/{task}", experiment="demo", result=result)
-    return prune, run
-
-
-def test_rows_pick_acc_and_compare_against_ratio_zero() -> None:
-    points = [(0.0, 0.8, 10.0), (0.4, 0.6, 8.0)]
-    rows = with_deltas([row_from_runs(*_runs(r, a, j)) for r, a, j in points])
-    base, pruned = rows
-    assert (base.metric, base.value, base.stderr) == ("acc", 0.8, 0.01)
-    assert (pruned.net_joules_low, pruned.net_joules_high) == (7.0, 9.0)
-    assert base.delta_value == 0.0 and base.delta_energy == 0.0
-    assert pruned.delta_value == pytest.approx(-0.2)
-    assert pruned.delta_energy == pytest.approx(-0.2)
-    assert pruned.estimated and pruned.parameters == 1000
-
-
-def test_no_baseline_means_no_deltas() -> None:
-    (row,) = with_deltas([row_from_runs(*_runs(0.2, 0.5, 5.0))])
-    assert row.delta_value is None and row.delta_energy is None
-
-
-def test_primary_metric_prefers_acc_of_the_task_itself() -> None:
-    metrics = [
-        eval_pb2.MetricValue(task="sub", metric="acc", value=0.1),
-        eval_pb2.MetricValue(task="t", metric="word_perplexity", value=9.0),
-        eval_pb2.MetricValue(task="t", metric="acc", value=0.7),
-    ]
-    assert primary_metric(metrics, "t") == ("acc", 0.7, None)
-    assert primary_metric(metrics[1:], "t") == ("acc", 0.7, None)
-    perplexities = [
-        eval_pb2.MetricValue(task="t", metric="bits_per_byte", value=1.5),
-        eval_pb2.MetricValue(task="t", metric="word_perplexity", value=9.0),
-    ]
-    assert primary_metric(perplexities, "t") == ("word_perplexity", 9.0, None)
-    assert primary_metric([], "t") == ("", None, None)
-
-
-def test_perplexity_changes_are_relative() -> None:
-    rows = [
-        ResultRow("e", "m", 0.0, 10, "t", "word_perplexity", 100.0),
-        ResultRow("e", "m", 0.4, 8, "t", "word_perplexity", 110.0),
-    ]
-    assert with_deltas(rows)[1].delta_value == pytest.approx(0.1)
-
-
-def test_rows_from_the_runs_view_fall_back_to_perplexity() -> None:
-    columns = [
-        "experiment",
-        "model",
-        "ratio",
-        "task",
-        "metric",
-        "accuracy",
-        "accuracy_stderr",
-        "perplexity_metric",
-        "perplexity",
-        "net_joules",
-        "estimated",
-        "run_id",
-    ]
-    values = [
-        ["e", "m", 0.0, "a", "acc", 0.9, 0.01, None, None, 5.0, True, "r1"],
-        ["e", "m", 0.0, "p", None, None, None, "word_perplexity", 80.0, 4.0, True, "r2"],
-    ]
-    first, second = rows_from_view(columns, values)
-    assert (first.metric, first.value, first.stderr) == ("acc", 0.9, 0.01)
-    assert (second.metric, second.value, second.stderr) == ("word_perplexity", 80.0, None)
-    assert second.parameters is None and second.estimated
 
 
 def test_csv_and_json_hold_every_row() -> None:

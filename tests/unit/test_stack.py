@@ -53,7 +53,7 @@ def test_commands() -> None:
     assert stack.command("eval", config)[1:] == ["-m", "eval_service.server"]
     app = stack.command("app", config)
     assert app[1:4] == ["-m", "streamlit", "run"]
-    assert app[4].endswith("analytics/app/main.py")
+    assert app[4].endswith("results_app/main.py")
     assert app[app.index("--server.port") + 1] == "8600"
     assert app[app.index("--server.headless") + 1] == "true"
 

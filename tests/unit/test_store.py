@@ -15,10 +15,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import convert, samples, schema
-from analytics.migrations import LATEST_VERSION
-from analytics.store import VIEWS, ResultsStore, ViewFilter, headline_metric
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from results_service.columns import RUN_TABLES
+from results_service.migrations import LATEST_VERSION
+from results_service.store import VIEWS, ResultsStore, ViewFilter
+from tests import samples
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "reference:tiny-llama"
@@ -37,67 +38,36 @@ def _record_study(store: ResultsStore) -> None:
             "demo-prune-bad", model=MODEL, ratio=0.3, checkpoint_id="ckpt-bad", experiment="demo"
         )
     )
-    for task in ("greenprune_facts", "greenprune_arith"):
-        eval_runs.append(
-            samples.eval_run(
-                f"demo-eval-bad-{task}",
-                task=task,
-                metrics={"acc": 0.5},
-                net_joules=150.0,
-                checkpoint_id="ckpt-bad",
-                experiment="demo",
-            )
-        )
-    eval_runs.append(
+    # (request_id, task, accuracy, net joules, model, checkpoint)
+    cases = [
+        ("demo-eval-bad-greenprune_facts", "greenprune_facts", 0.5, 150.0, "", "ckpt-bad"),
+        ("demo-eval-bad-greenprune_arith", "greenprune_arith", 0.5, 150.0, "", "ckpt-bad"),
+        ("demo-eval-base", "greenprune_facts", 0.92, 101.0, MODEL, ""),
+        ("demo-eval-orphan", "greenprune_facts", 0.4, 10.0, MODEL, "ckpt-unknown"),
+        ("demo-eval-no-energy", "greenprune_arith", 0.6, None, MODEL, "ckpt-unknown"),
+    ]
+    eval_runs += [
         samples.eval_run(
-            "demo-eval-base",
-            task="greenprune_facts",
-            metrics={"acc": 0.92},
-            net_joules=101.0,
-            model=MODEL,
+            request_id,
+            task=task,
+            metrics={"acc": accuracy},
+            net_joules=joules,
+            model=model,
+            checkpoint_id=checkpoint,
             experiment="demo",
         )
-    )
-    eval_runs.append(
-        samples.eval_run(
-            "demo-eval-orphan",
-            task="greenprune_facts",
-            metrics={"acc": 0.4},
-            net_joules=10.0,
-            model=MODEL,
-            checkpoint_id="ckpt-unknown",
-            experiment="demo",
-        )
-    )
-    eval_runs.append(
-        samples.eval_run(
-            "demo-eval-no-energy",
-            task="greenprune_arith",
-            metrics={"acc": 0.6},
-            net_joules=None,
-            model=MODEL,
-            checkpoint_id="ckpt-unknown",
-            experiment="demo",
-        )
-    )
+        for request_id, task, accuracy, joules, model, checkpoint in cases
+    ]
     other_prune, other_eval = samples.demo_study(
         experiment="other", models=(OTHER_MODEL,), ratios=(0.0, 0.5), perplexity_task=None
     )
     for run in prune_runs + other_prune:
-        assert store.record_prune_run(convert.prune_run_from_pb(run))
-    assert store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs]) == len(
-        eval_runs
-    )
-    assert store.record_eval_runs([convert.eval_run_from_pb(run) for run in other_eval]) == len(
-        other_eval
-    )
+        assert store.record_prune_run(run)
+    assert store.record_eval_runs(eval_runs) == len(eval_runs)
+    assert store.record_eval_runs(other_eval) == len(other_eval)
+    assert store.record_profile_run(samples.demo_profile(experiment="demo", model=MODEL))
     assert store.record_profile_run(
-        convert.profile_run_from_pb(samples.demo_profile(experiment="demo", model=MODEL))
-    )
-    assert store.record_profile_run(
-        convert.profile_run_from_pb(
-            samples.demo_profile(experiment="other", model=OTHER_MODEL, ratios=(0.0, 0.5))
-        )
+        samples.demo_profile(experiment="other", model=OTHER_MODEL, ratios=(0.0, 0.5))
     )
 
 
@@ -150,18 +120,16 @@ def test_a_file_from_a_newer_schema_is_refused(tmp_path: Path) -> None:
     duckdb.connect(str(path)).close()  # the failed open released the file
 
 
-def test_ingestion_schemas_match_the_migrated_tables(tmp_path: Path) -> None:
+def test_the_tables_hold_every_column_the_messages_call_for(tmp_path: Path) -> None:
     path = tmp_path / "results.duckdb"
     ResultsStore(path).close()
     connection = duckdb.connect(str(path))
-    for table, arrow_schema in {
-        "prune_runs": schema.PRUNE_RUNS,
-        "eval_runs": schema.EVAL_RUNS,
-        "metrics": schema.METRICS,
-        "energy_components": schema.ENERGY_COMPONENTS,
-        "layer_shapes": schema.LAYER_SHAPES,
-        **schema.DERIVED_TABLES,
-    }.items():
+    schemas = {}
+    for run_table in RUN_TABLES.values():
+        schemas[run_table.name] = run_table.schema
+        for child in run_table.children:
+            schemas[child.name] = run_table.child_schema(child)
+    for table, arrow_schema in schemas.items():
         columns = {
             name
             for (name,) in connection.execute(
@@ -178,11 +146,11 @@ def test_ingestion_schemas_match_the_migrated_tables(tmp_path: Path) -> None:
 def test_runs_read_back_as_recorded(tmp_path: Path) -> None:
     prune_runs, eval_runs = samples.demo_study()
     with ResultsStore(tmp_path / "results.duckdb") as store:
-        store.record_prune_run(convert.prune_run_from_pb(prune_runs[1]))
-        store.record_eval_runs([convert.eval_run_from_pb(run) for run in eval_runs])
+        store.record_prune_run(prune_runs[1])
+        store.record_eval_runs(eval_runs)
         for original, stored in [
-            (prune_runs[1], convert.prune_run_to_pb(store.get_prune_run(prune_runs[1].request_id))),
-            (eval_runs[2], convert.eval_run_to_pb(store.get_eval_run(eval_runs[2].request_id))),
+            (prune_runs[1], store.get_prune_run(prune_runs[1].request_id)),
+            (eval_runs[2], store.get_eval_run(eval_runs[2].request_id)),
         ]:
             assert stored.create_time.seconds > 0
             expected = type(original)()
@@ -190,16 +158,16 @@ def test_runs_read_back_as_recorded(tmp_path: Path) -> None:
             expected.create_time.CopyFrom(stored.create_time)
             assert stored == expected
         no_energy = samples.eval_run("bare", task="t", metrics={"acc": 0.5}, net_joules=None)
-        store.record_eval_run(convert.eval_run_from_pb(no_energy))
-        assert not convert.eval_run_to_pb(store.get_eval_run("bare")).result.HasField("energy")
+        store.record_eval_run(no_energy)
+        assert not store.get_eval_run("bare").result.HasField("energy")
 
 
 def test_recording_twice_stores_once(tmp_path: Path) -> None:
     prune_runs, eval_runs = samples.demo_study()
-    rows = [convert.eval_run_from_pb(run) for run in eval_runs]
+    rows = eval_runs
     with ResultsStore(tmp_path / "results.duckdb") as store:
-        assert store.record_prune_run(convert.prune_run_from_pb(prune_runs[0])) is True
-        assert store.record_prune_run(convert.prune_run_from_pb(prune_runs[0])) is False
+        assert store.record_prune_run(prune_runs[0]) is True
+        assert store.record_prune_run(prune_runs[0]) is False
         assert store.record_eval_runs(rows[:3] + rows[:3]) == 3
         assert store.record_eval_runs(rows) == len(rows) - 3
         assert store.record_eval_runs(rows) == 0
@@ -212,21 +180,24 @@ def test_recording_twice_stores_once(tmp_path: Path) -> None:
 
 def test_invalid_runs_name_the_field_and_store_nothing(tmp_path: Path) -> None:
     _, eval_runs = samples.demo_study()
-    rows = [convert.eval_run_from_pb(run) for run in eval_runs[:3]]
+    rows = eval_runs[:3]
     with ResultsStore(tmp_path / "results.duckdb") as store:
-        rows[1]["request_id"] = ""
+        rows[1].request_id = ""
         with pytest.raises(InvalidArgumentError) as caught:
             store.record_eval_runs(rows)
         assert caught.value.field == "runs[1].request_id"
-        rows[1]["request_id"] = "fixed"
-        rows[2]["metrics"].append(dict(rows[2]["metrics"][0]))
+        assert "must not be empty" in caught.value.message
+        rows[1].request_id = "fixed"
+        rows[2].result.metrics.add().CopyFrom(rows[2].result.metrics[0])
         with pytest.raises(InvalidArgumentError) as caught:
             store.record_eval_run(rows[2])
         assert caught.value.field == "run.result.metrics"
-        rows[0]["task"] = ""
+        assert "duplicate metric" in caught.value.message
+        rows[0].result.task = ""
         with pytest.raises(InvalidArgumentError) as caught:
             store.record_eval_run(rows[0])
         assert caught.value.field == "run.result.task"
+        assert "must not be empty" in caught.value.message
         assert store.query_view("runs").rows == []
         with pytest.raises(NotFoundError, match="eval run 'fixed' not found"):
             store.get_eval_run("fixed")
@@ -240,11 +211,11 @@ def test_a_recorded_run_survives_kill_9(tmp_path: Path) -> None:
         f"""
         import os, signal
         from pathlib import Path
-        from analytics import convert, samples
-        from analytics.store import ResultsStore
+        from results_service.store import ResultsStore
+        from tests import samples
         store = ResultsStore(Path({str(path)!r}))
         _, runs = samples.demo_study()
-        created = store.record_eval_runs([convert.eval_run_from_pb(run) for run in runs[:2]])
+        created = store.record_eval_runs(runs[:2])
         assert created == 2
         print("recorded", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -259,17 +230,17 @@ def test_a_recorded_run_survives_kill_9(tmp_path: Path) -> None:
     _, runs = samples.demo_study()
     with ResultsStore(path) as store:
         stored = store.get_eval_run(runs[1].request_id)
-        assert [m["metric"] for m in stored["metrics"]] == ["acc", "acc_norm"]
-        assert stored["components"][0]["component"] == "cpu"
+        assert [m.metric for m in stored.result.metrics] == ["acc", "acc_norm"]
+        assert stored.result.energy.components[0].component == "cpu"
 
 
 def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
     _, eval_runs = samples.demo_study(ratios=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5))
-    rows = [convert.eval_run_from_pb(run) for run in eval_runs]
+    rows = eval_runs
     errors: list[BaseException] = []
     with ResultsStore(tmp_path / "results.duckdb") as store:
 
-        def write(chunk: list[dict]) -> None:
+        def write(chunk: list) -> None:
             try:
                 for row in chunk:
                     store.record_eval_run(row)
@@ -291,26 +262,42 @@ def test_lists_are_newest_first_and_paged(tmp_path: Path) -> None:
     other, _ = samples.demo_study(experiment="other")
     with ResultsStore(tmp_path / "results.duckdb") as store:
         for run in prune_runs + other:
-            store.record_prune_run(convert.prune_run_from_pb(run))
+            store.record_prune_run(run)
         for run in eval_runs:
-            store.record_eval_run(convert.eval_run_from_pb(run))
-        first, next_offset = store.list_prune_runs("demo", limit=2)
-        assert [r["request_id"] for r in first] == [r.request_id for r in prune_runs[::-1][:2]]
-        last, after = store.list_prune_runs("demo", limit=2, offset=next_offset)
-        assert [r["request_id"] for r in last] == [prune_runs[0].request_id]
+            store.record_eval_run(run)
+        first, next_offset = store.list_runs("prune_runs", "demo", limit=2)
+        assert [r.request_id for r in first] == [r.request_id for r in prune_runs[::-1][:2]]
+        last, after = store.list_runs("prune_runs", "demo", limit=2, offset=next_offset)
+        assert [r.request_id for r in last] == [prune_runs[0].request_id]
         assert after is None
-        everything, _ = store.list_eval_runs()
-        assert [r["request_id"] for r in everything] == [r.request_id for r in eval_runs[::-1]]
-        assert everything[0]["metrics"][0]["metric"] == "word_perplexity"
+        everything, _ = store.list_runs("eval_runs")
+        assert [r.request_id for r in everything] == [r.request_id for r in eval_runs[::-1]]
+        assert everything[0].result.metrics[0].metric == "word_perplexity"
 
 
 # Views ---------------------------------------------------------------------------------------
 
 
-def test_headline_metric_rule() -> None:
-    assert headline_metric(["acc_norm", "acc"]) == "acc"
-    assert headline_metric(["acc_norm", "word_perplexity"]) == "acc_norm"
-    assert headline_metric(["word_perplexity", "bits_per_byte"]) is None
+@pytest.mark.parametrize(
+    ("reported", "headline"),
+    [
+        (["acc_norm", "acc"], "acc"),
+        (["acc_norm", "word_perplexity"], "acc_norm"),
+        (["bits_per_byte", "word_perplexity"], "word_perplexity"),
+        (["exact_match", "f1"], "exact_match"),
+    ],
+)
+def test_headline_metric_rule(tmp_path: Path, reported: list[str], headline: str) -> None:
+    run = samples.eval_run(
+        "r", task="t", metrics=dict.fromkeys(reported, 0.5), net_joules=1.0, model="m"
+    )
+    with ResultsStore(tmp_path / "results.duckdb") as store:
+        store.record_eval_run(run)
+        runs = _frame(store, "runs")
+        configurations = _frame(store, "configurations")
+    assert list(runs["headline_metric"]) == [headline] == list(configurations["headline_metric"])
+    accuracy = headline.startswith("acc")
+    assert (runs.loc[0, "metric"] == headline) if accuracy else pd.isna(runs.loc[0, "metric"])
 
 
 # The sample study prunes with one method; the view that pairs methods of equal size is
@@ -419,7 +406,7 @@ def test_pareto_front_matches_a_brute_force_front(study: ResultsStore) -> None:
     assert best["tasks"] == 2
 
 
-def test_task_breakdown_is_relative_to_the_unpruned_model(study: ResultsStore) -> None:
+def test_task_breakdown_is_relative_to_the_baseline(study: ResultsStore) -> None:
     breakdown = _frame(study, "task_breakdown", experiment="demo", task="greenprune_arith")
     assert set(breakdown["task"]) == {"greenprune_arith"}
     row = breakdown[(breakdown.checkpoint_id == "ckpt-0-040") & (breakdown.metric == "acc")].iloc[0]
@@ -432,8 +419,14 @@ def test_task_breakdown_is_relative_to_the_unpruned_model(study: ResultsStore) -
     assert ppl["delta_value"] == pytest.approx(14.0 - 10.0)
     facts = _frame(study, "task_breakdown", experiment="demo", task="greenprune_facts")
     base_acc = facts[(facts.ratio == 0) & (facts.metric == "acc")]
-    # Two ratio-0 subjects (the 0.0 checkpoint and the base model itself) average into the baseline.
-    assert set(base_acc["baseline_value"].round(6)) == {round((0.9 + 0.92) / 2, 6)}
+    # Two uncompressed subjects (the 0.0 checkpoint and the base model evaluated directly): one
+    # baseline, the checkpoint; the base model is compared with it like any configuration.
+    assert set(base_acc["baseline_value"]) == {0.9}
+    baseline = base_acc[base_acc["is_baseline"]]
+    direct = base_acc[~base_acc["is_baseline"]]
+    assert list(baseline["checkpoint_id"]) == ["ckpt-0-000"]
+    assert direct["checkpoint_id"].isna().all() and len(direct) == 1
+    assert direct["value_change"].iloc[0] == pytest.approx(0.92 - 0.9)
 
 
 def test_experiments_components_layers_and_prune_runs(study: ResultsStore) -> None:
@@ -474,7 +467,6 @@ def test_filters_narrow_every_view(study: ResultsStore) -> None:
 def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_edit(
     tmp_path: Path,
 ) -> None:
-    from analytics import convert
     from greenprune.api.pruning.v1 import pruning_pb2
     from greenprune.api.results.v1 import results_pb2
 
@@ -489,8 +481,8 @@ def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_
             checkpoint_id="c", method_family="depth", layers_after=3, bytes_in_memory=123
         ),
     )
-    assert store.record_prune_run(convert.prune_run_from_pb(run))
-    back = convert.prune_run_to_pb(store.get_prune_run("p-derived"))
+    assert store.record_prune_run(run)
+    back = store.get_prune_run("p-derived")
     assert back.spec == run.spec and back.result == run.result
     row = store.query_view("prune_runs", None)
     assert row is not None
@@ -503,3 +495,27 @@ def test_a_field_added_to_the_prune_messages_is_stored_and_served_with_no_store_
     finally:
         cursor.close()
     assert values == ("depth", 0.5, 123)
+
+
+def test_a_group_tasks_subtasks_are_rows_of_their_own(tmp_path: Path) -> None:
+    def run(request_id: str, checkpoint: str, accuracy: float) -> object:
+        made = samples.eval_run(
+            request_id, task="suite", metrics={}, net_joules=1.0, checkpoint_id=checkpoint
+        )
+        for task, value in (("suite", accuracy), ("suite_a", accuracy - 0.1)):
+            made.result.metrics.add(task=task, metric="acc", value=value, stderr=0.01)
+        return made
+
+    with ResultsStore(tmp_path / "results.duckdb") as store:
+        for ratio, checkpoint in ((0.0, "base"), (0.5, "half")):
+            store.record_prune_run(
+                samples.prune_run(
+                    f"p-{checkpoint}", model="m", ratio=ratio, checkpoint_id=checkpoint
+                )
+            )
+        store.record_eval_runs([run("e-base", "base", 0.8), run("e-half", "half", 0.6)])
+        breakdown = _frame(store, "task_breakdown").set_index(["checkpoint_id", "task"])
+    assert breakdown.loc[("half", "suite"), "is_headline"]
+    assert not breakdown.loc[("half", "suite_a"), "is_headline"]
+    assert breakdown.loc[("half", "suite_a"), "baseline_value"] == pytest.approx(0.7)
+    assert breakdown.loc[("half", "suite_a"), "delta_value"] == pytest.approx(-0.2)

@@ -1,6 +1,6 @@
 """Energy of a model's own work: the process's CPU time, and power counters where they exist.
 
-Modules: :mod:`.records` (what a measurement reports), :mod:`.meter` (metered windows),
+Modules: :mod:`.readings` (what a window reads and its summary), :mod:`.meter` (metered windows),
 :mod:`.cpu_time` (CPU time of the work, other processes meanwhile, measuring threads),
 :mod:`.quiet` (waiting for a quiet machine), :mod:`.nvml` (which GPU, and who else uses it).
 

@@ -23,7 +23,7 @@ from greenprune.core.energy.cpu_time import (
 )
 from greenprune.core.energy.nvml import GpuProcessWatch, cuda_index, nvml_index
 from greenprune.core.energy.quiet import QUIET_TIMEOUT_SECONDS, QuietCheck, wait_for_quiet_machine
-from greenprune.core.energy.records import (
+from greenprune.core.energy.readings import (
     COMPONENTS,
     COUNTER_METHODS,
     CPU_TIME,

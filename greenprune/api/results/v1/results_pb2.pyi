@@ -29,6 +29,9 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_FINDINGS: _ClassVar[View]
     VIEW_PAYBACK: _ClassVar[View]
     VIEW_METHOD_COMPARISON: _ClassVar[View]
+    VIEW_CONFIGURATIONS: _ClassVar[View]
+    VIEW_TRADEOFF: _ClassVar[View]
+    VIEW_COMPARISONS: _ClassVar[View]
 
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,6 +52,9 @@ VIEW_PROFILE: View
 VIEW_FINDINGS: View
 VIEW_PAYBACK: View
 VIEW_METHOD_COMPARISON: View
+VIEW_CONFIGURATIONS: View
+VIEW_TRADEOFF: View
+VIEW_COMPARISONS: View
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat

@@ -1,0 +1,123 @@
+"""Overview: the store at a glance and, per model, what compressing it buys."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from greenprune.core import findings
+from greenprune.core.energy.readings import describe_method
+from results_app import data, frames, ui
+
+st.title("Overview")
+view_filter = ui.current_filter()
+experiments = data.query_view("experiments", view_filter)
+
+models = sorted(
+    {name for text in experiments["model_names"].dropna() for name in str(text).split(", ")}
+)
+prune_count = int(experiments["prune_runs"].sum())
+eval_count = int(experiments["eval_runs"].sum())
+last_update = experiments["last_updated"].max()
+tiles = st.columns(4)
+tiles[0].metric("Experiments", len(experiments))
+tiles[1].metric("Models", len(models))
+tiles[2].metric(
+    "Runs", prune_count + eval_count, help=f"{prune_count} prune runs, {eval_count} eval runs"
+)
+tiles[3].metric(
+    "Last update",
+    "n/a" if pd.isna(last_update) else last_update.strftime("%d %b %H:%M"),
+    help=None if pd.isna(last_update) else last_update.strftime("%Y-%m-%d %H:%M:%S UTC"),
+)
+
+st.subheader("What pruning buys")
+comparisons = data.query_view("comparisons", view_filter)
+# Each compressed configuration against its baseline, over the tasks both report (an
+# uncompressed copy, such as the base model evaluated directly, is no compression).
+against_baseline = comparisons[
+    comparisons["is_baseline_a"].fillna(False).astype(bool)
+    & comparisons["task"].isna()
+    & (comparisons["method_b"] != findings.BASELINE_FAMILY)
+]
+if against_baseline.empty:
+    st.info("No compressed model has a baseline measured on the same tasks yet.")
+else:
+    for _, row in frames.nearest_ratio(against_baseline).iterrows():
+        experiment = f" ({row['experiment']})" if row["experiment"] else ""
+        st.markdown(f"**{row['model']}**{experiment}: {frames.headline_text(row)}")
+    st.caption(
+        "Ratios: the target share of prunable parameters = the share of all parameters "
+        "removed. Accuracy: mean over the tasks both runs report, in points against the "
+        "baseline (the uncompressed model), with a 95% interval. Energy: the profile's J/token "
+        "at its largest batch, paired by round, where both were profiled; else the per-task "
+        "net energy summed over those tasks (the interval divides the ends of one interval by "
+        'the opposite ends of the baseline\'s). "No measurable change" when the interval '
+        "contains 0."
+    )
+    ui.estimate_warning(against_baseline["estimated"])
+    with st.expander("Every compressed configuration"):
+        shown = frames.with_labels(against_baseline, "_b")
+        st.dataframe(
+            shown[
+                [
+                    "label",
+                    "experiment",
+                    "ratio_b",
+                    "method_b",
+                    "parameters_removed_b",
+                    "tasks",
+                    "value_a",
+                    "value_b",
+                    "accuracy_change_text",
+                    "energy_source",
+                    "energy_change_text",
+                ]
+            ],
+            hide_index=True,
+            column_config={
+                "label": "configuration",
+                "ratio_b": st.column_config.NumberColumn("ratio", format="percent"),
+                "method_b": "method",
+                "parameters_removed_b": st.column_config.NumberColumn(
+                    "of all parameters", format="percent"
+                ),
+                "value_a": "baseline accuracy",
+                "value_b": "accuracy",
+                "accuracy_change_text": "Δ accuracy [95%]",
+                "energy_change_text": "Δ energy [95%]",
+            },
+        )
+    profile = data.query_view("profile", view_filter)
+    if not profile.empty and not profile["above_idle"].fillna(False).all():
+        st.warning(
+            "Some profile windows' net energy is not distinguishable from idle (its interval "
+            "reaches 0): lengthen the windows or use a machine with power counters."
+        )
+
+st.subheader("When the saving repays pruning and recovery")
+payback = data.query_view("payback", view_filter)
+if payback.empty:
+    st.info("No pruned checkpoint has both a recorded prune energy and an energy profile yet.")
+else:
+    for _, row in payback.sort_values(["model", "ratio", "recovered"]).iterrows():
+        recovered = " + LoRA recovery" if row["recovered"] else ""
+        outcome = "never repaid" if row["never"] else f"repaid after {row['text']}"
+        if not row.get("comparable", True):
+            outcome = str(row["text"])
+        st.markdown(
+            f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: "
+            f"{row['cost_joules']:.3g} J spent, {outcome}"
+            + f" (batch {int(row['batch_size'])}, {row['phase']})"
+        )
+    st.caption(
+        "Payback: (pruning + recovery net joules) / J/token saved against the baseline "
+        "(the profile's paired change at its largest batch); the interval follows the change's "
+        "interval; never when the saving is not measurably above zero. "
+        + describe_method(list(payback.get("energy_method", [])))
+    )
+
+st.subheader("Experiments")
+st.dataframe(experiments, hide_index=True)
+ui.downloads("experiments")
+ui.downloads("runs", label="all runs")

@@ -1,0 +1,75 @@
+"""Trade-off: accuracy against energy, the Pareto front and the baseline."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from results_app import charts, data, frames, ui
+
+AVERAGE = "Average over tasks"
+
+st.title("Accuracy against net energy")
+view_filter = ui.current_filter()
+points = data.query_view("tradeoff", view_filter)
+tasks = sorted(points["task"].dropna().unique())
+left, right = st.columns([3, 1])
+task = left.selectbox("Tasks", [AVERAGE, *tasks], key="tradeoff_task")
+log_scale = right.toggle("Log energy axis", key="tradeoff_log")
+
+shown = points[points["task"].isna()] if task == AVERAGE else points[points["task"] == task]
+shown = frames.with_labels(shown)
+if (shown["energy_measure"] == "joules_per_token").any():
+    energy_title = "net energy per token, profile at the largest batch (J/token)"
+elif task == AVERAGE:
+    energy_title = "net energy, summed over tasks (J)"
+else:
+    energy_title = f"net energy on {task} (J)"
+plottable = shown[shown["accuracy"].notna() & shown["energy"].notna()]
+
+ui.estimate_warning(plottable["estimated"])
+if plottable.empty:
+    st.info("No configuration has both an accuracy and an energy measurement yet.")
+else:
+    ui.chart(charts.tradeoff_chart(plottable, log_scale=log_scale, energy_title=energy_title))
+    st.caption(
+        "Colour: pruning ratio; shape: compression method. Ringed in black and labelled: the "
+        "baseline. Grey line: the Pareto front (no other point is both more accurate and "
+        "cheaper), dashed where a point's difference from its cheaper neighbour on the front "
+        "is not measurable, and that point ringed in red. Vertical bars: ± one standard error "
+        "of accuracy; horizontal bars: the energy interval (the profile's J/token over rounds "
+        "where a profile exists). Payback: inference tokens until the J/token saved repays the "
+        "pruning and recovery energy (never when the saving is not measurably above zero)."
+    )
+    st.subheader("Pareto front")
+    front = plottable[plottable["on_front"]].sort_values("energy")
+    st.dataframe(
+        front[
+            [
+                "label",
+                "experiment",
+                "ratio",
+                "accuracy",
+                "energy",
+                "accuracy_change_from_neighbour_text",
+                "energy_change_from_neighbour_text",
+                "payback",
+                "estimated",
+            ]
+        ],
+        hide_index=True,
+        column_config={
+            "ratio": st.column_config.NumberColumn(format="percent"),
+            "energy": st.column_config.NumberColumn(energy_title, format="%.4g"),
+            "accuracy_change_from_neighbour_text": "Δ accuracy from the cheaper neighbour",
+            "energy_change_from_neighbour_text": "Δ energy from the cheaper neighbour",
+        },
+    )
+    unmeasurable = front[front["step_measurable"].eq(False).fillna(False)]
+    if not unmeasurable.empty:
+        st.warning(
+            f"{len(unmeasurable)} step(s) along the front are not measurable: the difference "
+            "from the cheaper neighbour has an interval that contains 0, so those points may "
+            "not really trade accuracy for energy.",
+        )
+ui.downloads("tradeoff")
+ui.downloads("pareto_front")

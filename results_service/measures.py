@@ -1,0 +1,457 @@
+"""What the computed views measure, per configuration: the frames every one of them starts from.
+
+The inputs are rows of the ``views.py`` SQL (eval runs with their configuration and headline
+metric, per-document scores, profile windows). A configuration is keyed by :data:`CONFIG`
+(``checkpoint_id`` None for a base model measured directly). Runs of one configuration and task
+are averaged here, once (:func:`task_points`); tasks are combined here, once
+(:func:`combined_points`); and the change of one configuration against another is computed here,
+once, with the rules of ``greenprune.core.findings`` (:func:`accuracy_change`,
+:func:`task_energy_change`, :func:`combined_changes`, :func:`window_change`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core import findings, stats
+from greenprune.core.findings import NO_CHANGE, NOT_ABOVE_IDLE, finite
+
+CONFIG = ["experiment", "model", "checkpoint_id"]
+"""The columns that name a configuration."""
+
+CONFIGURATION = [
+    "ratio",
+    "achieved_ratio",
+    "parameters_before",
+    "parameters_after",
+    "parameters_removed",
+    "macs_after",
+    "bytes_in_memory",
+    "method_family",
+    "pruning_method",
+    "recovered",
+    "parent_checkpoint_id",
+    "is_baseline",
+]
+"""The columns of a configuration that every computed view may carry (``views.py``)."""
+
+CHANGE_FIELDS: tuple[str, ...] = (
+    "estimate",
+    "low",
+    "high",
+    "count",
+    "method",
+    "measurable",
+    "text",
+)
+"""The fields of a change (``findings.interval_fields``)."""
+
+ALL_TASKS = None
+"""The ``task`` of a row that stands for every task of its configuration."""
+
+Key = tuple[Hashable, ...]
+
+
+def key_of(row: Mapping[str, Any]) -> Key:
+    """A configuration's key: (experiment, model, checkpoint_id or None)."""
+    checkpoint = row.get("checkpoint_id")
+    return (
+        row.get("experiment"),
+        row.get("model"),
+        None if findings.missing(checkpoint) else checkpoint,
+    )
+
+
+def normalized(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with missing checkpoint ids as None and ``is_baseline`` a plain bool."""
+    frame = frame.copy()
+    if "checkpoint_id" in frame.columns:
+        frame["checkpoint_id"] = [
+            None if findings.missing(c) else c for c in frame["checkpoint_id"]
+        ]
+    for column in ("is_baseline", "recovered", "estimated"):
+        if column in frame.columns:
+            frame[column] = [bool(v) if not findings.missing(v) else False for v in frame[column]]
+    return frame
+
+
+def _first(series: pd.Series) -> Any:
+    present = series.dropna()
+    return present.iloc[0] if len(present) else None
+
+
+def task_points(
+    runs: pd.DataFrame, value: str = "headline_value", stderr: str = "headline_stderr"
+) -> pd.DataFrame:
+    """One row per configuration and task: its runs' headline value and energy, averaged.
+
+    The value is the mean over runs and its standard error ``stderr_of_mean``; energy figures
+    (median and bounds) are means over runs; ``run_id`` is the latest run (by ``seq``), whose
+    per-document scores pair with another configuration's.
+
+    Args:
+        runs: Eval runs with their configuration and headline (``views._SCORED_RUNS``).
+        value: The column of each run's value (the headline's, or a metric's).
+        stderr: The column of its standard error.
+    """
+    columns = [*CONFIG, "task", *CONFIGURATION, "headline_metric", "headline_kind", "value"]
+    columns += ["stderr", "net_joules", "net_joules_low", "net_joules_high", "joules_per_token"]
+    columns += ["estimated", "runs", "run_id"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    frame = normalized(runs).sort_values("seq", kind="stable")
+    for _, group in frame.groupby([*CONFIG, "task"], dropna=False, sort=True):
+        last = group.iloc[-1]
+        row: dict[str, Any] = {name: last[name] for name in (*CONFIG, "task", *CONFIGURATION)}
+        row.update(
+            headline_metric=_first(group["headline_metric"]),
+            headline_kind=_first(group["headline_kind"]),
+            value=group[value].astype("float64").mean(),
+            stderr=findings.stderr_of_mean(group[stderr]),
+            net_joules=group["net_joules"].astype("float64").mean(),
+            net_joules_low=group["net_joules_low"].astype("float64").mean(),
+            net_joules_high=group["net_joules_high"].astype("float64").mean(),
+            joules_per_token=group["joules_per_token"].astype("float64").mean(),
+            estimated=bool(group["estimated"].any()),
+            runs=len(group),
+            run_id=last["run_id"],
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def accuracy_points(points: pd.DataFrame) -> pd.DataFrame:
+    """The task points whose headline is an accuracy and that have one and an energy."""
+    if points.empty:
+        return points
+    keep = (points["headline_kind"] == "accuracy") & points["value"].notna()
+    return points[keep & points["net_joules"].notna()]
+
+
+def combined_points(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration over its tasks (:func:`accuracy_points`).
+
+    Accuracy is the mean with ``stderr_of_mean``; net energy and its bounds are sums.
+
+    Returns:
+        The configuration columns, ``task`` None, ``task_set`` (the tasks, comma separated),
+        ``tasks``, ``value``, ``stderr``, ``net_joules`` (and bounds), ``estimated``.
+    """
+    columns = [*CONFIG, "task", *CONFIGURATION, "task_set", "tasks", "value", "stderr"]
+    columns += ["net_joules", "net_joules_low", "net_joules_high", "estimated"]
+    scored = accuracy_points(points)
+    if scored.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for _, group in scored.groupby(CONFIG, dropna=False, sort=True):
+        first = group.iloc[0]
+        row: dict[str, Any] = {name: first[name] for name in (*CONFIG, *CONFIGURATION)}
+        row.update(
+            task=ALL_TASKS,
+            task_set=",".join(sorted(group["task"])),
+            tasks=len(group),
+            value=float(group["value"].mean()),
+            stderr=findings.stderr_of_mean(group["stderr"]),
+            net_joules=float(group["net_joules"].sum()),
+            net_joules_low=float(group["net_joules_low"].sum(min_count=len(group))),
+            net_joules_high=float(group["net_joules_high"].sum(min_count=len(group))),
+            estimated=bool(group["estimated"].any()),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def item_scores(items: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
+    """Each run's per-document scores by metric: ``{(run_id, metric): {doc_id: value}}``."""
+    if items.empty:
+        return {}
+    return {
+        (run_id, metric): dict(
+            zip(group["doc_id"].astype(int), group["value"].astype(float), strict=True)
+        )
+        for (run_id, metric), group in items.groupby(["run_id", "metric"])
+    }
+
+
+# Changes of b against a ----------------------------------------------------------------------
+
+
+def accuracy_change(
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    metric: str,
+    scores: Mapping[tuple[str, str], Mapping[int, float]],
+    *,
+    unpaired: bool = True,
+    seed: int = 0,
+) -> dict[str, object]:
+    """The change of ``b``'s accuracy (a task point) against ``a``'s, in points.
+
+    Paired by document when both runs scored documents on ``metric``; otherwise from the two
+    standard errors when ``unpaired``, else no interval ("no paired data").
+    """
+    estimate = b["value"] - a["value"] if finite(a["value"]) and finite(b["value"]) else None
+    change: Interval | None = findings.accuracy_change(
+        scores.get((a["run_id"], metric), {}), scores.get((b["run_id"], metric), {}), seed=seed
+    )
+    if change is None and unpaired:
+        change = findings.accuracy_change_unpaired(a["value"], a["stderr"], b["value"], b["stderr"])
+    return findings.interval_fields(change, relative=False, estimate=estimate)
+
+
+def value_change(
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    metric: str,
+    kind: str,
+    scores: Mapping[tuple[str, str], Mapping[int, float]],
+    *,
+    unpaired: bool = True,
+    seed: int = 0,
+) -> dict[str, object]:
+    """The change of ``b``'s value of a metric against ``a``'s.
+
+    Accuracies in points (:func:`accuracy_change`), other metrics relative (no interval).
+    """
+    if kind == "accuracy":
+        return accuracy_change(a, b, metric, scores, unpaired=unpaired, seed=seed)
+    estimate = findings.relative_change(b["value"], a["value"])
+    return findings.interval_fields(None, relative=True, estimate=estimate)
+
+
+def task_energy_change(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, object]:
+    """The relative change of ``b``'s net energy against ``a``'s, measured apart.
+
+    The interval is that of the two intervals' opposite ends.
+    """
+    figures = ("net_joules", "net_joules_low", "net_joules_high")
+    change = findings.energy_change_unpaired(
+        tuple(a[name] for name in figures),  # type: ignore[arg-type]
+        tuple(b[name] for name in figures),  # type: ignore[arg-type]
+    )
+    estimate = findings.relative_change(b["net_joules"], a["net_joules"])
+    return findings.interval_fields(change, relative=True, estimate=estimate)
+
+
+def combined_changes(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object] | None:
+    """``b`` against ``a`` over the tasks both scored.
+
+    Mean accuracy in points (from the standard errors) and summed net energy (intervals'
+    opposite ends).
+
+    Args:
+        a: Task points of the first configuration (:func:`accuracy_points`).
+        b: Task points of the second.
+
+    Returns:
+        ``tasks``, ``value_a``, ``value_b``, ``energy_a``, ``energy_b`` and the two changes'
+        fields as ``accuracy_change...`` and ``energy_change...`` (:func:`prefixed`); None when
+        they share no task.
+    """
+    shared = sorted(set(a["task"]) & set(b["task"]))
+    if not shared:
+        return None
+    left = a.set_index("task").loc[shared]
+    right = b.set_index("task").loc[shared]
+    sums = {}
+    for side, frame in (("a", left), ("b", right)):
+        sums[side] = {
+            "value": float(frame["value"].mean()),
+            "stderr": findings.stderr_of_mean(frame["stderr"]),
+            **{
+                name: float(frame[name].sum(min_count=len(frame)))
+                for name in ("net_joules", "net_joules_low", "net_joules_high")
+            },
+        }
+    accuracy = findings.accuracy_change_unpaired(
+        sums["a"]["value"], sums["a"]["stderr"], sums["b"]["value"], sums["b"]["stderr"]
+    )
+    fields: dict[str, object] = {
+        "tasks": len(shared),
+        "value_a": sums["a"]["value"],
+        "value_b": sums["b"]["value"],
+        "energy_a": sums["a"]["net_joules"],
+        "energy_b": sums["b"]["net_joules"],
+    }
+    estimate = sums["b"]["value"] - sums["a"]["value"]
+    accuracy_fields = findings.interval_fields(accuracy, relative=False, estimate=estimate)
+    fields.update(prefixed("accuracy_change", accuracy_fields))
+    fields.update(prefixed("energy_change", task_energy_change(sums["a"], sums["b"])))
+    return fields
+
+
+# Profile windows ----------------------------------------------------------------------------
+
+
+def with_window_measures(windows: pd.DataFrame) -> pd.DataFrame:
+    """Profile windows with J/token, tokens/s and latency per batch."""
+    frame = normalized(windows)
+    tokens = frame["tokens"].astype("float64")
+    frame["joules_per_token"] = frame["net_joules"].astype("float64") / tokens.where(tokens > 0)
+    wall = frame["wall_seconds"].astype("float64")
+    frame["tokens_per_second"] = tokens / wall.where(wall > 0)
+    iterations = frame["iterations"].astype("float64")
+    frame["latency_seconds"] = wall / iterations.where(iterations > 0)
+    cpu = frame["cpu_seconds"] if "cpu_seconds" in frame.columns else pd.Series(index=frame.index)
+    frame["cpu_seconds_per_token"] = cpu.astype("float64") / tokens.where(tokens > 0)
+    return frame
+
+
+ENERGY_MEASURE_FIELDS: tuple[str, ...] = ("energy_method", "estimated")
+"""How a row's energy was measured: its headline method and whether it is an estimate."""
+
+
+def energy_measure(windows: pd.DataFrame) -> dict[str, object]:
+    """How profile windows were measured (:data:`ENERGY_MEASURE_FIELDS`), None when unrecorded."""
+    methods = windows["energy_method"].dropna() if "energy_method" in windows else []
+    flags = windows["estimated"].dropna() if "estimated" in windows else []
+    return {
+        "energy_method": methods.iloc[0] if len(methods) else None,
+        "estimated": bool(flags.astype(bool).any()) if len(flags) else None,
+    }
+
+
+def window_change(first: pd.Series, second: pd.Series) -> dict[str, object]:
+    """The change of ``second``'s J/token against ``first``'s, values paired by round.
+
+    A window whose net energy is not above idle makes the change unmeasurable, said so.
+    """
+    if (first <= 0).any() or (second <= 0).any():
+        return {
+            "estimate": None,
+            "low": None,
+            "high": None,
+            "count": len(first),
+            "method": "not-above-idle",
+            "measurable": False,
+            "text": f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
+        }
+    change = findings.energy_change_paired(list(first), list(second))
+    return findings.interval_fields(change, relative=True)
+
+
+def paired_rounds(window: pd.DataFrame, first: Key, second: Key) -> tuple[pd.Series, pd.Series]:
+    """The J/token of two configurations in the rounds of one profile window both measured.
+
+    Args:
+        window: Windows of one profile run (one experiment and model), phase and batch size
+            (:func:`with_window_measures`).
+        first: The first configuration's key.
+        second: The second's.
+    """
+    checkpoints = window["checkpoint_id"].fillna("")
+    mine = window[checkpoints == (first[2] or "")].set_index("round")
+    theirs = window[checkpoints == (second[2] or "")].set_index("round")
+    rounds = sorted(set(mine.index) & set(theirs.index))
+    return (
+        mine.loc[rounds, "joules_per_token"].astype("float64"),
+        theirs.loc[rounds, "joules_per_token"].astype("float64"),
+    )
+
+
+def summary(values: pd.Series) -> tuple[float | None, float | None, float | None]:
+    """Median and interval of repeated values (``stats.interval``); Nones when none is finite."""
+    present = [float(v) for v in values if finite(v)]
+    if not present:
+        return None, None, None
+    interval = stats.interval(present)
+    return interval.median, interval.low, interval.high
+
+
+def largest_windows(windows: pd.DataFrame) -> pd.DataFrame:
+    """Each profile run's windows at its largest batch size.
+
+    In ``findings.PROFILE_PHASE`` where it was profiled, else its other phase.
+    """
+    if windows.empty:
+        return windows
+    chosen = []
+    for _, run in windows.groupby("run_id", sort=True):
+        ranked = run.assign(_rank=(run["phase"] != findings.PROFILE_PHASE).astype(int))
+        best = ranked.sort_values(["batch_size", "_rank"], ascending=[False, True]).iloc[0]
+        chosen.append(
+            run[(run["batch_size"] == best["batch_size"]) & (run["phase"] == best["phase"])]
+        )
+    return pd.concat(chosen, ignore_index=True)
+
+
+def change_frame(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str], floats: Sequence[str]
+) -> pd.DataFrame:
+    """Rows of changes (:data:`CHANGE_FIELDS`) as a typed frame.
+
+    The change's figures and ``floats`` are float64, ``count`` and ``batch_size`` Int64, and
+    the flags bool.
+    """
+    frame = pd.DataFrame(list(rows), columns=list(columns))
+    floats = ("estimate", "low", "high", *floats)
+    bools = ("measurable", "relative")
+    frame = typed(frame, floats=floats, ints=("count", "batch_size"), bools=bools)
+    if "estimated" in frame.columns:
+        frame["estimated"] = frame["estimated"].astype("boolean")
+    return frame
+
+
+def typed(
+    frame: pd.DataFrame,
+    floats: Sequence[str] = (),
+    ints: Sequence[str] = (),
+    bools: Sequence[str] = (),
+) -> pd.DataFrame:
+    """The frame with these columns as float64, nullable Int64 and bool (for stable exports)."""
+    for column in floats:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    for column in ints:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
+    for column in bools:
+        frame[column] = frame[column].fillna(False).astype("bool")
+    return frame
+
+
+def profiled_changes(windows: pd.DataFrame) -> dict[tuple[Key, Key], dict[str, object]]:
+    """The J/token change of every pair of configurations profiled together, by their keys.
+
+    Paired by round at the run's largest batch size (:func:`largest_windows`).
+
+    Each value holds ``energy_source``, ``energy_a``, ``energy_b`` and the change's fields as
+    ``energy_change`` (the estimate), ``energy_change_low``, ... ``energy_change_text``.
+    """
+    changes: dict[tuple[Key, Key], dict[str, object]] = {}
+    if windows.empty:
+        return changes
+    largest = largest_windows(with_window_measures(windows))
+    for _, window in largest.groupby("run_id", sort=True):
+        keys = sorted({key_of(row) for row in window[CONFIG].to_dict("records")}, key=str)
+        first = window.iloc[0]
+        source = f"profile J/token, {first['phase']} at batch {int(first['batch_size'])}"
+        for a in keys:
+            for b in keys:
+                if a == b:
+                    continue
+                x, y = paired_rounds(window, a, b)
+                fields = window_change(x, y)
+                changes[(a, b)] = {
+                    "energy_source": source,
+                    "energy_a": summary(x)[0],
+                    "energy_b": summary(y)[0],
+                    **prefixed("energy_change", fields),
+                }
+    return changes
+
+
+def change_columns(name: str) -> tuple[str, ...]:
+    """The columns of a change as :func:`prefixed` names them, its count left out."""
+    return tuple(prefixed(name, {f: None for f in CHANGE_FIELDS if f != "count"}))
+
+
+def prefixed(name: str, fields: Mapping[str, object]) -> dict[str, object]:
+    """A change's fields as columns of ``name``.
+
+    The estimate is ``name`` itself, the others ``name_low``, ``name_high``, ... .
+    """
+    return {name if key == "estimate" else f"{name}_{key}": value for key, value in fields.items()}
