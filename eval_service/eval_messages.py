@@ -22,6 +22,18 @@ from greenprune.rpc.common_messages import job_status_to_pb
 COLLECTION = "evalJobs"
 
 
+def eval_run_id(request_id: str, task: str) -> str:
+    """The id of the EvalRun a job records for one task: ``{request_id}/{task}``."""
+    return f"{request_id}/{task}"
+
+
+def recorded_run_ids(request_id: str, spec: eval_pb2.EvalSpec) -> list[str]:
+    """The ids of the runs a job of ``spec`` records (a profile job records one, its own)."""
+    if not request_id or spec.HasField("profile"):
+        return [request_id] if request_id else []
+    return [eval_run_id(request_id, task) for task in spec.tasks]
+
+
 def normalized_spec(
     spec: eval_pb2.EvalSpec, default_batch_size: int, default_repeats: int
 ) -> eval_pb2.EvalSpec:

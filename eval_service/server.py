@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eval_service.eval_messages import COLLECTION, spec_from_stored
+from eval_service.eval_messages import COLLECTION, eval_run_id, spec_from_stored
 from eval_service.evaluator import resolve_device
 from eval_service.servicer import EvalServicer
 from eval_service.task_index import TaskIndex
@@ -29,7 +29,7 @@ def eval_runs_to_pb(job: Job) -> list[results_pb2.EvalRun]:
     spec = spec_from_stored(job.spec)
     return [
         results_pb2.EvalRun(
-            request_id=f"{job.request_id}/{task.task}",
+            request_id=eval_run_id(job.request_id, task.task),
             experiment=job.experiment,
             checkpoint_id=spec.checkpoint_id,
             model=result.model,

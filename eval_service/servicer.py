@@ -6,7 +6,13 @@ from pathlib import Path
 
 import grpc
 
-from eval_service.eval_messages import COLLECTION, config_from_spec, job_to_pb, normalized_spec
+from eval_service.eval_messages import (
+    COLLECTION,
+    config_from_spec,
+    job_to_pb,
+    normalized_spec,
+    recorded_run_ids,
+)
 from eval_service.evaluator import validate_config, validate_profile
 from eval_service.task_index import TaskIndex
 from greenprune.api.eval.v1 import eval_pb2, eval_pb2_grpc
@@ -15,7 +21,7 @@ from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.jobs import JobRunner
 from greenprune.core.message_records import to_json_dict
 from greenprune.core.models import check_model_source
-from greenprune.rpc.common_messages import require_request_id
+from greenprune.rpc.common_messages import check_submission, require_request_id
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
 
 
@@ -56,6 +62,7 @@ class EvalServicer(eval_pb2_grpc.EvalServiceServicer):
         With ``validate_only`` the spec is checked as for a job (a checkpoint_id need not exist
         yet) and the normalized spec comes back in a job without a name.
         """
+        check_submission(request, recorded_run_ids(request.request_id, request.spec))
         if not request.validate_only:
             request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec, self._default_batch_size, self._default_repeats)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.limits import check_text, quoted
 
 REFERENCE_SOURCE = "reference"
 SOURCE_FIELD = "spec.calibration.source"
@@ -31,12 +32,20 @@ def resolve_text_file(source: str, models_root: Path) -> Path:
     Raises:
         InvalidArgumentError: ``spec.calibration.source`` is outside the root or missing.
     """
+    check_text(SOURCE_FIELD, source)
     root = Path(models_root).expanduser().resolve()
-    given = Path(source).expanduser()
-    path = (given if given.is_absolute() else root / given).resolve()
+    try:
+        given = Path(source).expanduser()
+        path = (given if given.is_absolute() else root / given).resolve()
+        is_file = path.is_file()  # raises for names the OS refuses (ENAMETOOLONG)
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise InvalidArgumentError(
+            SOURCE_FIELD, f"{quoted(source)} is not a usable path ({reason})"
+        ) from None
     if not path.is_relative_to(root):
-        raise InvalidArgumentError(SOURCE_FIELD, f"{source!r} is outside the models root")
-    if not path.is_file():
+        raise InvalidArgumentError(SOURCE_FIELD, f"{quoted(source)} is outside the models root")
+    if not is_file:
         raise InvalidArgumentError(
             SOURCE_FIELD, f"{source!r} is neither 'reference' nor a text file under the models root"
         )

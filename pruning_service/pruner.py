@@ -164,8 +164,16 @@ def result_from_manifest(
     return result
 
 
-def validate_config(config: PruneConfig, models_root: Path) -> None:
-    """Checks a spec without loading weights (a local model's config is read).
+def validate_config(config: PruneConfig, models_root: Path) -> nn.Module | None:
+    """Checks a spec without loading weights, as far as the job would check it.
+
+    Its fields first, then everything the job checks against the model's shape (layer counts
+    to keep, reachable ratio, context length) on the model's skeleton, built from its config
+    (a reference model's recipe, a local model's ``config.json``). A hub model's config is not
+    fetched: its shape is checked by the job.
+
+    Returns:
+        The model's skeleton on the ``meta`` device (None for a hub id), for further checks.
 
     Raises:
         InvalidArgumentError: A field is out of range; the error names it.
@@ -173,26 +181,31 @@ def validate_config(config: PruneConfig, models_root: Path) -> None:
     """
     _check_fields(config, models_root)
     if config.model.startswith(REFERENCE_PREFIX):
-        from greenprune.core.reference import reference_model_names
+        from greenprune.core.reference import reference_model_config, reference_model_names
 
         name = config.model.removeprefix(REFERENCE_PREFIX)
         if name not in reference_model_names():
             known = ", ".join(reference_model_names())
             raise InvalidArgumentError(MODEL_FIELD, f"no reference model {name!r} (known: {known})")
-        return
-    local = local_model_path(config.model, models_root)
-    if local is None:
-        if not looks_like_hub_id(config.model):
-            raise InvalidArgumentError(MODEL_FIELD, f"{config.model!r} names no model")
-        return
-    raw = read_local_config(local)
-    if not is_causal_lm_config(raw):
-        raise InvalidArgumentError(MODEL_FIELD, f"{config.model!r} is not a causal language model")
-    from transformers import AutoConfig
+        model_config = reference_model_config(name)
+    else:
+        local = local_model_path(config.model, models_root)
+        if local is None:
+            if not looks_like_hub_id(config.model):
+                raise InvalidArgumentError(MODEL_FIELD, f"{config.model!r} names no model")
+            return None
+        raw = read_local_config(local)
+        if not is_causal_lm_config(raw):
+            raise InvalidArgumentError(
+                MODEL_FIELD, f"{config.model!r} is not a causal language model"
+            )
+        from transformers import AutoConfig
 
-    model_config = AutoConfig.from_pretrained(local, trust_remote_code=False)
+        model_config = AutoConfig.from_pretrained(local, trust_remote_code=False)
     adapter = adapter_for(model_config)
-    _check_against_model(config, _skeleton(model_config), adapter)
+    skeleton = _skeleton(model_config)
+    _check_against_model(config, skeleton, adapter)
+    return skeleton
 
 
 def warm_validation() -> None:

@@ -358,8 +358,12 @@ def normalize(recovery: Any) -> None:
     recovery.source = recovery.source or RECOVERY_SOURCE_DEFAULT
 
 
-def validate_spec(spec: Any, models_root: Path) -> None:
-    """Checks the ``recovery`` of a (normalized) ``PruneSpec`` message, if it has one."""
+def validate_spec(spec: Any, models_root: Path, skeleton: nn.Module | None = None) -> None:
+    """Checks the ``recovery`` of a (normalized) ``PruneSpec`` message, if it has one.
+
+    With the model's ``skeleton`` (see ``pruner.validate_config``), also that the target
+    modules name linear layers of the model, as the job checks (pruning keeps module names).
+    """
     if not spec.HasField("recovery"):
         return
     from greenprune.core.message_records import to_json_dict
@@ -367,3 +371,5 @@ def validate_spec(spec: Any, models_root: Path) -> None:
     config = config_from_stored(to_json_dict(spec))
     if config is not None:
         validate(config, models_root)
+        if skeleton is not None:
+            _target_names(skeleton, config.target_modules)

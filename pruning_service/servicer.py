@@ -10,7 +10,7 @@ import grpc
 from greenprune.api.pruning.v1 import pruning_pb2, pruning_pb2_grpc
 from greenprune.core import checkpoint
 from greenprune.core.jobs import JobRunner
-from greenprune.rpc.common_messages import require_request_id, timestamp
+from greenprune.rpc.common_messages import check_submission, require_request_id, timestamp
 from greenprune.rpc.job_api import JobRpcs, job_rpc_methods
 from pruning_service import recovery
 from pruning_service.prune_messages import (
@@ -45,11 +45,14 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
 
         With ``validate_only`` the spec is only checked, and comes back in a job without a name.
         """
+        check_submission(request)
         if not request.validate_only:
             request_id = require_request_id(request.request_id)
         spec = normalized_spec(request.spec)
-        await asyncio.to_thread(validate_config, config_from_spec(spec), self._models_root)
-        await asyncio.to_thread(recovery.validate_spec, spec, self._models_root)
+        skeleton = await asyncio.to_thread(
+            validate_config, config_from_spec(spec), self._models_root
+        )
+        await asyncio.to_thread(recovery.validate_spec, spec, self._models_root, skeleton)
         if request.validate_only:
             self._runner.check_lane(stored_spec(spec))
             return pruning_pb2.CreatePruneJobResponse(job=pruning_pb2.PruneJob(spec=spec))
@@ -68,9 +71,9 @@ class PruningServicer(pruning_pb2_grpc.PruningServiceServicer):
     ) -> pruning_pb2.GetCheckpointResponse:
         """Returns a checkpoint's manifest."""
         path = checkpoint.checkpoint_dir(self._checkpoints_dir, request.checkpoint_id)
-        manifest_path = path / checkpoint.MANIFEST_NAME
+        manifest = await asyncio.to_thread(checkpoint.read_manifest_file, path)
         return pruning_pb2.GetCheckpointResponse(
             checkpoint_id=request.checkpoint_id,
-            manifest_json=manifest_path.read_text(),
-            create_time=timestamp(manifest_path.stat().st_mtime),
+            manifest_json=manifest.text,
+            create_time=timestamp(manifest.modified),
         )

@@ -33,6 +33,7 @@ __all__ = [
     "SUITE",
     "TASKS_DIR",
     "materialised_tasks_dir",
+    "sandbox_templates",
     "task_manager",
 ]
 
@@ -91,6 +92,27 @@ def materialised_tasks_dir(cache_dir: Path | None = None) -> Path:
     return target
 
 
+def sandbox_templates() -> None:
+    """Renders lm-eval's Jinja prompt templates (``doc_to_text`` and the rest) in a sandbox.
+
+    lm-eval renders them with a plain ``jinja2.Environment``, in which a template such as
+    ``{{ cycler.__init__.__globals__.os.system(...) }}`` runs code. The sandbox refuses access
+    to such attributes (``jinja2.exceptions.SecurityError``); ordinary templates render alike.
+    """
+    import lm_eval.utils as lm_utils
+    from jinja2.sandbox import SandboxedEnvironment
+
+    if isinstance(lm_utils.env, SandboxedEnvironment):
+        return
+    sandboxed = SandboxedEnvironment(
+        loader=lm_utils.env.loader,
+        undefined=lm_utils.env.undefined,
+        keep_trailing_newline=lm_utils.env.keep_trailing_newline,
+    )
+    sandboxed.filters.update(lm_utils.env.filters)
+    lm_utils.env = sandboxed
+
+
 def task_manager(
     extra_paths: Sequence[Path] = (), include_defaults: bool = False, allow_code: bool | None = None
 ) -> TaskManager:
@@ -114,6 +136,7 @@ def task_manager(
     for index, path in enumerate(extra_paths):  # again here, in the worker: never run client code
         folder = Path(path).expanduser().resolve()
         check_task_folder(f"spec.task_paths[{index}]", folder, (Path("/"),), allow_code)
+    sandbox_templates()
     include = [str(materialised_tasks_dir())]
     include.extend(str(Path(path).expanduser().resolve()) for path in extra_paths)
     return TaskManager(include_path=include, include_defaults=include_defaults)

@@ -6,11 +6,14 @@ named ``taskSources/{digest}``; an EvalSpec lists such names in ``task_sources``
 anything is written:
 
 - every path must be relative, inside the source, of a known data or YAML suffix;
-- the YAML must not import Python (see :mod:`eval_service.tasks.safety`) unless the operator
-  allows task code, must not use aliases, and its ``include:`` entries must stay inside;
+- no path may be both a file and a folder;
+- every YAML file, and every file one includes whatever its suffix, is read by the one safe
+  loader (see :mod:`eval_service.tasks.safety`): no tags (unless the operator allows task code),
+  aliases, repeated or merge keys; ``include:`` entries must stay inside;
 - ``dataset_kwargs.data_files``/``data_dir`` must name files of the source: they are rewritten to
-  absolute paths in the stored copy (lm-eval resolves them from the working directory), and
-  ``dataset_path`` may not be a server path.
+  absolute paths in the stored copy (lm-eval resolves them from the working directory);
+  ``dataset_path`` must be a ``datasets`` builder (``json``, ...) or a hub id, never a server
+  path, and ``dataset_kwargs`` may not name a cache folder, storage options or credentials.
 """
 
 from __future__ import annotations
@@ -26,12 +29,20 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
-from eval_service.tasks.safety import ALLOW_CODE_ENV, check_task_folder, scan_yaml
+from eval_service.tasks.safety import (
+    ALLOW_CODE_ENV,
+    YAML_SUFFIXES,
+    TaskYaml,
+    task_yaml_rules,
+    walk_task_yaml,
+)
 from greenprune.core.errors import InvalidArgumentError, NotFoundError
+from greenprune.core.file_read import RefusedFileError
 from greenprune.core.limits import (
     MAX_TASK_SOURCE_BYTES,
     MAX_TASK_SOURCE_FILES,
     TASK_SOURCE_SUFFIXES,
+    TASK_YAML_MAX_BYTES,
     check_text,
     quoted,
 )
@@ -40,7 +51,6 @@ COLLECTION = "taskSources"
 FOLDER_NAME = "task-sources"
 DIGEST_CHARS = 32
 _NAME = re.compile(rf"{COLLECTION}/([0-9a-f]{{{DIGEST_CHARS}}})")
-_YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 _FIELD = "task_source.files"
 
 
@@ -95,8 +105,21 @@ def _checked_files(
         if pure.as_posix().lower() in seen:
             raise InvalidArgumentError(f"{_FIELD}[{index}].path", f"{quoted(path)} is sent twice")
         seen.add(pure.as_posix().lower())
+        if pure.suffix.lower() in YAML_SUFFIXES and len(content) > TASK_YAML_MAX_BYTES:
+            raise InvalidArgumentError(
+                f"{_FIELD}[{index}]",
+                f"{pure.as_posix()}: is {len(content)} bytes, larger than the"
+                f" {TASK_YAML_MAX_BYTES} allowed for task YAML",
+            )
         checked.append((pure, content))
-    if not any(p.suffix.lower() in _YAML_SUFFIXES for p, _ in checked):
+    folders = {parent.as_posix().lower() for p, _ in checked for parent in p.parents}
+    for index, (pure, _) in enumerate(checked):
+        if pure.as_posix().lower() in folders:
+            raise InvalidArgumentError(
+                f"{_FIELD}[{index}].path",
+                f"{quoted(pure.as_posix())} is both a file and a folder of the source",
+            )
+    if not any(p.suffix.lower() in YAML_SUFFIXES for p, _ in checked):
         raise InvalidArgumentError(_FIELD, "hold no task YAML (.yaml or .yml)")
     return sorted(checked)
 
@@ -110,12 +133,13 @@ def _digest(files: Sequence[tuple[PurePosixPath, bytes]], allow_code: bool) -> s
     return digest.hexdigest()[:DIGEST_CHARS]
 
 
-def _mapping_value(node: yaml.Node, key: str) -> yaml.Node | None:
+def _mapping_value(node: yaml.Node | None, key: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The (key, value) nodes of ``key`` in a mapping (keys are unique: the loader says so)."""
     if not isinstance(node, yaml.MappingNode):
         return None
     for key_node, value_node in node.value:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-            return value_node
+            return key_node, value_node
     return None
 
 
@@ -130,51 +154,93 @@ def _scalars(node: yaml.Node) -> list[yaml.ScalarNode]:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_HUB_DATASET = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?")
+_REFUSED_DATASET_KWARGS = frozenset(
+    {"cache_dir", "storage_options", "download_config", "token", "use_auth_token", "revision"}
+)
+"""``dataset_kwargs`` that reach server paths, the network or credentials."""
 
 
-def _check_names(field: str, node: yaml.Node | None) -> None:
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _check_names(task: TaskYaml) -> None:
     """Refuses task and group names that are not text or that shadow greenprune's own tasks."""
     from eval_service.tasks import LOCAL_TASKS, SUITE
 
     for key in ("task", "group"):
-        value = _mapping_value(node, key) if node is not None else None
-        if not isinstance(value, yaml.ScalarNode):
+        found = _mapping_value(task.loaded.node, key)
+        if found is None or not isinstance(found[1], yaml.ScalarNode):
             continue
+        value = found[1]
         if value.tag != _STR_TAG or not value.value:
-            raise InvalidArgumentError(field, f"its {key} name {quoted(value.value)} is not text")
-        check_text(f"{field}.{key}", value.value)
+            raise RefusedFileError(
+                task.name, f"its {key} name {quoted(value.value)} is not text", _line(value)
+            )
+        try:
+            check_text(key, value.value)
+        except InvalidArgumentError as exc:
+            raise RefusedFileError(task.name, exc.message, _line(value), key) from None
         if value.value in (*LOCAL_TASKS, SUITE):
-            raise InvalidArgumentError(
-                field, f"its {key} {value.value!r} would replace greenprune's own; rename it"
+            raise RefusedFileError(
+                task.name,
+                f"its {key} {value.value!r} would replace greenprune's own; rename it",
+                _line(value),
             )
 
 
-def _check_dataset_path(field: str, node: yaml.Node | None) -> None:
-    """Refuses a ``dataset_path`` that names a server folder instead of a dataset."""
-    dataset_path = _mapping_value(node, "dataset_path") if node is not None else None
-    if isinstance(dataset_path, yaml.ScalarNode):
-        value = dataset_path.value
-        if value.startswith(("/", "~", ".")) or ".." in value.split("/"):
-            raise InvalidArgumentError(
-                field, f"dataset_path {quoted(value)} is a server path; send the data as files"
+def _packaged_builders() -> frozenset[str]:
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return frozenset(_PACKAGED_DATASETS_MODULES)
+
+
+def _check_dataset(task: TaskYaml) -> None:
+    """Refuses a ``dataset_path`` or ``dataset_kwargs`` that reaches beyond the source's files.
+
+    ``datasets`` loads a ``dataset_path`` that names a folder (relative to the worker's working
+    directory) from that folder, so only its packaged builders (``json``, ``csv``, ...) and hub
+    ids that name no server path are accepted.
+    """
+    found = _mapping_value(task.loaded.node, "dataset_path")
+    if found is not None:
+        value = found[1]
+        text = value.value if isinstance(value, yaml.ScalarNode) else None
+        if not isinstance(text, str) or value.tag != _STR_TAG:
+            raise RefusedFileError(task.name, "dataset_path must be text", _line(value))
+        if text not in _packaged_builders() and (
+            not _HUB_DATASET.fullmatch(text) or os.path.lexists(text)
+        ):
+            raise RefusedFileError(
+                task.name,
+                f"dataset_path {quoted(text)} is a server path; send the data as files",
+                _line(value),
             )
+    kwargs = _mapping_value(task.loaded.node, "dataset_kwargs")
+    if kwargs is not None and isinstance(kwargs[1], yaml.MappingNode):
+        for key, _ in kwargs[1].value:
+            if key.value in _REFUSED_DATASET_KWARGS:
+                raise RefusedFileError(
+                    task.name,
+                    f"dataset_kwargs.{key.value} reaches server paths or the network",
+                    _line(key),
+                )
 
 
-def _rewrite_data_paths(
-    field: str, node: yaml.Node | None, yaml_dir: Path, folder: Path, final: Path
-) -> str | None:
+def _rewrite_data_paths(task: TaskYaml, folder: Path, final: Path) -> str | None:
     """Returns the YAML with its data paths absolute (None: nothing to rewrite).
 
     The paths are checked against ``folder``, where the files are now, and written as they will
     be under ``final``, where the folder is moved once checked.
     """
-    kwargs = _mapping_value(node, "dataset_kwargs") if node is not None else None
+    kwargs = _mapping_value(task.loaded.node, "dataset_kwargs")
     targets = (
         [
             scalar
             for key in ("data_files", "data_dir")
-            if (value := _mapping_value(kwargs, key)) is not None
-            for scalar in _scalars(value)
+            if (found := _mapping_value(kwargs[1], key)) is not None
+            for scalar in _scalars(found[1])
         ]
         if kwargs is not None
         else []
@@ -182,47 +248,55 @@ def _rewrite_data_paths(
     if not targets:
         return None
     for scalar in targets:
-        target = (yaml_dir / scalar.value).resolve()
-        if not target.is_relative_to(folder) or "\x00" in scalar.value:
-            raise InvalidArgumentError(
-                field, f"data path {quoted(scalar.value)} is not a file of the task source"
+        value = scalar.value
+        if "\x00" in value:
+            raise RefusedFileError(task.name, "a data path holds a NUL character", _line(scalar))
+        try:
+            target = (task.path.parent / value).resolve()
+        except (OSError, RuntimeError, ValueError):
+            target = None
+        if target is None or not target.is_relative_to(folder):
+            raise RefusedFileError(
+                task.name,
+                f"data path {quoted(value)} is not a file of the task source",
+                _line(scalar),
             )
         if not target.exists():
-            raise InvalidArgumentError(
-                field, f"data path {quoted(scalar.value)} names no file of the task source"
+            raise RefusedFileError(
+                task.name,
+                f"data path {quoted(value)} names no file of the task source",
+                _line(scalar),
             )
         scalar.value, scalar.style = str(final / target.relative_to(folder)), None
-    return yaml.serialize(node, Dumper=yaml.SafeDumper)
+    assert task.loaded.node is not None
+    return yaml.serialize(task.loaded.node, Dumper=yaml.SafeDumper)
 
 
 def _write(
-    staging: Path, final: Path, files: Sequence[tuple[PurePosixPath, bytes]], allow_code: bool
+    staging: Path,
+    final: Path,
+    files: Sequence[tuple[PurePosixPath, bytes]],
+    allow_code: bool,
+    index_of: dict[str, int],
 ) -> None:
     for path, content in files:
         target = staging / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    for index, (path, content) in enumerate(files):
-        if path.suffix.lower() not in _YAML_SUFFIXES:
-            continue
-        field = f"{_FIELD}[{index}]"
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(field, f"{path.as_posix()} is not UTF-8 text") from exc
-        try:
-            scan_yaml(field, path.as_posix(), text, allow_code, allow_aliases=False)
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            _check_names(field, node)
-            _check_dataset_path(field, node)
-            rewritten = _rewrite_data_paths(field, node, (staging / path).parent, staging, final)
-        except yaml.YAMLError as exc:
-            raise InvalidArgumentError(
-                field, f"{path.as_posix()} is not valid YAML: {str(exc)[:200]}"
-            ) from exc
+
+    def visit(task: TaskYaml) -> None:
+        _check_names(task)
+        _check_dataset(task)
+        rewritten = _rewrite_data_paths(task, staging, final)
         if rewritten is not None:
-            (staging / path).write_text(rewritten, encoding="utf-8")
-    check_task_folder(_FIELD, staging, (staging,), allow_code)
+            task.path.write_text(rewritten, encoding="utf-8")
+
+    try:
+        walk_task_yaml(staging, (staging,), task_yaml_rules(allow_code, allow_aliases=False), visit)
+    except RefusedFileError as exc:
+        index = index_of.get(exc.name)
+        field = f"{_FIELD}[{index}]" if index is not None else _FIELD
+        raise InvalidArgumentError(field, str(exc)) from None
 
 
 def store_task_source(
@@ -249,7 +323,8 @@ def store_task_source(
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root)).resolve()
     try:
-        _write(staging, stored.folder.resolve(), checked, allow_code)
+        index_of = {path: index for index, (path, _) in enumerate(files)}
+        _write(staging, stored.folder.resolve(), checked, allow_code, index_of)
         os.rename(staging, stored.folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

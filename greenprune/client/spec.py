@@ -2,7 +2,8 @@
 
 A wrong file raises :class:`ExperimentFileError`, whose message names the file, the line and
 the field of every problem (``demo.yaml:7 pruning.ratios[2]: must be < 0.9``). Line numbers
-come from the YAML node tree (``yaml.compose``), matched to pydantic's error locations.
+come from the YAML node tree (:func:`greenprune.core.safe_yaml.load_yaml`, which also refuses
+tags, anchors, merge keys and repeated keys), matched to pydantic's error locations.
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ from pydantic import (
 )
 
 from greenprune.core.errors import InvalidArgumentError
+from greenprune.core.file_read import RefusedFileError, read_regular_file
 from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
     DEPTH_CRITERIA,
     DEVICE_DEFAULT,
     DEVICE_PATTERN,
     EVAL_SPEC,
+    EXPERIMENT_FILE_MAX_BYTES,
+    EXPERIMENT_FILE_MAX_DEPTH,
+    EXPERIMENT_FILE_MAX_NODES,
     MAX_LIST_ITEMS,
     MAX_NAME_CHARS,
     MAX_RATIO,
@@ -50,6 +55,7 @@ from greenprune.core.limits import (
     RECOVERY_TARGET_MODULES_DEFAULT,
     Limit,
 )
+from greenprune.core.safe_yaml import YamlRules, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADDRESS = re.compile(r"^[A-Za-z0-9._\-\[\]:]+:\d{1,5}$")
@@ -423,6 +429,9 @@ class LoadedExperiment:
 def load_experiment(path: str | Path) -> LoadedExperiment:
     """Reads and validates an experiment file.
 
+    Directories, FIFOs, devices and files over ``EXPERIMENT_FILE_MAX_BYTES`` are refused before
+    anything is read; ``eval.task_paths`` must stay inside the file's folder.
+
     Args:
         path: The YAML file.
 
@@ -433,92 +442,69 @@ def load_experiment(path: str | Path) -> LoadedExperiment:
         ExperimentFileError: The file is not valid YAML or not a valid experiment.
         FileNotFoundError: The file does not exist.
     """
-    file = Path(path).resolve()
-    if file.is_file() and file.stat().st_size > MAX_FILE_BYTES:
-        raise ExperimentFileError(
-            file, [Problem(1, "", f"the file is larger than {MAX_FILE_BYTES} bytes")]
-        )
+    file = Path(path).absolute()
     try:
-        text = file.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ExperimentFileError(
-            file, [Problem(1, "", f"not UTF-8 text (byte {exc.start}); is it a binary file?")]
-        ) from None
-    return LoadedExperiment(parse_experiment(text, file), file)
+        content, _ = read_regular_file(file, EXPERIMENT_FILE_MAX_BYTES, name=file.name)
+    except RefusedFileError as exc:
+        raise ExperimentFileError(file, [Problem(exc.line or 1, exc.where, exc.rule)]) from None
+    file = file.resolve()
+    experiment, root = _parse(content, file)
+    _check_task_paths(experiment, root, file)
+    return LoadedExperiment(experiment, file)
 
 
-MAX_FILE_BYTES = 1 << 20
-"""The largest experiment file read."""
-
-MAX_DEPTH = 16
-"""The deepest nesting of mappings and lists an experiment file may have (it needs 3)."""
-
-_OPENERS = (
-    yaml.BlockMappingStartToken,
-    yaml.BlockSequenceStartToken,
-    yaml.FlowMappingStartToken,
-    yaml.FlowSequenceStartToken,
+EXPERIMENT_RULES = YamlRules(
+    max_bytes=EXPERIMENT_FILE_MAX_BYTES,
+    max_depth=EXPERIMENT_FILE_MAX_DEPTH,
+    max_nodes=EXPERIMENT_FILE_MAX_NODES,
 )
-_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+"""What an experiment file may hold: no tags, anchors, aliases, merge keys or repeated keys."""
 
 
-def _check_structure(text: str, path: Path) -> None:
-    """Refuses anchors, aliases, tags and deep nesting before anything is built from ``text``.
-
-    Scanning is linear in the text, so an alias bomb or a 5,000-deep list is refused at once
-    instead of being expanded (or overflowing the recursion of the composer).
-    """
-    if len(text) > MAX_FILE_BYTES:
-        raise ExperimentFileError(
-            path, [Problem(1, "", f"the file is larger than {MAX_FILE_BYTES} bytes")]
-        )
-    depth = 0
-    for token in yaml.scan(text, Loader=yaml.SafeLoader):
-        line = token.start_mark.line + 1
-        if isinstance(token, yaml.AnchorToken | yaml.AliasToken):
-            raise ExperimentFileError(
-                path, [Problem(line, "", "YAML anchors and aliases (&name, *name) are not allowed")]
-            )
-        if isinstance(token, yaml.TagToken):
-            raise ExperimentFileError(path, [Problem(line, "", "YAML tags (!tag) are not allowed")])
-        if isinstance(token, _OPENERS):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise ExperimentFileError(
-                    path, [Problem(line, "", f"nested more than {MAX_DEPTH} levels deep")]
-                )
-        elif isinstance(token, _CLOSERS):
-            depth -= 1
-
-
-def parse_experiment(text: str, path: Path = Path("experiment.yaml")) -> Experiment:
+def parse_experiment(text: str | bytes, path: Path = Path("experiment.yaml")) -> Experiment:
     """Validates the YAML ``text`` of an experiment file named ``path`` (used in messages)."""
+    return _parse(text, path)[0]
+
+
+def _parse(text: str | bytes, path: Path) -> tuple[Experiment, yaml.Node]:
     try:
-        _check_structure(text, path)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ExperimentFileError(
-            path, [Problem(line, "", f"not valid YAML: {exc.problem}")]
-        ) from None
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise ExperimentFileError(path, [Problem(1, "", f"not valid YAML: {exc}")]) from None
+        loaded = load_yaml(text, path.name, EXPERIMENT_RULES)
+    except RefusedFileError as exc:
+        raise ExperimentFileError(path, [Problem(exc.line or 1, exc.where, exc.rule)]) from None
+    root, data = loaded.node, loaded.data
     if root is None:
         raise ExperimentFileError(path, [Problem(1, "", "the file is empty")])
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         raise ExperimentFileError(
             path, [Problem(root.start_mark.line + 1, "", "must be a mapping of fields")]
         )
-    duplicates = list(_duplicate_keys(root, ()))
-    if duplicates:
-        raise ExperimentFileError(path, duplicates)
     try:
-        return Experiment.model_validate(data)
+        return Experiment.model_validate(data), root
     except ValidationError as exc:
         problems = [_problem(error, root) for error in exc.errors()]
         raise ExperimentFileError(path, sorted(problems, key=lambda p: p.line)) from None
+
+
+def _check_task_paths(experiment: Experiment, root: yaml.Node, file: Path) -> None:
+    """Refuses task folders outside the experiment file's folder (never walked, never sent)."""
+    problems = []
+    for index, entry in enumerate(experiment.eval.task_paths):
+        loc = ("eval", "task_paths", index)
+        try:
+            folder = (file.parent / entry).resolve()
+        except (OSError, RuntimeError, ValueError):
+            problems.append(Problem(_node_line(root, loc), field_path(loc), "not a usable path"))
+            continue
+        if not folder.is_relative_to(file.parent):
+            problems.append(
+                Problem(
+                    _node_line(root, loc),
+                    field_path(loc),
+                    f"{entry!r} leads outside the experiment's folder {str(file.parent)!r}",
+                )
+            )
+    if problems:
+        raise ExperimentFileError(file, problems)
 
 
 # -- mapping pydantic errors to lines -----------------------------------------------------------
@@ -556,20 +542,6 @@ def _node_line(root: yaml.Node, loc: Sequence[str | int]) -> int:
             break
         node = child
     return line
-
-
-def _duplicate_keys(node: yaml.Node, loc: tuple[str | int, ...]) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else str(key)
-            if name in seen:
-                yield Problem(key.start_mark.line + 1, field_path((*loc, name)), "appears twice")
-            seen.add(name)
-            yield from _duplicate_keys(value, (*loc, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*loc, index))
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:

@@ -23,7 +23,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,8 @@ from greenprune.core.errors import (
     NotFoundError,
     ResourceExhaustedError,
 )
-from greenprune.core.limits import quoted
+from greenprune.core.file_read import RefusedFileError, read_regular_file
+from greenprune.core.limits import MANIFEST_MAX_BYTES, MAX_CHECKPOINT_ENTRIES, quoted
 
 MANIFEST_NAME = "greenprune.json"
 FORMAT_NAME = "greenprune-checkpoint"
@@ -66,7 +69,11 @@ def validate_checkpoint_id(checkpoint_id: str, field: str = "checkpoint_id") -> 
 
 
 def checkpoint_dir(checkpoints_dir: Path, checkpoint_id: str, field: str = "checkpoint_id") -> Path:
-    """The directory of an existing checkpoint.
+    """The directory of an existing checkpoint, refused when a link leads out of it.
+
+    Checkpoints are written by this code, which never writes a symbolic link: a checkpoint
+    folder, manifest or file that is one was planted, and could lead anywhere on the server,
+    so it is refused rather than followed.
 
     Args:
         checkpoints_dir: Where checkpoints live.
@@ -76,31 +83,95 @@ def checkpoint_dir(checkpoints_dir: Path, checkpoint_id: str, field: str = "chec
     Raises:
         InvalidArgumentError: The id is malformed.
         NotFoundError: No complete checkpoint has this id.
+        FailedPreconditionError: The checkpoint's folder, or something in it, is a link.
     """
     path = Path(checkpoints_dir) / validate_checkpoint_id(checkpoint_id, field)
-    if not (path / MANIFEST_NAME).is_file():
+    folder = _lstat(path)
+    if folder is not None and stat.S_ISLNK(folder.st_mode):
+        raise FailedPreconditionError(f"checkpoint {checkpoint_id!r} is a symbolic link; refused")
+    manifest = _lstat(path / MANIFEST_NAME) if folder is not None else None
+    if folder is None or not stat.S_ISDIR(folder.st_mode) or manifest is None:
         raise NotFoundError(f"no checkpoint {checkpoint_id!r}")
+    _refuse_links(path, checkpoint_id)
     return path
 
 
-def read_manifest(path: Path) -> dict[str, Any]:
-    """Reads a checkpoint's ``greenprune.json``.
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _refuse_links(path: Path, checkpoint_id: str) -> None:
+    """Refuses a checkpoint folder holding a symbolic link, or more entries than any holds."""
+    count = 0
+    for folder, dirs, files in os.walk(path, followlinks=False):
+        for name in [*dirs, *files]:
+            count += 1
+            if count > MAX_CHECKPOINT_ENTRIES:
+                raise FailedPreconditionError(
+                    f"checkpoint {checkpoint_id!r} holds more than {MAX_CHECKPOINT_ENTRIES} files"
+                )
+            if os.path.islink(os.path.join(folder, name)):
+                inside = os.path.relpath(os.path.join(folder, name), path)
+                raise FailedPreconditionError(
+                    f"checkpoint {checkpoint_id!r} holds a symbolic link ({inside!r}); refused"
+                )
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A checkpoint manifest as read.
+
+    Attributes:
+        manifest: The parsed manifest.
+        text: Its text, as stored.
+        modified: When it was written (seconds since the epoch).
+    """
+
+    manifest: dict[str, Any]
+    text: str
+    modified: float
+
+
+def read_manifest_file(path: Path) -> ManifestFile:
+    """Reads a checkpoint's ``greenprune.json``: a regular file, never through a link.
 
     Raises:
         NotFoundError: The directory has no manifest.
-        FailedPreconditionError: The manifest is unreadable or of another format.
+        FailedPreconditionError: The manifest is a link, too large, not UTF-8, not JSON, or of
+            another format.
     """
+    where = str(path)
     try:
-        text = (Path(path) / MANIFEST_NAME).read_text()
+        content, status = read_regular_file(
+            Path(path) / MANIFEST_NAME, MANIFEST_MAX_BYTES, name=MANIFEST_NAME, follow_links=False
+        )
     except FileNotFoundError as error:
-        raise NotFoundError(f"no checkpoint manifest in {str(path)!r}") from error
+        raise NotFoundError(f"no checkpoint manifest in {where!r}") from error
+    except RefusedFileError as error:
+        raise FailedPreconditionError(
+            f"the checkpoint manifest in {where!r} {error.rule}"
+        ) from None
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise FailedPreconditionError(
+            f"the checkpoint manifest in {where!r} is not UTF-8 text (byte {error.start})"
+        ) from None
     try:
         manifest = json.loads(text)
-    except ValueError as error:
-        raise FailedPreconditionError(f"corrupt checkpoint manifest in {str(path)!r}") from error
+    except (ValueError, RecursionError) as error:
+        raise FailedPreconditionError(f"corrupt checkpoint manifest in {where!r}") from error
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise FailedPreconditionError(f"{str(path)!r} is not a greenprune checkpoint")
-    return manifest
+        raise FailedPreconditionError(f"{where!r} is not a greenprune checkpoint")
+    return ManifestFile(manifest, text, status.st_mtime)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Reads a checkpoint's ``greenprune.json`` (see :func:`read_manifest_file`)."""
+    return read_manifest_file(path).manifest
 
 
 def weight_files(path: Path) -> list[Path]:

@@ -41,6 +41,36 @@ MAX_TASK_SOURCE_BYTES = 32 * 1024 * 1024
 TASK_SOURCE_SUFFIXES = frozenset({".yaml", ".yml", ".json", ".jsonl", ".csv", ".tsv", ".txt"})
 """The files a task source may hold; ``.py`` only where the operator allows task code."""
 
+TASK_FOLDER_MAX_ENTRIES = 20 * MAX_TASK_SOURCE_FILES
+"""Files and folders the client looks at in one task folder before refusing it as too large."""
+
+TASK_YAML_MAX_BYTES = 1 << 20
+"""Bytes of one task YAML file (or a file a task YAML includes), refused before parsing."""
+
+TASK_YAML_MAX_DEPTH = 64
+"""Nesting of mappings and lists in one task YAML file."""
+
+TASK_YAML_MAX_NODES = 100_000
+"""Scalars, mappings and lists in one task YAML file."""
+
+TASK_YAML_MAX_FILES = 2000
+"""Task YAML files read for one task folder or task source, includes counted."""
+
+EXPERIMENT_FILE_MAX_BYTES = 1 << 20
+"""Bytes of an experiment file, refused before reading."""
+
+EXPERIMENT_FILE_MAX_DEPTH = 16
+"""Nesting of mappings and lists in an experiment file (it needs 3)."""
+
+EXPERIMENT_FILE_MAX_NODES = 100_000
+"""Scalars, mappings and lists in an experiment file."""
+
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
+"""Bytes of a checkpoint manifest (``greenprune.json``) read by the services."""
+
+MAX_CHECKPOINT_ENTRIES = 10_000
+"""Files and folders in one checkpoint folder (a sharded model has a few hundred at most)."""
+
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Serialized bytes a read response aims to stay under; longer results are paged."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -12,7 +13,12 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from greenprune.api.common.v1 import jobs_pb2
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.jobs import Job
-from greenprune.core.limits import MAX_NAME_CHARS, MAX_TEXT_CHARS, check_text
+from greenprune.core.limits import (
+    MAX_LIST_ITEMS,
+    MAX_NAME_CHARS,
+    MAX_TEXT_CHARS,
+    check_text,
+)
 from greenprune.rpc.errors import rpc_status
 
 DEFAULT_PAGE_SIZE = 100
@@ -87,50 +93,93 @@ def next_page_token(offset: int, limit: int, returned: int) -> str:
 
 
 def require_request_id(request_id: str, field: str = "request_id") -> str:
-    """Returns ``request_id`` or raises INVALID_ARGUMENT when it is empty or too long."""
+    """Returns ``request_id``, refusing one that is empty, too long or holds control characters.
+
+    The one rule for a run's id: the ResultsService applies it when a run is recorded and the
+    job services when a job is submitted, so no job does work it cannot record.
+    """
     if not request_id:
         raise InvalidArgumentError(field, "must not be empty")
-    if len(request_id) > 256:
-        raise InvalidArgumentError(field, "must be at most 256 characters")
-    return request_id
+    return check_text(field, request_id, MAX_NAME_CHARS)
 
 
 NAME_FIELDS = frozenset(
-    {"request_id", "experiment", "checkpoint_id", "model", "task", "job_name", "device", "name"}
+    {
+        "request_id",
+        "experiment",
+        "checkpoint_id",
+        "model",
+        "task",
+        "tasks",
+        "job_name",
+        "device",
+        "name",
+    }
 )
 """String fields that hold names: at most ``MAX_NAME_CHARS``, no control characters."""
 
 MAX_MESSAGE_DEPTH = 32
 
 
-def check_values(message: Message, prefix: str = "", depth: int = 0) -> None:
+def check_values(
+    message: Message, prefix: str = "", depth: int = 0, max_items: int | None = None
+) -> None:
     """Refuses oversized strings and non-finite numbers anywhere in ``message``.
 
     Name fields (:data:`NAME_FIELDS`) and map keys are held to ``MAX_NAME_CHARS`` without
     control characters; other strings to ``MAX_TEXT_CHARS`` without NUL; float and double
-    fields must be finite. Raises :class:`InvalidArgumentError` naming the field path and
-    quoting at most a short prefix of the value.
+    fields must be finite; with ``max_items``, no list or map holds more entries. Raises
+    :class:`InvalidArgumentError` naming the field path and quoting at most a short prefix of
+    the value.
     """
     if depth > MAX_MESSAGE_DEPTH:
         raise InvalidArgumentError(prefix or "request", "is nested too deeply")
     for field, value in message.ListFields():
         path = f"{prefix}.{field.name}" if prefix else field.name
+        if field.is_repeated and max_items is not None and len(value) > max_items:
+            raise InvalidArgumentError(path, f"lists {len(value)} entries (at most {max_items})")
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
             value_field = field.message_type.fields_by_name["value"]
             for key, item in value.items():
                 if isinstance(key, str):
                     check_text(f"{path} key", key, MAX_NAME_CHARS)
-                _check_one(value_field, item, f"{path}[{str(key)[:40]!r}]", depth)
+                _check_one(value_field, item, f"{path}[{str(key)[:40]!r}]", depth, max_items)
         elif field.is_repeated:
             for index, item in enumerate(value):
-                _check_one(field, item, f"{path}[{index}]", depth)
+                _check_one(field, item, f"{path}[{index}]", depth, max_items)
         else:
-            _check_one(field, value, path, depth)
+            _check_one(field, value, path, depth, max_items)
 
 
-def _check_one(field: FieldDescriptor, value: Any, path: str, depth: int) -> None:
+def check_submission(request: Message, run_ids: Sequence[str] = ()) -> None:
+    """Checks a job's create request by the rules its runs will be recorded under.
+
+    The ResultsService refuses a run whose id or strings break :func:`require_request_id` or
+    :func:`check_values`; a job that passed submit with such a value would do its work and then
+    fail to report it. So the job services check the request (id, experiment, spec) with the
+    same two functions, every run id the job will record (an eval job records one per task),
+    and bound every list of the spec to ``MAX_LIST_ITEMS``.
+
+    Args:
+        request: A ``Create*JobRequest`` (``request_id``, ``experiment``, ``spec``).
+        run_ids: The ids of the runs the job will record, when they differ from request_id.
+    """
+    check_values(request, max_items=MAX_LIST_ITEMS)
+    for run_id in run_ids:
+        try:
+            require_request_id(run_id, "request_id")
+        except InvalidArgumentError as exc:
+            shown = run_id if len(run_id) <= 80 else f"...{run_id[-60:]}"
+            raise InvalidArgumentError(
+                "request_id", f"makes the recorded run id {shown!r}, which {exc.message}"
+            ) from None
+
+
+def _check_one(
+    field: FieldDescriptor, value: Any, path: str, depth: int, max_items: int | None
+) -> None:
     if isinstance(value, Message):
-        check_values(value, path, depth + 1)
+        check_values(value, path, depth + 1, max_items)
     elif isinstance(value, str):
         if field.name in NAME_FIELDS:
             check_text(path, value, MAX_NAME_CHARS)

@@ -60,21 +60,21 @@ def test_function_tag_is_refused_and_never_runs(tmp_path: Path, monkeypatch) -> 
 @pytest.mark.parametrize(
     ("extra", "reason"),
     [
-        ("class: !function evil.Task", "evil.yaml has a 'class' entry, which imports Python"),
-        ("class: evil.Task", "evil.yaml has a 'class' entry, which imports Python"),
+        ("class: !function evil.Task", "evil.yaml:9: uses the tag '!function'"),
+        ("class: evil.Task", "evil.yaml: has a 'class' entry, which imports Python"),
         (
             "metric_list:\n  - metric: !function evil.metric",
-            "evil.yaml uses the tag '!function', which imports Python",
+            "evil.yaml:10: uses the tag '!function'",
         ),
-        (
-            "x: !!python/name:os.system",
-            "evil.yaml uses the tag '!!python/name:os.system', which imports Python",
-        ),
+        ("x: !!python/name:os.system", "evil.yaml:9: uses the tag 'tag:yaml.org,2002:python/name"),
         # Refused for leaving the root, not because the included file does not exist.
-        ("include: /etc/evil.yaml", "evil.yaml includes '/etc/evil.yaml', outside the task roots"),
+        (
+            "include: /etc/evil.yaml",
+            "evil.yaml:1: includes '/etc/evil.yaml', outside the task roots",
+        ),
         (
             "include: ../../outside.yaml",
-            "evil.yaml includes '../../outside.yaml', outside the task roots",
+            "evil.yaml:1: includes '../../outside.yaml', outside the task roots",
         ),
     ],
 )

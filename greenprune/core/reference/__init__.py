@@ -12,6 +12,7 @@ from greenprune.core.reference.build import (
     build_reference_model,
     default_cache_dir,
     ensure_reference_model,
+    reference_model_config,
     reference_model_names,
 )
 from greenprune.core.reference.world import calibration_texts
@@ -23,5 +24,6 @@ __all__ = [
     "calibration_texts",
     "default_cache_dir",
     "ensure_reference_model",
+    "reference_model_config",
     "reference_model_names",
 ]

@@ -28,7 +28,7 @@ from greenprune.core.reference.world import corpus_digest, training_lines
 
 if TYPE_CHECKING:
     import torch
-    from transformers import LlamaForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "greenprune_reference.json"
@@ -266,10 +266,26 @@ def _learning_rate(step: int, recipe: Recipe) -> float:
     return recipe.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _new_model(recipe: Recipe, vocab_size: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
-    from transformers import LlamaConfig, LlamaForCausalLM
+def reference_model_config(name: str) -> LlamaConfig:
+    """The architecture of a reference model, from its recipe alone (nothing is built).
 
-    config = LlamaConfig(
+    Its vocabulary size is the recipe's bound (the trained tokenizer's is at most that), so
+    shapes, layer count and context length are those of the built model.
+
+    Raises:
+        NotFoundError: ``name`` is not a reference model.
+    """
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        known = ", ".join(reference_model_names())
+        raise NotFoundError(f"no reference model named {name!r} (known: {known})")
+    return _recipe_config(recipe, recipe.max_vocab_size, 0, 0)
+
+
+def _recipe_config(recipe: Recipe, vocab_size: int, eos_id: int, pad_id: int) -> LlamaConfig:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=recipe.hidden_size,
         intermediate_size=recipe.intermediate_size,
@@ -283,7 +299,12 @@ def _new_model(recipe: Recipe, vocab_size: int, eos_id: int, pad_id: int) -> Lla
         pad_token_id=pad_id,
         tie_word_embeddings=False,
     )
-    return LlamaForCausalLM(config)
+
+
+def _new_model(recipe: Recipe, vocab_size: int, eos_id: int, pad_id: int) -> LlamaForCausalLM:
+    from transformers import LlamaForCausalLM
+
+    return LlamaForCausalLM(_recipe_config(recipe, vocab_size, eos_id, pad_id))
 
 
 def _train(
