@@ -35,3 +35,13 @@ def reference_model_dir() -> Path:
     from greenprune.core.reference import ensure_reference_model
 
     return ensure_reference_model()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with slow tests first, so pytest-xdist starts them while the quick ones fill in.
+
+    Workers take whole files (``--dist loadfile``) in collection order: a slow file collected
+    last would run alone at the end. The order within a file is kept.
+    """
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
