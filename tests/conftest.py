@@ -38,10 +38,17 @@ def reference_model_dir() -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Files with slow tests first, so pytest-xdist starts them while the quick ones fill in.
+    """The costliest files first, so pytest-xdist starts them while the quick ones fill in.
 
-    Workers take whole files (``--dist loadfile``) in collection order: a slow file collected
-    last would run alone at the end. The order within a file is kept.
+    Workers take whole files (``--dist loadfile``) in collection order: a long file collected
+    last runs alone at the end. A file's cost is the largest ``minutes`` of its ``slow``
+    markers (``@pytest.mark.slow(minutes=5)``; 1 when not given, 0 for files with no slow
+    test). The order within a file is kept.
     """
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    cost: dict[Path, float] = {}
+    for item in items:
+        marker = item.get_closest_marker("slow")
+        if marker is not None:
+            minutes = float(marker.kwargs.get("minutes", 1))
+            cost[item.path] = max(cost.get(item.path, 0.0), minutes)
+    items.sort(key=lambda item: -cost.get(item.path, 0.0))

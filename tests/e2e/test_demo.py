@@ -32,7 +32,7 @@ from greenprune.client.plan import Plan, plan_experiment
 from greenprune.client.spec import load_experiment
 from greenprune.rpc.client import sync_channel
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow(minutes=8), pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUCCEEDED, RUNNING = jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_RUNNING

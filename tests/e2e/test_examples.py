@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow(minutes=2), pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "examples-token"

@@ -18,7 +18,7 @@ from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import load_experiment
 from tests.e2e.test_demo import SUCCEEDED, Stack
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow(minutes=6), pytest.mark.timeout(1800)]
 pytest.importorskip("torchao")
 
 ROOT = Path(__file__).resolve().parents[2]
