@@ -34,6 +34,7 @@ import pandas as pd
 
 from greenprune.core.findings import ACCURACY_METRICS, BASELINE_FAMILY, PERPLEXITY_METRICS
 from results_service import comparisons, fronts, profiles
+from results_service.findings_view import findings_table
 
 
 def _sql_list(names: tuple[str, ...]) -> str:
@@ -437,6 +438,25 @@ WHERE result_checkpoint_id <> ''
 ORDER BY seq
 """
 
+_ANALYSIS = """
+WITH recorded AS (
+    SELECT experiment, create_time, spec_analysis_accuracy_points AS accuracy_points,
+        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment
+    FROM eval_runs
+    UNION ALL
+    SELECT experiment, create_time, spec_analysis_accuracy_points,
+        spec_analysis_energy_relative, spec_analysis_adjustment
+    FROM profile_runs
+)
+SELECT experiment, arg_max(accuracy_points, create_time) AS accuracy_points,
+    arg_max(energy_relative, create_time) AS energy_relative,
+    arg_max(adjustment, create_time) AS adjustment
+FROM recorded
+WHERE ($experiment = '' OR experiment = $experiment) AND accuracy_points IS NOT NULL
+GROUP BY experiment
+"""
+"""Each experiment's margins and adjustment (``EvalSpec.analysis``) of its latest run."""
+
 
 @dataclass(frozen=True)
 class ComputedView:
@@ -451,25 +471,24 @@ class ComputedView:
     compute: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
 
 
-_MEASURED = {"runs": _SCORED_RUNS, "items": _ITEM_SCORES}
-_PROFILED = {"windows": _PROFILE_WINDOWS, "costs": _PRUNE_COSTS}
+_MEASURED = {"runs": _SCORED_RUNS, "items": _ITEM_SCORES, "analysis": _ANALYSIS}
+_PROFILED = {"windows": _PROFILE_WINDOWS, "costs": _PRUNE_COSTS, "analysis": _ANALYSIS}
 
 COMPUTED_VIEWS: Mapping[str, ComputedView] = {
     "pareto_front": ComputedView(_MEASURED, fronts.pareto_front_table),
     "task_breakdown": ComputedView(
-        {"metrics": _METRIC_ROWS, "items": _ITEM_SCORES}, comparisons.task_breakdown_table
+        {"metrics": _METRIC_ROWS, **_MEASURED, "windows": _PROFILE_WINDOWS},
+        comparisons.task_breakdown_table,
     ),
     "profile": ComputedView({"windows": _PROFILE_WINDOWS}, profiles.profile_table),
-    "findings": ComputedView(
-        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.findings_table
-    ),
-    "payback": ComputedView(_PROFILED, profiles.payback_table),
+    "findings": ComputedView({**_MEASURED, "windows": _PROFILE_WINDOWS}, findings_table),
+    "payback": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_table),
     "method_comparison": ComputedView(
         {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.method_comparison_table
     ),
     "tradeoff": ComputedView({**_MEASURED, **_PROFILED}, fronts.tradeoff_table),
     "comparisons": ComputedView(
-        {"runs": _SCORED_RUNS, "windows": _PROFILE_WINDOWS}, comparisons.comparisons_table
+        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.comparisons_table
     ),
 }
 """The views computed in Python from SQL inputs, by name."""

@@ -51,6 +51,8 @@ NO_PAIRED_DATA = "no paired data"
 NO_VERDICT = "not interleaved: no verdict"
 """What a change of runs measured apart (not in interleaved rounds) says instead of a verdict."""
 NOT_ABOVE_IDLE = "not distinguishable from idle"
+NOT_ABOVE_IDLE_METHOD = "not-above-idle"
+"""The method of an energy change whose windows' net energy was not above idle."""
 BASELINE_TEXT = "baseline"
 """What a change column says on the baseline's own row."""
 
@@ -315,12 +317,12 @@ def judge_family(changes: Sequence[dict[str, object]], family: str, adjustment: 
             count=int(member["count"] or 0),  # type: ignore[arg-type]
             method=str(member["method"]),
         )
+        if member["method"] == NOT_ABOVE_IDLE_METHOD:
+            text = f"{word}: net energy {NOT_ABOVE_IDLE}"
+        else:
+            text = describe_change(interval, relative=bool(member["relative"]), verdict=word)
         member.update(
-            verdict=word,
-            family=family,
-            family_size=len(members),
-            adjustment=adjustment,
-            text=describe_change(interval, relative=bool(member["relative"]), verdict=word),
+            verdict=word, family=family, family_size=len(members), adjustment=adjustment, text=text
         )
 
 

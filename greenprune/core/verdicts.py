@@ -61,8 +61,10 @@ DEFAULT_ADJUSTMENT = "holm"
 PRIMARY = "primary"
 SECONDARY = "secondary"
 PAIRWISE = "pairwise"
-"""Family names: the declared primary comparison, the rest against the baseline, and pairs of
-compressed configurations (method comparisons, the app's Compare page)."""
+FRONT = "front steps"
+"""Family names: the declared primary comparison, the rest against the baseline, pairs of
+compressed configurations (method comparisons, the app's Compare page), and the steps along
+Pareto fronts."""
 
 
 @dataclass(frozen=True)
