@@ -24,7 +24,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from greenprune.core import findings, verdicts
+from greenprune.core import findings
 from greenprune.core.energy.readings import describe_method
 
 FORMATS = ("table", "csv", "json")
@@ -258,13 +258,13 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
     notes = [
         "Ratio: the target share of prunable parameters (in brackets: of all parameters). "
         "Changes against the baseline (the uncompressed model) come with their 95% interval "
-        "and a verdict: " + VERDICT_NOTE,
+        "and a verdict: " + findings.VERDICT_NOTE,
         "Δ accuracy: paired by document; "
-        + families_text(
+        + findings.families_text(
             (row.delta_value_family, row.delta_value_family_size, row.delta_value_adjustment)
             for row in rows
         )
-        + margin_text([row.delta_value_margin for row in rows], relative=False)
+        + findings.margin_text([row.delta_value_margin for row in rows], relative=False)
         + ". Δ energy: net energy of eval runs measured apart (not interleaved): interval "
         "without a verdict; the profile's paired changes are below.",
     ]
@@ -326,10 +326,12 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
         "checkpoint once, in a shuffled order); verdicts: "
-        + VERDICT_NOTE
+        + findings.VERDICT_NOTE
         + " "
-        + families_text(zip(rows["family"], rows["family_size"], rows["adjustment"], strict=True))
-        + margin_text(list(rows["margin"]), relative=True)
+        + findings.families_text(
+            zip(rows["family"], rows["family_size"], rows["adjustment"], strict=True)
+        )
+        + findings.margin_text(list(rows["margin"]), relative=True)
         + ".\n"
         + describe_method(list(rows.get("energy_method", [])))
     )
@@ -388,36 +390,6 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
         "saving is, net of idle.\n" + describe_method(list(frame.get("energy_method", [])))
     )
     return table
-
-
-VERDICT_NOTE = (
-    "lower or higher when the change differs from 0, equivalent when two one-sided tests put "
-    "it inside \u00b1 the experiment's margin, else inconclusive (also with fewer than "
-    f"{verdicts.MIN_ROUNDS} rounds); each verdict is adjusted within its family."
-)
-"""How every table explains its verdicts."""
-
-
-def families_text(families: Iterable[tuple[object, object, object]]) -> str:
-    """The families behind a table's verdicts: ``primary family of 6, Holm``, joined."""
-    seen: dict[str, str] = {}
-    for family, size, adjustment in families:
-        if findings.missing(family) or findings.missing(size):
-            continue
-        seen.setdefault(
-            str(family),
-            verdicts.family_text(str(family), int(size), str(adjustment)),  # type: ignore[call-overload]
-        )
-    return "; ".join(seen.values()) if seen else "no verdicts"
-
-
-def margin_text(margins: Sequence[object], *, relative: bool) -> str:
-    """The margin of a table's verdicts: ``, margin ±1.0 pt`` (empty when none)."""
-    present = sorted({float(m) for m in margins if findings.finite(m)})  # type: ignore[arg-type]
-    if not present:
-        return ""
-    unit = "%" if relative else " pt"
-    return ", margin " + " / ".join(f"\u00b1{m * 100:.1f}{unit}" for m in present)
 
 
 def print_rows(

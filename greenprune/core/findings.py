@@ -326,6 +326,34 @@ def judge_family(changes: Sequence[dict[str, object]], family: str, adjustment: 
         )
 
 
+VERDICT_NOTE = (
+    "lower or higher when the change differs from 0, equivalent when two one-sided tests put "
+    "it inside \u00b1 the experiment's margin, else inconclusive (also with fewer than "
+    f"{verdicts.MIN_ROUNDS} rounds); each verdict is adjusted within its family."
+)
+"""How every table explains its verdicts."""
+
+
+def families_text(families: Iterable[tuple[object, object, object]]) -> str:
+    """The families behind a table's verdicts: ``primary family of 6, Holm``, joined."""
+    seen: dict[str, None] = {}
+    for family, size, adjustment in families:
+        if missing(family) or missing(size):
+            continue
+        text = verdicts.family_text(str(family), int(size), str(adjustment))  # type: ignore[call-overload]
+        seen.setdefault(text, None)
+    return "; ".join(seen) if seen else "no verdicts"
+
+
+def margin_text(margins: Sequence[object], *, relative: bool) -> str:
+    """The margin of a table's verdicts: ``, margin ±1.0 pt`` (empty when none)."""
+    present = sorted({float(m) for m in margins if finite(m)})  # type: ignore[arg-type]
+    if not present:
+        return ""
+    unit = "%" if relative else " pt"
+    return ", margin " + " / ".join(f"\u00b1{m * 100:.1f}{unit}" for m in present)
+
+
 def above_idle(low: object) -> bool | None:
     """Whether a net energy's interval lies above 0 (told apart from idle); None when unknown."""
     if not finite(low):

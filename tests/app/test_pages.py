@@ -90,12 +90,13 @@ def test_overview_shows_counts_and_the_headline(app_env: ResultsServer) -> None:
     headline = next(m.value for m in app.markdown if "prunable parameters" in m.value)
     removed = 1 - round(PARAMETERS_BEFORE * (1 - 0.2 * 0.9)) / PARAMETERS_BEFORE
     assert f"at 20% of prunable parameters = {removed:.1%} of all parameters" in headline
-    assert f"accuracy {_signed(accuracy - base_accuracy)[:-1]} pt [" in headline
+    # Paired by document over the three tasks (equal document counts: the mean's change).
+    assert f"accuracy lower: {_signed(accuracy - base_accuracy)[:-1]} pt [" in headline
     assert f"({base_accuracy:.3f} \u2192 {accuracy:.3f})" in headline
-    # The energy change leads with its interval; it excludes 0 here, so it is a finding.
+    # Net energy of eval runs (not interleaved): its interval, without a verdict.
     expected = (
         f"per-task net energy: {_signed(energy / base_energy - 1)} "
-        f"[{_signed(energy_low)[:-1]}, {_signed(energy_high)[:-1]}]"
+        f"[{_signed(energy_low)[:-1]}, {_signed(energy_high)[:-1]}] (not interleaved: no verdict)"
     )
     assert expected in headline
     assert any(ESTIMATE_TEXT in text for text in _warnings(app))

@@ -95,7 +95,8 @@ def test_a_a_differences_are_never_lower_or_higher(tmp_path: Path) -> None:
         assert (frame["low"] <= 0).all() and (frame["high"] >= 0).all()
         assert not frame["verdict"].isin(DECIDED).any()
         assert all(
-            text.startswith(f"{word}: ") for word, text in zip(frame["verdict"], frame["text"])
+            text.startswith(f"{word}: ")
+            for word, text in zip(frame["verdict"], frame["text"], strict=True)
         )
     # Identical rounds: equivalent within the 3% margin; identical documents: the score
     # interval keeps its width (not [0, 0]).
