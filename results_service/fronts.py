@@ -3,7 +3,7 @@
 A front is ``findings.pareto_mask`` over the configurations of one experiment and task (or set
 of tasks); each point on it is compared with its cheaper neighbour on the front
 (``findings.front_neighbours``) with the change functions of ``measures.py``, so that a step
-of the front that is not measurable says so.
+of the front carries its verdicts (one ``front steps`` family per experiment).
 """
 
 from __future__ import annotations

@@ -413,8 +413,8 @@ def front_neighbours(
     """The index of each front point's neighbour on its front: the next cheaper point.
 
     The cheapest point of a front, and every point off the front, has no neighbour (None).
-    Whether the step from the neighbour to the point is measurable is the views' to say, with
-    the change rules above.
+    The verdicts of the step from the neighbour to the point are the views' to give, with the
+    change rules above.
     """
     neighbours = pd.Series([None] * len(points), index=points.index, dtype="object")
     front = points[on_front]

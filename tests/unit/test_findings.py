@@ -111,7 +111,7 @@ def test_a_a_differences_are_never_lower_or_higher(tmp_path: Path) -> None:
     assert (primary["adjustment"] == "holm").all() and (primary["margin"].notna()).all()
 
 
-def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) -> None:
+def test_a_consistent_saving_is_lower_despite_common_drift(tmp_path: Path) -> None:
     with _store(tmp_path, "saving") as store:
         store.record_profile_run(_profile("saving", 0.8e-3))
         _record_evals(
