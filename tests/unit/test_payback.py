@@ -258,3 +258,31 @@ def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_the_payback_view_gives_a_lower_bound_when_the_saving_may_be_zero(
+    tmp_path: Path,
+) -> None:
+    from results_service.store import ResultsStore
+    from tests import samples
+
+    model = "reference:tiny-llama"
+    with ResultsStore(tmp_path / "bound.duckdb") as store:
+        for name, ratio in (("base", 0.0), ("slight", 0.2)):
+            run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
+            store.record_prune_run(run)
+        profile = samples.profile_run(
+            "profile", model=model, costs={"base": 1e-3, "slight": 0.98e-3}, rounds=6
+        )
+        # A 2% saving under 4% round-to-round noise of its own: the interval reaches 0.
+        wobble = (1.05, 0.95, 1.04, 0.97, 1.03, 0.96)
+        for point in profile.result.points:
+            if point.checkpoint_id == "slight":
+                point.net_joules *= wobble[point.round]
+        store.record_profile_run(profile)
+        row = store.query_view("payback").to_pandas().set_index("checkpoint_id").loc["slight"]
+    assert row["change_low"] < 0 < row["change_high"]
+    assert not row["never"] and row["open_ended"]
+    assert row["text"].startswith("\u2265 ") and row["text"].endswith("tokens (possibly never)")
+    assert row["payback_tokens_low"] > 0 and pd_isna(row["payback_tokens_high"])
+    assert row["verdict"] == "inconclusive" and row["family"] == "primary"
