@@ -314,3 +314,25 @@ def test_pareto_mask_keeps_only_undominated_points_and_neighbours_step_along_it(
     neighbours = findings.front_neighbours(points, mask)
     # The cheapest point of each front has no neighbour; (20, 0.9) steps from (10, 0.5).
     assert list(neighbours) == [None, 0, None, None, None]
+
+
+def test_the_experiments_recorded_margins_and_adjustment_judge_its_findings(
+    tmp_path: Path,
+) -> None:
+    with _store(tmp_path, "declared") as store:
+        run = _profile("declared", 0.98e-3)  # 2% cheaper in every round
+        run.spec.analysis.energy_relative = 0.05
+        run.spec.analysis.adjustment = "none"
+        store.record_profile_run(run)
+        energy = _findings(store, "energy")
+    assert (energy["margin"] == 0.05).all() and (energy["adjustment"] == "none").all()
+    # Identical ratios in every round: -2%, certainly; still lower, even inside the margin.
+    assert (energy["verdict"] == verdicts.LOWER).all()
+    assert store_default_margin(tmp_path) == 0.03
+
+
+def store_default_margin(tmp_path: Path) -> float:
+    """The energy margin of an experiment whose runs record none: the documented default."""
+    with _store(tmp_path, "undeclared") as store:
+        store.record_profile_run(_profile("undeclared", 1e-3))
+        return float(_findings(store, "energy")["margin"].iloc[0])
