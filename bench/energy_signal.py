@@ -7,7 +7,7 @@ once more beside a busy loop pinned to one CPU. Printed, as ratios:
 
 1. precision: the relative width of the 95% interval of ratio 0.4's prefill J/token change at
    the largest batch (high - low of ``new / base - 1``). Required <= 0.10, aimed at <= 0.05.
-2. reproducibility: the verdict (lower, higher, no measurable change) of every prefill
+2. reproducibility: the verdict (lower, higher, inconclusive) of every prefill
    comparison at batch 8 and 32 in each run; how many agree across the runs (target: all).
 3. robustness: the same verdicts with and without the busy neighbour (target: all).
 4. signal: the CPU figure saved at 0.4, largest batch, over the share of MACs removed
@@ -97,7 +97,7 @@ def _changes(result: Any, ids: list[str]) -> dict[tuple[str, int, str], Any]:
 def _verdict(change: Any) -> str:
     if change.high < 0:
         return "lower"
-    return "higher" if change.low > 0 else "no measurable change"
+    return "higher" if change.low > 0 else "inconclusive"
 
 
 def main() -> None:

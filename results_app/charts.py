@@ -30,7 +30,8 @@ def _ratio_color(ratios: pd.Series, title: str = "pruning ratio") -> alt.Color:
 def _front_steps(points: pd.DataFrame) -> pd.DataFrame:
     """One segment per step of the front: from a point's cheaper neighbour to the point.
 
-    A front point has a neighbour when its ``step_measurable`` is set (the cheapest has none);
+    A front point has a neighbour when its step has a text or ``step_distinct`` is set (the
+    cheapest has neither);
     the neighbour is the front point of its experiment with ``neighbour_checkpoint_id`` (empty
     for a base model measured directly).
     """
@@ -39,7 +40,9 @@ def _front_steps(points: pd.DataFrame) -> pd.DataFrame:
     checkpoints = front["checkpoint_id"].fillna("")
     steps = []
     for row in front.to_dict("records"):
-        if findings.missing(row.get("step_measurable")):
+        if findings.missing(row.get("step_distinct")) and findings.missing(
+            row.get("accuracy_change_from_neighbour_text")
+        ):
             continue
         neighbour = row.get("neighbour_checkpoint_id")
         neighbour = "" if findings.missing(neighbour) else neighbour
@@ -53,15 +56,20 @@ def _front_steps(points: pd.DataFrame) -> pd.DataFrame:
                 "accuracy": start["accuracy"],
                 "energy_to": row["energy"],
                 "accuracy_to": row["accuracy"],
-                "step": "measurable" if row["step_measurable"] else STEP_NOT_MEASURABLE,
+                "step": STEP_NOT_DISTINCT if row.get("step_distinct") is False else STEP_DISTINCT,
                 "experiment": row["experiment"],
             }
         )
     return pd.DataFrame(steps, columns=columns)
 
 
-STEP_NOT_MEASURABLE = "not measurable"
-"""How the chart names a step of the front whose difference is not measurable."""
+STEP_NOT_DISTINCT = "not distinct"
+"""How the chart names a step of the front whose accuracy or energy change is equivalent or
+inconclusive (``step_distinct`` False)."""
+
+STEP_DISTINCT = "distinct"
+"""How the chart names every other step (both changes lower or higher, or energy without a
+verdict)."""
 
 
 def tradeoff_chart(
@@ -76,8 +84,8 @@ def tradeoff_chart(
 
     Returns:
         Layers: energy-interval rules, stderr rules, the front's steps (dashed grey where the
-        step from the cheaper neighbour is not measurable), the points (ringed in red where
-        their step is not measurable), baseline labels.
+        step from the cheaper neighbour is not distinct), the points (ringed in red where
+        their step is not distinct), baseline labels.
     """
     data = points[points["accuracy"].notna() & points["energy"].notna()].copy()
     data["accuracy_low"] = data["accuracy"] - data["accuracy_stderr"].fillna(0)
@@ -85,8 +93,8 @@ def tradeoff_chart(
     data["kind"] = ["baseline" if base else "compressed" for base in data["is_baseline"]]
     data["checkpoint_id"] = data["checkpoint_id"].fillna("")
     data["step"] = [
-        STEP_NOT_MEASURABLE if front and step is False else "measurable"
-        for front, step in zip(data["on_front"], data["step_measurable"], strict=True)
+        STEP_NOT_DISTINCT if front and step is False else STEP_DISTINCT
+        for front, step in zip(data["on_front"], data["step_distinct"], strict=True)
     ]
     if log_scale:
         # A log axis cannot show zero or negative energy: drop such points, clip such bounds.
@@ -139,10 +147,10 @@ def tradeoff_chart(
             strokeDash=alt.StrokeDash(
                 "step:N",
                 title="step along the front",
-                scale=alt.Scale(domain=["measurable", STEP_NOT_MEASURABLE], range=[[1, 0], [4, 4]]),
+                scale=alt.Scale(domain=[STEP_DISTINCT, STEP_NOT_DISTINCT], range=[[1, 0], [4, 4]]),
             ),
             opacity=alt.condition(
-                f"datum.step == '{STEP_NOT_MEASURABLE}'", alt.value(0.5), alt.value(0.9)
+                f"datum.step == '{STEP_NOT_DISTINCT}'", alt.value(0.5), alt.value(0.9)
             ),
         )
     )
@@ -155,8 +163,8 @@ def tradeoff_chart(
         strokeWidth=alt.condition("datum.kind == 'baseline'", alt.value(2), alt.value(0)),
         tooltip=tooltip,
     )
-    unmeasurable = (
-        base.transform_filter(f"datum.step == '{STEP_NOT_MEASURABLE}'")
+    indistinct = (
+        base.transform_filter(f"datum.step == '{STEP_NOT_DISTINCT}'")
         .mark_point(filled=False, size=320, color="#d62728", strokeWidth=1.5)
         .encode(x=x, y=y, tooltip=tooltip)
     )
@@ -165,9 +173,9 @@ def tradeoff_chart(
         .mark_text(align="left", dx=9, dy=-9, fontWeight="bold")
         .encode(x=x, y=y, text=alt.value("baseline"))
     )
-    return alt.layer(
-        energy_bars, stderr_bars, steps, dots, unmeasurable, baseline_labels
-    ).properties(height=420)
+    return alt.layer(energy_bars, stderr_bars, steps, dots, indistinct, baseline_labels).properties(
+        height=420
+    )
 
 
 def sparsity_chart(curves: pd.DataFrame, measure: str) -> alt.LayerChart:

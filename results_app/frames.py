@@ -119,12 +119,43 @@ def percent(value: float, digits: int = 1) -> str:
     return f"{value * 100:+.{digits}f}%".replace("-", findings.MINUS)
 
 
+def verdict_caption(frame: pd.DataFrame, prefixes: tuple[str, ...] = ("",)) -> str:
+    """How a table's verdicts were reached: the rule, the families and the margins.
+
+    Args:
+        frame: Rows of a view with change columns.
+        prefixes: The changes' column names (``accuracy_change``...); ``""`` for bare ones
+            (``verdict``, ``family``... as in ``findings``).
+    """
+    families: list[tuple[object, object, object]] = []
+    margins: list[str] = []
+    for prefix in prefixes:
+        name = f"{prefix}_" if prefix else ""
+        if f"{name}family" not in frame.columns:
+            continue
+        families += list(
+            zip(
+                frame[f"{name}family"],
+                frame[f"{name}family_size"],
+                frame[f"{name}adjustment"],
+                strict=True,
+            )
+        )
+        relative = prefix == "energy_change" if prefix else bool(frame["relative"].any())
+        margins.append(findings.margin_text(list(frame[f"{name}margin"]), relative=relative))
+    return (
+        f"Verdicts: {findings.VERDICT_NOTE} Families: {findings.families_text(families)}"
+        + "".join(margins)
+        + "."
+    )
+
+
 def headline_text(row: pd.Series) -> str:
     """Writes one row of the ``comparisons`` view (b against the baseline, over all tasks).
 
-    For example "at 20% of prunable parameters = 8.3% of all parameters: accuracy −6.0 pt
-    [−9.1, −2.9] (0.800 → 0.740); profile J/token, prefill at batch 32: −23.4% [−25.1, −21.0]
-    over 3 tasks"; a change whose interval contains 0 reads "no measurable change".
+    For example "at 20% of prunable parameters = 8.3% of all parameters: accuracy lower:
+    −6.0 pt [−9.1, −2.9] (0.800 → 0.740); profile J/token, prefill at batch 32: lower: −23.4%
+    [−25.1, −21.0] over 3 tasks"; every change leads with its verdict.
     """
     accuracy = (
         f"accuracy {row['accuracy_change_text']} ({row['value_a']:.3f} \u2192 {row['value_b']:.3f})"

@@ -10,76 +10,89 @@ Each compares configurations of one model in one experiment, with the change fun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import pandas as pd
 
-from greenprune.core import findings
-from greenprune.core.findings import BASELINE_FAMILY, BASELINE_TEXT, finite
+from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core import findings, verdicts
+from greenprune.core.findings import BASELINE_FAMILY, BASELINE_TEXT, CHANGE_FIELDS, finite
 from results_service import measures
+from results_service.findings_view import MEAN_ACCURACY, judged_findings
 from results_service.measures import CONFIG, key_of, typed
-from results_service.profiles import FINDINGS_COLUMNS, energy_findings, findings_frame
-
-# findings ------------------------------------------------------------------------------------
 
 
-def _baselines(points: pd.DataFrame) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The baseline's task point of each (experiment, model, task)."""
-    base = points[points["is_baseline"]]
-    return {(row["experiment"], row["model"], row["task"]): row for row in base.to_dict("records")}
+def _finding_key(
+    experiment: object, model: object, checkpoint: object, kind: str, task: object = None
+) -> tuple[Hashable, ...]:
+    return (experiment, model, checkpoint, kind, None if findings.missing(task) else task)
 
 
-def _accuracy_findings(
-    runs: pd.DataFrame, items: pd.DataFrame, seed: int = 0
-) -> list[dict[str, object]]:
-    """Every configuration's headline value against the baseline's, per task.
+def _findings_by_key(
+    rows: list[dict[str, object]],
+) -> dict[tuple[Hashable, ...], dict[str, object]]:
+    """The judged findings by (experiment, model, checkpoint, kind, task).
 
-    Paired by document; no interval without per-document scores.
+    Accuracy rows, and the primary energy row (the largest prefill batch) of each checkpoint.
     """
-    points = measures.task_points(runs)
-    if points.empty:
-        return []
-    scores = measures.item_scores(items)
-    baselines = _baselines(points)
-    rows: list[dict[str, object]] = []
-    for point in points[~points["is_baseline"]].to_dict("records"):
-        base = baselines.get((point["experiment"], point["model"], point["task"]))
-        metric = None if base is None else base["headline_metric"]
-        if base is None or findings.missing(metric):
+    found: dict[tuple[Hashable, ...], dict[str, object]] = {}
+    for row in rows:
+        if row["kind"] == "energy" and row["family"] != verdicts.PRIMARY:
             continue
-        kind = base["headline_kind"]
-        row: dict[str, object] = {
-            "kind": "accuracy",
-            **{name: point[name] for name in CONFIG},
-            "ratio": point["ratio"],
-            "parameters_removed": point["parameters_removed"],
-            "method_family": point["method_family"],
-            "phase": None,
-            "batch_size": None,
-            "task": point["task"],
-            "metric": metric,
-            "baseline_value": base["value"],
-            "value": point["value"],
-            "relative": kind != "accuracy",
-        }
-        row.update(
-            measures.value_change(base, point, metric, kind, scores, unpaired=False, seed=seed)
+        key = _finding_key(
+            row["experiment"], row["model"], row["checkpoint_id"], str(row["kind"]), row["task"]
         )
-        rows.append(row)
-    return rows
+        found[key] = row
+    return found
 
 
-def findings_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The ``findings`` view: every difference against the baseline with its paired interval.
+def change_of(finding: Mapping[str, object]) -> dict[str, object]:
+    """A finding's change fields (``findings.CHANGE_FIELDS``)."""
+    return {name: finding.get(name) for name in CHANGE_FIELDS}
 
-    Args:
-        inputs: ``windows`` (``views._PROFILE_WINDOWS``), ``runs`` (``views._SCORED_RUNS``) and
-            ``items`` (``views._ITEM_SCORES``).
+
+def flipped(change: Mapping[str, object]) -> dict[str, object]:
+    """The change of ``a`` against ``b`` from that of ``b`` against ``a``.
+
+    Exact for the tests of ``greenprune.core.verdicts`` (log ratios and Tango's statistic are
+    antisymmetric): a relative change ``r`` becomes ``1 / (1 + r) - 1``, points change sign,
+    the bounds swap and lower and higher trade places.
     """
-    rows = energy_findings(inputs["windows"])
-    rows += _accuracy_findings(inputs["runs"], inputs["items"])
-    return findings_frame(rows)
+    relative = bool(change.get("relative"))
+
+    def turn(value: object) -> object:
+        if not finite(value):
+            return None
+        number = float(value)  # type: ignore[arg-type]
+        if relative:
+            return 1.0 / (1.0 + number) - 1.0 if number > -1.0 else None
+        return -number
+
+    out = dict(change)
+    out.update(estimate=turn(change.get("estimate")), low=turn(change.get("high")))
+    out["high"] = turn(change.get("low"))
+    swap = {verdicts.LOWER: verdicts.HIGHER, verdicts.HIGHER: verdicts.LOWER}
+    word = change.get("verdict")
+    out["verdict"] = swap.get(str(word), word) if word is not None else None
+    interval = Interval(
+        median=float(out["estimate"]) if finite(out["estimate"]) else math.nan,  # type: ignore[arg-type]
+        low=float(out["low"]) if finite(out["low"]) else -math.inf,  # type: ignore[arg-type]
+        high=float(out["high"]) if finite(out["high"]) else math.inf,  # type: ignore[arg-type]
+        count=int(change.get("count") or 0),  # type: ignore[arg-type]
+        method=str(change.get("method") or ""),
+    )
+    word = out["verdict"]
+    if change.get("method") == findings.NOT_ABOVE_IDLE_METHOD:
+        out["text"] = change.get("text")
+    elif change.get("low") is None and change.get("method") not in findings.TOO_FEW:
+        out["text"] = findings.describe_change(None, relative=relative, estimate=out["estimate"])
+    else:
+        out["text"] = findings.describe_change(
+            interval, relative=relative, verdict=None if word is None else str(word)
+        )
+    return out
 
 
 # task_breakdown ------------------------------------------------------------------------------
@@ -138,17 +151,20 @@ def _metric_points(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(points, ignore_index=True)
 
 
-def task_breakdown_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.DataFrame:
+def task_breakdown_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``task_breakdown`` view: every metric of every configuration against the baseline.
 
+    The headline accuracy's change is the ``findings`` view's (paired by document, judged in
+    its family); other metrics have a relative change without an interval; net energy of eval
+    runs (not interleaved) has an interval and no verdict.
+
     Args:
-        inputs: ``metrics`` (``views._METRIC_ROWS``) and ``items`` (``views._ITEM_SCORES``).
-        seed: Seed of the paired bootstrap.
+        inputs: ``metrics`` (``views._METRIC_ROWS``) and the ``findings`` view's inputs.
     """
     points = _metric_points(inputs["metrics"])
     if points.empty:
         return pd.DataFrame(columns=list(TASK_BREAKDOWN_COLUMNS))
-    scores = measures.item_scores(inputs["items"])
+    judged = _findings_by_key(judged_findings(inputs))
     base_rows = points[points["is_baseline"]]
     baselines = {
         (row["experiment"], row["model"], row["task"], row["metric"]): row
@@ -177,10 +193,25 @@ def task_breakdown_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> p
                 value = energy = {"estimate": 0.0, "method": BASELINE_TEXT, "text": BASELINE_TEXT}
             else:
                 # Per-document scores are of the run's own task: they pair its headline only.
-                paired = scores if point["is_headline"] else {}
-                value = measures.value_change(
-                    base, point, point["metric"], point["metric_kind"], paired, seed=seed
+                found = judged.get(
+                    _finding_key(
+                        point["experiment"],
+                        point["model"],
+                        point["checkpoint_id"],
+                        "accuracy",
+                        point["task"],
+                    )
                 )
+                if point["is_headline"] and found is not None:
+                    value = change_of(found)
+                else:
+                    relative = point["metric_kind"] != "accuracy"
+                    estimate = (
+                        findings.relative_change(point["value"], base["value"])
+                        if relative
+                        else row["delta_value"]
+                    )
+                    value = findings.interval_fields(None, relative=relative, estimate=estimate)
                 energy = measures.task_energy_change(base, point)
             row.update(measures.prefixed("value_change", value))
             row.update(measures.prefixed("energy_change", energy))
@@ -198,21 +229,19 @@ def task_breakdown_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> p
         if c.startswith(
             ("value", "baseline_", "delta_", "relative_", "net_joules", "energy_change")
         )
-        and not c.endswith(("_method", "_text", "_measurable"))
+        and not c.endswith(STRING_SUFFIXES)
     ]
     floats += ["ratio", "achieved_ratio", "stderr", "joules_per_token", "parameters_removed"]
-    typed(frame, floats=floats, ints=("parameters_after", "parameters_before", "runs"))
-    return typed(
-        frame,
-        bools=(
-            "recovered",
-            "is_baseline",
-            "is_headline",
-            "estimated",
-            "value_change_measurable",
-            "energy_change_measurable",
-        ),
-    ).reset_index(drop=True)
+    ints = ("parameters_after", "parameters_before", "runs")
+    ints += ("value_change_family_size", "energy_change_family_size")
+    typed(frame, floats=floats, ints=ints)
+    return typed(frame, bools=("recovered", "is_baseline", "is_headline", "estimated")).reset_index(
+        drop=True
+    )
+
+
+STRING_SUFFIXES = ("_method", "_text", "_verdict", "_family", "_adjustment", "_family_size")
+"""The change columns that are not floats (words, and the family's size)."""
 
 
 def _ratio_nulls_last(frame: pd.DataFrame) -> pd.DataFrame:
@@ -237,8 +266,7 @@ METHOD_COMPARISON_COLUMNS: tuple[str, ...] = (
     "metric",
     "value_a",
     "value_b",
-    "relative",
-    *measures.CHANGE_FIELDS,
+    *CHANGE_FIELDS,
     *measures.ENERGY_MEASURE_FIELDS,
 )
 """The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size."""
@@ -276,16 +304,17 @@ def _pair(kind: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, ob
     }
 
 
-def method_comparison_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.DataFrame:
+def method_comparison_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``method_comparison`` view: compression methods of equal size against each other.
 
     Energy is paired by profile round (every variant of a model is profiled in the same
-    rounds), accuracy by document, with the same rules as the ``findings`` view.
+    rounds), accuracy by document, with the same rules as the ``findings`` view; the verdicts
+    of an experiment and model are one ``pairwise`` family.
 
     Args:
-        inputs: ``windows``, ``runs`` and ``items`` as for ``findings``.
-        seed: Seed of the accuracy bootstrap.
+        inputs: ``windows``, ``runs``, ``items`` and ``analysis`` as for ``findings``.
     """
+    analysis = measures.analysis_of(inputs)
     rows: list[dict[str, object]] = []
     windows = inputs["windows"]
     if not windows.empty:
@@ -305,7 +334,8 @@ def method_comparison_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -
                         value_b=measures.summary(y)[0],
                         relative=True,
                     )
-                    row.update(measures.window_change(x, y))
+                    margins = analysis(a["experiment"]).margins
+                    row.update(measures.window_change(x, y, margins))
                     row.update(measures.energy_measure(window))
                     rows.append(row)
     points = measures.task_points(inputs["runs"])
@@ -327,11 +357,27 @@ def method_comparison_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -
                     value_b=b["value"],
                     relative=kind != "accuracy",
                 )
-                row.update(
-                    measures.value_change(a, b, metric, kind, scores, unpaired=False, seed=seed)
-                )
+                margins = analysis(a["experiment"]).margins
+                row.update(measures.value_change(a, b, metric, kind, scores, margins))
                 rows.append(row)
+    _judge_pairwise(rows, analysis)
     return measures.change_frame(rows, METHOD_COMPARISON_COLUMNS, ("value_a", "value_b", "ratio"))
+
+
+def _judge_pairwise(
+    rows: list[dict[str, object]], analysis: Any, prefix: str | None = None
+) -> None:
+    """Judges rows as one ``pairwise`` family per experiment and model."""
+    groups: dict[tuple[Hashable, ...], list[dict[str, object]]] = {}
+    for row in rows:
+        groups.setdefault((row["experiment"], row["model"]), []).append(row)
+    for (experiment, _model), members in groups.items():
+        adjustment = analysis(experiment).adjustment
+        if prefix is None:
+            measures.judge(members, verdicts.PAIRWISE, adjustment)
+        else:
+            relative = prefix == "energy_change"
+            measures.judge(members, verdicts.PAIRWISE, adjustment, prefix, relative)
 
 
 # comparisons ---------------------------------------------------------------------------------
@@ -391,14 +437,43 @@ def _by_config(points: pd.DataFrame) -> list[tuple[tuple[Any, ...], pd.DataFrame
 def comparisons_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``comparisons`` view: every configuration against every other of its model.
 
+    A pair with the baseline reads the ``findings`` view's change (turned round when the
+    baseline is ``b``); other pairs are tested alike and judged as one ``pairwise`` family
+    per experiment and model (each unordered pair once). Per-task net energy of eval runs is
+    shown with its interval and no verdict.
+
     Args:
-        inputs: ``runs`` (``views._SCORED_RUNS``) and ``windows`` (``views._PROFILE_WINDOWS``).
+        inputs: ``runs``, ``items``, ``windows`` and ``analysis`` (``views.py``).
     """
+    analysis = measures.analysis_of(inputs)
     points = measures.task_points(inputs["runs"])
     scored = measures.accuracy_points(points)
-    profiled = measures.profiled_changes(inputs["windows"])
+    scores = measures.item_scores(inputs["items"])
+    judged = _findings_by_key(judged_findings(inputs))
+    profiled = measures.profiled_changes(inputs["windows"], analysis)
     scored_by = {key: part for key, part in _by_config(scored)}
     rows: list[dict[str, object]] = []
+    own: dict[tuple[Hashable, ...], dict[str, object]] = {}
+
+    def pair_change(
+        a: Mapping[str, Any], b: Mapping[str, Any], kind: str, task: object, compute: Any
+    ) -> dict[str, object] | None:
+        if a["is_baseline"] or b["is_baseline"]:
+            other = b if a["is_baseline"] else a
+            found = judged.get(
+                _finding_key(
+                    other["experiment"], other["model"], other["checkpoint_id"], kind, task
+                )
+            )
+            if found is not None:
+                return change_of(found) if a["is_baseline"] else flipped(change_of(found))
+        key = (key_of(a), key_of(b), kind, task)
+        if str(key[0]) > str(key[1]):
+            return None  # the mirror of a canonical pair, filled once that one is judged
+        own[key] = compute()
+        return own[key]
+
+    pending: list[tuple[dict[str, object], str, tuple[Hashable, ...]]] = []
     for _, group in points.groupby(["experiment", "model"], sort=True):
         by_config = dict(_by_config(group))
         for a_key, a_part in by_config.items():
@@ -407,6 +482,7 @@ def comparisons_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                     continue
                 a_head = a_part.iloc[0].to_dict()
                 b_head = b_part.iloc[0].to_dict()
+                margins = analysis(a_head["experiment"]).margins
                 b_tasks = b_part.set_index("task")
                 for a in a_part.to_dict("records"):
                     if a["task"] not in b_tasks.index:
@@ -415,32 +491,68 @@ def comparisons_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                     row = _comparison(a, b)
                     row.update(task=a["task"], tasks=1, metric=a["headline_metric"])
                     row.update(value_a=a["value"], value_b=b["value"])
-                    change = measures.value_change(
-                        a, b, a["headline_metric"], a["headline_kind"], {}
+                    kind = a["headline_kind"]
+
+                    def accuracy(a=a, b=b, kind=kind, margins=margins) -> dict[str, object]:
+                        metric = a["headline_metric"]
+                        return measures.value_change(a, b, metric, kind, scores, margins)
+
+                    change = pair_change(a, b, "accuracy", a["task"], accuracy)
+                    _place(
+                        row,
+                        "accuracy_change",
+                        change,
+                        pending,
+                        (b_key, a_key, "accuracy", a["task"]),
                     )
-                    row.update(measures.prefixed("accuracy_change", change))
-                    energy = measures.task_energy_change(a, b)
                     row.update(
                         energy_source=PER_TASK_ENERGY,
                         energy_a=a["net_joules"],
                         energy_b=b["net_joules"],
                     )
-                    row.update(measures.prefixed("energy_change", energy))
+                    row.update(
+                        measures.prefixed("energy_change", measures.task_energy_change(a, b))
+                    )
                     row["estimated"] = bool(a["estimated"] or b["estimated"])
                     rows.append(row)
                 if a_key not in scored_by or b_key not in scored_by:
                     continue
-                combined = measures.combined_changes(scored_by[a_key], scored_by[b_key])
+                combined = measures.combined_changes(
+                    scored_by[a_key], scored_by[b_key], scores, margins
+                )
                 if combined is None:
                     continue
                 row = _comparison(a_head, b_head)
-                row.update(
-                    task=measures.ALL_TASKS, metric="mean accuracy", energy_source=PER_TASK_ENERGY
-                )
-                row.update({k: v for k, v in combined.items()})
-                row.update(profiled.get((a_key, b_key), {}))
+                row.update(task=measures.ALL_TASKS, metric=MEAN_ACCURACY)
+                row.update(energy_source=PER_TASK_ENERGY)
+                row.update(combined)
+
+                def pooled(a_key=a_key, b_key=b_key, margins=margins) -> dict[str, object]:
+                    return measures.pooled_accuracy_change(
+                        scored_by[a_key], scored_by[b_key], scores, margins
+                    )
+
+                change = pair_change(a_head, b_head, "accuracy", None, pooled)
+                _place(row, "accuracy_change", change, pending, (b_key, a_key, "accuracy", None))
+                found = profiled.get((a_key, b_key))
+                if found is not None:
+                    row.update({k: found[k] for k in ("energy_source", "energy_a", "energy_b")})
+                    change = pair_change(
+                        a_head, b_head, "energy", None, lambda f=found: f["change"]
+                    )
+                    _place(row, "energy_change", change, pending, (b_key, a_key, "energy", None))
                 row["estimated"] = bool(a_part["estimated"].any() or b_part["estimated"].any())
                 rows.append(row)
+    by_experiment: dict[tuple[Hashable, ...], list[dict[str, object]]] = {}
+    for key, change in own.items():
+        by_experiment.setdefault(key[0][:2], []).append(change)
+    for (experiment, _model), members in by_experiment.items():
+        measures.judge(members, verdicts.PAIRWISE, analysis(experiment).adjustment)
+    for row in rows:
+        for prefix, change in row.pop("_changes", []):  # type: ignore[union-attr]
+            row.update(measures.prefixed(prefix, change))
+    for row, prefix, mirror in pending:
+        row.update(measures.prefixed(prefix, flipped(own[mirror])))
     frame = pd.DataFrame(rows, columns=list(COMPARISONS_COLUMNS))
     floats = [
         c for c in COMPARISONS_COLUMNS if c.startswith(("ratio_", "value_", "energy_a", "energy_b"))
@@ -448,22 +560,37 @@ def comparisons_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     floats += [
         c
         for c in COMPARISONS_COLUMNS
-        if c.startswith(("accuracy_change", "energy_change"))
-        and not c.endswith(("_method", "_text", "_measurable"))
+        if c.startswith(("accuracy_change", "energy_change")) and not c.endswith(STRING_SUFFIXES)
     ]
     floats.append("parameters_removed_b")
-    bools = ("is_baseline_a", "is_baseline_b", "accuracy_change_measurable")
-    bools += ("energy_change_measurable", "estimated")
-    return typed(frame, floats=floats, ints=("tasks",), bools=bools)
+    ints = ("tasks", "accuracy_change_family_size", "energy_change_family_size")
+    bools = ("is_baseline_a", "is_baseline_b", "estimated")
+    return typed(frame, floats=floats, ints=ints, bools=bools)
+
+
+def _place(
+    row: dict[str, object],
+    prefix: str,
+    change: dict[str, object] | None,
+    pending: list[tuple[dict[str, object], str, tuple[Hashable, ...]]],
+    mirror: tuple[Hashable, ...],
+) -> None:
+    """Puts a change into a row, or notes that it is the mirror of ``mirror`` (judged later).
+
+    Changes are dicts the family judging updates in place, so a row takes them after judging
+    through :func:`measures.prefixed` at the end; until then the row holds the dict itself.
+    """
+    if change is None:
+        pending.append((row, prefix, mirror))
+        return
+    row.setdefault("_changes", []).append((prefix, change))  # type: ignore[union-attr]
 
 
 __all__ = [
     "COMPARISONS_COLUMNS",
-    "FINDINGS_COLUMNS",
     "METHOD_COMPARISON_COLUMNS",
     "TASK_BREAKDOWN_COLUMNS",
     "comparisons_table",
-    "findings_table",
     "method_comparison_table",
     "task_breakdown_table",
 ]

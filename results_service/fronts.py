@@ -3,17 +3,17 @@
 A front is ``findings.pareto_mask`` over the configurations of one experiment and task (or set
 of tasks); each point on it is compared with its cheaper neighbour on the front
 (``findings.front_neighbours``) with the change functions of ``measures.py``, so that a step
-of the front that is not measurable says so.
+of the front carries its verdicts (one ``front steps`` family per experiment).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from greenprune.core import findings
+from greenprune.core import findings, verdicts
 from results_service import measures
 from results_service.measures import CONFIG, key_of, typed
 from results_service.profiles import payback_table, profile_table
@@ -21,12 +21,24 @@ from results_service.profiles import payback_table, profile_table
 STEP_COLUMNS: tuple[str, ...] = (
     "neighbour_checkpoint_id",
     "accuracy_change_from_neighbour",
+    "accuracy_change_from_neighbour_verdict",
     "accuracy_change_from_neighbour_text",
     "energy_change_from_neighbour",
+    "energy_change_from_neighbour_verdict",
     "energy_change_from_neighbour_text",
-    "step_measurable",
+    "step_distinct",
+    "step_family",
+    "step_family_size",
+    "step_adjustment",
 )
-"""The columns of a front point's step from its cheaper neighbour (None for the cheapest)."""
+"""The columns of a front point's step from its cheaper neighbour (None for the cheapest).
+
+``step_distinct`` is True when both changes are lower or higher, False when either is
+equivalent or inconclusive, None when the energy change has no verdict (eval runs' net energy,
+not interleaved) and the accuracy change says lower or higher. The steps of a view are one
+``front`` family per experiment."""
+
+_DECIDED = (verdicts.LOWER, verdicts.HIGHER)
 
 PARETO_COLUMNS: tuple[str, ...] = (
     *CONFIG,
@@ -101,26 +113,57 @@ def _steps(
         step: dict[str, object] = {"on_front": bool(on_front.loc[index])}
         if neighbour is not None:
             accuracy, energy = change(points.loc[neighbour], row)
-            step.update(
-                neighbour_checkpoint_id=points.loc[neighbour, "checkpoint_id"],
-                accuracy_change_from_neighbour=accuracy["estimate"],
-                accuracy_change_from_neighbour_text=accuracy["text"],
-                energy_change_from_neighbour=energy["estimate"],
-                energy_change_from_neighbour_text=energy["text"],
-                step_measurable=bool(accuracy["measurable"] and energy["measurable"]),
-            )
+            step.update(neighbour_checkpoint_id=points.loc[neighbour, "checkpoint_id"])
+            step["_changes"] = (accuracy, energy)
         steps.append(step)
     return pd.concat([points, pd.DataFrame(steps, index=points.index)], axis=1)
 
 
-def _unpaired_step(a: pd.Series, b: pd.Series) -> tuple[dict, dict]:
-    """Accuracy from the standard errors and energy from the intervals' opposite ends."""
-    accuracy = findings.accuracy_change_unpaired(
-        a["accuracy"], a["accuracy_stderr"], b["accuracy"], b["accuracy_stderr"]
-    )
-    estimate = b["accuracy"] - a["accuracy"]
-    energy = measures.task_energy_change(_energy_as_net(a), _energy_as_net(b))
-    return findings.interval_fields(accuracy, relative=False, estimate=estimate), energy
+def _judge_steps(frame: pd.DataFrame, analysis: Any) -> pd.DataFrame:
+    """Judges every step of a view as one ``front`` family per experiment; fills its columns."""
+    if "_changes" not in frame.columns:
+        frame["_changes"] = None
+    groups: dict[Hashable, list[dict[str, object]]] = {}
+    for experiment, changes in zip(frame["experiment"], frame["_changes"], strict=True):
+        if isinstance(changes, tuple):
+            groups.setdefault(experiment, []).extend(changes)
+    for experiment, members in groups.items():
+        measures.judge(members, verdicts.FRONT, analysis(experiment).adjustment)
+    columns: dict[str, list[object]] = {name: [] for name in STEP_COLUMNS[1:]}
+    for changes in frame["_changes"]:
+        accuracy, energy = changes if isinstance(changes, tuple) else ({}, {})
+        judged = accuracy if accuracy.get("verdict") else energy
+        values = {
+            "accuracy_change_from_neighbour": accuracy.get("estimate"),
+            "accuracy_change_from_neighbour_verdict": accuracy.get("verdict"),
+            "accuracy_change_from_neighbour_text": accuracy.get("text"),
+            "energy_change_from_neighbour": energy.get("estimate"),
+            "energy_change_from_neighbour_verdict": energy.get("verdict"),
+            "energy_change_from_neighbour_text": energy.get("text"),
+            "step_distinct": _distinct(accuracy, energy) if accuracy else None,
+            "step_family": judged.get("family"),
+            "step_family_size": judged.get("family_size"),
+            "step_adjustment": judged.get("adjustment"),
+        }
+        for name, value in values.items():
+            columns[name].append(value)
+    frame = frame.drop(columns="_changes")
+    for name, values_of in columns.items():
+        frame[name] = values_of
+    return frame
+
+
+def _distinct(accuracy: Mapping[str, object], energy: Mapping[str, object]) -> bool | None:
+    if accuracy.get("verdict") not in _DECIDED:
+        return False
+    if energy.get("verdict") is None:
+        return None
+    return energy.get("verdict") in _DECIDED
+
+
+def _net_energy_step(a: pd.Series, b: pd.Series) -> dict[str, object]:
+    """The step's net energy change (intervals' opposite ends, no verdict)."""
+    return measures.task_energy_change(_energy_as_net(a), _energy_as_net(b))
 
 
 def _energy_as_net(row: pd.Series) -> dict[str, object]:
@@ -148,13 +191,28 @@ def pareto_front_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     A point is beaten when another has no lower mean headline accuracy and no higher summed net
     energy; each point on the front is compared with its cheaper neighbour.
 
+    A step's accuracy is paired by document over the shared tasks; its summed net energy (eval
+    runs, not interleaved) has no verdict.
+
     Args:
-        inputs: ``runs`` (``views._SCORED_RUNS``).
+        inputs: ``runs``, ``items`` and ``analysis`` (``views.py``).
     """
-    combined = measures.combined_points(measures.task_points(inputs["runs"]))
+    analysis = measures.analysis_of(inputs)
+    points = measures.task_points(inputs["runs"])
+    combined = measures.combined_points(points)
     if combined.empty:
         return pd.DataFrame(columns=list(PARETO_COLUMNS))
-    stepped = _steps(_as_axis(combined), ("experiment", "task_set"), _unpaired_step)
+    scored_by = _task_points_by_config(measures.accuracy_points(points))
+    scores = measures.item_scores(inputs["items"])
+
+    def change(a: pd.Series, b: pd.Series) -> tuple[dict, dict]:
+        margins = analysis(a["experiment"]).margins
+        accuracy = measures.pooled_accuracy_change(
+            scored_by[key_of(a)], scored_by[key_of(b)], scores, margins
+        )
+        return accuracy, _net_energy_step(a, b)
+
+    stepped = _judge_steps(_steps(_as_axis(combined), ("experiment", "task_set"), change), analysis)
     front = stepped[stepped["on_front"]].rename(columns={"accuracy": "mean_accuracy"})
     front = front.sort_values(
         ["experiment", "task_set", "net_joules", "mean_accuracy"],
@@ -164,9 +222,16 @@ def pareto_front_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     frame = front.reindex(columns=list(PARETO_COLUMNS)).reset_index(drop=True)
     floats = ("ratio", "achieved_ratio", "mean_accuracy", "net_joules", "net_joules_low")
     floats += ("net_joules_high", "accuracy_change_from_neighbour", "energy_change_from_neighbour")
-    frame = typed(frame, floats=floats, ints=("parameters_after", "macs_after", "tasks"))
-    frame["step_measurable"] = frame["step_measurable"].astype("boolean")
+    ints = ("parameters_after", "macs_after", "tasks", "step_family_size")
+    frame = typed(frame, floats=floats, ints=ints)
+    frame["step_distinct"] = frame["step_distinct"].astype("boolean")
     return typed(frame, bools=("estimated", "is_baseline"))
+
+
+def _task_points_by_config(scored: pd.DataFrame) -> dict[Hashable, pd.DataFrame]:
+    if scored.empty:
+        return {}
+    return {key_of(part.iloc[0]): part for _, part in scored.groupby(CONFIG, dropna=False)}
 
 
 def _profile_axis(windows: pd.DataFrame) -> dict[tuple[Any, ...], dict[str, object]]:
@@ -194,21 +259,22 @@ def _profile_axis(windows: pd.DataFrame) -> dict[tuple[Any, ...], dict[str, obje
     return axis
 
 
-def tradeoff_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.DataFrame:
+def tradeoff_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``tradeoff`` view: every configuration per task and over its tasks, with its front.
 
     Each point is on the axes the trade-off is drawn with; each front point is compared with
-    its cheaper neighbour on the front.
+    its cheaper neighbour on the front: accuracy paired by document, energy paired by profile
+    round where profiled (else net energy, no verdict); the steps of an experiment are one
+    ``front`` family.
 
     The energy axis of a front (an experiment and a task, or a task set) is the profile's
     J/token where any of its configurations was profiled, and then only the profiled ones are
     on it; else the net energy of the eval runs.
 
     Args:
-        inputs: ``runs``, ``items`` (``views._SCORED_RUNS``, ``views._ITEM_SCORES``),
-            ``windows`` and ``costs`` (``views._PROFILE_WINDOWS``, ``views._PRUNE_COSTS``).
-        seed: Seed of the paired bootstrap.
+        inputs: ``runs``, ``items``, ``windows``, ``costs`` and ``analysis`` (``views.py``).
     """
+    analysis = measures.analysis_of(inputs)
     points = measures.task_points(inputs["runs"])
     scored = measures.accuracy_points(points)
     if scored.empty:
@@ -216,28 +282,29 @@ def tradeoff_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.Data
     per_task = _as_axis(scored.assign(task_set=scored["task"], tasks=1))
     combined = _as_axis(measures.combined_points(points))
     axis = _profile_axis(inputs["windows"])
-    profiled = measures.profiled_changes(inputs["windows"])
+    profiled = measures.profiled_changes(inputs["windows"], analysis)
     scores = measures.item_scores(inputs["items"])
+    scored_by = _task_points_by_config(scored)
 
     def change(a: pd.Series, b: pd.Series) -> tuple[dict, dict]:
-        accuracy, energy = _unpaired_step(a, b)
-        if not findings.missing(a["task"]):
-            paired = measures.accuracy_change(
-                {"value": a["accuracy"], "stderr": a["accuracy_stderr"], "run_id": a["run_id"]},
-                {"value": b["accuracy"], "stderr": b["accuracy_stderr"], "run_id": b["run_id"]},
+        margins = analysis(a["experiment"]).margins
+        if findings.missing(a["task"]):
+            accuracy = measures.pooled_accuracy_change(
+                scored_by[key_of(a)], scored_by[key_of(b)], scores, margins
+            )
+        else:
+            accuracy = measures.accuracy_change(
+                {"value": a["accuracy"], "run_id": a["run_id"]},
+                {"value": b["accuracy"], "run_id": b["run_id"]},
                 a["headline_metric"],
                 scores,
-                seed=seed,
+                margins,
             )
-            accuracy = paired
+        energy = _net_energy_step(a, b)
         if b["energy_measure"] == JOULES_PER_TOKEN:
             found = profiled.get((key_of(a), key_of(b)))
             if found is not None:
-                energy = {
-                    "estimate": found["energy_change"],
-                    "measurable": found["energy_change_measurable"],
-                    "text": found["energy_change_text"],
-                }
+                energy = dict(found["change"])
         return accuracy, energy
 
     parts = []
@@ -255,8 +322,8 @@ def tradeoff_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.Data
                 ):
                     group[column] = [axis[key_of(row)][column] for row in group.to_dict("records")]
             parts.append(_steps(group, ("experiment", "task_set"), change))
-    frame = pd.concat(parts, ignore_index=True)
-    payback = payback_table({"windows": inputs["windows"], "costs": inputs["costs"]})
+    frame = _judge_steps(pd.concat(parts, ignore_index=True), analysis)
+    payback = payback_table(inputs)
     texts = {key_of(row): row["text"] for row in payback.to_dict("records")}
     frame["payback"] = [texts.get(key_of(row), "-") for row in frame.to_dict("records")]
     frame = frame.reindex(columns=list(TRADEOFF_COLUMNS))
@@ -268,6 +335,7 @@ def tradeoff_table(inputs: Mapping[str, pd.DataFrame], seed: int = 0) -> pd.Data
     floats = ("ratio", "achieved_ratio", "parameters_removed", "accuracy", "accuracy_stderr")
     floats += ("energy", "energy_low", "energy_high", "accuracy_change_from_neighbour")
     floats += ("energy_change_from_neighbour",)
-    frame = typed(frame, floats=floats, ints=("parameters_before", "parameters_after", "tasks"))
-    frame["step_measurable"] = frame["step_measurable"].astype("boolean")
+    ints = ("parameters_before", "parameters_after", "tasks", "step_family_size")
+    frame = typed(frame, floats=floats, ints=ints)
+    frame["step_distinct"] = frame["step_distinct"].astype("boolean")
     return typed(frame, bools=("estimated", "is_baseline", "recovered", "on_front"))

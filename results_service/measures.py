@@ -12,13 +12,14 @@ once, with the rules of ``greenprune.core.findings`` (:func:`accuracy_change`,
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from greenprune.api.common.v1.energy_pb2 import Interval
-from greenprune.core import findings, stats
-from greenprune.core.findings import NO_CHANGE, NOT_ABOVE_IDLE, finite
+from greenprune.core import findings, stats, verdicts
+from greenprune.core.findings import CHANGE_FIELDS, NOT_ABOVE_IDLE, finite
+from greenprune.core.limits import ADJUSTMENTS, ANALYSIS_SPEC
 
 CONFIG = ["experiment", "model", "checkpoint_id"]
 """The columns that name a configuration."""
@@ -39,21 +40,52 @@ CONFIGURATION = [
 ]
 """The columns of a configuration that every computed view may carry (``views.py``)."""
 
-CHANGE_FIELDS: tuple[str, ...] = (
-    "estimate",
-    "low",
-    "high",
-    "count",
-    "method",
-    "measurable",
-    "text",
-)
-"""The fields of a change (``findings.interval_fields``)."""
-
 ALL_TASKS = None
 """The ``task`` of a row that stands for every task of its configuration."""
 
 Key = tuple[Hashable, ...]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """How one experiment's comparisons are judged: its margins and family adjustment."""
+
+    margins: verdicts.Margins = verdicts.DEFAULT_MARGINS
+    adjustment: str = verdicts.DEFAULT_ADJUSTMENT
+
+
+def analyses(frame: pd.DataFrame | None) -> dict[Hashable, Analysis]:
+    """Each experiment's :class:`Analysis`, from the latest run recorded with one.
+
+    ``frame`` is the ``views._ANALYSIS`` input (``experiment``, ``accuracy_points``,
+    ``energy_relative``, ``adjustment``); an unset (zero, empty) field takes its default.
+    """
+    found: dict[Hashable, Analysis] = {}
+    if frame is None or frame.empty:
+        return found
+    limits = ANALYSIS_SPEC
+    for row in frame.to_dict("records"):
+        points = row.get("accuracy_points")
+        relative = row.get("energy_relative")
+        adjustment = row.get("adjustment")
+        found[row["experiment"]] = Analysis(
+            verdicts.Margins(
+                accuracy_points=float(points)
+                if finite(points) and float(points) > 0
+                else float(limits["analysis.accuracy_points"].default),  # type: ignore[arg-type]
+                energy_relative=float(relative)
+                if finite(relative) and float(relative) > 0
+                else float(limits["analysis.energy_relative"].default),  # type: ignore[arg-type]
+            ),
+            str(adjustment) if adjustment in ADJUSTMENTS else verdicts.DEFAULT_ADJUSTMENT,
+        )
+    return found
+
+
+def analysis_of(inputs: Mapping[str, pd.DataFrame]) -> Any:
+    """A function from an experiment's name to its :class:`Analysis` (defaults when none)."""
+    found = analyses(inputs.get("analysis"))
+    return lambda experiment: found.get(experiment, Analysis())
 
 
 def key_of(row: Mapping[str, Any]) -> Key:
@@ -185,23 +217,52 @@ def accuracy_change(
     a: Mapping[str, Any],
     b: Mapping[str, Any],
     metric: str,
-    scores: Mapping[tuple[str, str], Mapping[int, float]],
-    *,
-    unpaired: bool = True,
-    seed: int = 0,
+    scores: Mapping[tuple[str, str], Mapping[Hashable, float]],
+    margins: verdicts.Margins,
 ) -> dict[str, object]:
     """The change of ``b``'s accuracy (a task point) against ``a``'s, in points.
 
-    Paired by document when both runs scored documents on ``metric``; otherwise from the two
-    standard errors when ``unpaired``, else no interval ("no paired data").
+    Paired by document (``findings.accuracy_change``), the one accuracy rule of every view;
+    "no paired data" when either run has no per-document scores on ``metric``.
     """
     estimate = b["value"] - a["value"] if finite(a["value"]) and finite(b["value"]) else None
-    change: Interval | None = findings.accuracy_change(
-        scores.get((a["run_id"], metric), {}), scores.get((b["run_id"], metric), {}), seed=seed
+    test = findings.accuracy_change(
+        scores.get((a["run_id"], metric), {}),
+        scores.get((b["run_id"], metric), {}),
+        margins.of(relative=False),
     )
-    if change is None and unpaired:
-        change = findings.accuracy_change_unpaired(a["value"], a["stderr"], b["value"], b["stderr"])
-    return findings.interval_fields(change, relative=False, estimate=estimate)
+    return findings.change_fields(test, relative=False, estimate=estimate)
+
+
+def pooled_accuracy_change(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    scores: Mapping[tuple[str, str], Mapping[Hashable, float]],
+    margins: verdicts.Margins,
+) -> dict[str, object]:
+    """``b`` against ``a`` over the tasks both scored, paired by (task, document).
+
+    The documents of every shared task are pooled into one paired sample; with one task this
+    is that task's change.
+
+    Args:
+        a: Task points of the first configuration (:func:`accuracy_points`).
+        b: Task points of the second.
+        scores: Per-document scores (:func:`item_scores`).
+        margins: The experiment's margins.
+    """
+    shared = sorted(set(a["task"]) & set(b["task"]))
+    left = a.set_index("task")
+    right = b.set_index("task")
+    pooled: list[dict[Hashable, float]] = [{}, {}]
+    for task in shared:
+        for side, frame in enumerate((left, right)):
+            row = frame.loc[task]
+            items = scores.get((row["run_id"], row["headline_metric"]), {})
+            pooled[side].update({(task, doc): value for doc, value in items.items()})
+    estimate = float(right.loc[shared, "value"].mean() - left.loc[shared, "value"].mean())
+    test = findings.accuracy_change(pooled[0], pooled[1], margins.of(relative=False))
+    return findings.change_fields(test, relative=False, estimate=estimate)
 
 
 def value_change(
@@ -209,17 +270,15 @@ def value_change(
     b: Mapping[str, Any],
     metric: str,
     kind: str,
-    scores: Mapping[tuple[str, str], Mapping[int, float]],
-    *,
-    unpaired: bool = True,
-    seed: int = 0,
+    scores: Mapping[tuple[str, str], Mapping[Hashable, float]],
+    margins: verdicts.Margins,
 ) -> dict[str, object]:
     """The change of ``b``'s value of a metric against ``a``'s.
 
     Accuracies in points (:func:`accuracy_change`), other metrics relative (no interval).
     """
     if kind == "accuracy":
-        return accuracy_change(a, b, metric, scores, unpaired=unpaired, seed=seed)
+        return accuracy_change(a, b, metric, scores, margins)
     estimate = findings.relative_change(b["value"], a["value"])
     return findings.interval_fields(None, relative=True, estimate=estimate)
 
@@ -238,15 +297,23 @@ def task_energy_change(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, 
     return findings.interval_fields(change, relative=True, estimate=estimate)
 
 
-def combined_changes(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object] | None:
+def combined_changes(
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    scores: Mapping[tuple[str, str], Mapping[Hashable, float]],
+    margins: verdicts.Margins,
+) -> dict[str, object] | None:
     """``b`` against ``a`` over the tasks both scored.
 
-    Mean accuracy in points (from the standard errors) and summed net energy (intervals'
-    opposite ends).
+    Mean accuracy in points, paired by document over the shared tasks
+    (:func:`pooled_accuracy_change`), and summed net energy (intervals' opposite ends, no
+    verdict: eval runs are not interleaved).
 
     Args:
         a: Task points of the first configuration (:func:`accuracy_points`).
         b: Task points of the second.
+        scores: Per-document scores (:func:`item_scores`).
+        margins: The experiment's margins.
 
     Returns:
         ``tasks``, ``value_a``, ``value_b``, ``energy_a``, ``energy_b`` and the two changes'
@@ -262,15 +329,11 @@ def combined_changes(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object] | No
     for side, frame in (("a", left), ("b", right)):
         sums[side] = {
             "value": float(frame["value"].mean()),
-            "stderr": findings.stderr_of_mean(frame["stderr"]),
             **{
                 name: float(frame[name].sum(min_count=len(frame)))
                 for name in ("net_joules", "net_joules_low", "net_joules_high")
             },
         }
-    accuracy = findings.accuracy_change_unpaired(
-        sums["a"]["value"], sums["a"]["stderr"], sums["b"]["value"], sums["b"]["stderr"]
-    )
     fields: dict[str, object] = {
         "tasks": len(shared),
         "value_a": sums["a"]["value"],
@@ -278,9 +341,7 @@ def combined_changes(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, object] | No
         "energy_a": sums["a"]["net_joules"],
         "energy_b": sums["b"]["net_joules"],
     }
-    estimate = sums["b"]["value"] - sums["a"]["value"]
-    accuracy_fields = findings.interval_fields(accuracy, relative=False, estimate=estimate)
-    fields.update(prefixed("accuracy_change", accuracy_fields))
+    fields.update(prefixed("accuracy_change", pooled_accuracy_change(a, b, scores, margins)))
     fields.update(prefixed("energy_change", task_energy_change(sums["a"], sums["b"])))
     return fields
 
@@ -316,23 +377,27 @@ def energy_measure(windows: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def window_change(first: pd.Series, second: pd.Series) -> dict[str, object]:
+def window_change(
+    first: pd.Series, second: pd.Series, margins: verdicts.Margins
+) -> dict[str, object]:
     """The change of ``second``'s J/token against ``first``'s, values paired by round.
 
-    A window whose net energy is not above idle makes the change unmeasurable, said so.
+    A window whose net energy is not above idle makes the change inconclusive, said so.
     """
     if (first <= 0).any() or (second <= 0).any():
-        return {
-            "estimate": None,
-            "low": None,
-            "high": None,
-            "count": len(first),
-            "method": "not-above-idle",
-            "measurable": False,
-            "text": f"{NO_CHANGE}: net energy {NOT_ABOVE_IDLE}",
-        }
-    change = findings.energy_change_paired(list(first), list(second))
-    return findings.interval_fields(change, relative=True)
+        fields = findings.interval_fields(None, relative=True)
+        fields.update(
+            count=len(first),
+            method=findings.NOT_ABOVE_IDLE_METHOD,
+            verdict=verdicts.INCONCLUSIVE,
+            margin=margins.of(relative=True),
+            p_difference=1.0,
+            p_equivalence=1.0,
+            text=f"{verdicts.INCONCLUSIVE}: net energy {NOT_ABOVE_IDLE}",
+        )
+        return fields
+    test = findings.energy_change_paired(list(first), list(second), margins.of(relative=True))
+    return findings.change_fields(test, relative=True)
 
 
 def paired_rounds(window: pd.DataFrame, first: Key, second: Key) -> tuple[pd.Series, pd.Series]:
@@ -389,9 +454,9 @@ def change_frame(
     the flags bool.
     """
     frame = pd.DataFrame(list(rows), columns=list(columns))
-    floats = ("estimate", "low", "high", *floats)
-    bools = ("measurable", "relative")
-    frame = typed(frame, floats=floats, ints=("count", "batch_size"), bools=bools)
+    floats = ("estimate", "low", "high", "margin", "p_difference", "p_equivalence", *floats)
+    bools = ("relative",)
+    frame = typed(frame, floats=floats, ints=("count", "batch_size", "family_size"), bools=bools)
     if "estimated" in frame.columns:
         frame["estimated"] = frame["estimated"].astype("boolean")
     return frame
@@ -413,13 +478,15 @@ def typed(
     return frame
 
 
-def profiled_changes(windows: pd.DataFrame) -> dict[tuple[Key, Key], dict[str, object]]:
+def profiled_changes(
+    windows: pd.DataFrame, analysis: Any
+) -> dict[tuple[Key, Key], dict[str, object]]:
     """The J/token change of every pair of configurations profiled together, by their keys.
 
     Paired by round at the run's largest batch size (:func:`largest_windows`).
 
-    Each value holds ``energy_source``, ``energy_a``, ``energy_b`` and the change's fields as
-    ``energy_change`` (the estimate), ``energy_change_low``, ... ``energy_change_text``.
+    Each value holds ``energy_source``, ``energy_a``, ``energy_b`` and the change's fields
+    (unjudged) as ``change``.
     """
     changes: dict[tuple[Key, Key], dict[str, object]] = {}
     if windows.empty:
@@ -434,19 +501,20 @@ def profiled_changes(windows: pd.DataFrame) -> dict[tuple[Key, Key], dict[str, o
                 if a == b:
                     continue
                 x, y = paired_rounds(window, a, b)
-                fields = window_change(x, y)
+                fields = window_change(x, y, analysis(first["experiment"]).margins)
                 changes[(a, b)] = {
                     "energy_source": source,
                     "energy_a": summary(x)[0],
                     "energy_b": summary(y)[0],
-                    **prefixed("energy_change", fields),
+                    "change": fields,
                 }
     return changes
 
 
 def change_columns(name: str) -> tuple[str, ...]:
     """The columns of a change as :func:`prefixed` names them, its count left out."""
-    return tuple(prefixed(name, {f: None for f in CHANGE_FIELDS if f != "count"}))
+    skipped = ("count", "relative")
+    return tuple(prefixed(name, {f: None for f in CHANGE_FIELDS if f not in skipped}))
 
 
 def prefixed(name: str, fields: Mapping[str, object]) -> dict[str, object]:
@@ -455,3 +523,31 @@ def prefixed(name: str, fields: Mapping[str, object]) -> dict[str, object]:
     The estimate is ``name`` itself, the others ``name_low``, ``name_high``, ... .
     """
     return {name if key == "estimate" else f"{name}_{key}": value for key, value in fields.items()}
+
+
+def judge(
+    rows: Sequence[dict[str, object]],
+    family: str,
+    adjustment: str,
+    prefix: str | None = None,
+    relative: bool = False,
+) -> None:
+    """Adjusts the verdicts of one family of rows in place (``findings.judge_family``).
+
+    Args:
+        rows: Rows holding a change's fields, bare or as columns of ``prefix``.
+        family: The family's name (``verdicts.PRIMARY``...).
+        adjustment: The experiment's adjustment.
+        prefix: The change's column name when the fields are :func:`prefixed`.
+        relative: Whether a prefixed change is relative (bare fields carry ``relative``).
+    """
+    if prefix is None:
+        findings.judge_family(list(rows), family, adjustment)
+        return
+    names = {f: prefix if f == "estimate" else f"{prefix}_{f}" for f in CHANGE_FIELDS}
+    bare = [{f: row.get(name) for f, name in names.items()} for row in rows]
+    for change in bare:
+        change["relative"] = relative
+    findings.judge_family(bare, family, adjustment)
+    for row, change in zip(rows, bare, strict=True):
+        row.update({name: change[f] for f, name in names.items() if f != "relative"})

@@ -14,17 +14,12 @@ from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.core import findings
 from greenprune.core.findings import finite
 from greenprune.core.payback import mismatch, payback
+from results_service.findings_view import findings_frame, judged_findings
 from results_service.measures import (
-    CHANGE_FIELDS,
     CONFIG,
     ENERGY_MEASURE_FIELDS,
-    change_frame,
-    energy_measure,
-    key_of,
-    paired_rounds,
     summary,
     typed,
-    window_change,
     with_window_measures,
 )
 
@@ -67,24 +62,6 @@ _PROFILE_MEASURES = (
     "cpu_seconds_per_token",
 )
 
-FINDINGS_COLUMNS: tuple[str, ...] = (
-    "kind",
-    *CONFIG,
-    "ratio",
-    "parameters_removed",
-    "phase",
-    "batch_size",
-    "task",
-    "metric",
-    "baseline_value",
-    "value",
-    "relative",
-    *CHANGE_FIELDS,
-    "method_family",
-    *ENERGY_MEASURE_FIELDS,
-)
-"""The columns of the ``findings`` view (``energy_method``/``estimated``: energy rows only)."""
-
 
 def profile_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """The ``profile`` view: per configuration, phase and batch size, medians over rounds.
@@ -119,52 +96,6 @@ def profile_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
 
 
-def energy_findings(windows: pd.DataFrame) -> list[dict[str, object]]:
-    """Every profiled configuration's J/token against its profile run's baseline.
-
-    Paired by round, per phase and batch size: the ``energy`` rows of ``findings``.
-    """
-    if windows.empty:
-        return []
-    frame = with_window_measures(windows)
-    rows: list[dict[str, object]] = []
-    for (_experiment, _model, _run), run in frame.groupby(
-        ["experiment", "model", "run_id"], sort=True
-    ):
-        baselines = run[run["is_baseline"]]
-        if baselines.empty:
-            continue
-        base = key_of(baselines.iloc[0])
-        others = run[~run["is_baseline"]].drop_duplicates(CONFIG)
-        for (phase, batch), window in run.groupby(["phase", "batch_size"], sort=True):
-            for other in others.sort_values("checkpoint_id").to_dict("records"):
-                b, o = paired_rounds(window, base, key_of(other))
-                row: dict[str, object] = {
-                    "kind": "energy",
-                    **{name: other[name] for name in CONFIG},
-                    "ratio": other["ratio"],
-                    "parameters_removed": other["parameters_removed"],
-                    "method_family": other["method_family"],
-                    "phase": phase,
-                    "batch_size": batch,
-                    "task": None,
-                    "metric": "joules_per_token",
-                    "baseline_value": summary(b)[0],
-                    "value": summary(o)[0],
-                    "relative": True,
-                }
-                row.update(window_change(b, o))
-                row.update(energy_measure(window))
-                rows.append(row)
-    return rows
-
-
-def findings_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    """Rows of the ``findings`` view as its typed frame."""
-    floats = ("baseline_value", "value", "ratio", "parameters_removed")
-    return change_frame(rows, FINDINGS_COLUMNS, floats)
-
-
 PAYBACK_COLUMNS: tuple[str, ...] = (
     *CONFIG,
     "ratio",
@@ -185,7 +116,12 @@ PAYBACK_COLUMNS: tuple[str, ...] = (
     "payback_tokens_low",
     "payback_tokens_high",
     "never",
+    "open_ended",
     "text",
+    "verdict",
+    "family",
+    "family_size",
+    "adjustment",
     "method_family",
     *ENERGY_MEASURE_FIELDS,
     "cost_energy_method",
@@ -215,7 +151,8 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             recovery), ``recovered``.
     """
     costs = inputs["costs"]
-    energy = findings_frame(energy_findings(inputs["windows"]))
+    judged = [row for row in judged_findings(inputs) if row["kind"] == "energy"]
+    energy = findings_frame(judged)
     energy = energy[energy["phase"] == findings.PROFILE_PHASE]
     if energy.empty or costs.empty:
         return pd.DataFrame(columns=list(PAYBACK_COLUMNS))
@@ -236,6 +173,7 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 cost_methods["recovery"] = _text(cost.get("recovery_method"))
             saving_method = _text(finding["energy_method"])
             unlike = mismatch(saving_method, cost_methods)
+            never: bool | None = None
             row: dict[str, object] = {
                 **{key: finding[key] for key in (*CONFIG, "ratio", "phase", "batch_size")},
                 "method_family": finding["method_family"],
@@ -252,7 +190,9 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             if unlike is not None:
                 saving, tokens = (None, None, None), (None, None, None)
                 text = f"not comparable: {unlike}"
-            elif finite(finding["estimate"]) and finite(base) and float(base) > 0:
+            elif all(finite(finding[k]) for k in ("estimate", "low", "high")) and (
+                finite(base) and float(base) > 0
+            ):
                 change = Interval(
                     median=float(finding["estimate"]),
                     low=float(finding["low"]),
@@ -261,9 +201,10 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 result = payback(float(row["cost_joules"]), float(base), change)  # type: ignore[arg-type]
                 saving, text = result.saving, result.describe()
                 tokens = (result.tokens, result.tokens_low, result.tokens_high)
+                never = result.never
             else:
                 saving, tokens = (None, None, None), (None, None, None)
-                text = f"never: {finding['text']}"
+                text = f"unknown: {finding['text']}"
             row.update(
                 saving_joules_per_token=saving[0],
                 saving_joules_per_token_low=saving[1],
@@ -271,17 +212,25 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 payback_tokens=tokens[0],
                 payback_tokens_low=tokens[1],
                 payback_tokens_high=tokens[2],
-                never=tokens[0] is None,
+                never=never,
+                open_ended=unlike is None and never is False and tokens[2] is None,
                 text=text,
                 energy_method=saving_method or None,
                 estimated=finding["estimated"],
                 cost_energy_method=", ".join(sorted(set(cost_methods.values()))) or None,
                 comparable=unlike is None,
+                verdict=finding["verdict"],
+                family=finding["family"],
+                family_size=finding["family_size"],
+                adjustment=finding["adjustment"],
             )
             rows.append(row)
     frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
-    bools = ("never", "recovered", "comparable")
-    frame = typed(frame, floats=("ratio", *_PAYBACK_FIGURES), ints=("batch_size",), bools=bools)
+    bools = ("recovered", "comparable")
+    ints = ("batch_size", "family_size")
+    frame = typed(frame, floats=("ratio", *_PAYBACK_FIGURES), ints=ints, bools=bools)
+    frame["never"] = frame["never"].astype("boolean")
+    frame["open_ended"] = frame["open_ended"].astype("boolean")
     frame["estimated"] = frame["estimated"].astype("boolean")
     return frame
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from greenprune.core.findings import ACCURACY_METRICS, BASELINE_FAMILY, PERPLEXITY_METRICS
 from results_service import comparisons, fronts, profiles
+from results_service.findings_view import findings_table
 
 
 def _sql_list(names: tuple[str, ...]) -> str:
@@ -437,6 +438,25 @@ WHERE result_checkpoint_id <> ''
 ORDER BY seq
 """
 
+_ANALYSIS = """
+WITH recorded AS (
+    SELECT experiment, create_time, spec_analysis_accuracy_points AS accuracy_points,
+        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment
+    FROM eval_runs
+    UNION ALL
+    SELECT experiment, create_time, spec_analysis_accuracy_points,
+        spec_analysis_energy_relative, spec_analysis_adjustment
+    FROM profile_runs
+)
+SELECT experiment, arg_max(accuracy_points, create_time) AS accuracy_points,
+    arg_max(energy_relative, create_time) AS energy_relative,
+    arg_max(adjustment, create_time) AS adjustment
+FROM recorded
+WHERE ($experiment = '' OR experiment = $experiment) AND accuracy_points IS NOT NULL
+GROUP BY experiment
+"""
+"""Each experiment's margins and adjustment (``EvalSpec.analysis``) of its latest run."""
+
 
 @dataclass(frozen=True)
 class ComputedView:
@@ -451,25 +471,24 @@ class ComputedView:
     compute: Callable[[Mapping[str, pd.DataFrame]], pd.DataFrame]
 
 
-_MEASURED = {"runs": _SCORED_RUNS, "items": _ITEM_SCORES}
-_PROFILED = {"windows": _PROFILE_WINDOWS, "costs": _PRUNE_COSTS}
+_MEASURED = {"runs": _SCORED_RUNS, "items": _ITEM_SCORES, "analysis": _ANALYSIS}
+_PROFILED = {"windows": _PROFILE_WINDOWS, "costs": _PRUNE_COSTS, "analysis": _ANALYSIS}
 
 COMPUTED_VIEWS: Mapping[str, ComputedView] = {
     "pareto_front": ComputedView(_MEASURED, fronts.pareto_front_table),
     "task_breakdown": ComputedView(
-        {"metrics": _METRIC_ROWS, "items": _ITEM_SCORES}, comparisons.task_breakdown_table
+        {"metrics": _METRIC_ROWS, **_MEASURED, "windows": _PROFILE_WINDOWS},
+        comparisons.task_breakdown_table,
     ),
     "profile": ComputedView({"windows": _PROFILE_WINDOWS}, profiles.profile_table),
-    "findings": ComputedView(
-        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.findings_table
-    ),
-    "payback": ComputedView(_PROFILED, profiles.payback_table),
+    "findings": ComputedView({**_MEASURED, "windows": _PROFILE_WINDOWS}, findings_table),
+    "payback": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_table),
     "method_comparison": ComputedView(
         {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.method_comparison_table
     ),
     "tradeoff": ComputedView({**_MEASURED, **_PROFILED}, fronts.tradeoff_table),
     "comparisons": ComputedView(
-        {"runs": _SCORED_RUNS, "windows": _PROFILE_WINDOWS}, comparisons.comparisons_table
+        {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.comparisons_table
     ),
 }
 """The views computed in Python from SQL inputs, by name."""
@@ -503,15 +522,16 @@ VIEW_DOCS: Mapping[str, str] = {
     "pareto_front": "Per experiment and set of tasks, the configurations no other beats on both "
     "mean headline accuracy over tasks and headline net energy summed over those tasks. Runs of "
     "a configuration and task are averaged first; net_joules_low/high are sums of the per-task "
-    "bounds. Each point names its cheaper neighbour on the front and whether the step from it "
-    "is measurable (accuracy from the standard errors, energy from the intervals' opposite "
-    "ends).",
+    "bounds. Each point names its cheaper neighbour on the front and the verdicts of the step "
+    "from it (accuracy paired by document over the shared tasks; the summed net energy, not "
+    "interleaved, has an interval and no verdict), judged as one 'front steps' family per "
+    "experiment; step_distinct is false when either verdict is equivalent or inconclusive.",
     "task_breakdown": "One row per configuration, task and metric (accuracy, perplexity and "
     "other): the value and net energy against the baseline of the same model and experiment, "
     "as differences and relative differences, and each change with its 95% interval (the "
-    "headline accuracy paired by document where per-document scores exist, else from the "
-    "standard errors; energy from the intervals' opposite ends). The report's table is its "
-    "headline rows.",
+    "headline accuracy: the findings view's change, paired by document, with its verdict, "
+    "margin and family; energy of eval runs, not interleaved: the intervals' opposite ends, "
+    "without a verdict). The report's table is its headline rows.",
     "experiments": "One row per experiment: models, checkpoints, prune and eval runs, tasks, "
     "first and last record time.",
     "energy_components": "One row per energy component (cpu, gpu, ram) of every eval and prune "
@@ -535,31 +555,41 @@ VIEW_DOCS: Mapping[str, str] = {
     "findings": "Every difference against the baseline of the same model and experiment with "
     "its paired interval: kind 'energy' per profile phase and batch size (J/token, paired by "
     "round, relative change), kind 'accuracy' per task (the headline metric, paired by "
-    "document, difference in points). measurable is true when the interval excludes 0; text is "
-    "the ready description ('no measurable change (...)', 'no paired data' for runs without "
+    "document, difference in points; and over the tasks shared with the baseline, metric 'mean "
+    "accuracy', task NULL). verdict is lower, higher, equivalent (two one-sided tests inside "
+    "± margin, the experiment's margins) or inconclusive (also with fewer than 3 rounds), "
+    "adjusted within its family (family, family_size, adjustment): per experiment and model, "
+    "'primary' (energy at the largest prefill batch and each task's headline accuracy) and "
+    "'secondary' (the rest); p_difference and p_equivalence are the unadjusted tests; text is "
+    "the ready description ('lower: −23.4% [...]', 'no paired data' for runs without "
     "per-document scores); energy rows carry their energy_method and estimated.",
     "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
     "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
-    "after which the saving has repaid the cost, with its interval; 'never' when the saving is "
-    "not measurably above zero, 'not comparable' when cost and saving were measured differently "
-    "(energy_method of the saving, cost_energy_method of the costs, estimated).",
+    "after which the saving has repaid the cost, with its interval; '≥ N tokens (possibly "
+    "never)' when the saving's interval reaches 0 (open_ended), 'never' only when the saving is "
+    "measurably not above 0, 'not comparable' when cost and saving were measured differently "
+    "(energy_method of the saving, cost_energy_method of the costs, estimated); the energy "
+    "change's verdict and family come from the findings view.",
     "method_comparison": "One row per pair of compression methods of equal size (the same "
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "
-    "with its 95% interval and 'no measurable change' when it contains 0.",
+    "with its 95% interval and verdict, judged as one 'pairwise' family per experiment and "
+    "model.",
     "tradeoff": "One row per configuration and task, and per configuration over all its tasks "
     "(task NULL): headline accuracy with its standard error against energy, the profile's "
     "J/token at its largest batch where the configurations of the front were profiled, else "
     "net energy (energy_measure says which); on_front marks the Pareto front of each "
     "experiment and task (or task set), and each front point names its cheaper neighbour and "
-    "whether the step from it is measurable; payback is the payback view's text.",
+    "the verdicts of the step from it ('front steps' family); payback is the payback view's "
+    "text.",
     "comparisons": "One row per ordered pair of configurations (a, b) of a model in an "
     "experiment and per task both report, and one over all the tasks they share (task NULL): "
-    "b against a in headline accuracy (points, from the standard errors) and energy (per task: "
-    "net energy, intervals' opposite ends; over all tasks: the profile's J/token paired by "
-    "round where both were profiled together, else the summed net energy), each with its 95% "
-    "interval and text.",
+    "b against a in headline accuracy (points, paired by document) and energy (per task: net "
+    "energy, intervals' opposite ends, no verdict; over all tasks: the profile's J/token paired "
+    "by round where both were profiled together, else the summed net energy, no verdict), each "
+    "with its 95% interval, verdict and text. A pair with the baseline carries the findings "
+    "view's change and family; other pairs are one 'pairwise' family per experiment and model.",
 }
 """A sentence on each view, for the export and the app."""
 

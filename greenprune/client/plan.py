@@ -291,11 +291,21 @@ def _prune_spec(
     return json_format.ParseDict(values, pruning_pb2.PruneSpec())
 
 
+def analysis(experiment: Experiment) -> dict[str, Any]:
+    """The file's margins as an ``Analysis`` (recorded with every run, not part of step ids).
+
+    Changing the margins re-judges the recorded runs once a run of the experiment is recorded
+    with them; it never repeats an evaluation.
+    """
+    return experiment.margins.model_dump()
+
+
 def _eval_spec(experiment: Experiment, task: str) -> eval_pb2.EvalSpec:
     """The file's eval section as an EvalSpec for one task (task sources are added on upload)."""
     values = experiment.eval.model_dump(exclude={"tasks", "task_paths", "limit"})
     spec = json_format.ParseDict(
-        {**values, "tasks": [task], "seed": experiment.seed}, eval_pb2.EvalSpec()
+        {**values, "tasks": [task], "seed": experiment.seed, "analysis": analysis(experiment)},
+        eval_pb2.EvalSpec(),
     )
     if experiment.eval.limit is not None:
         spec.limit = experiment.eval.limit
@@ -311,6 +321,7 @@ def _profile_spec(experiment: Experiment) -> eval_pb2.EvalSpec:
             "idle_seconds": experiment.eval.idle_seconds,
             "seed": experiment.seed,
             "profile": profile,
+            "analysis": analysis(experiment),
         },
         eval_pb2.EvalSpec(),
     )

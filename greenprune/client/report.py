@@ -4,9 +4,11 @@ The table is the ResultsService's ``task_breakdown`` view: one row per configura
 with parameters, both ratios (the target share of prunable parameters and the share of all
 parameters removed), the task's headline metric with its standard error, net energy with its
 interval, J/token, and the change in that metric and in energy against the model's baseline,
-each with its interval and a text that says "no measurable change" when the interval contains
-0. Every figure and text comes from the view (the rules are the ResultsService's); this module
-only picks the columns and renders them as a rich table, CSV or JSON.
+each with its interval and a text that leads with its verdict (lower, higher, equivalent within
+the experiment's margin, inconclusive; the per-task net energy of eval runs, which are not
+interleaved, has none), and the family the verdict was adjusted in. Every figure and text comes
+from the view (the rules are the ResultsService's); this module only picks the columns and
+renders them as a rich table, CSV or JSON.
 """
 
 from __future__ import annotations
@@ -60,14 +62,17 @@ class ResultRow:
         delta_value_high: Upper bound.
         delta_value_method: How that interval was computed ("paired-bootstrap" by document,
             "unpaired-stderr" from the two standard errors, "no paired data").
-        delta_value_measurable: Whether the interval excludes 0.
-        delta_value_text: The change as shown ("−3.2 pt [−5.0, −1.1]", "no measurable change
-            (...)").
+        delta_value_verdict: lower, higher, equivalent or inconclusive (adjusted within its
+            family); empty without a paired interval.
+        delta_value_margin: The equivalence margin (a fraction: 0.01 is 1 point).
+        delta_value_family: The family its verdict was adjusted in ("primary").
+        delta_value_family_size: The family's size.
+        delta_value_adjustment: The adjustment ("holm", "bh", "none").
+        delta_value_text: The change as shown ("lower: −3.2 pt [−5.0, −1.1]").
         delta_energy_low: Lower bound of the energy change's interval.
         delta_energy_high: Upper bound.
         delta_energy_method: How that interval was computed.
-        delta_energy_measurable: Whether the interval excludes 0.
-        delta_energy_text: The change as shown.
+        delta_energy_text: The change as shown (eval runs are not interleaved: no verdict).
         recovered: Whether the checkpoint was tuned back with LoRA after pruning ("+LoRA").
         checkpoint_id: The evaluated checkpoint, empty for a base model evaluated directly.
         metric_kind: "accuracy", "perplexity" or "other" (not exported: the metric says it).
@@ -95,12 +100,15 @@ class ResultRow:
     delta_value_low: float | None = None
     delta_value_high: float | None = None
     delta_value_method: str = ""
-    delta_value_measurable: bool = False
+    delta_value_verdict: str = ""
+    delta_value_margin: float | None = None
+    delta_value_family: str = ""
+    delta_value_family_size: int | None = None
+    delta_value_adjustment: str = ""
     delta_value_text: str = ""
     delta_energy_low: float | None = None
     delta_energy_high: float | None = None
     delta_energy_method: str = ""
-    delta_energy_measurable: bool = False
     delta_energy_text: str = ""
     recovered: bool = False
     checkpoint_id: str = ""
@@ -120,12 +128,10 @@ _FROM_VIEW: Mapping[str, str] = {
     "delta_energy": "energy_change",
     **{
         f"delta_value_{k}": f"value_change_{k}"
-        for k in ("low", "high", "method", "measurable", "text")
+        for k in ("low", "high", "method", "verdict", "margin", "family", "family_size")
+        + ("adjustment", "text")
     },
-    **{
-        f"delta_energy_{k}": f"energy_change_{k}"
-        for k in ("low", "high", "method", "measurable", "text")
-    },
+    **{f"delta_energy_{k}": f"energy_change_{k}" for k in ("low", "high", "method", "text")},
 }
 """The ``task_breakdown`` column of each ResultRow field whose name differs."""
 
@@ -142,11 +148,15 @@ def rows_from_view(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> lis
             row[name] = row[name] or ""
         for name in ("delta_value_method", "delta_value_text", "metric_kind", "method_family"):
             row[name] = row[name] or ""
+        for name in ("delta_value_verdict", "delta_value_family", "delta_value_adjustment"):
+            row[name] = row[name] or ""
+        if row["delta_value_family_size"] is not None:
+            row["delta_value_family_size"] = int(row["delta_value_family_size"])
         for name in ("delta_energy_method", "delta_energy_text"):
             row[name] = row[name] or ""
         for name in ("parameters", "parameters_before"):
             row[name] = None if row[name] is None else int(row[name])
-        for name in ("estimated", "recovered", "delta_value_measurable", "delta_energy_measurable"):
+        for name in ("estimated", "recovered"):
             row[name] = bool(row[name])
         result.append(ResultRow(**row))
     return result
@@ -247,9 +257,16 @@ def results_table(rows: Sequence[ResultRow], title: str = "") -> Table:
         table.add_row(*([row.experiment] if len(experiments) > 1 else []), *cells)
     notes = [
         "Ratio: the target share of prunable parameters (in brackets: of all parameters). "
-        "Changes against the baseline (the uncompressed model) come with their 95% interval; "
-        '"no measurable change" '
-        "when it contains 0."
+        "Changes against the baseline (the uncompressed model) come with their 95% interval "
+        "and a verdict: " + findings.VERDICT_NOTE,
+        "Δ accuracy: paired by document; "
+        + findings.families_text(
+            (row.delta_value_family, row.delta_value_family_size, row.delta_value_adjustment)
+            for row in rows
+        )
+        + findings.margin_text([row.delta_value_margin for row in rows], relative=False)
+        + ". Δ energy: net energy of eval runs measured apart (not interleaved): interval "
+        "without a verdict; the profile's paired changes are below.",
     ]
     if any(row.value is not None and row.metric_kind != "accuracy" for row in rows):
         notes.append(
@@ -287,6 +304,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         ("J/token baseline", "right"),
         ("J/token", "right"),
         ("Δ J/token, paired by round [95%]", "right"),
+        ("family", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     ordered = rows.sort_values(["model", "ratio", "phase", "batch_size"], kind="stable")
@@ -303,11 +321,19 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
             _fmt(record["baseline_value"], ".3g"),
             _fmt(record["value"], ".3g"),
             str(record["text"]),
+            str(record.get("family") or "-"),
         )
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
-        'checkpoint once, in a shuffled order); "no measurable change" when the paired '
-        "interval contains 0.\n" + describe_method(list(rows.get("energy_method", [])))
+        "checkpoint once, in a shuffled order); verdicts: "
+        + findings.VERDICT_NOTE
+        + " "
+        + findings.families_text(
+            zip(rows["family"], rows["family_size"], rows["adjustment"], strict=True)
+        )
+        + findings.margin_text(list(rows["margin"]), relative=True)
+        + ".\n"
+        + describe_method(list(rows.get("energy_method", [])))
     )
     return table
 
@@ -358,7 +384,8 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
     table.caption = (
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline, in the "
         f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval comes "
-        "from the paired J/token change; never when the saving is not measurably above zero. "
+        "from the paired J/token change; \u2265 N tokens (possibly never) when the saving's "
+        "interval reaches 0, never only when the saving is measurably not above 0. "
         "Costs cover the pruning and tuning work (not loading or saving), measured as the "
         "saving is, net of idle.\n" + describe_method(list(frame.get("energy_method", [])))
     )

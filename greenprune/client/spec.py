@@ -30,6 +30,8 @@ from pydantic import (
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.file_read import RefusedFileError, read_regular_file
 from greenprune.core.limits import (
+    ADJUSTMENTS,
+    ANALYSIS_SPEC,
     CALIBRATION_SOURCE_DEFAULT,
     DEPTH_CRITERIA,
     DEVICE_DEFAULT,
@@ -318,6 +320,19 @@ class Recovery(_Strict):
         return ratios
 
 
+class Margins(_Strict):
+    """How the experiment's comparisons are judged (``greenprune.core.verdicts``).
+
+    A change whose test puts it inside ``± accuracy_points`` (points of accuracy) or
+    ``± energy_relative`` (a share of the baseline's energy) is *equivalent*; the verdicts of a
+    family (the primary comparison, the rest) are adjusted with ``adjustment``.
+    """
+
+    accuracy_points: float = _bounded(ANALYSIS_SPEC["analysis.accuracy_points"])
+    energy_relative: float = _bounded(ANALYSIS_SPEC["analysis.energy_relative"])
+    adjustment: Literal[ADJUSTMENTS] = ADJUSTMENTS[0]  # type: ignore[valid-type]
+
+
 class Experiment(_Strict):
     """One experiment: every model at every ratio, evaluated on every task."""
 
@@ -328,6 +343,7 @@ class Experiment(_Strict):
     energy: Energy = Field(default_factory=Energy)
     services: Services = Field(default_factory=Services)
     recovery: Recovery = Field(default_factory=Recovery)
+    margins: Margins = Field(default_factory=Margins)
     seed: int = _bounded(PRUNE_SPEC["seed"])
 
     @field_validator("name")

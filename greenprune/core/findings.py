@@ -9,16 +9,16 @@ only render what the views computed, with the wording defined here.
   :data:`ACCURACY_METRICS`, else of :data:`PERPLEXITY_METRICS`, else the first reported).
 * **Relative change** (:func:`relative_change`): ``other / reference - 1``.
 * **Change against another configuration**: energy as a relative change, paired by profile
-  round (:func:`energy_change_paired`) or, for energies measured without pairing, the
-  conservative interval of the two intervals' opposite ends (:func:`energy_change_unpaired`);
-  accuracy as a difference in points, paired by document (:func:`accuracy_change`) or, without
-  per-document scores, from the two standard errors (:func:`accuracy_change_unpaired`). Every
-  change is an ``Interval`` and is described by :func:`describe_change`: a change whose interval
-  contains 0 is "no measurable change".
+  round (:func:`energy_change_paired`), and accuracy as a difference in points, paired by
+  document (:func:`accuracy_change`): both are tests of ``greenprune.core.verdicts`` and end in
+  a verdict (lower, higher, equivalent within the experiment's margin, inconclusive), adjusted
+  within its family (:func:`judge_family`). Energies measured apart, not in interleaved rounds,
+  get the conservative interval of the two intervals' opposite ends
+  (:func:`energy_change_unpaired`) and no verdict. :func:`describe_change` writes them all.
 * **A mean of independent estimates** (:func:`stderr_of_mean`): ``sqrt(sum se^2) / n``.
 * **Pareto front** (:func:`pareto_mask`): the points no other point of their group beats on
   both cost (lower) and quality (higher); :func:`front_neighbours` pairs each point of a front
-  with its cheaper neighbour, so that a step along the front that is not measurable is said so.
+  with its cheaper neighbour, so that each step along the front carries its verdicts.
 * **Net energy that cannot be told from idle** (:func:`above_idle`): an interval whose lower
   bound is not above 0.
 """
@@ -26,13 +26,12 @@ only render what the views computed, with the wording defined here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import pandas as pd
-from scipy.stats import norm
 
 from greenprune.api.common.v1.energy_pb2 import Interval
-from greenprune.core import stats
+from greenprune.core import verdicts
 
 ACCURACY_METRICS: tuple[str, ...] = ("acc", "acc_norm")
 """Metrics that are accuracies, in order of preference for a task's headline metric."""
@@ -48,9 +47,12 @@ PROFILE_PHASE = "prefill"
 """The profile phase that stands for a checkpoint's energy (lm-eval scores by prefill)."""
 
 MINUS = "\u2212"
-NO_CHANGE = "no measurable change"
 NO_PAIRED_DATA = "no paired data"
+NO_VERDICT = "not interleaved: no verdict"
+"""What a change of runs measured apart (not in interleaved rounds) says instead of a verdict."""
 NOT_ABOVE_IDLE = "not distinguishable from idle"
+NOT_ABOVE_IDLE_METHOD = "not-above-idle"
+"""The method of an energy change whose windows' net energy was not above idle."""
 BASELINE_TEXT = "baseline"
 """What a change column says on the baseline's own row."""
 
@@ -99,7 +101,9 @@ def stderr_of_mean(stderrs: Iterable[object]) -> float | None:
 # Changes -----------------------------------------------------------------------------------
 
 
-def energy_change_paired(baseline: Sequence[float], other: Sequence[float]) -> Interval | None:
+def energy_change_paired(
+    baseline: Sequence[float], other: Sequence[float], margin: float
+) -> verdicts.Test | None:
     """The relative change of ``other`` against ``baseline``, values paired by round.
 
     Returns None when no round has a positive value for both (nothing to pair).
@@ -111,7 +115,7 @@ def energy_change_paired(baseline: Sequence[float], other: Sequence[float]) -> I
     ]
     if not pairs:
         return None
-    return stats.paired_ratio_change([b for b, _ in pairs], [o for _, o in pairs])
+    return verdicts.ratio_test([b for b, _ in pairs], [o for _, o in pairs], margin)
 
 
 def energy_change_unpaired(
@@ -120,7 +124,8 @@ def energy_change_unpaired(
     """The relative change of two energies measured apart, each as (median, low, high).
 
     The interval is conservative: the other's ends over the baseline's opposite ends (method
-    ``interval-ends``). None when a figure is missing or the baseline is not positive.
+    ``interval-ends``). It has no verdict: the runs were not interleaved, so drift between
+    them is not in the interval. None when a figure is missing or the baseline is not positive.
     """
     if not all(finite(value) for value in (*baseline, *other)):
         return None
@@ -138,49 +143,26 @@ def energy_change_unpaired(
 
 
 def accuracy_change(
-    baseline_items: Mapping[int, float], other_items: Mapping[int, float], seed: int = 0
-) -> Interval | None:
+    baseline_items: Mapping[Hashable, float],
+    other_items: Mapping[Hashable, float],
+    margin: float,
+) -> verdicts.Test | None:
     """The difference ``other - baseline`` of per-document scores, paired by document id.
 
-    Returns None when the two share no document (no paired data).
+    The one accuracy rule of every view (``verdicts.scores_test``). Returns None when the
+    two share no document (no paired data).
     """
-    shared = sorted(set(baseline_items) & set(other_items))
+    shared = sorted(set(baseline_items) & set(other_items), key=str)
     if not shared:
         return None
-    return stats.paired_difference(
-        [baseline_items[doc] for doc in shared], [other_items[doc] for doc in shared], seed=seed
+    return verdicts.scores_test(
+        [baseline_items[doc] for doc in shared], [other_items[doc] for doc in shared], margin
     )
-
-
-def accuracy_change_unpaired(
-    baseline: object, baseline_stderr: object, other: object, other_stderr: object
-) -> Interval | None:
-    """The difference of two accuracies scored apart, from their standard errors.
-
-    The normal interval ``d ± z sqrt(se_a² + se_b²)`` (method ``unpaired-stderr``): wider than
-    the paired one, used only where per-document scores are missing. None when a figure is.
-    """
-    figures = (baseline, baseline_stderr, other, other_stderr)
-    if not all(finite(value) for value in figures):
-        return None
-    b, b_se, o, o_se = (float(value) for value in figures)  # type: ignore[arg-type]
-    z = float(norm.ppf(0.5 + stats.CONFIDENCE / 2.0))
-    half = z * math.hypot(b_se, o_se)
-    return Interval(
-        median=o - b, low=o - b - half, high=o - b + half, count=2, method="unpaired-stderr"
-    )
-
-
-def measurable(change: Interval | None) -> bool:
-    """Whether a change's interval excludes 0; a missing interval is never measurable."""
-    return _has_interval(change) and stats.measurable(change)  # type: ignore[arg-type]
-
-
-def _has_interval(change: Interval | None) -> bool:
-    return change is not None and (change.count != 0 or change.method == "interval-ends")
 
 
 def _signed(value: float, scale: float, digits: int = 1) -> str:
+    if math.isinf(value):
+        return ("+" if value > 0 else MINUS) + "\u221e"
     return f"{value * scale:+.{digits}f}".replace("-", MINUS)
 
 
@@ -193,34 +175,87 @@ def format_change(change: Interval, *, relative: bool) -> str:
     )
 
 
-def describe_change(change: Interval | None, *, relative: bool, estimate: object = None) -> str:
+def _has_interval(change: Interval | None) -> bool:
+    return change is not None and (change.count != 0 or change.method == "interval-ends")
+
+
+def describe_change(
+    change: Interval | None,
+    *,
+    relative: bool,
+    verdict: str | None = None,
+    estimate: object = None,
+) -> str:
     """The text every reader shows for a change against another configuration.
 
     Args:
         change: The change with its interval; None when there is no interval.
         relative: True for relative changes (energy, perplexity), False for accuracy points.
+        verdict: The (family-adjusted) verdict; None for a change that has none.
         estimate: The bare point estimate to mention when there is no interval.
 
     Returns:
-        "−23.4% [−25.1, −21.0]" when the interval excludes 0, "no measurable change (−1.2%
-        [−5.0, +3.0])" when it contains 0, and "no paired data (−3.7 pt)" (or "no paired data")
-        without an interval.
+        "lower: −23.4% [−25.1, −21.0]", "inconclusive: −1.2% [−5.0, +3.0]", "inconclusive:
+        too few rounds (2)", "−15.6% [−46.3, +59.5] (not interleaved: no verdict)", and "no
+        paired data (−3.7 pt)" (or "no paired data") without an interval.
     """
     unit = "%" if relative else " pt"
     if not _has_interval(change):
         if not finite(estimate):
             return NO_PAIRED_DATA
         return f"{NO_PAIRED_DATA} ({_signed(float(estimate), 100)}{unit})"  # type: ignore[arg-type]
-    text = format_change(change, relative=relative)  # type: ignore[arg-type]
-    return text if stats.measurable(change) else f"{NO_CHANGE} ({text})"  # type: ignore[arg-type]
+    assert change is not None
+    if change.method in TOO_FEW:
+        what = "rounds" if change.method == "too-few-rounds" else "documents"
+        text = f"too few {what} ({change.count} < {verdicts.MIN_ROUNDS})"
+    else:
+        text = format_change(change, relative=relative)
+    if verdict is None:
+        return f"{text} ({NO_VERDICT})"
+    return f"{verdict}: {text}"
+
+
+TOO_FEW = ("too-few-rounds", "too-few-documents")
+"""The methods of a change measured on too few rounds or documents for a verdict."""
+
+
+def change_fields(
+    test: verdicts.Test | None, *, relative: bool, estimate: object = None
+) -> dict[str, object]:
+    """The columns a tested change contributes to a table row (:data:`CHANGE_FIELDS`).
+
+    The verdict is the unadjusted one; :func:`judge_family` adjusts it within its family.
+    """
+    if test is None:
+        return interval_fields(None, relative=relative, estimate=estimate)
+    change = test.interval
+    word = verdicts.verdict(change.median, test.p_difference, test.p_equivalence)
+    low = change.low if math.isfinite(change.low) else None
+    high = change.high if math.isfinite(change.high) else None
+    return {
+        "estimate": change.median if finite(change.median) else estimate,
+        "low": low,
+        "high": high,
+        "count": change.count,
+        "method": change.method,
+        "relative": relative,
+        "verdict": word,
+        "margin": test.margin,
+        "p_difference": test.p_difference,
+        "p_equivalence": test.p_equivalence,
+        "family": None,
+        "family_size": None,
+        "adjustment": None,
+        "text": describe_change(change, relative=relative, verdict=word),
+    }
 
 
 def interval_fields(
     change: Interval | None, *, relative: bool, estimate: object = None
 ) -> dict[str, object]:
-    """The columns a change contributes to a table row.
+    """The columns of a change that has no verdict (:data:`CHANGE_FIELDS`, ``verdict`` None).
 
-    They are ``estimate``, ``low``, ``high``, ``count``, ``method``, ``measurable``, ``text``.
+    Used for an interval of runs that were not interleaved, or none at all.
     """
     present = _has_interval(change)
     return {
@@ -229,9 +264,94 @@ def interval_fields(
         "high": change.high if present else None,  # type: ignore[union-attr]
         "count": change.count if present else None,  # type: ignore[union-attr]
         "method": change.method if present else NO_PAIRED_DATA,  # type: ignore[union-attr]
-        "measurable": bool(present and stats.measurable(change)),  # type: ignore[arg-type]
+        "relative": relative,
+        "verdict": None,
+        "margin": None,
+        "p_difference": None,
+        "p_equivalence": None,
+        "family": None,
+        "family_size": None,
+        "adjustment": None,
         "text": describe_change(change, relative=relative, estimate=estimate),
     }
+
+
+CHANGE_FIELDS: tuple[str, ...] = (
+    "estimate",
+    "low",
+    "high",
+    "count",
+    "method",
+    "relative",
+    "verdict",
+    "margin",
+    "p_difference",
+    "p_equivalence",
+    "family",
+    "family_size",
+    "adjustment",
+    "text",
+)
+"""The fields of a change in every view (:func:`change_fields`, :func:`interval_fields`)."""
+
+
+def judge_family(changes: Sequence[dict[str, object]], family: str, adjustment: str) -> None:
+    """Adjusts the verdicts of one family of changes in place, and names the family.
+
+    Changes without a verdict (no interval, not interleaved) are left out of the family.
+    Each judged change gets its adjusted ``verdict`` and ``text``, ``family``,
+    ``family_size`` and ``adjustment``.
+    """
+    members = [change for change in changes if change.get("verdict") is not None]
+    words = verdicts.judge(
+        [float(m["estimate"]) if finite(m["estimate"]) else math.nan for m in members],  # type: ignore[arg-type]
+        [float(m["p_difference"]) for m in members],  # type: ignore[arg-type]
+        [float(m["p_equivalence"]) for m in members],  # type: ignore[arg-type]
+        adjustment,
+    )
+    for member, word in zip(members, words, strict=True):
+        interval = Interval(
+            median=float(member["estimate"]) if finite(member["estimate"]) else math.nan,  # type: ignore[arg-type]
+            low=float(member["low"]) if finite(member["low"]) else -math.inf,  # type: ignore[arg-type]
+            high=float(member["high"]) if finite(member["high"]) else math.inf,  # type: ignore[arg-type]
+            count=int(member["count"] or 0),  # type: ignore[arg-type]
+            method=str(member["method"]),
+        )
+        if member["method"] == NOT_ABOVE_IDLE_METHOD:
+            text = f"{word}: net energy {NOT_ABOVE_IDLE}"
+        else:
+            text = describe_change(interval, relative=bool(member["relative"]), verdict=word)
+        member.update(
+            verdict=word, family=family, family_size=len(members), adjustment=adjustment, text=text
+        )
+
+
+VERDICT_NOTE = (
+    "lower or higher when the change differs from 0, equivalent when two one-sided tests put "
+    "it inside \u00b1 the experiment's margin, else inconclusive (also with fewer than "
+    f"{verdicts.MIN_ROUNDS} rounds); each verdict is adjusted within its family."
+)
+"""How every table explains its verdicts."""
+
+
+def families_text(families: Iterable[tuple[object, object, object]]) -> str:
+    """The families behind a table's verdicts: ``primary family of 6, Holm``, joined."""
+    seen: dict[str, None] = {}
+    for family, size, adjustment in families:
+        if missing(family) or missing(size):
+            continue
+        text = verdicts.family_text(str(family), int(size), str(adjustment))  # type: ignore[call-overload]
+        seen.setdefault(text, None)
+    return "; ".join(seen) if seen else "no verdicts"
+
+
+def margin_text(margins: Sequence[object], *, relative: bool) -> str:
+    """The margin of a table's verdicts: ``, margin ±1.0 pt`` (empty when none)."""
+    present = sorted({float(m) for m in margins if finite(m)})  # type: ignore[arg-type]
+    if not present:
+        return ""
+    unit = "%" if relative else " pt"
+    return ", margin " + " / ".join(f"\u00b1{m * 100:.1f}{unit}" for m in present)
 
 
 def above_idle(low: object) -> bool | None:
@@ -293,8 +413,8 @@ def front_neighbours(
     """The index of each front point's neighbour on its front: the next cheaper point.
 
     The cheapest point of a front, and every point off the front, has no neighbour (None).
-    Whether the step from the neighbour to the point is measurable is the views' to say, with
-    the change rules above.
+    The verdicts of the step from the neighbour to the point are the views' to give, with the
+    change rules above.
     """
     neighbours = pd.Series([None] * len(points), index=points.index, dtype="object")
     front = points[on_front]

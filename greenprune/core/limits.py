@@ -183,6 +183,16 @@ PROFILE_AUTO_SPEC: Mapping[str, Limit] = {
 in the experiment file, a ``profile.precision`` above 0 in a request); checked and filled only
 then, since a precision of 0 asks for exactly ``profile.rounds`` rounds."""
 
+ANALYSIS_SPEC: Mapping[str, Limit] = {
+    "analysis.accuracy_points": Limit(0.01, 50.0, 1.0),
+    "analysis.energy_relative": Limit(0.001, 0.5, 0.03),
+}
+"""Bounds and defaults of the equivalence margins (``margins:`` in the experiment file,
+``EvalSpec.analysis``): accuracy in points, energy as a relative change."""
+
+ADJUSTMENTS: tuple[str, ...] = ("holm", "bh", "none")
+"""Adjustments of a family's verdicts (``margins.adjustment``); the first is the default."""
+
 PROFILE_AUTO_FIRST_ROUNDS = 3
 """The rounds ``rounds: auto`` measures before it first looks at the intervals."""
 

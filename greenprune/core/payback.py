@@ -8,8 +8,10 @@ after which the saving has repaid the cost::
     payback tokens   = (pruning J + recovery J) / saving per token
 
 The interval comes from the change's interval (the costs are single metered windows): the
-largest saving gives the fewest tokens and the smallest saving the most. When the saving is not
-measurably above zero (the change's interval does not lie below zero) the payback is "never".
+largest saving gives the fewest tokens and the smallest saving the most. When the saving's
+interval reaches 0 the payback is a bound, "≥ N tokens" (N from the largest saving, no upper
+end: possibly never); it is "never" only when the saving is measurably not above 0 (the
+change's interval lies at or above 0).
 
 A cost and a saving are divided only when they were measured the same way
 (:func:`mismatch`): both from hardware counters (RAPL, NVML), or both CPU-time estimates (the
@@ -28,7 +30,9 @@ from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.core.energy.readings import COUNTER_METHODS, CPU_TIME_METHOD
 
 NEVER = "never"
-"""The payback text when the saving per token is not measurably above zero."""
+"""The payback text when the saving per token is measurably not above zero."""
+
+AT_LEAST = "\u2265"
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,11 @@ class Payback:
     Attributes:
         cost_joules: Pruning plus recovery energy, net joules.
         saving: Joules saved per token: median and interval (low <= median <= high).
-        tokens: Tokens until repaid (median saving), None for never.
-        tokens_low: Fewest tokens (largest saving), None for never.
-        tokens_high: Most tokens (smallest saving), None for never.
+        tokens: Tokens until repaid at the median saving; None when it is not above 0.
+        tokens_low: Fewest tokens (largest saving); None for never.
+        tokens_high: Most tokens (smallest saving); None when open (the saving's interval
+            reaches 0) or never.
+        never: Whether the saving is measurably not above 0.
     """
 
     cost_joules: float
@@ -48,16 +54,20 @@ class Payback:
     tokens: float | None
     tokens_low: float | None
     tokens_high: float | None
+    never: bool = False
 
     @property
-    def never(self) -> bool:
-        """Whether the saving is not measurably above zero."""
-        return self.tokens is None
+    def open_ended(self) -> bool:
+        """Whether only a lower bound is known (the saving's interval reaches 0)."""
+        return not self.never and self.tokens_low is not None and self.tokens_high is None
 
     def describe(self) -> str:
-        """``1.2M tokens [0.9M, 1.8M]`` or ``never``."""
-        if self.tokens is None or self.tokens_low is None or self.tokens_high is None:
+        """``1.2M tokens [0.9M, 1.8M]``, ``≥ 0.9M tokens (possibly never)`` or ``never``."""
+        if self.never or self.tokens_low is None:
             return NEVER
+        if self.tokens_high is None:
+            return f"{AT_LEAST} {format_tokens(self.tokens_low)} tokens (possibly never)"
+        assert self.tokens is not None
         return (
             f"{format_tokens(self.tokens)} tokens "
             f"[{format_tokens(self.tokens_low)}, {format_tokens(self.tokens_high)}]"
@@ -70,14 +80,16 @@ def payback(cost_joules: float, baseline_joules_per_token: float, change: Interv
     Args:
         cost_joules: Energy spent once (pruning plus recovery), net joules, >= 0.
         baseline_joules_per_token: The baseline's J/token at the stated batch size and phase.
-        change: The paired relative change of J/token against the baseline (negative: saves).
+        change: The paired relative change of J/token against the baseline (negative: saves),
+            with finite bounds.
 
     Returns:
-        The payback; ``never`` when ``change.high >= 0`` (no measurable saving) or the inputs
-        are not finite.
+        The payback: bounded when the change's interval lies below 0, ``≥ N tokens`` when it
+        reaches 0, ``never`` when it lies at or above 0.
 
     Raises:
-        ValueError: On a negative cost or a baseline J/token that is not positive.
+        ValueError: On a negative cost, a baseline J/token that is not positive, or a change
+            whose figures are not finite.
     """
     if not math.isfinite(cost_joules) or cost_joules < 0:
         raise ValueError(f"the cost must be a finite number of joules >= 0, not {cost_joules}")
@@ -85,20 +97,20 @@ def payback(cost_joules: float, baseline_joules_per_token: float, change: Interv
         raise ValueError(f"the baseline J/token must be positive, not {baseline_joules_per_token}")
     bounds = (change.median, change.low, change.high)
     if not all(math.isfinite(v) for v in bounds):
-        return Payback(cost_joules, (math.nan,) * 3, None, None, None)  # type: ignore[arg-type]
+        raise ValueError(f"the change needs finite figures, not {bounds}")
     saving = (
         -change.median * baseline_joules_per_token,
         -change.high * baseline_joules_per_token,
         -change.low * baseline_joules_per_token,
     )
-    if change.high >= 0.0 or saving[0] <= 0.0:
-        return Payback(cost_joules, saving, None, None, None)
+    if saving[2] <= 0.0:
+        return Payback(cost_joules, saving, None, None, None, never=True)
     return Payback(
         cost_joules,
         saving,
-        tokens=cost_joules / saving[0],
+        tokens=cost_joules / saving[0] if saving[0] > 0 else None,
         tokens_low=cost_joules / saving[2],
-        tokens_high=cost_joules / saving[1],
+        tokens_high=cost_joules / saving[1] if saving[1] > 0 else None,
     )
 
 

@@ -12,8 +12,8 @@ estimate (``median``) with two-sided bounds, the number of values behind it and 
   checkpoints): a bootstrap over items (``scipy.stats.bootstrap`` on the per-item
   differences) of the mean difference.
 
-:func:`measurable` says whether an interval excludes zero; everything else is "no measurable
-change".
+Verdicts on these changes (lower, higher, equivalent, inconclusive) are
+``greenprune.core.verdicts``'.
 """
 
 from __future__ import annotations
@@ -180,8 +180,3 @@ def paired_difference(
         count=len(diffs),
         method="paired-bootstrap",
     )
-
-
-def measurable(change: Interval) -> bool:
-    """Whether an interval of a change excludes zero (a single value counts when it is not 0)."""
-    return change.low > 0.0 or change.high < 0.0

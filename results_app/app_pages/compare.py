@@ -56,6 +56,7 @@ else:
                     "value_a",
                     "value_b",
                     "accuracy_change_text",
+                    "accuracy_change_family",
                     "energy_a",
                     "energy_b",
                     "energy_change_text",
@@ -71,14 +72,16 @@ else:
                 "energy_b": "net energy, second (J)",
                 "accuracy_change": percent,
                 "energy_change": percent,
-                "accuracy_change_text": "Δ accuracy [95% interval]",
+                "accuracy_change_text": "Δ accuracy: verdict [95% interval]",
+                "accuracy_change_family": "family",
                 "energy_change_text": "Δ net energy [95% interval]",
             },
         )
         st.caption(
-            "Changes are of the second configuration against the first, with 95% intervals "
-            "(accuracy from the standard errors, energy from the two intervals' opposite "
-            'ends); "no measurable change" when the interval contains 0.'
+            "Changes are of the second configuration against the first, with 95% intervals: "
+            "accuracy paired by document (the findings view's rule); net energy of eval runs "
+            "from the two intervals' opposite ends, without a verdict (the runs are not "
+            "interleaved). " + frames.verdict_caption(chosen, ("accuracy_change", "energy_change"))
         )
 ui.downloads("comparisons")
 
@@ -87,8 +90,10 @@ if not methods.empty:
     st.subheader("Compression methods of equal size")
     st.caption(
         "Each pair shares a model and a target ratio: b against a, energy (J/token of the "
-        "steady-state profile) paired by round and accuracy paired by document; "
-        '"no measurable change" when the 95% interval contains 0. '
+        "steady-state profile) paired by round and accuracy paired by document, each with its "
+        "95% interval. "
+        + frames.verdict_caption(methods)
+        + " "
         + describe_method(list(methods.get("energy_method", [])))
     )
     st.dataframe(
@@ -105,6 +110,7 @@ if not methods.empty:
                 "value_a",
                 "value_b",
                 "text",
+                "family",
             ]
         ],
         hide_index=True,

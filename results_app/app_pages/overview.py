@@ -49,11 +49,11 @@ else:
     st.caption(
         "Ratios: the target share of prunable parameters = the share of all parameters "
         "removed. Accuracy: mean over the tasks both runs report, in points against the "
-        "baseline (the uncompressed model), with a 95% interval. Energy: the profile's J/token "
-        "at its largest batch, paired by round, where both were profiled; else the per-task "
-        "net energy summed over those tasks (the interval divides the ends of one interval by "
-        'the opposite ends of the baseline\'s). "No measurable change" when the interval '
-        "contains 0."
+        "baseline (the uncompressed model), paired by document (the findings view's rule), "
+        "with a 95% interval. Energy: the profile's J/token at its largest batch, paired by "
+        "round, where both were profiled; else the per-task net energy summed over those tasks "
+        "(eval runs are not interleaved: an interval without a verdict). "
+        + frames.verdict_caption(against_baseline, ("accuracy_change", "energy_change"))
     )
     ui.estimate_warning(against_baseline["estimated"])
     with st.expander("Every compressed configuration"):
@@ -70,8 +70,10 @@ else:
                     "value_a",
                     "value_b",
                     "accuracy_change_text",
+                    "accuracy_change_family",
                     "energy_source",
                     "energy_change_text",
+                    "energy_change_family",
                 ]
             ],
             hide_index=True,
@@ -84,8 +86,10 @@ else:
                 ),
                 "value_a": "baseline accuracy",
                 "value_b": "accuracy",
-                "accuracy_change_text": "Δ accuracy [95%]",
-                "energy_change_text": "Δ energy [95%]",
+                "accuracy_change_text": "Δ accuracy: verdict [95%]",
+                "accuracy_change_family": "family (accuracy)",
+                "energy_change_text": "Δ energy: verdict [95%]",
+                "energy_change_family": "family (energy)",
             },
         )
     profile = data.query_view("profile", view_filter)
@@ -102,9 +106,9 @@ if payback.empty:
 else:
     for _, row in payback.sort_values(["model", "ratio", "recovered"]).iterrows():
         recovered = " + LoRA recovery" if row["recovered"] else ""
-        outcome = "never repaid" if row["never"] else f"repaid after {row['text']}"
-        if not row.get("comparable", True):
-            outcome = str(row["text"])
+        outcome = f"repaid after {row['text']}"
+        if row["never"] is True or not row.get("comparable", True) or pd.isna(row["never"]):
+            outcome = "never repaid" if row["never"] is True else str(row["text"])
         st.markdown(
             f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: "
             f"{row['cost_joules']:.3g} J spent, {outcome}"
@@ -113,7 +117,12 @@ else:
     st.caption(
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline "
         "(the profile's paired change at its largest batch); the interval follows the change's "
-        "interval; never when the saving is not measurably above zero. "
+        "interval; \u2265 N tokens (possibly never) when the saving's interval reaches 0, never "
+        "only when the saving is measurably not above 0. Energy verdict: "
+        + findings.families_text(
+            zip(payback["family"], payback["family_size"], payback["adjustment"], strict=True)
+        )
+        + ". "
         + describe_method(list(payback.get("energy_method", [])))
     )
 

@@ -44,7 +44,9 @@ else:
     st.caption(
         "Relative to the baseline (the uncompressed model) of the same experiment; the "
         "changes with their 95% intervals in the table (the headline accuracy paired by "
-        "document where per-document scores exist)."
+        "document where per-document scores exist, with the findings view's verdict; net "
+        "energy of eval runs, not interleaved, without a verdict). "
+        + frames.verdict_caption(shown, ("value_change",))
     )
     percent = st.column_config.NumberColumn(format="percent")
     st.dataframe(
@@ -62,6 +64,7 @@ else:
                 "net_joules",
                 "relative_delta_net_joules",
                 "value_change_text",
+                "value_change_family",
                 "energy_change_text",
             ]
         ],
@@ -72,8 +75,9 @@ else:
             "relative_delta_net_joules": st.column_config.NumberColumn(
                 "energy change", format="percent"
             ),
-            "value_change_text": "Δ value [95%]",
-            "energy_change_text": "Δ energy [95%]",
+            "value_change_text": "Δ value: verdict [95%]",
+            "value_change_family": "family",
+            "energy_change_text": "Δ energy [95%], no verdict",
         },
     )
 ui.downloads("task_breakdown")

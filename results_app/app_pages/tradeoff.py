@@ -34,11 +34,21 @@ else:
     st.caption(
         "Colour: pruning ratio; shape: compression method. Ringed in black and labelled: the "
         "baseline. Grey line: the Pareto front (no other point is both more accurate and "
-        "cheaper), dashed where a point's difference from its cheaper neighbour on the front "
-        "is not measurable, and that point ringed in red. Vertical bars: ± one standard error "
-        "of accuracy; horizontal bars: the energy interval (the profile's J/token over rounds "
-        "where a profile exists). Payback: inference tokens until the J/token saved repays the "
-        "pruning and recovery energy (never when the saving is not measurably above zero)."
+        "cheaper), dashed where a point's accuracy or energy change from its cheaper "
+        "neighbour on the front is equivalent or inconclusive, and that point ringed in red. "
+        "Vertical bars: ± one standard error of accuracy; horizontal bars: the energy interval "
+        "(the profile's J/token over rounds where a profile exists). Payback: inference tokens "
+        "until the J/token saved repays the pruning and recovery energy (\u2265 N when the "
+        "saving's interval reaches 0, never only when it is measurably not above 0). "
+        + frames.verdict_caption(
+            plottable.rename(
+                columns={
+                    "step_family": "family",
+                    "step_family_size": "family_size",
+                    "step_adjustment": "adjustment",
+                }
+            ).assign(margin=None, relative=False)
+        )
     )
     st.subheader("Pareto front")
     front = plottable[plottable["on_front"]].sort_values("energy")
@@ -52,6 +62,7 @@ else:
                 "energy",
                 "accuracy_change_from_neighbour_text",
                 "energy_change_from_neighbour_text",
+                "step_family",
                 "payback",
                 "estimated",
             ]
@@ -62,14 +73,15 @@ else:
             "energy": st.column_config.NumberColumn(energy_title, format="%.4g"),
             "accuracy_change_from_neighbour_text": "Δ accuracy from the cheaper neighbour",
             "energy_change_from_neighbour_text": "Δ energy from the cheaper neighbour",
+            "step_family": "family",
         },
     )
-    unmeasurable = front[front["step_measurable"].eq(False).fillna(False)]
-    if not unmeasurable.empty:
+    indistinct = front[front["step_distinct"].eq(False).fillna(False)]
+    if not indistinct.empty:
         st.warning(
-            f"{len(unmeasurable)} step(s) along the front are not measurable: the difference "
-            "from the cheaper neighbour has an interval that contains 0, so those points may "
-            "not really trade accuracy for energy.",
+            f"{len(indistinct)} step(s) along the front are not distinct: the accuracy or "
+            "energy change from the cheaper neighbour is equivalent or inconclusive, so those "
+            "points may not really trade accuracy for energy.",
         )
 ui.downloads("tradeoff")
 ui.downloads("pareto_front")

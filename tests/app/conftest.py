@@ -36,6 +36,8 @@ ACCURACY = {
     0.4: {"greenprune_arith": 0.50, "greenprune_facts": 0.60, "greenprune_logic": 0.55},
 }
 STDERR = 0.02
+DOCUMENTS = 100
+"""Documents per task; each run's per-document scores are nested (``samples.nested_items``)."""
 NET_JOULES = {
     0.0: {"greenprune_arith": 80.0, "greenprune_facts": 100.0, "greenprune_logic": 60.0},
     0.2: {"greenprune_arith": 70.0, "greenprune_facts": 90.0, "greenprune_logic": 52.0},
@@ -170,6 +172,7 @@ def eval_runs() -> list[results_pb2.EvalRun]:
                 checkpoint_id=checkpoint_id(ratio),
                 experiment=EXPERIMENT,
                 stderr=STDERR,
+                items=samples.nested_items(ACCURACY[ratio][task], DOCUMENTS),
             )
             run.result.energy.CopyFrom(
                 _energy(

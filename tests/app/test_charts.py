@@ -19,7 +19,7 @@ from results_app.data import describe_error, table_to_frame
 def _points(rows: list[tuple[float, str | None, float, float, bool, object]]) -> pd.DataFrame:
     """Rows of the ``tradeoff`` view over all tasks.
 
-    Each is (ratio, checkpoint, accuracy, energy, on front, step measurable).
+    Each is (ratio, checkpoint, accuracy, energy, on front, step distinct).
     """
     return pd.DataFrame(
         [
@@ -45,7 +45,7 @@ def _points(rows: list[tuple[float, str | None, float, float, bool, object]]) ->
                 "neighbour_checkpoint_id": None,
                 "accuracy_change_from_neighbour_text": None,
                 "energy_change_from_neighbour_text": None,
-                "step_measurable": step,
+                "step_distinct": step,
                 "payback": "-",
             }
             for ratio, checkpoint, accuracy, energy, front, step in rows
@@ -160,13 +160,13 @@ def test_tradeoff_chart_layers_bars_front_points_and_baseline() -> None:
     assert {"accuracy_stderr", "energy_low", "energy_high", "estimated"} <= tooltip_fields
 
 
-def test_the_front_marks_a_step_that_is_not_measurable() -> None:
+def test_the_front_marks_a_step_that_is_not_distinct() -> None:
     chart = charts.tradeoff_chart(frames.with_labels(POINTS))
     steps = chart.layer[2].data
-    assert list(steps["step"]) == [charts.STEP_NOT_MEASURABLE]
+    assert list(steps["step"]) == [charts.STEP_NOT_DISTINCT]
     assert (steps["energy"].iloc[0], steps["energy_to"].iloc[0]) == (150.0, 95.0)
     ringed = chart.layer[4].to_dict()["transform"][0]["filter"]
-    assert charts.STEP_NOT_MEASURABLE in ringed
+    assert charts.STEP_NOT_DISTINCT in ringed
 
 
 def test_tradeoff_chart_on_a_log_axis_drops_non_positive_energy() -> None:

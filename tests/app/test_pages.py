@@ -90,12 +90,13 @@ def test_overview_shows_counts_and_the_headline(app_env: ResultsServer) -> None:
     headline = next(m.value for m in app.markdown if "prunable parameters" in m.value)
     removed = 1 - round(PARAMETERS_BEFORE * (1 - 0.2 * 0.9)) / PARAMETERS_BEFORE
     assert f"at 20% of prunable parameters = {removed:.1%} of all parameters" in headline
-    assert f"accuracy {_signed(accuracy - base_accuracy)[:-1]} pt [" in headline
+    # Paired by document over the three tasks (equal document counts: the mean's change).
+    assert f"accuracy lower: {_signed(accuracy - base_accuracy)[:-1]} pt [" in headline
     assert f"({base_accuracy:.3f} \u2192 {accuracy:.3f})" in headline
-    # The energy change leads with its interval; it excludes 0 here, so it is a finding.
+    # Net energy of eval runs (not interleaved): its interval, without a verdict.
     expected = (
         f"per-task net energy: {_signed(energy / base_energy - 1)} "
-        f"[{_signed(energy_low)[:-1]}, {_signed(energy_high)[:-1]}]"
+        f"[{_signed(energy_low)[:-1]}, {_signed(energy_high)[:-1]}] (not interleaved: no verdict)"
     )
     assert expected in headline
     assert any(ESTIMATE_TEXT in text for text in _warnings(app))
@@ -259,3 +260,46 @@ def test_sidebar_filter_narrows_the_views(app_env: ResultsServer) -> None:
     _assert_clean(app)
     assert len(app.dataframe[0].value) == (len(RATIOS) - 1) * len(TASKS)
     assert app.selectbox(key="filter_model").options == ["(all)", "reference:tiny-llama"]
+
+
+def test_one_pair_reads_the_same_accuracy_interval_on_every_surface(
+    app_env: ResultsServer,
+) -> None:
+    from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
+    from greenprune.client import report
+    from greenprune.rpc.client import sync_channel
+
+    channel = sync_channel(app_env.address, app_env.token)
+    try:
+        stub = results_pb2_grpc.ResultsServiceStub(channel)
+        tables = {
+            view: stub.QueryView(results_pb2.QueryViewRequest(view=number)).table
+            for view, number in (
+                ("findings", results_pb2.VIEW_FINDINGS),
+                ("task_breakdown", results_pb2.VIEW_TASK_BREAKDOWN),
+            )
+        }
+    finally:
+        channel.close()
+    found = data.table_to_frame(tables["findings"])
+    pruned = found[(found["kind"] == "accuracy") & (found["checkpoint_id"] == "ckpt-040")]
+    by_task = dict(zip(pruned["task"].fillna("*"), pruned["text"], strict=True))
+    assert set(by_task) == {*TASKS, "*"}  # each task, and the mean over tasks
+    assert all(text.startswith("lower: ") for text in by_task.values())
+    # The report: the task_breakdown view's headline rows.
+    breakdown = tables["task_breakdown"]
+    rows = report.rows_from_view([c.name for c in breakdown.columns], breakdown.rows)
+    reported = {r.task: r.delta_value_text for r in rows if r.checkpoint_id == "ckpt-040"}
+    # Compare: the baseline first and the largest ratio second, by default.
+    compare = _run("compare")
+    _assert_clean(compare)
+    table = next(
+        d.value for d in compare.dataframe if "accuracy_change_text" in d.value.columns
+    ).set_index("task")
+    # Overview: every compressed configuration over the tasks it shares with the baseline.
+    overview = _run()
+    shown = next(d.value for d in overview.dataframe if "accuracy_change_text" in d.value.columns)
+    combined = shown[shown["ratio_b"] == 0.4]["accuracy_change_text"]
+    for task in TASKS:
+        assert by_task[task] == reported[task] == table.loc[task, "accuracy_change_text"]
+    assert list(combined) == [by_task["*"]]

@@ -268,6 +268,8 @@ def test_profile_runs_are_recorded_once_and_found_by_views(
     findings = _frame(table)
     assert set(findings["kind"]) == {"energy", "accuracy"}
     types = {column.name: column.type for column in table.columns}
-    assert types["measurable"] == "bool" and types["estimate"] == "double"
+    assert types["verdict"] == "string" and types["estimate"] == "double"
+    assert types["family_size"] == "int64" and types["margin"] == "double"
     energy = findings[findings["kind"] == "energy"]
-    assert energy["measurable"].all() and energy["text"].str.contains(r"\[").all()
+    assert energy["verdict"].isin(["lower", "higher"]).all()
+    assert energy["text"].str.contains(r"\[").all() and energy["family"].notna().all()

@@ -1,11 +1,12 @@
 """The findings rules on real DuckDB stores: paired intervals that tell findings from noise.
 
-A/A comparisons must not be measurable, a consistent 20% saving must be, and a meter that
-drifts over time must not make the configuration measured first look cheaper.
+A/A comparisons must never read lower or higher, a consistent 20% saving must read lower, and
+a meter that drifts over time must not make the configuration measured first look cheaper.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,7 @@ import pytest
 from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.results.v1 import results_pb2
-from greenprune.core import findings
+from greenprune.core import findings, verdicts
 from results_service.migrations import LATEST_VERSION
 from results_service.store import ResultsStore, ViewFilter
 from tests import samples
@@ -79,22 +80,38 @@ def _findings(store: ResultsStore, kind: str) -> pd.DataFrame:
     return frame[frame["kind"] == kind].reset_index(drop=True)
 
 
-def test_a_a_differences_are_not_measurable(tmp_path: Path) -> None:
+DECIDED = (verdicts.LOWER, verdicts.HIGHER)
+
+
+def test_a_a_differences_are_never_lower_or_higher(tmp_path: Path) -> None:
     with _store(tmp_path, "aa") as store:
         assert store.record_profile_run(_profile("aa", 1e-3))
         items = samples.nested_items(0.8, 200)
         _record_evals(store, "aa", items, dict(items))
         energy = _findings(store, "energy")
         accuracy = _findings(store, "accuracy")
-    assert len(energy) == 4 and len(accuracy) == 1
+    assert len(energy) == 4 and len(accuracy) == 2  # the task, and the mean over tasks
     for frame in (energy, accuracy):
         assert (frame["low"] <= 0).all() and (frame["high"] >= 0).all()
-        assert not frame["measurable"].any()
-        assert frame["text"].str.startswith(findings.NO_CHANGE).all()
-    assert accuracy.loc[0, "count"] == 200
+        assert not frame["verdict"].isin(DECIDED).any()
+        assert all(
+            text.startswith(f"{word}: ")
+            for word, text in zip(frame["verdict"], frame["text"], strict=True)
+        )
+    # Identical rounds: equivalent within the 3% margin; identical documents: the score
+    # interval keeps its width (not [0, 0]).
+    assert (energy["verdict"] == verdicts.EQUIVALENT).all()
+    assert accuracy.loc[0, "count"] == 200 and accuracy.loc[0, "method"] == "paired-score-tango"
+    assert accuracy.loc[0, "low"] < 0 < accuracy.loc[0, "high"]
+    assert set(energy["family"]) == {verdicts.PRIMARY, verdicts.SECONDARY}
+    primary = pd.concat([energy, accuracy])
+    primary = primary[primary["family"] == verdicts.PRIMARY]
+    # Primary: energy at the largest prefill batch, and the task's headline accuracy.
+    assert len(primary) == 2 and (primary["family_size"] == 2).all()
+    assert (primary["adjustment"] == "holm").all() and (primary["margin"].notna()).all()
 
 
-def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) -> None:
+def test_a_consistent_saving_is_lower_despite_common_drift(tmp_path: Path) -> None:
     with _store(tmp_path, "saving") as store:
         store.record_profile_run(_profile("saving", 0.8e-3))
         _record_evals(
@@ -104,12 +121,13 @@ def test_a_consistent_saving_is_measurable_despite_common_drift(tmp_path: Path) 
         accuracy = _findings(store, "accuracy")
         profile_view = store.query_view("profile").to_pandas()
     assert energy["estimate"].to_numpy() == pytest.approx(-0.2, abs=0.02)
-    assert (energy["high"] < 0).all() and energy["measurable"].all()
-    assert energy["text"].str.match(r"^\u2212\d+\.\d% \[").all()
+    assert (energy["high"] < 0).all() and (energy["verdict"] == verdicts.LOWER).all()
+    assert energy["text"].str.match(r"^lower: \u2212\d+\.\d% \[").all()
     assert energy["parameters_removed"].notna().all()
     row = accuracy.iloc[0]
     assert row["estimate"] == pytest.approx(-0.2)
-    assert row["high"] < 0 and row["measurable"] and row["method"] == "paired-bootstrap"
+    assert row["high"] < 0 and row["verdict"] == verdicts.LOWER
+    assert row["method"] == "paired-score-tango"
     # The baseline's net energy per window lies above idle; every measure has an interval.
     assert profile_view["above_idle"].all()
     assert (profile_view["joules_per_token_low"] <= profile_view["joules_per_token"]).all()
@@ -163,10 +181,10 @@ def test_drift_does_not_make_the_first_measured_look_cheaper(tmp_path: Path, ord
         row = _findings(store, "energy").iloc[0]
     if order == "interleaved":
         assert abs(row["estimate"]) < 0.02
-        assert not row["measurable"]
+        assert row["verdict"] not in DECIDED
         assert row["low"] < 0 < row["high"]
     else:  # the contrast: measured one after the other, drift reads as a 20% "increase"
-        assert row["estimate"] > 0.15 and row["measurable"]
+        assert row["estimate"] > 0.15 and row["verdict"] == verdicts.HIGHER
 
 
 def test_net_energy_at_idle_is_said_so(tmp_path: Path) -> None:
@@ -183,7 +201,7 @@ def test_net_energy_at_idle_is_said_so(tmp_path: Path) -> None:
         store.record_profile_run(run)
         row = _findings(store, "energy").iloc[0]
         profile = store.query_view("profile").to_pandas()
-    assert not row["measurable"] and findings.NOT_ABOVE_IDLE in row["text"]
+    assert row["verdict"] == verdicts.INCONCLUSIVE and findings.NOT_ABOVE_IDLE in row["text"]
     assert not profile["above_idle"].any()
     assert findings.describe_energy(0.1, -0.04, 0.3).startswith(findings.NOT_ABOVE_IDLE)
 
@@ -220,7 +238,7 @@ def test_a_store_written_before_profiles_migrates_and_says_no_paired_data(
     assert len(accuracy) > 0
     assert (accuracy["method"] == findings.NO_PAIRED_DATA).all()
     assert accuracy["text"].str.startswith(findings.NO_PAIRED_DATA).all()
-    assert not accuracy["measurable"].any()
+    assert accuracy["verdict"].isna().all()
 
 
 def test_added_message_fields_reach_an_existing_store(tmp_path: Path) -> None:
@@ -237,14 +255,21 @@ def test_added_message_fields_reach_an_existing_store(tmp_path: Path) -> None:
     assert "iterations" in names
 
 
-def test_describe_change_never_leads_with_a_bare_percentage() -> None:
+def test_describe_change_leads_with_the_verdict() -> None:
     inside = Interval(median=-0.012, low=-0.05, high=0.03, count=6, method="paired-t-log-ratio")
     outside = Interval(median=-0.234, low=-0.251, high=-0.21, count=6, method="paired-t-log-ratio")
-    assert (
-        findings.describe_change(outside, relative=True) == "\u221223.4% [\u221225.1, \u221221.0]"
+    assert findings.describe_change(outside, relative=True, verdict="lower") == (
+        "lower: \u221223.4% [\u221225.1, \u221221.0]"
+    )
+    assert findings.describe_change(inside, relative=True, verdict="inconclusive") == (
+        "inconclusive: \u22121.2% [\u22125.0, +3.0]"
     )
     assert findings.describe_change(inside, relative=True) == (
-        "no measurable change (\u22121.2% [\u22125.0, +3.0])"
+        "\u22121.2% [\u22125.0, +3.0] (not interleaved: no verdict)"
+    )
+    few = Interval(median=-0.1, low=-math.inf, high=math.inf, count=2, method="too-few-rounds")
+    assert findings.describe_change(few, relative=True, verdict="inconclusive") == (
+        "inconclusive: too few rounds (2 < 3)"
     )
     assert findings.describe_change(None, relative=False, estimate=-0.05) == (
         "no paired data (\u22125.0 pt)"
@@ -289,3 +314,25 @@ def test_pareto_mask_keeps_only_undominated_points_and_neighbours_step_along_it(
     neighbours = findings.front_neighbours(points, mask)
     # The cheapest point of each front has no neighbour; (20, 0.9) steps from (10, 0.5).
     assert list(neighbours) == [None, 0, None, None, None]
+
+
+def test_the_experiments_recorded_margins_and_adjustment_judge_its_findings(
+    tmp_path: Path,
+) -> None:
+    with _store(tmp_path, "declared") as store:
+        run = _profile("declared", 0.98e-3)  # 2% cheaper in every round
+        run.spec.analysis.energy_relative = 0.05
+        run.spec.analysis.adjustment = "none"
+        store.record_profile_run(run)
+        energy = _findings(store, "energy")
+    assert (energy["margin"] == 0.05).all() and (energy["adjustment"] == "none").all()
+    # Identical ratios in every round: -2%, certainly; still lower, even inside the margin.
+    assert (energy["verdict"] == verdicts.LOWER).all()
+    assert store_default_margin(tmp_path) == 0.03
+
+
+def store_default_margin(tmp_path: Path) -> float:
+    """The energy margin of an experiment whose runs record none: the documented default."""
+    with _store(tmp_path, "undeclared") as store:
+        store.record_profile_run(_profile("undeclared", 1e-3))
+        return float(_findings(store, "energy")["margin"].iloc[0])

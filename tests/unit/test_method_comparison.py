@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from greenprune.core import findings
+from greenprune.core import verdicts
 from results_service.comparisons import METHOD_COMPARISON_COLUMNS
 from results_service.store import ResultsStore
 from tests import samples
@@ -63,16 +63,20 @@ def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_findi
     assert len(table) == 2  # one energy pair, one accuracy pair; the baseline is not a method
     energy = table[table["kind"] == "energy"].iloc[0]
     assert (energy["method_a"], energy["method_b"]) == ("depth", "width")
-    assert energy["measurable"] and energy["estimate"] > 0.3  # width costs ~43% more than depth
+    assert energy["verdict"] == verdicts.HIGHER and energy["estimate"] > 0.3  # width: ~43% more
     accuracy = table[table["kind"] == "accuracy"].iloc[0]
-    assert accuracy["measurable"] and accuracy["high"] < 0  # width: 70 fewer documents right
+    assert accuracy["verdict"] == verdicts.LOWER and accuracy["high"] < 0  # width: 70 fewer right
+    assert (table["family"] == verdicts.PAIRWISE).all() and (table["family_size"] == 2).all()
 
 
-def test_methods_that_measure_alike_show_no_measurable_change(tmp_path: Path) -> None:
+def test_methods_that_measure_alike_are_never_lower_or_higher(tmp_path: Path) -> None:
     table = _method_comparison(tmp_path, depth_factor=1.0, depth_correct=100)
     assert len(table) == 2
-    assert not table["measurable"].any()
-    assert all(text.startswith(findings.NO_CHANGE) for text in table["text"])
+    assert not table["verdict"].isin([verdicts.LOWER, verdicts.HIGHER]).any()
+    assert all(
+        text.startswith(f"{word}: ")
+        for word, text in zip(table["verdict"], table["text"], strict=True)
+    )
 
 
 def test_the_store_serves_the_view(tmp_path: Path) -> None:

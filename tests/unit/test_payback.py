@@ -29,20 +29,33 @@ def test_pruning_plus_recovery_cost_adds_up() -> None:
     assert result.tokens_low == result.tokens_high == pytest.approx(2.4e6)
 
 
+def test_a_saving_whose_interval_reaches_zero_is_a_lower_bound_not_never() -> None:
+    # -5 % [-12 %, +2 %]: the data say "at least 50 J / (12 % x 1e-4 J/token)", possibly never.
+    result = payback(50.0, 1e-4, Interval(median=-0.05, low=-0.12, high=0.02))
+    assert not result.never and result.open_ended
+    assert result.tokens_low == pytest.approx(50.0 / 1.2e-5) and result.tokens_high is None
+    assert result.describe() == "\u2265 4.17M tokens (possibly never)"
+    assert NEVER not in result.describe().split(" (")[0]
+
+
 @pytest.mark.parametrize(
     "change",
     [
-        Interval(median=-0.05, low=-0.12, high=0.02),  # the interval reaches zero
-        Interval(median=0.0, low=0.0, high=0.0),
-        Interval(median=0.1, low=0.05, high=0.2),  # costs more per token
-        Interval(median=math.nan, low=math.nan, high=math.nan),
+        Interval(median=0.0, low=0.0, high=0.0),  # certainly no saving
+        Interval(median=0.1, low=0.05, high=0.2),  # measurably costs more per token
     ],
 )
-def test_a_saving_not_measurably_above_zero_never_pays_back(change: Interval) -> None:
+def test_a_saving_measurably_not_above_zero_never_pays_back(change: Interval) -> None:
     result = payback(50.0, 1e-4, change)
-    assert result.never
+    assert result.never and not result.open_ended
     assert result.tokens is result.tokens_low is result.tokens_high is None
     assert result.describe() == NEVER
+
+
+def test_a_change_without_finite_bounds_is_refused() -> None:
+    with pytest.raises(ValueError) as caught:
+        payback(50.0, 1e-4, Interval(median=math.nan, low=math.nan, high=math.nan))
+    assert str(caught.value) == "the change needs finite figures, not (nan, nan, nan)"
 
 
 def test_no_cost_pays_back_at_once() -> None:
@@ -189,7 +202,7 @@ def test_recovered_and_unrecovered_rows_at_one_ratio_keep_their_own_findings(
     assert pruned.delta_value == pytest.approx(-0.37) and recovered.delta_value == pytest.approx(
         -0.13
     )
-    assert pruned.delta_value_method == recovered.delta_value_method == "paired-bootstrap"
+    assert pruned.delta_value_method == recovered.delta_value_method == "paired-score-tango"
     console = Console(width=250, record=True)
     report.print_rows([pruned, recovered], "table", console)
     assert "0.40 +LoRA" in console.export_text()
@@ -233,7 +246,7 @@ def test_the_payback_view_refuses_to_divide_unlike_measures(tmp_path: Path) -> N
     assert len(energy) and set(energy["energy_method"]) == {"rapl"}
     assert not energy["estimated"].any()
     row = frame.loc["pruned"]
-    assert not row["comparable"] and row["never"] and pd_isna(row["payback_tokens"])
+    assert not row["comparable"] and pd_isna(row["never"]) and pd_isna(row["payback_tokens"])
     assert row["text"] == (
         "not comparable: the pruning was measured as cpu-load-estimate, the saving as rapl"
     )
@@ -245,3 +258,31 @@ def pd_isna(value: object) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_the_payback_view_gives_a_lower_bound_when_the_saving_may_be_zero(
+    tmp_path: Path,
+) -> None:
+    from results_service.store import ResultsStore
+    from tests import samples
+
+    model = "reference:tiny-llama"
+    with ResultsStore(tmp_path / "bound.duckdb") as store:
+        for name, ratio in (("base", 0.0), ("slight", 0.2)):
+            run = samples.prune_run(f"prune-{name}", model=model, ratio=ratio, checkpoint_id=name)
+            store.record_prune_run(run)
+        profile = samples.profile_run(
+            "profile", model=model, costs={"base": 1e-3, "slight": 0.98e-3}, rounds=6
+        )
+        # A 2% saving under 4% round-to-round noise of its own: the interval reaches 0.
+        wobble = (1.05, 0.95, 1.04, 0.97, 1.03, 0.96)
+        for point in profile.result.points:
+            if point.checkpoint_id == "slight":
+                point.net_joules *= wobble[point.round]
+        store.record_profile_run(profile)
+        row = store.query_view("payback").to_pandas().set_index("checkpoint_id").loc["slight"]
+    assert row["change_low"] < 0 < row["change_high"]
+    assert not row["never"] and row["open_ended"]
+    assert row["text"].startswith("\u2265 ") and row["text"].endswith("tokens (possibly never)")
+    assert row["payback_tokens_low"] > 0 and pd_isna(row["payback_tokens_high"])
+    assert row["verdict"] == "inconclusive" and row["family"] == "primary"

@@ -29,7 +29,7 @@ from greenprune.core.checkpoint import MANIFEST_NAME
 from greenprune.core.energy.cpu_time import usable_cpus
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import PROFILE_AUTO_FIRST_ROUNDS, PROFILE_AUTO_SPEC
-from greenprune.core.stats import measurable, paired_ratio_change
+from greenprune.core.stats import paired_ratio_change
 from pruning_service import measure
 
 
@@ -137,7 +137,7 @@ def test_a_copy_of_one_model_reaches_the_precision_asked_and_shows_no_change(
         base, copy = _j_per_token(result, "a", phase, 8), _j_per_token(result, "b", phase, 8)
         change = paired_ratio_change(base, copy)
         assert change.high - change.low < precision
-        # Identical work: no measurable change. Checked on the 99.9% interval of the same
+        # Identical work: the interval holds 0. Checked on the 99.9% interval of the same
         # rounds, so that the test fails on a bias, not on the 5% of 95% intervals that miss.
         wide = paired_ratio_change(base, copy, confidence=0.999)
         assert wide.low <= 0.0 <= wide.high, (phase, change)
@@ -307,5 +307,5 @@ def test_twice_the_arithmetic_costs_about_twice_the_energy_per_token(tmp_path: P
     change = paired_ratio_change(
         _j_per_token(result, "narrow", "prefill", 16), _j_per_token(result, "wide", "prefill", 16)
     )
-    assert measurable(change)
+    assert change.low > 0  # twice the MACs: higher, the interval above 0
     assert 0.6 <= change.median <= 1.4, change

@@ -1,4 +1,4 @@
-"""``greenprune report``: every change with its interval, "no measurable change" inside it.
+"""``greenprune report``: every change with its interval, its verdict and its family.
 
 The figures come from the store's ``task_breakdown`` view; the report only renders them.
 """
@@ -13,7 +13,7 @@ from rich.console import Console
 
 from greenprune.client import report
 from greenprune.client.report import ResultRow
-from greenprune.core import findings
+from greenprune.core import findings, verdicts
 from results_service.store import ResultsStore
 from tests import samples
 
@@ -52,34 +52,34 @@ def _report(tmp_path: Path, items: bool = False) -> list[ResultRow]:
     return report.rows_from_view([column.name for column in table.columns], table.rows)
 
 
-def test_overlapping_intervals_say_no_measurable_change(tmp_path: Path) -> None:
-    base, noisy, clear = _report(tmp_path)
+def test_every_change_leads_with_its_verdict_and_names_its_family(tmp_path: Path) -> None:
+    base, noisy, clear = _report(tmp_path, items=True)
     assert base.delta_energy_text == report.BASELINE_TEXT
-    assert noisy.delta_energy_text.startswith(findings.NO_CHANGE)
-    assert not noisy.delta_energy_measurable
-    assert noisy.delta_value_text.startswith(findings.NO_CHANGE)
-    assert noisy.delta_value_method == "unpaired-stderr"
-    assert clear.delta_value_measurable and clear.delta_value_text.startswith("\u221241.2 pt [")
-    assert clear.delta_energy_measurable
+    # Per-task net energy: eval runs measured apart, an interval without a verdict.
+    assert noisy.delta_energy_text.endswith(f"({findings.NO_VERDICT})")
+    assert noisy.delta_energy_low < 0 < noisy.delta_energy_high
+    # Accuracy: paired by document (nested: the pruned checkpoints only lose documents).
+    assert noisy.delta_value_method == clear.delta_value_method == "paired-score-tango"
+    assert noisy.delta_value_verdict == clear.delta_value_verdict == verdicts.LOWER
+    assert clear.delta_value_text.startswith("lower: \u221241.2 pt [")
+    assert (noisy.delta_value_family, noisy.delta_value_family_size) == (verdicts.PRIMARY, 2)
+    assert noisy.delta_value_adjustment == "holm" and noisy.delta_value_margin == 0.01
     console = Console(width=250, record=True)
     report.print_rows([base, noisy, clear], "table", console)
     text = console.export_text()
-    assert findings.NO_CHANGE in text and f"{noisy.removed_share:.1%} of all" in text
+    assert "primary family of 2, Holm" in text and "margin \u00b11.0 pt" in text
+    assert "no measurable" not in text and f"{noisy.removed_share:.1%} of all" in text
     records = json.loads(report.to_json([base, noisy, clear]))
-    assert records[1]["delta_energy_text"].startswith(findings.NO_CHANGE)
-    assert records[1]["delta_energy_low"] < 0 < records[1]["delta_energy_high"]
-    assert "delta_energy_text" in report.to_csv([base, noisy, clear]).splitlines()[0]
+    assert records[1]["delta_value_verdict"] == "lower"
+    assert records[1]["delta_value_family_size"] == 2
+    header = report.to_csv([base, noisy, clear]).splitlines()[0]
+    assert "delta_value_verdict" in header and "delta_value_family" in header
 
 
-def test_paired_scores_replace_the_unpaired_interval(tmp_path: Path) -> None:
-    unpaired = _report(tmp_path / "unpaired")
-    _, noisy, clear = _report(tmp_path / "paired", items=True)
-    assert noisy.delta_value_method == clear.delta_value_method == "paired-bootstrap"
-    # Nested documents: the pruned checkpoint loses documents and never gains one, so the paired
-    # interval is narrower than the one from the two standard errors, and excludes 0.
-    assert noisy.delta_value_measurable and not unpaired[1].delta_value_measurable
-    width = noisy.delta_value_high - noisy.delta_value_low
-    assert width < unpaired[1].delta_value_high - unpaired[1].delta_value_low
+def test_runs_without_per_document_scores_have_no_verdict(tmp_path: Path) -> None:
+    _, noisy, _ = _report(tmp_path)
+    assert noisy.delta_value_method == findings.NO_PAIRED_DATA
+    assert noisy.delta_value_verdict == "" and noisy.delta_value_text.startswith("no paired data")
 
 
 def test_net_energy_at_idle_is_said_so() -> None:
@@ -89,7 +89,7 @@ def test_net_energy_at_idle_is_said_so() -> None:
     assert findings.NOT_ABOVE_IDLE in console.export_text()
 
 
-def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_measurable() -> None:
+def test_the_energy_profile_table_names_each_checkpoint_its_verdict_and_family() -> None:
     import pandas as pd
 
     def row(kind: str, checkpoint: str, text: str) -> dict[str, object]:
@@ -104,12 +104,16 @@ def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_mea
             "baseline_value": 3e-4,
             "value": 2.5e-4,
             "text": text,
+            "family": "primary" if kind == "energy" else None,
+            "family_size": 4,
+            "adjustment": "holm",
+            "margin": 0.03,
         }
 
     frame = pd.DataFrame(
         [
             row("energy", "ckpt-pruned", "−16.6% [−27.3, −4.2]"),
-            row("energy", "ckpt-recovered", "no measurable change (−1.0% [−5.0, +3.0])"),
+            row("energy", "ckpt-recovered", "inconclusive: −1.0% [−5.0, +3.0]"),
             row("accuracy", "ckpt-pruned", "−37.4 pt [−44.4, −30.4]"),
         ]
     )
@@ -119,7 +123,8 @@ def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_mea
     console.print(table)
     text = console.export_text()
     assert "ckpt-pruned" in text and "ckpt-recovered" in text
-    assert "no measurable change" in text and "16.9% of all" in text
+    assert "inconclusive: " in text and "16.9% of all" in text
+    assert "primary family of 4, Holm" in text and "margin \u00b13.0%" in text
     assert report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
 
 

@@ -191,3 +191,43 @@ def test_invalid_file_submits_nothing(tmp_path: Path) -> None:
         connection.close()
     finally:
         server.close()
+
+
+def test_margins_default_and_travel_with_every_run_but_not_in_step_ids() -> None:
+    from google.protobuf import json_format
+
+    from greenprune.client.plan import plan_experiment
+    from greenprune.client.spec import LoadedExperiment
+
+    default = parse_experiment(VALID, Path("demo.yaml"))
+    assert default.margins.model_dump() == {
+        "accuracy_points": 1.0,
+        "energy_relative": 0.03,
+        "adjustment": "holm",
+    }
+    wide = VALID + "margins: {accuracy_points: 2.5, energy_relative: 0.05, adjustment: bh}\n"
+    plans = [
+        plan_experiment(LoadedExperiment(parse_experiment(text, Path("demo.yaml")), ROOT))
+        for text in (VALID, wide)
+    ]
+    assert [s.request_id for s in plans[0].steps] == [s.request_id for s in plans[1].steps]
+    spec = plans[1].eval_steps[0].spec
+    assert json_format.MessageToDict(spec.analysis) == {
+        "accuracyPoints": 2.5,
+        "energyRelative": 0.05,
+        "adjustment": "bh",
+    }
+
+
+@pytest.mark.parametrize(
+    ("margins", "expected"),
+    [
+        ("{accuracy_points: 0}", "demo.yaml:15 margins.accuracy_points: must be >= 0.01"),
+        ("{energy_relative: 0.9}", "demo.yaml:15 margins.energy_relative: must be <= 0.5"),
+        ("{adjustment: bonferroni}", "margins.adjustment: must be one of: holm, bh or none"),
+    ],
+)
+def test_margins_out_of_range_are_refused(margins: str, expected: str) -> None:
+    error = _error(VALID + f"margins: {margins}\n")
+    assert str(error) == expected if expected.startswith("demo") else expected in str(error)
+    assert error.field.startswith("margins.")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from greenprune.core import findings
+from greenprune.core import findings, verdicts
 from results_service.store import ResultsStore, ViewFilter
 from tests import samples
 
@@ -49,6 +49,7 @@ def _record(store: ResultsStore, study: list[tuple[str, float, str, float, float
                 metrics={"acc": accuracy},
                 net_joules=joules,
                 stderr=0.02,
+                items=samples.nested_items(accuracy, 200),
                 model="m",
                 checkpoint_id=checkpoint,
                 experiment="e",
@@ -103,8 +104,15 @@ def test_comparisons_with_the_baseline_use_the_shared_tasks(views: dict) -> None
     assert against["energy_change_high"] == pytest.approx(
         pruned * (1 + SPREAD) / (base * (1 - SPREAD)) - 1
     )
-    assert against["energy_change_measurable"]
-    assert against["accuracy_change_text"].startswith("\u221220.0 pt [")
+    # Summed net energy of eval runs (not interleaved): an interval, no verdict.
+    assert pd.isna(against["energy_change_verdict"])
+    assert against["energy_change_text"].endswith(f"({findings.NO_VERDICT})")
+    # Accuracy paired by document over both tasks (the latest run of each): 40 + 60 of 400
+    # documents fewer right.
+    assert against["accuracy_change"] == pytest.approx(-0.25)
+    assert against["accuracy_change_verdict"] == verdicts.LOWER
+    assert against["accuracy_change_text"].startswith("lower: \u221225.0 pt [")
+    assert against["accuracy_change_family"] == verdicts.SECONDARY
     per_task = rows[(rows["checkpoint_b"] == "c50") & rows["is_baseline_a"] & rows["task"].notna()]
     by_task = per_task.set_index("task")
     assert by_task.loc["a", "accuracy_change"] == pytest.approx(0.6 - 0.8)
@@ -112,7 +120,9 @@ def test_comparisons_with_the_baseline_use_the_shared_tasks(views: dict) -> None
     assert "only-pruned" not in by_task.index
     # b against a, and a against b: both directions are rows.
     back = rows[(rows["checkpoint_a"] == "c50") & rows["task"].isna()].iloc[0]
-    assert back["accuracy_change"] == pytest.approx(0.2)
+    assert back["accuracy_change"] == pytest.approx(0.25)
+    assert back["accuracy_change_verdict"] == verdicts.HIGHER
+    assert back["accuracy_change_low"] == pytest.approx(-against["accuracy_change_high"])
 
 
 def test_no_baseline_means_no_comparison_with_one(tmp_path: Path) -> None:
@@ -124,9 +134,9 @@ def test_no_baseline_means_no_comparison_with_one(tmp_path: Path) -> None:
     assert rows.empty or not rows["is_baseline_a"].any()
 
 
-def test_a_front_step_that_is_not_measurable_is_marked(tmp_path: Path) -> None:
+def test_a_front_step_that_is_not_distinct_is_marked(tmp_path: Path) -> None:
     # Three points on one front: base (cheapest), "near" (a hair more accurate and costlier:
-    # neither difference measurable), "far" (clearly more accurate and costlier).
+    # one document of 200), "far" (clearly more accurate and costlier).
     study = [
         ("", 0.0, "a", 0.50, 100.0),
         ("near", 0.1, "a", 0.505, 101.0),
@@ -140,12 +150,18 @@ def test_a_front_step_that_is_not_measurable_is_marked(tmp_path: Path) -> None:
         "checkpoint_id"
     )
     assert set(front.index) == {"base", "near", "far"}
-    assert pd.isna(front.loc["base", "step_measurable"])  # the cheapest has no neighbour
+    assert pd.isna(front.loc["base", "step_distinct"])  # the cheapest has no neighbour
     assert pd.isna(front.loc["near", "neighbour_checkpoint_id"])  # the base model
-    assert not front.loc["near", "step_measurable"]
-    assert front.loc["near", "accuracy_change_from_neighbour_text"].startswith(findings.NO_CHANGE)
+    assert front.loc["near", "step_distinct"] is False or not front.loc["near", "step_distinct"]
+    assert front.loc["near", "accuracy_change_from_neighbour_verdict"] == verdicts.INCONCLUSIVE
+    assert front.loc["near", "accuracy_change_from_neighbour_text"].startswith("inconclusive: ")
     assert front.loc["far", "neighbour_checkpoint_id"] == "near"
-    assert front.loc["far", "step_measurable"]
+    assert front.loc["far", "accuracy_change_from_neighbour_verdict"] == verdicts.HIGHER
+    # Net energy of eval runs has no verdict, so whether the step is distinct stays open.
+    assert pd.isna(front.loc["far", "step_distinct"])
+    assert (front["step_family"].dropna() == verdicts.FRONT).all()
+    assert (front["step_family_size"].dropna() == 2).all()  # two accuracy steps (energy: none)
     per_task = points[points["task"] == "a"].set_index("checkpoint_id")
     assert per_task["on_front"].all()
-    assert list(per_task.loc[["near", "far"], "step_measurable"]) == [False, True]
+    verdicts_of = per_task.loc[["near", "far"], "accuracy_change_from_neighbour_verdict"]
+    assert list(verdicts_of) == [verdicts.INCONCLUSIVE, verdicts.HIGHER]

@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EvalSpec(_message.Message):
-    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed", "profile", "task_sources")
+    __slots__ = ("checkpoint_id", "model", "tasks", "task_paths", "num_fewshot", "limit", "batch_size", "device", "repeats", "warmup_batches", "idle_seconds", "seed", "profile", "task_sources", "analysis")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class EvalSpec(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     TASK_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    ANALYSIS_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     model: str
     tasks: _containers.RepeatedScalarFieldContainer[str]
@@ -38,7 +39,18 @@ class EvalSpec(_message.Message):
     seed: int
     profile: ProfileSpec
     task_sources: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ..., task_sources: _Optional[_Iterable[str]] = ...) -> None: ...
+    analysis: Analysis
+    def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ..., task_sources: _Optional[_Iterable[str]] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ...) -> None: ...
+
+class Analysis(_message.Message):
+    __slots__ = ("accuracy_points", "energy_relative", "adjustment")
+    ACCURACY_POINTS_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_RELATIVE_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTMENT_FIELD_NUMBER: _ClassVar[int]
+    accuracy_points: float
+    energy_relative: float
+    adjustment: str
+    def __init__(self, accuracy_points: _Optional[float] = ..., energy_relative: _Optional[float] = ..., adjustment: _Optional[str] = ...) -> None: ...
 
 class ProfileSpec(_message.Message):
     __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds", "precision", "max_rounds", "threads")
