@@ -44,7 +44,6 @@ from results_service.columns import RUN_TABLES  # noqa: E402
 from results_service.migrations import derive, migrate  # noqa: E402
 from tests import samples  # noqa: E402
 
-
 TARGET = at_most(2.0)
 
 
