@@ -102,14 +102,26 @@ def report(
     for figure in figures:
         print(f"  {figure.line()}")
     if args.json is not None:
-        payload = {
-            "bench": bench,
-            "quick": bool(args.quick),
-            "figures": [figure.record() for figure in figures],
-            "details": details or {},
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1, default=str))
+        write_json(args.json, bench, figures, quick=bool(args.quick), details=details)
+
+
+def write_json(
+    path: Path,
+    bench: str,
+    figures: list[Figure],
+    *,
+    quick: bool,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Writes a bench's figures (and its details) as JSON to ``path``."""
+    payload = {
+        "bench": bench,
+        "quick": quick,
+        "figures": [figure.record() for figure in figures],
+        "details": details or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1, default=str))
 
 
 def parse(parser: argparse.ArgumentParser, quick: dict[str, Any]) -> argparse.Namespace:
