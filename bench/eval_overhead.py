@@ -11,6 +11,8 @@ reference tokenizer) and the same local task:
 3. metering: one metered ``run_eval`` repeat against ``simple_evaluate`` on one loaded model,
    alternating, the median of ``--trials`` each (wall time).
 
+The direct runs use the torch threads the service's meter gives the model's calls.
+
 Targets: service/direct <= 1.10 with the direct run at least 20 s; metered/unmetered <= 1.03.
 
 Run: ``python bench/eval_overhead.py [--hidden 1536] [--layers 32] [--task greenprune_facts]
@@ -72,6 +74,15 @@ def build_model(root: Path, hidden: int, layers: int) -> Path:
     return target
 
 
+def same_threads_as_the_meter() -> None:
+    """Gives torch the threads the service's meter runs the model's calls with."""
+    import torch
+
+    from greenprune.core.energy.cpu_time import measurement_threads
+
+    torch.set_num_threads(measurement_threads("cpu"))
+
+
 def direct(model_dir: Path, task: str, batch_size: int, limit: int | None) -> tuple[float, float]:
     """Returns (seconds with load, seconds of evaluation alone) of lm-eval used directly."""
     import lm_eval
@@ -80,6 +91,7 @@ def direct(model_dir: Path, task: str, batch_size: int, limit: int | None) -> tu
 
     from eval_service.tasks import task_manager
 
+    same_threads_as_the_meter()
     manager = task_manager()  # imports and the task index before the clock, as in the service
     started = time.perf_counter()
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -108,6 +120,7 @@ def metering(
     from eval_service.tasks import task_manager
     from greenprune.core.energy.meter import prime
 
+    same_threads_as_the_meter()
     manager = task_manager()
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
