@@ -154,8 +154,10 @@ def service(home: Path, task: str, batch_size: int, limit: int | None) -> float:
             stub = eval_pb2_grpc.EvalServiceStub(chan)
             spec = eval_pb2.EvalSpec(
                 model="bench-model", tasks=[task], batch_size=batch_size, device="cpu",
-                repeats=1, warmup_batches=0, idle_seconds=0.0, limit=limit or 0,
+                repeats=1, warmup_batches=0, idle_seconds=0.0,
             )  # fmt: skip
+            if limit is not None:  # unset means every document; 0 is refused
+                spec.limit = limit
             started = time.perf_counter()
             job = (
                 await stub.CreateEvalJob(
