@@ -49,10 +49,11 @@ format: venv
 test: lint
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 $(PYTEST_ARGS)
 
+# Every bench in full (the GPU one where CUDA exists): one table, also in artifacts/bench.json.
+# BENCH_ARGS="--quick" for the quick modes, BENCH_ARGS="ray_overhead" for one bench.
+BENCH_ARGS ?=
 bench: venv
-	$(PY) bench/results_ingest.py
-	$(PY) bench/prune_overhead.py
-	$(PY) bench/eval_overhead.py
+	$(PY) -m bench $(BENCH_ARGS)
 
 up: venv
 	$(BIN)/greenprune up

@@ -14,7 +14,8 @@ In one run, on a random-initialised Llama saved under a temporary models root:
 Every figure is printed as a ratio. Quantization can cost energy on CPUs without fast int8 or
 int4 kernels: the J/token ratio is the finding either way.
 
-Run: ``python bench/compress_methods.py [--layers 18] [--hidden 1024] [--ratio 0.25]``
+Run: ``python bench/compress_methods.py [--layers 18] [--hidden 1024] [--ratio 0.25] [--quick]
+[--json PATH]``
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +35,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import Figure, add_arguments, parse, report  # noqa: E402
 from bench.prune_overhead import build_model  # noqa: E402
+from bench.services import run_python  # noqa: E402
 
 _LOAD = """
 import json, sys, time
@@ -53,14 +55,8 @@ print(json.dumps(time.perf_counter() - started))
 
 def _load_seconds(path: Path, how: str) -> float:
     """Seconds one fresh process spends loading ``path`` (imports excluded)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _LOAD, str(path), how],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=REPO,
-    )
-    return float(json.loads(out.stdout.strip().splitlines()[-1]))
+    out = run_python(["-c", _LOAD, str(path), how])
+    return float(json.loads(out.strip().splitlines()[-1]))
 
 
 def _prune(models_root: Path, checkpoints: Path, name: str, **fields: object) -> tuple[float, dict]:
@@ -119,7 +115,10 @@ def main() -> None:
     parser.add_argument("--window-seconds", type=float, default=1.0)
     parser.add_argument("--idle-seconds", type=float, default=2.0)
     parser.add_argument("--skip-energy", action="store_true")
-    args = parser.parse_args()
+    add_arguments(parser)
+    quick = {"layers": 4, "hidden": 128, "trials": 1, "batch": 4, "prefill_tokens": 16,
+             "rounds": 2, "window_seconds": 0.1, "idle_seconds": 0.0}  # fmt: skip
+    args = parse(parser, quick)
 
     with tempfile.TemporaryDirectory() as folder:
         root, checkpoints = Path(folder) / "models", Path(folder) / "checkpoints"
@@ -168,9 +167,10 @@ def main() -> None:
                 figures[f"{bits}: J/token / fp32 (prefill, batch {args.batch})"] = (
                     joules[bits] / joules["fp32"]
                 )
-        print("\nsummary:")
-        for name, value in figures.items():
-            print(f"  {name:<64}  {value:.3f}")
+    # Findings, not requirements: no target (quantization may cost energy on this CPU).
+    found = [Figure(f"compress: {name}", value) for name, value in figures.items()]
+    details = {"parameters": depth["parameters_before"], "layers": args.layers}
+    report("compress_methods", found, args, details)
 
 
 class _Figures(dict):

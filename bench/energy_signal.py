@@ -14,13 +14,14 @@ once more beside a busy loop pinned to one CPU. Printed, as ratios:
    (target: within 0.6-1.2).
 
 Run: ``python bench/energy_signal.py [--runs 3] [--window 0.5] [--precision 0.05]
-[--max-rounds 10] [--batches 1 8 32] [--no-neighbour]``
+[--max-rounds 10] [--batches 1 8 32] [--no-neighbour] [--quick] [--json PATH]``
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,8 +35,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import Figure, add_arguments, at_least, at_most, between, parse, report  # noqa: E402
+
 RATIOS = (0.0, 0.2, 0.4)
 VERDICT_BATCHES = (8, 32)
+PRECISION_TARGET = at_most(0.10)
+AGREEMENT_TARGET = at_least(1.0)
+SIGNAL_TARGET = between(0.6, 1.2)
+"""Energy saved over MACs removed: the meter follows the work pruning removes."""
 
 
 def _demo_energy() -> dict[str, Any]:
@@ -108,8 +115,13 @@ def main() -> None:
     parser.add_argument("--precision", type=float, default=float(demo.get("precision", 0.05)))
     parser.add_argument("--max-rounds", type=int, default=int(demo.get("max_rounds", 10)))
     parser.add_argument("--batches", type=int, nargs="+", default=list(demo["batch_sizes"]))
+    parser.add_argument("--prefill-tokens", type=int, default=int(demo["prefill_tokens"]))
+    parser.add_argument("--decode-tokens", type=int, default=int(demo["decode_tokens"]))
     parser.add_argument("--no-neighbour", action="store_true")
-    args = parser.parse_args()
+    add_arguments(parser)
+    quick = {"runs": 1, "window": 0.1, "precision": 0.0, "max_rounds": 0, "batches": [8],
+             "prefill_tokens": 32, "decode_tokens": 4, "no_neighbour": True}  # fmt: skip
+    args = parse(parser, quick)
 
     from eval_service.profile import ProfileConfig, run_profile
     from greenprune.core.limits import PROFILE_AUTO_FIRST_ROUNDS
@@ -120,8 +132,8 @@ def main() -> None:
         config = ProfileConfig(
             checkpoint_ids=tuple(ids),
             batch_sizes=tuple(args.batches),
-            prefill_tokens=int(demo["prefill_tokens"]),
-            decode_tokens=int(demo["decode_tokens"]),
+            prefill_tokens=args.prefill_tokens,
+            decode_tokens=args.decode_tokens,
             rounds=PROFILE_AUTO_FIRST_ROUNDS,
             window_seconds=args.window,
             device="cpu",
@@ -164,24 +176,38 @@ def main() -> None:
                 f"[{change.low:+.3f}, {change.high:+.3f}] width {change.high - change.low:.3f} "
                 f"-> {_verdict(change)}"
             )
-    print("summary")
-    for (label, _, changes), index in zip(runs, range(1, len(runs) + 1), strict=True):
+    widths, signals = [], []
+    for _, _, changes in runs:
         change = changes["prefill", largest, ids[2]]
-        width = change.high - change.low
-        saved = -change.median / (1.0 - macs_share)
-        print(
-            f"  run {index} ({label}): 0.4 prefill batch {largest}: relative interval width "
-            f"{width:.3f} (required <= 0.10, aimed <= 0.05); CPU figure saved / MACs removed "
-            f"{saved:.2f} (target 0.6-1.2)"
-        )
-    keys = [("prefill", b, cid) for b in VERDICT_BATCHES if b in args.batches for cid in ids[1:]]
+        widths.append(change.high - change.low)
+        signals.append(-change.median / (1.0 - macs_share))
     quiet = [changes for label, _, changes in runs if label == "quiet"]
-    agree = sum(len({_verdict(c[key]) for c in quiet}) == 1 for key in keys)
-    print(f"  verdicts agreeing over {len(quiet)} runs (prefill, batch 8, 32): {agree}/{len(keys)}")
+    figures = [
+        Figure(
+            f"energy: widest 95% interval, 0.4 prefill batch {largest} (aimed <= 0.05)",
+            max(widths),
+            PRECISION_TARGET,
+        ),
+        Figure("energy: CPU figure saved / MACs removed, 0.4, median of runs",
+               statistics.median(signals), SIGNAL_TARGET),
+    ]  # fmt: skip
+    keys = [("prefill", b, cid) for b in VERDICT_BATCHES if b in args.batches for cid in ids[1:]]
+    if keys:
+        agree = sum(len({_verdict(c[key]) for c in quiet}) == 1 for key in keys)
+        figures.append(
+            Figure(f"energy: verdicts agreeing over {len(quiet)} runs (share)", agree / len(keys),
+                   AGREEMENT_TARGET)
+        )  # fmt: skip
     busy = [changes for label, _, changes in runs if label == "busy"]
-    if busy and quiet:
+    if keys and busy and quiet:
         same = sum(_verdict(busy[0][key]) == _verdict(quiet[-1][key]) for key in keys)
-        print(f"  verdicts with and without a busy neighbour (vs the last run): {same}/{len(keys)}")
+        figures.append(
+            Figure("energy: verdicts unchanged beside a busy loop (share)", same / len(keys),
+                   AGREEMENT_TARGET)
+        )  # fmt: skip
+    details = {"widths": widths, "signals": signals, "macs_share": macs_share,
+               "runs": [label for label, _, _ in runs]}  # fmt: skip
+    report("energy_signal", figures, args, details)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
 """GPU check: the reference model unpruned and pruned at 0.2 and 0.4, evaluated on CUDA.
 
 Prints, per checkpoint and task, the energy method, net energy, J/token, and the ratio of
-energy saved to MACs removed. Run by ``bench/gpu_check.sh`` on a machine with a GPU.
+energy saved to MACs removed (target: energy_signal's, 0.6-1.2). Run by ``bench/gpu_check.sh``
+on a machine with a GPU, and by ``python -m bench`` where CUDA exists.
+
+Run: ``python bench/gpu_check.py [--quick] [--json PATH]``
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -14,8 +18,20 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.energy_signal import SIGNAL_TARGET  # noqa: E402
+from bench.figures import Figure, add_arguments, parse, report  # noqa: E402
+
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup-batches", type=int, default=4)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    add_arguments(parser)
+    args = parse(parser, {"repeats": 1, "warmup_batches": 0, "idle_seconds": 0.0})
     import torch
 
     from eval_service.evaluator import EvalConfig, run_eval
@@ -35,9 +51,9 @@ def main() -> int:
         tasks=("greenprune_facts", "greenprune_arith"),
         batch_size=32,
         device="cuda:0",
-        repeats=5,
-        warmup_batches=4,
-        idle_seconds=5.0,
+        repeats=args.repeats,
+        warmup_batches=args.warmup_batches,
+        idle_seconds=args.idle_seconds,
     )
     rows = []
     for ratio in (0.0, 0.2, 0.4):
@@ -61,6 +77,7 @@ def main() -> int:
         torch.cuda.empty_cache()
     baseline = {task.task: (macs, task) for ratio, macs, task, _ in rows if ratio == 0.0}
     print("ratio task method net_J [low, high] J/token acc energy_saved/MACs_removed")
+    figures = []
     for ratio, macs, task, accuracy in rows:
         energy = task.energy
         base_macs, base = baseline[task.task]
@@ -75,6 +92,10 @@ def main() -> int:
             f"[{energy.net_joules.low:.3f}, {energy.net_joules.high:.3f}] "
             f"{energy.joules_per_token:.3e} {accuracy:.3f} {ratio_text}"
         )
+        if removed > 0:
+            name = f"gpu: energy saved / MACs removed, {ratio:.1f} {task.task}"
+            figures.append(Figure(name, saved / removed, SIGNAL_TARGET))
+    report("gpu_check", figures, args, {"device": torch.cuda.get_device_name(0)})
     return 0
 
 

@@ -4,14 +4,15 @@ In one run, on a random-initialised Llama saved under a temporary models root:
 
 1. service: ``CreatePruneJob`` to SUCCEEDED (checkpoint written and reported) through real
    PruningService and ResultsService processes, against ``run_prune`` (the same torch-pruning
-   calls and save) timed inside one warm process; the median of ``--trials`` each.
-   Target: <= 1.15.
+   calls and save) timed inside one warm process, with the torch threads of the service's
+   metered window; the median of ``--trials`` each. Target: <= 1.15.
 2. loading: a non-uniform checkpoint (first and last layer kept) with greenprune's loader,
    against ``from_pretrained`` of a uniform checkpoint of about the same size, each in a fresh
    process. Target: <= 1.2.
 3. memory: peak RSS of the process that pruned, against the bytes of the weights. Target: <= 2.5.
 
-Run: ``python bench/prune_overhead.py [--layers 18] [--hidden 1024] [--method magnitude-l2]``
+Run: ``python bench/prune_overhead.py [--layers 18] [--hidden 1024] [--method magnitude-l2]
+[--quick] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +33,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.services import worker_with_results  # noqa: E402
+from bench.figures import Figure, add_arguments, at_most, parse, report  # noqa: E402
+from bench.services import run_python, worker_with_results  # noqa: E402
+
+SERVICE_TARGET = at_most(1.15)
+LOADER_TARGET = at_most(1.2)
+MEMORY_TARGET = at_most(2.5)
 
 
 def build_model(models_root: Path, hidden: int, layers: int) -> tuple[Path, int]:
@@ -81,10 +86,11 @@ DIRECT = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from pruning_service.prune_messages import config_from_dict
 from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 import torch, torch_pruning, transformers  # imported before the clock starts
 from transformers import LlamaForCausalLM  # transformers' lazy Llama import, as a warm service
+from greenprune.core.energy.cpu_time import measurement_threads
+torch.set_num_threads(measurement_threads("cpu"))  # the threads of the service's metered window
 spec = json.loads({spec!r})
 config = PruneConfig(**{{**spec, "calibration": CalibrationConfig(**spec["calibration"])}})
 started = time.perf_counter()
@@ -123,19 +129,13 @@ def direct(
         cid=checkpoint_id,
         root=str(models_root),
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_python(["-c", code]).strip().splitlines()[-1])
 
 
 def load_seconds(path: str, loader: str) -> float:
     """Seconds to load a checkpoint in a fresh process (imports done before timing)."""
     code = LOAD.format(repo=str(REPO), path=path, loader=loader)
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    return float(result.stdout.strip().splitlines()[-1])
+    return float(run_python(["-c", code]).strip().splitlines()[-1])
 
 
 def service(home: Path, spec: dict[str, object], trials: int, settle: float) -> list[float]:
@@ -199,7 +199,10 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.2)
     parser.add_argument("--trials", type=int, default=3, help="service and direct runs each")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds between service jobs")
-    args = parser.parse_args()
+    parser.add_argument("--load-trials", type=int, default=2, help="fresh loads of each kind")
+    add_arguments(parser)
+    quick = {"hidden": 128, "layers": 4, "trials": 1, "settle": 0.0, "load_trials": 1}
+    args = parse(parser, quick)
     with tempfile.TemporaryDirectory(prefix="greenprune-bench-") as tmp:
         home = Path(tmp)
         models_root = home / "models"
@@ -219,15 +222,25 @@ def main() -> None:
         kept = direct(
             models_root, home / "direct", "kept", _config(args.method, args.ratio, keep=1)
         )
-        loader = min(load_seconds(kept["path"], "greenprune") for _ in range(2))
-        plain = min(load_seconds(one_process["path"], "from_pretrained") for _ in range(2))
+        loads = range(args.load_trials)
+        loader = min(load_seconds(kept["path"], "greenprune") for _ in loads)
+        plain = min(load_seconds(one_process["path"], "from_pretrained") for _ in loads)
         print(f"load: non-uniform (loader) {loader:.2f} s, uniform (from_pretrained) {plain:.2f} s")
         ratio = statistics.median(through_service) / statistics.median(direct_seconds)
-        print(f"ratio service/direct, medians: {ratio:.3f} (target <= 1.15)")
-        print(f"ratio loader/from_pretrained: {loader / plain:.3f} (target <= 1.2)")
         peak = max(rss, kept["peak_rss"])
-        print(f"peak RSS while pruning / weight bytes: {peak / weight_bytes:.2f} (target <= 2.5)")
         del model_dir
+    figures = [
+        Figure("prune: PruningService / run_prune, medians", ratio, SERVICE_TARGET),
+        Figure("prune: non-uniform loader / from_pretrained", loader / plain, LOADER_TARGET),
+        Figure("prune: peak RSS / weight bytes", peak / weight_bytes, MEMORY_TARGET),
+    ]
+    details = {
+        "parameters": weight_bytes / 4,
+        "direct_s": direct_seconds,
+        "service_s": through_service,
+        "load_s": {"loader": loader, "from_pretrained": plain},
+    }
+    report("prune_overhead", figures, args, details)
 
 
 if __name__ == "__main__":

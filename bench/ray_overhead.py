@@ -13,7 +13,8 @@
    ResultsService. Prints steps/s scheduled and recorded, the p50/p99 delay between a job's
    end in its actor and its record, and the ResultsService's ingest rate.
 
-Run: ``python bench/ray_overhead.py [--part overhead|sweep|both] [--steps 2000] [--gpus 64]``
+Run: ``python bench/ray_overhead.py [--part overhead|sweep|both] [--steps 2000] [--gpus 64]
+[--quick] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import Figure, add_arguments, at_least, at_most, parse, report  # noqa: E402
+
+OVERHEAD_TARGET = at_most(1.15)
+EVERY_STEP = at_least(1.0)
 FINISHED_AT = "_standin_finished_at"
 SLEPT = "_standin_seconds"
 MEDIAN_VARIABLE = "GREENPRUNE_STANDIN_MEDIAN_SECONDS"  # read by the stand-in in the Ray workers
@@ -407,15 +412,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--gpus", type=int, default=64)
     parser.add_argument("--median", type=float, default=2.0, help="median stand-in job seconds")
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parse(parser, {"trials": 1, "steps": 24, "gpus": 4, "median": 0.2})
+    figures, details = [], {}
     if args.part in ("overhead", "both"):
-        result = overhead(args.trials)
+        result = details["overhead"] = overhead(args.trials)
         print(json.dumps(result, indent=2))
         for kind in ("prune", "eval"):
-            verdict = "ok" if result[f"{kind}_ratio"] <= 1.15 else "OVER the 1.15 target"
-            print(f"{kind}: ray/local = {result[f'{kind}_ratio']} ({verdict})")
+            figures.append(
+                Figure(f"ray: {kind} job, ray / local backend, medians", result[f"{kind}_ratio"],
+                       OVERHEAD_TARGET)
+            )  # fmt: skip
     if args.part in ("sweep", "both"):
-        print(json.dumps(sweep(args.steps, args.gpus, args.median), indent=2))
+        result = details["sweep"] = sweep(args.steps, args.gpus, args.median)
+        print(json.dumps(result, indent=2))
+        steps = result["steps"]
+        figures += [
+            Figure("ray sweep: steps succeeded (share)", result["succeeded"] / steps, EVERY_STEP),
+            Figure("ray sweep: steps recorded once (share)",
+                   result["recorded_in_results_service"] / steps, EVERY_STEP),
+            # How close the control plane comes to keeping every logical GPU busy: a finding.
+            Figure(f"ray sweep: recorded steps/s / ideal for {args.gpus} GPUs",
+                   result["recorded_steps_per_s"] / result["ideal_steps_per_s"]),
+        ]  # fmt: skip
+    report("ray_overhead", figures, args, details)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ median and the best steps/s of each, their ratios (target <= 1.10, direct / serv
 shared machine the best trials are the least disturbed) and the service's peak RSS against the
 bytes of the checkpoint's weights.
 
-Run: ``python bench/recovery.py [--steps 40] [--trials 3]``
+Run: ``python bench/recovery.py [--steps 40] [--trials 3] [--quick] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +35,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.figures import Figure, add_arguments, at_most, parse, report  # noqa: E402
+from bench.services import run_python  # noqa: E402
+
+TARGET = at_most(1.10)
 
 
 def _child(kind: str, checkpoint: Path, steps: int, batch: int, length: int) -> dict:
@@ -68,6 +73,10 @@ def _child(kind: str, checkpoint: Path, steps: int, batch: int, length: int) -> 
     else:
         from peft import LoraConfig, get_peft_model
 
+        from greenprune.core.energy.cpu_time import measurement_threads
+
+        # The service's tune runs inside its meter, with the meter's torch threads: so does this.
+        torch.set_num_threads(measurement_threads("cpu"))
         model, tokenizer, _ = load_checkpoint(checkpoint)
         windows = recovery.training_windows(config, tokenizer, work)
         torch.manual_seed(config.seed)
@@ -94,6 +103,7 @@ def _child(kind: str, checkpoint: Path, steps: int, batch: int, length: int) -> 
             optimizer.zero_grad(set_to_none=True)
             times.append(time.perf_counter())
         peft_model.merge_and_unload()
+    shutil.rmtree(work, ignore_errors=True)
     # The service reports step 0 before its loop and every step after it, like the direct loop.
     return {
         "steps_per_second": (len(times) - 1) / (times[-1] - times[0]),
@@ -101,23 +111,10 @@ def _child(kind: str, checkpoint: Path, steps: int, batch: int, length: int) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--length", type=int, default=64)
-    parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--child", choices=("service", "direct"))
-    parser.add_argument("--checkpoint", type=Path)
-    args = parser.parse_args()
-    if args.child:
-        result = _child(args.child, args.checkpoint, args.steps, args.batch, args.length)
-        print(json.dumps(result))
-        return
-
+def _trials(home: Path, args: argparse.Namespace) -> tuple[dict[str, list[dict]], int]:
+    """Prunes the reference model under ``home``, then runs the alternating child trials."""
     from pruning_service.pruner import PruneConfig, run_prune
 
-    home = Path(tempfile.mkdtemp(prefix="bench-recovery-home-"))
     outcome = run_prune(
         PruneConfig(
             model="reference:tiny-llama", ratio=0.4, keep_first_layers=1, keep_last_layers=1
@@ -131,7 +128,6 @@ def main() -> None:
     for _ in range(args.trials):
         for kind in ("service", "direct"):
             command = [
-                sys.executable,
                 __file__,
                 "--child",
                 kind,
@@ -144,8 +140,27 @@ def main() -> None:
                 "--length",
                 str(args.length),
             ]
-            done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
-            runs[kind].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            runs[kind].append(json.loads(run_python(command).strip().splitlines()[-1]))
+    return runs, weight_bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--child", choices=("service", "direct"))
+    parser.add_argument("--checkpoint", type=Path)
+    add_arguments(parser)
+    args = parse(parser, {"steps": 3, "batch": 2, "length": 32, "trials": 1})
+    if args.child:
+        result = _child(args.child, args.checkpoint, args.steps, args.batch, args.length)
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="bench-recovery-home-") as folder:
+        runs, weight_bytes = _trials(Path(folder), args)
     service = statistics.median(r["steps_per_second"] for r in runs["service"])
     direct = statistics.median(r["steps_per_second"] for r in runs["direct"])
     rss = statistics.median(r["peak_rss_bytes"] for r in runs["service"])
@@ -173,6 +188,15 @@ def main() -> None:
         "note": "the tiny model's peak RSS is dominated by the Python, torch and peft runtime",
     }
     print(json.dumps(summary, indent=2))
+    figures = [
+        Figure("recovery: direct peft / service steps/s, best of trials",
+               best_direct / best_service, TARGET),
+        Figure("recovery: direct peft / service steps/s, median of trials", direct / service,
+               TARGET),
+        # No target: the tiny model's peak RSS is the Python, torch and peft runtime's.
+        Figure("recovery: service peak RSS / weight bytes", rss / weight_bytes),
+    ]  # fmt: skip
+    report("recovery", figures, args, summary)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ summary: lost, regained and regained / lost.
 Run:
 ``python bench/recovery_builds.py --builds s0t2 s1t2 s2t2 s0t1 --root /work/cache/i21``
 (``sSEEDtTHREADS``; ``s0t2`` is the default recipe; builds are made when missing).
-Options: ``--steps``, ``--learning-rate``, ``--rank``, ``--alpha``, ``--tasks``.
+Options: ``--steps``, ``--learning-rate``, ``--rank``, ``--alpha``, ``--tasks``,
+``--build-steps N`` (builds trained for only N steps, in a folder of their own), ``--quick``
+(one short build in a temporary folder, one task, a few steps), ``--json PATH``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -33,26 +36,31 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import Figure, add_arguments, at_least, parse, report  # noqa: E402
+
 REFERENCE = "reference:tiny-llama"
+HOLDS_TARGET = at_least(1.0)
+"""Recovery regains measurably (paired interval above 0) on every build and task."""
 
 
-def recipe_of(build: str):  # noqa: ANN201
-    """The reference recipe of a build name ``sSEEDtTHREADS``."""
+def recipe_of(build: str, build_steps: int = 0):  # noqa: ANN201
+    """The reference recipe of a build name ``sSEEDtTHREADS``, shortened to ``build_steps``."""
     from greenprune.core.reference.build import RECIPES
 
     match = re.fullmatch(r"s(\d+)t(\d+)", build)
     if match is None:
         raise SystemExit(f"build {build!r} is not of the form sSEEDtTHREADS")
     seed, threads = int(match.group(1)), int(match.group(2))
-    return dataclasses.replace(RECIPES["tiny-llama"], seed=seed, threads=threads)
+    recipe = dataclasses.replace(RECIPES["tiny-llama"], seed=seed, threads=threads)
+    return recipe.shortened(build_steps) if build_steps else recipe
 
 
-def use_build(build: str, root: Path) -> Path:
+def use_build(build: str, root: Path, build_steps: int = 0) -> Path:
     """Makes ``reference:tiny-llama`` this build in this process; builds it when missing."""
     from greenprune.core.reference import build as build_module
 
-    build_module.RECIPES["tiny-llama"] = recipe_of(build)
-    cache = root / build
+    build_module.RECIPES["tiny-llama"] = recipe_of(build, build_steps)
+    cache = root / (f"{build}-steps{build_steps}" if build_steps else build)
     os.environ["GREENPRUNE_CACHE_DIR"] = str(cache)
     return build_module.ensure_reference_model(cache_dir=cache, log=print)
 
@@ -69,7 +77,9 @@ def scores(model, tokenizer, task: str, workdir: Path) -> list[float]:  # noqa: 
     return [v for _, v in sorted((i.doc_id, i.value) for i in outcome.items if i.metric == "acc")]
 
 
-def measure(build: str, root: Path, grid: list[dict], tasks: list[str]) -> list[dict]:
+def measure(
+    build: str, root: Path, grid: list[dict], tasks: list[str], build_steps: int = 0
+) -> list[dict]:
     """Base, pruned and recovered accuracy of one build on each task, for each setting."""
     from greenprune.core import stats
     from greenprune.core.checkpoint import load_checkpoint
@@ -77,8 +87,8 @@ def measure(build: str, root: Path, grid: list[dict], tasks: list[str]) -> list[
     from pruning_service import recovery
     from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 
-    use_build(build, root)
-    home = Path(tempfile.mkdtemp(prefix="recovery-builds-"))
+    use_build(build, root, build_steps)
+    home = Path(tempfile.mkdtemp(prefix="recovery-builds-", dir=root))
     plain = run_prune(
         PruneConfig(
             model=REFERENCE,
@@ -132,6 +142,7 @@ def measure(build: str, root: Path, grid: list[dict], tasks: list[str]) -> list[
                 flush=True,
             )
         outcomes.append(out)
+    shutil.rmtree(home, ignore_errors=True)
     return outcomes
 
 
@@ -152,13 +163,27 @@ def main() -> None:
     parser.add_argument("--sequence-length", type=int, default=defaults.sequence_length)
     parser.add_argument("--threads", type=int, default=1, help="torch threads while measuring")
     parser.add_argument("--grid", help="JSON list of overrides, e.g. '[{\"steps\": 300}]'")
-    args = parser.parse_args()
+    parser.add_argument("--build-steps", type=int, default=0, help="shorten the builds' training")
+    add_arguments(parser)
+    quick = {"builds": ["s0t2"], "build_steps": 8, "steps": 4, "batch_size": 4,
+             "sequence_length": 32, "tasks": ["greenprune_arith"]}  # fmt: skip
+    args = parse(parser, quick)
+    if args.quick and args.root == parser.get_default("root"):
+        with tempfile.TemporaryDirectory(prefix="recovery-builds-quick-") as folder:
+            args.root = Path(folder)
+            _run(args)
+    else:
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
+    """Builds (or measures) the builds asked for and reports the figures."""
     import torch
 
     torch.set_num_threads(args.threads)
     if args.only_build:
         for build in args.builds:
-            print(build, use_build(build, args.root), flush=True)
+            print(build, use_build(build, args.root, args.build_steps), flush=True)
         return
     settings = {
         "steps": args.steps,
@@ -169,8 +194,20 @@ def main() -> None:
         "sequence_length": args.sequence_length,
     }
     grid = [{**settings, **extra} for extra in json.loads(args.grid)] if args.grid else [settings]
-    results = [row for build in args.builds for row in measure(build, args.root, grid, args.tasks)]
+    results = [
+        row
+        for build in args.builds
+        for row in measure(build, args.root, grid, args.tasks, args.build_steps)
+    ]
     print(json.dumps(results, indent=2))
+    rows = [row for result in results for row in result["tasks"].values()]
+    held = sum(row["regained"][0] > 0 for row in rows) / len(rows)
+    shares = [row["share"] for row in rows if row["share"] is not None]
+    figures = [Figure("recovery builds: build x task pairs regaining measurably (share)", held,
+                      HOLDS_TARGET)]  # fmt: skip
+    if shares:
+        figures.append(Figure("recovery builds: regained / lost, lowest pair", min(shares)))
+    report("recovery_builds", figures, args, {"results": results})
 
 
 if __name__ == "__main__":

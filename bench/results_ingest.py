@@ -13,7 +13,8 @@ records, their derived columns and child rows, made from the messages beforehand
 commit: building the DataFrames, inserting, committing. Schema creation is left out of both
 (the server migrates at start-up).
 
-Run: ``python bench/results_ingest.py [--runs 100] [--metrics 100] [--batch 50] [--trials 3]``
+Run: ``python bench/results_ingest.py [--runs 100] [--metrics 100] [--batch 50] [--trials 3]
+[--quick] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -35,12 +36,15 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.figures import Figure, add_arguments, at_most, parse, report  # noqa: E402
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc  # noqa: E402
 from greenprune.rpc.client import channel  # noqa: E402
 from results_service import columns  # noqa: E402
 from results_service.columns import RUN_TABLES  # noqa: E402
 from results_service.migrations import derive, migrate  # noqa: E402
 from tests import samples  # noqa: E402
+
+TARGET = at_most(2.0)
 
 
 def make_runs(trial: int, runs: int, metrics: int) -> list[results_pb2.EvalRun]:
@@ -148,7 +152,8 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=100)
     parser.add_argument("--batch", type=int, default=50, help="runs per RPC")
     parser.add_argument("--trials", type=int, default=3)
-    args = parser.parse_args()
+    add_arguments(parser)
+    args = parse(parser, {"runs": 10, "metrics": 10, "batch": 5, "trials": 1})
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -173,8 +178,12 @@ def main() -> None:
     print(f"direct   trials (ms): {_ms(direct_times)}")
     best = min(service_times) / min(direct_times)
     median = statistics.median(service_times) / statistics.median(direct_times)
-    print(f"ratio service/direct, median of trials: {median:.2f}")
-    print(f"ratio service/direct, best of trials:   {best:.2f} (target <= 2)")
+    figures = [
+        Figure("ingest: service / direct DuckDB, best of trials", best, TARGET),
+        Figure("ingest: service / direct DuckDB, median of trials", median, TARGET),
+    ]
+    details = {"metric_rows": rows_total, "service_s": service_times, "direct_s": direct_times}
+    report("results_ingest", figures, args, details)
 
 
 def _ms(values: list[float]) -> str:

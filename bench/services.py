@@ -77,3 +77,19 @@ def worker_with_results(home: Path, kind: str) -> Iterator[str]:
     with running_services(home, ("results_service.server", module), env):
         asyncio.run(serving())
         yield address
+
+
+def run_python(args: Sequence[str], **kwargs: object) -> str:
+    """Runs ``python ARGS`` from the repository and returns its stdout.
+
+    Raises:
+        RuntimeError: It exited non-zero; the message holds the end of its stderr.
+    """
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=REPO, **kwargs
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"python {' '.join(args)[:200]} exited {done.returncode}:\n{done.stderr[-3000:]}"
+        )
+    return done.stdout

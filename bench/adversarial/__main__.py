@@ -19,6 +19,9 @@ from typing import TextIO
 from bench.adversarial.campaign import print_summary, run_campaign
 from bench.adversarial.file_check import file_worker
 from bench.adversarial.harness import CATEGORIES, DEADLINE_SECONDS
+from bench.figures import Figure, at_most, write_json
+
+NO_BAD_OUTCOME = at_most(0)
 
 
 def _quiet_fds(log: Path) -> TextIO:
@@ -59,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds a request may go unanswered before it counts as a hang",
     )
     parser.add_argument("--verbose", action="store_true", help="do not silence the services")
+    parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     options = parser.parse_args(args)
     only = {part.strip() for part in options.only.split(",") if part.strip()} or None
     from rich.console import Console
@@ -76,7 +80,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         deadline=options.deadline,
     )
     print_summary(results, console, only)
-    (home / "summary.json").write_text(json.dumps(results.summary(), indent=1))
+    summary = results.summary()
+    (home / "summary.json").write_text(json.dumps(summary, indent=1))
+    if options.json is not None:
+        tallies = summary["tallies"].values()
+        figures = [
+            Figure("adversarial: bad outcomes", len(results.bads), NO_BAD_OUTCOME),
+            Figure("adversarial: requests tried", sum(t["tried"] for t in tallies)),
+            Figure("adversarial: requests refused cleanly", sum(t["clean"] for t in tallies)),
+        ]
+        write_json(options.json, "adversarial", figures, quick=options.quick, details=summary)
     if not options.keep and not options.home and results.ok:
         shutil.rmtree(home, ignore_errors=True)
     else:
