@@ -45,7 +45,7 @@ def test_the_runner_knows_every_bench() -> None:
     assert "adversarial" in BENCHES and "gpu_check" in BENCHES
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=10)
 @pytest.mark.parametrize("name", [name for name in BENCHES if name not in RUN_ELSEWHERE])
 def test_quick_mode_runs_and_reports_its_figures(name: str, tmp_path: Path) -> None:
     done, entry = run_bench(name, tmp_path)
