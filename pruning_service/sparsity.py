@@ -25,7 +25,7 @@ pass their inputs on untouched. No grpc here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -54,15 +54,55 @@ def sparsity_share(pattern: str, ratio: float) -> float:
     return SEMI_STRUCTURED_RATIO if pattern == SEMI_STRUCTURED else ratio
 
 
-def check_modules(modules: Sequence[nn.Linear], pattern: str) -> None:
+def check_spec(criterion: str, pattern: str, ratio: float) -> None:
+    """Refuses a sparsity spec whose criterion, pattern and share do not go together."""
+    if criterion == "none":
+        if ratio > 0:
+            raise InvalidArgumentError(
+                "spec.sparsity_ratio", f"{ratio:g} needs a sparsity (magnitude, wanda, sparsegpt)"
+            )
+        if pattern == SEMI_STRUCTURED:
+            raise InvalidArgumentError(
+                "spec.sparsity_pattern", "2:4 needs a sparsity (magnitude, wanda, sparsegpt)"
+            )
+        return
+    if pattern == SEMI_STRUCTURED and ratio not in (0.0, SEMI_STRUCTURED_RATIO):
+        raise InvalidArgumentError(
+            "spec.sparsity_ratio",
+            f"2:4 zeroes exactly {SEMI_STRUCTURED_RATIO:g} of the weights, not {ratio:g}; "
+            "leave it 0",
+        )
+    if pattern != SEMI_STRUCTURED and ratio <= 0:
+        raise InvalidArgumentError(
+            "spec.sparsity_ratio", f"is 0: name the share of weights {criterion} zeroes"
+        )
+
+
+def check_planned_widths(widths: Mapping[str, int]) -> None:
+    """Refuses 2:4 when a sparsified projection would take a width not divisible by four.
+
+    Args:
+        widths: The input width of each projection kind of the pruned layers, after the
+            structural step (``mlp.down_proj``: the kept MLP width, ...).
+    """
+    for name, width in widths.items():
+        if width % GROUP:
+            raise InvalidArgumentError(
+                "spec.sparsity_pattern",
+                f"2:4 needs input widths that are multiples of {GROUP}; the pruned layers' "
+                f"{name} would take {width} (set round_to to a multiple of {GROUP})",
+            )
+
+
+def check_modules(modules: Sequence[tuple[str, nn.Linear]], pattern: str) -> None:
     """Refuses a 2:4 pattern on a layer whose input width is not a multiple of four."""
     if pattern != SEMI_STRUCTURED:
         return
-    for module in modules:
+    for name, module in modules:
         if module.in_features % GROUP:
             raise InvalidArgumentError(
                 "spec.sparsity_pattern",
-                f"2:4 needs input widths that are multiples of {GROUP}; a layer has "
+                f"2:4 needs input widths that are multiples of {GROUP}; {name} has "
                 f"{module.in_features}",
             )
 
@@ -251,7 +291,10 @@ def sparsify(
     """
     share = sparsity_share(pattern, ratio)
     layers = list(adapter.decoder_layers(model))
-    check_modules([m for i in sparsified_layers for m in targets(layers[i])], pattern)
+    names = {id(module): name for name, module in model.named_modules()}
+    check_modules(
+        [(names[id(m)], m) for i in sorted(sparsified_layers) for m in targets(layers[i])], pattern
+    )
     calibrated = criterion in CALIBRATED
     if calibrated and tokens is None:
         raise ValueError(f"{criterion} needs calibration tokens")

@@ -153,6 +153,7 @@ PRUNE_SPEC: Mapping[str, Limit] = {
     "calibration.sequence_length": Limit(8, 32768, 128),
     "depth_share": Limit(0.05, 1.0, 0.5),
     "quantization_group_size": Limit(32, 256, 32),
+    "sparsity_ratio": Limit(0.0, MAX_RATIO, below_high=True),
 }
 """Bounds and defaults of ``PruneSpec``'s numeric fields."""
 

@@ -96,7 +96,7 @@ class CalibrationSpec(_message.Message):
     def __init__(self, samples: _Optional[int] = ..., sequence_length: _Optional[int] = ..., source: _Optional[str] = ...) -> None: ...
 
 class PruneSpec(_message.Message):
-    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed", "structure", "depth_criterion", "depth_share", "quantization", "quantization_group_size", "recovery", "sparsity", "sparsity_pattern")
+    __slots__ = ("model", "method", "ratio", "prune_attention_heads", "prune_mlp", "prune_hidden", "keep_first_layers", "keep_last_layers", "round_to", "calibration", "seed", "structure", "depth_criterion", "depth_share", "quantization", "quantization_group_size", "recovery", "sparsity", "sparsity_pattern", "sparsity_ratio")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     METHOD_FIELD_NUMBER: _ClassVar[int]
     RATIO_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,7 @@ class PruneSpec(_message.Message):
     RECOVERY_FIELD_NUMBER: _ClassVar[int]
     SPARSITY_FIELD_NUMBER: _ClassVar[int]
     SPARSITY_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    SPARSITY_RATIO_FIELD_NUMBER: _ClassVar[int]
     model: str
     method: PruningMethod
     ratio: float
@@ -135,10 +136,11 @@ class PruneSpec(_message.Message):
     recovery: RecoverySpec
     sparsity: Sparsity
     sparsity_pattern: SparsityPattern
-    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ..., structure: _Optional[_Union[PruningStructure, str]] = ..., depth_criterion: _Optional[_Union[DepthCriterion, str]] = ..., depth_share: _Optional[float] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., quantization_group_size: _Optional[int] = ..., recovery: _Optional[_Union[RecoverySpec, _Mapping]] = ..., sparsity: _Optional[_Union[Sparsity, str]] = ..., sparsity_pattern: _Optional[_Union[SparsityPattern, str]] = ...) -> None: ...
+    sparsity_ratio: float
+    def __init__(self, model: _Optional[str] = ..., method: _Optional[_Union[PruningMethod, str]] = ..., ratio: _Optional[float] = ..., prune_attention_heads: _Optional[bool] = ..., prune_mlp: _Optional[bool] = ..., prune_hidden: _Optional[bool] = ..., keep_first_layers: _Optional[int] = ..., keep_last_layers: _Optional[int] = ..., round_to: _Optional[int] = ..., calibration: _Optional[_Union[CalibrationSpec, _Mapping]] = ..., seed: _Optional[int] = ..., structure: _Optional[_Union[PruningStructure, str]] = ..., depth_criterion: _Optional[_Union[DepthCriterion, str]] = ..., depth_share: _Optional[float] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., quantization_group_size: _Optional[int] = ..., recovery: _Optional[_Union[RecoverySpec, _Mapping]] = ..., sparsity: _Optional[_Union[Sparsity, str]] = ..., sparsity_pattern: _Optional[_Union[SparsityPattern, str]] = ..., sparsity_ratio: _Optional[float] = ...) -> None: ...
 
 class PruneResult(_message.Message):
-    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions", "method_family", "layers_before", "layers_after", "removed_layers", "bytes_in_memory", "quantization_bits", "quantization_scheme", "quantization_library", "recovery", "zeroed_parameters", "semi_structured_macs", "cpu_kernel", "cuda_kernel")
+    __slots__ = ("checkpoint_id", "parameters_before", "parameters_after", "prunable_parameters_before", "prunable_parameters_after", "achieved_ratio", "macs_before", "macs_after", "bytes_on_disk", "layers", "wall_seconds", "energy", "uniform", "content_hash", "architecture", "versions", "method_family", "layers_before", "layers_after", "removed_layers", "bytes_in_memory", "quantization_bits", "quantization_scheme", "quantization_library", "recovery", "zeroed_parameters", "semi_structured_macs", "cpu_kernel", "cuda_kernel", "zeroed_share", "sparsity")
     class VersionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +177,8 @@ class PruneResult(_message.Message):
     SEMI_STRUCTURED_MACS_FIELD_NUMBER: _ClassVar[int]
     CPU_KERNEL_FIELD_NUMBER: _ClassVar[int]
     CUDA_KERNEL_FIELD_NUMBER: _ClassVar[int]
+    ZEROED_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SPARSITY_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     parameters_before: int
     parameters_after: int
@@ -204,7 +208,9 @@ class PruneResult(_message.Message):
     semi_structured_macs: int
     cpu_kernel: _kernels_pb2.KernelPath
     cuda_kernel: _kernels_pb2.KernelPath
-    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., method_family: _Optional[str] = ..., layers_before: _Optional[int] = ..., layers_after: _Optional[int] = ..., removed_layers: _Optional[_Iterable[int]] = ..., bytes_in_memory: _Optional[int] = ..., quantization_bits: _Optional[int] = ..., quantization_scheme: _Optional[str] = ..., quantization_library: _Optional[str] = ..., recovery: _Optional[_Union[RecoveryResult, _Mapping]] = ..., zeroed_parameters: _Optional[int] = ..., semi_structured_macs: _Optional[int] = ..., cpu_kernel: _Optional[_Union[_kernels_pb2.KernelPath, _Mapping]] = ..., cuda_kernel: _Optional[_Union[_kernels_pb2.KernelPath, _Mapping]] = ...) -> None: ...
+    zeroed_share: float
+    sparsity: str
+    def __init__(self, checkpoint_id: _Optional[str] = ..., parameters_before: _Optional[int] = ..., parameters_after: _Optional[int] = ..., prunable_parameters_before: _Optional[int] = ..., prunable_parameters_after: _Optional[int] = ..., achieved_ratio: _Optional[float] = ..., macs_before: _Optional[int] = ..., macs_after: _Optional[int] = ..., bytes_on_disk: _Optional[int] = ..., layers: _Optional[_Iterable[_Union[_layers_pb2.LayerShape, _Mapping]]] = ..., wall_seconds: _Optional[float] = ..., energy: _Optional[_Union[_energy_pb2.EnergyReport, _Mapping]] = ..., uniform: _Optional[bool] = ..., content_hash: _Optional[str] = ..., architecture: _Optional[str] = ..., versions: _Optional[_Mapping[str, str]] = ..., method_family: _Optional[str] = ..., layers_before: _Optional[int] = ..., layers_after: _Optional[int] = ..., removed_layers: _Optional[_Iterable[int]] = ..., bytes_in_memory: _Optional[int] = ..., quantization_bits: _Optional[int] = ..., quantization_scheme: _Optional[str] = ..., quantization_library: _Optional[str] = ..., recovery: _Optional[_Union[RecoveryResult, _Mapping]] = ..., zeroed_parameters: _Optional[int] = ..., semi_structured_macs: _Optional[int] = ..., cpu_kernel: _Optional[_Union[_kernels_pb2.KernelPath, _Mapping]] = ..., cuda_kernel: _Optional[_Union[_kernels_pb2.KernelPath, _Mapping]] = ..., zeroed_share: _Optional[float] = ..., sparsity: _Optional[str] = ...) -> None: ...
 
 class PruneJob(_message.Message):
     __slots__ = ("name", "status", "spec", "result")
