@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from torch import nn
 
 from greenprune.api.pruning.v1.pruning_pb2 import PruneResult, PruningMethod
+from greenprune.core import kernels
 from greenprune.core.architectures import (
     LayerGeometry,
     LayerShape,
@@ -33,7 +34,6 @@ from greenprune.core.architectures import (
     adapter_for,
     architecture_name,
 )
-from greenprune.core import kernels
 from greenprune.core.checkpoint import read_manifest, save_checkpoint, validate_checkpoint_id
 from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 from greenprune.core.limits import (
@@ -661,7 +661,7 @@ def _sparsity_facts(
 ) -> dict[str, Any]:
     """The manifest's sparsity fields: what was zeroed, its share, and its 2:4 linears."""
     if record is None:
-        return {"sparsity": "", "sparsity_record": None, "zeroed_parameters": 0, "zeroed_share": 0.0}
+        return {"sparsity": "", "sparsity_record": None, "zeroed_parameters": 0, "zeroed_share": 0}
     return {
         "sparsity": sparsity.describe(config.sparsity, config.sparsity_pattern),
         "sparsity_record": record,

@@ -24,6 +24,7 @@ pass their inputs on untouched. No grpc here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -182,7 +183,7 @@ def sparsegpt_weight(
     return result.masked_fill_(mask, 0.0).to(weight.dtype), mask
 
 
-class _Statistics:
+class Statistics:
     """What a calibrated criterion needs of one linear layer's inputs."""
 
     def __init__(self, module: nn.Linear, criterion: str) -> None:
@@ -192,6 +193,7 @@ class _Statistics:
         self.hessian = torch.zeros(size, size) if criterion == "sparsegpt" else None
 
     def add(self, inputs: torch.Tensor) -> None:
+        """Adds a batch of the layer's inputs (any leading shape, features last)."""
         rows = inputs.detach().reshape(-1, inputs.shape[-1]).float().cpu()
         if self.squares is not None:
             self.squares += rows.square().sum(0)
@@ -199,8 +201,8 @@ class _Statistics:
             self.hessian += rows.T @ rows
 
 
-def _sparsify_module(
-    module: nn.Linear, criterion: str, pattern: str, share: float, stats: _Statistics | None
+def sparsify_linear(
+    module: nn.Linear, criterion: str, pattern: str, share: float, stats: Statistics | None
 ) -> int:
     """Zeroes one layer's weights in place; returns how many are zero afterwards."""
     weight = module.weight
@@ -236,10 +238,8 @@ def _first_layer_calls(
     device = next(model.parameters()).device
     try:
         for window in tokens:
-            try:
+            with contextlib.suppress(_StopForward):
                 model(input_ids=window.unsqueeze(0).to(device), use_cache=False)
-            except _StopForward:
-                pass
     finally:
         handle.remove()
     return calls
@@ -305,10 +305,10 @@ def sparsify(
         calls = _first_layer_calls(model, layers[0], tokens) if calibrated else []
         for index, layer in enumerate(layers):
             modules = targets(layer) if index in sparsified_layers else []
-            stats = {id(m): _Statistics(m, criterion) for m in modules} if calibrated else {}
+            stats = {id(m): Statistics(m, criterion) for m in modules} if calibrated else {}
             handles = [
                 m.register_forward_hook(
-                    lambda module, inputs, output: stats[id(module)].add(inputs[0])
+                    lambda module, inputs, output, stats=stats: stats[id(module)].add(inputs[0])
                 )
                 for m in modules
                 if calibrated
@@ -321,7 +321,7 @@ def sparsify(
                     handle.remove()
             for module in modules:
                 weights += module.weight.numel()
-                zeros += _sparsify_module(module, criterion, pattern, share, stats.get(id(module)))
+                zeros += sparsify_linear(module, criterion, pattern, share, stats.get(id(module)))
             calls = [_with_hidden(call, _run_layer(layer, call)) for call in calls]
             progress((index + 1) / len(layers))
     model.train(was_training)

@@ -50,11 +50,11 @@ from greenprune.core.limits import (
     PRUNE_SPEC,
     PRUNING_METHODS,
     QUANTIZATIONS,
-    SEMI_STRUCTURED,
-    SPARSITIES,
     RECOVERY_SOURCE_DEFAULT,
     RECOVERY_SPEC,
     RECOVERY_TARGET_MODULES_DEFAULT,
+    SEMI_STRUCTURED,
+    SPARSITIES,
     Limit,
 )
 from greenprune.core.safe_yaml import YamlRules, load_yaml
