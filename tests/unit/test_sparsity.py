@@ -232,3 +232,22 @@ def test_sparsity_specs_are_refused_naming_the_field(
         validate_config(PruneConfig(model=MODEL, ratio=0.0, **fields), Path())
     assert info.value.field == field
     assert reason in info.value.message
+
+
+def test_a_two_four_checkpoint_evaluates_with_lm_eval(checkpoints: Path, tmp_path: Path) -> None:
+    from eval_service.evaluator import EvalConfig, run_eval
+    from eval_service.tasks import task_manager
+
+    model, tokenizer, _ = load_checkpoint(_path(checkpoints, "sparsegpt-2:4"))
+    config = EvalConfig(
+        tasks=("greenprune_facts",),
+        limit=40,
+        batch_size=20,
+        device="cpu",
+        repeats=1,
+        warmup_batches=0,
+        idle_seconds=0,
+    )
+    (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=tmp_path)
+    accuracy = next(m.value for m in outcome.metrics if m.metric == "acc")
+    assert 0.0 <= accuracy <= 1.0 and outcome.samples == 40
