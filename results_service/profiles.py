@@ -56,8 +56,11 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "cpu_seconds_per_token",
     "cpu_seconds_per_token_low",
     "cpu_seconds_per_token_high",
+    "kernel_path",
+    "macs_skipped_share",
 )
-"""The columns of the ``profile`` view."""
+"""The columns of the ``profile`` view (``kernel_path``: the kernels the checkpoint ran on,
+``macs_skipped_share``: the share of the baseline's MACs they skip)."""
 
 _PROFILE_MEASURES = (
     "joules_per_token",
@@ -82,8 +85,13 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     *CHANGE_FIELDS,
     "method_family",
     *ENERGY_MEASURE_FIELDS,
+    "kernel_path",
+    "macs_skipped_share",
+    "realization_ratio",
+    "kernel_note",
 )
-"""The columns of the ``findings`` view (``energy_method``/``estimated``: energy rows only)."""
+"""The columns of the ``findings`` view (``energy_method``/``estimated``, the kernel path, its
+MACs skipped, the realization ratio and the kernel note: energy rows only)."""
 
 
 def profile_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -110,6 +118,8 @@ def profile_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             rounds=len(group),
             estimated=bool(group["estimated"].any()),
             energy_method=first["energy_method"],
+            kernel_path=_kernel(first),
+            macs_skipped_share=first.get("macs_skipped_share"),
         )
         for measure in _PROFILE_MEASURES:
             mid, low, high = summary(group[measure])
@@ -155,13 +165,47 @@ def energy_findings(windows: pd.DataFrame) -> list[dict[str, object]]:
                 }
                 row.update(window_change(b, o))
                 row.update(energy_measure(window))
+                row.update(_kernel_fields(window, other, row))
                 rows.append(row)
     return rows
 
 
+def _kernel(row: Mapping[str, object]) -> str | None:
+    path = row.get("kernel_path")
+    return None if findings.missing(path) or not path else str(path)
+
+
+def _kernel_fields(
+    window: pd.DataFrame, other: Mapping[str, object], change: Mapping[str, object]
+) -> dict[str, object]:
+    """The kernel path a configuration ran on in a window, and what it made of its removal."""
+    mine = window[window["checkpoint_id"].fillna("") == (other["checkpoint_id"] or "")]
+    first = mine.iloc[0].to_dict() if len(mine) else dict(other)
+    path, skipped = _kernel(first), first.get("macs_skipped_share")
+    return {
+        "kernel_path": path,
+        "macs_skipped_share": skipped,
+        "realization_ratio": findings.realization_ratio(change.get("estimate"), skipped),
+        "kernel_note": findings.kernel_note(
+            path,
+            skipped,
+            other.get("zeroed_share"),
+            measurable_change=bool(change.get("measurable")),
+            estimate=change.get("estimate"),
+        ),
+    }
+
+
 def findings_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows of the ``findings`` view as its typed frame."""
-    floats = ("baseline_value", "value", "ratio", "parameters_removed")
+    floats = (
+        "baseline_value",
+        "value",
+        "ratio",
+        "parameters_removed",
+        "macs_skipped_share",
+        "realization_ratio",
+    )
     return change_frame(rows, FINDINGS_COLUMNS, floats)
 
 

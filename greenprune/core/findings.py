@@ -21,6 +21,10 @@ only render what the views computed, with the wording defined here.
   with its cheaper neighbour, so that a step along the front that is not measurable is said so.
 * **Net energy that cannot be told from idle** (:func:`above_idle`): an interval whose lower
   bound is not above 0.
+* **Realization ratio** (:func:`realization_ratio`): the measured saving (minus the relative
+  change of J/token) over the share of the baseline's MACs the kernel path skips; a path that
+  skips none (zeroed weights on dense kernels) has none, and :func:`kernel_note` says up front
+  that no saving is expected and whether the measurement confirms it.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ MINUS = "\u2212"
 NO_CHANGE = "no measurable change"
 NO_PAIRED_DATA = "no paired data"
 NOT_ABOVE_IDLE = "not distinguishable from idle"
+NO_SAVING = "dense kernels: no saving expected"
+"""What a checkpoint whose zeroed or quantized weights skip no work says before measuring."""
 BASELINE_TEXT = "baseline"
 """What a change column says on the baseline's own row."""
 
@@ -322,3 +328,52 @@ def ratio_text(ratio: object, removed_share: object) -> str:
     if finite(removed_share):
         text += f" = {float(removed_share):.1%} of all parameters"  # type: ignore[arg-type]
     return text
+
+
+def realization_ratio(estimate: object, macs_skipped_share: object) -> float | None:
+    """The measured saving over the MACs skipped: 1 when the saving is all the skipped work.
+
+    Args:
+        estimate: The relative change of J/token against the baseline (negative: a saving).
+        macs_skipped_share: The share of the baseline's MACs the kernel path skips.
+    """
+    if not finite(estimate) or not finite(macs_skipped_share):
+        return None
+    if float(macs_skipped_share) <= 0:  # type: ignore[arg-type]
+        return None
+    return -float(estimate) / float(macs_skipped_share)  # type: ignore[arg-type]
+
+
+def kernel_note(
+    kernel_path: object,
+    macs_skipped_share: object,
+    zeroed_share: object,
+    *,
+    measurable_change: bool,
+    estimate: object = None,
+) -> str:
+    """What a checkpoint's kernels could turn into saved work, and what was measured.
+
+    "dense float32 on zeroed weights: dense kernels: no saving expected; measured: no
+    measurable change (as expected)", or "skips 40% of the baseline's MACs; the measured
+    saving realizes 62% of it".
+    """
+    if missing(kernel_path) or not str(kernel_path):
+        return ""
+    path = str(kernel_path)
+    skipped = float(macs_skipped_share) if finite(macs_skipped_share) else 0.0  # type: ignore[arg-type]
+    if skipped <= 0:
+        zeroed = finite(zeroed_share) and float(zeroed_share) > 0  # type: ignore[arg-type]
+        if not zeroed:
+            return f"{path}: skips no work"
+        verdict = (
+            "a change anyway, not from skipped work"
+            if measurable_change
+            else f"{NO_CHANGE} (as expected)"
+        )
+        return f"{path} multiplies the zeroed weights too: {NO_SAVING}; measured: {verdict}"
+    realized = realization_ratio(estimate, skipped)
+    text = f"{path} skips {skipped:.0%} of the baseline's MACs"
+    if realized is None or not measurable_change:
+        return f"{text}; measured: {NO_CHANGE}"
+    return f"{text}; the measured saving realizes {realized:.0%} of it"

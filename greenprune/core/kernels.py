@@ -26,13 +26,12 @@ import torch
 from torch import nn
 
 from greenprune.api.common.v1.kernels_pb2 import KernelPath
+from greenprune.core.findings import NO_SAVING
 from greenprune.core.limits import SEMI_STRUCTURED_RATIO
 
 DEVICE_KINDS = ("cpu", "cuda")
 """The device kinds a checkpoint's path is predicted for."""
 
-NO_SAVING = "dense kernels: no saving expected"
-"""What a checkpoint whose zeroed or quantized weights skip no work says before measuring."""
 
 _GROUP = 4
 _KEPT_PER_GROUP = 2
