@@ -87,7 +87,8 @@ WITH prune_facts AS (
 ),
 checkpoint_runs AS (
     SELECT result_checkpoint_id AS checkpoint_id, spec_model AS model,
-        1 - (1 - spec_ratio) * (1 - COALESCE(spec_sparsity_ratio, 0)) AS ratio,
+        CASE WHEN COALESCE(spec_sparsity_ratio, 0) = 0 THEN spec_ratio
+            ELSE 1 - (1 - spec_ratio) * (1 - spec_sparsity_ratio) END AS ratio,
         result_achieved_ratio + COALESCE(result_zeroed_share, 0) AS achieved_ratio,
         COALESCE(result_zeroed_share, 0) AS zeroed_share,
         NULLIF(result_cpu_kernel_name, '') AS cpu_kernel,

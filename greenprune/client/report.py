@@ -287,6 +287,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         ("J/token baseline", "right"),
         ("J/token", "right"),
         ("Δ J/token, paired by round [95%]", "right"),
+        ("kernels: what could be saved, and what was", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     ordered = rows.sort_values(["model", "ratio", "phase", "batch_size"], kind="stable")
@@ -303,13 +304,25 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
             _fmt(record["baseline_value"], ".3g"),
             _fmt(record["value"], ".3g"),
             str(record["text"]),
+            _kernel_note(record.get("kernel_note")),
         )
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
         'checkpoint once, in a shuffled order); "no measurable change" when the paired '
         "interval contains 0.\n" + describe_method(list(rows.get("energy_method", [])))
     )
+    notes = [str(n) for n in rows.get("kernel_note", []) if not findings.missing(n)]
+    if any(findings.NO_SAVING in note for note in notes):
+        table.caption += (
+            "\nOn this machine some checkpoints' zeroed weights run on dense kernels, which "
+            f"multiply zeros as any other weight ({findings.NO_SAVING}): their sparsity cannot "
+            "turn into saved work here. Realization ratio: measured saving / MACs skipped."
+        )
     return table
+
+
+def _kernel_note(note: object) -> str:
+    return "" if findings.missing(note) else str(note)
 
 
 def payback_table(frame: Any, title: str = "") -> Table | None:

@@ -15,6 +15,7 @@ from greenprune.api.common.v1.kernels_pb2 import KernelPath
 from greenprune.core import findings, kernels
 from greenprune.core.architectures import adapter_for
 from pruning_service import measure, sparsity
+from results_app import frames
 from results_service.store import ResultsStore
 from tests import samples
 
@@ -158,3 +159,5 @@ def test_the_findings_say_a_zeroed_checkpoint_on_dense_kernels_saves_nothing(
         assert findings.NO_SAVING in note
         assert note.endswith("(as expected)") != measurable
     assert set(profile_view["kernel_path"]) == {"dense float32"}
+    rows = frames.kernel_rows(table)  # what the app's overview warns about
+    assert [label.split("[")[1][:1] for label in frames.dense_zeroed(rows)] == ["s"]

@@ -123,6 +123,36 @@ def test_the_energy_profile_table_names_each_checkpoint_and_says_what_is_not_mea
     assert report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
 
 
+def test_the_energy_table_says_when_zeroed_weights_run_on_dense_kernels() -> None:
+    import pandas as pd
+
+    note = findings.kernel_note("dense float32", 0.0, 0.5, measurable_change=False)
+    frame = pd.DataFrame(
+        [
+            {
+                "kind": "energy",
+                "model": "m",
+                "checkpoint_id": "ckpt-wanda",
+                "method_family": "wanda-2:4",
+                "ratio": 0.5,
+                "parameters_removed": 0.0,
+                "phase": "prefill",
+                "batch_size": 8,
+                "baseline_value": 3e-4,
+                "value": 3e-4,
+                "text": "no measurable change (+0.1% [−2.0, +2.2])",
+                "kernel_note": note,
+            }
+        ]
+    )
+    table = report.energy_findings_table(frame)
+    console = Console(record=True, width=400)
+    console.print(table)
+    text = console.export_text()
+    assert "multiplies the zeroed weights too" in text
+    assert "their sparsity cannot turn into saved work here" in text
+
+
 # The rows of the report: the headline metric against the baseline ------------------------------
 
 
