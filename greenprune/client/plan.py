@@ -30,6 +30,7 @@ from greenprune.core.limits import (
     PRUNE_SPEC_ENUM_DEFAULTS,
     SEMI_STRUCTURED,
     SEMI_STRUCTURED_RATIO,
+    enum_number,
     method_value,
     prune_enum_name,
 )
@@ -67,10 +68,16 @@ class PruneStep:
         return self.spec.HasField("recovery")
 
     @property
+    def distilled(self) -> bool:
+        """Whether the recovery distills from the unpruned model (``losses: [distill]``)."""
+        return self.recovered and self.spec.recovery.loss == pruning_pb2.RECOVERY_LOSS_DISTILL
+
+    @property
     def label(self) -> str:
         """A short human name of the step."""
         parts = [] if self.variant == "width" else [self.variant]
         parts += ["LoRA-recovered"] if self.recovered else []
+        parts += ["distilled"] if self.distilled else []
         suffix = f" ({', '.join(parts)})" if parts else ""
         return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
 
@@ -231,23 +238,33 @@ def _at_ratio_zero(parts: VariantParts) -> str:
 def _with_recovery(experiment: Experiment, steps: list[PruneStep]) -> list[PruneStep]:
     """``steps``, then a LoRA-recovered copy of each step whose ratio ``recovery`` names.
 
-    The copy prunes as its step does, then tunes; quantized steps get none. Its request id
-    hashes the step's and the recovery settings.
+    One copy per loss of ``recovery.losses``: it prunes as its step does, then tunes;
+    quantized steps get none. Its request id hashes the step's and the recovery settings (the
+    loss and temperature only for distillation, so LM-loss copies keep the ids they had).
     """
     recovery = experiment.recovery
-    settings = recovery.model_dump(exclude={"ratios"})
+    settings = recovery.model_dump(exclude={"ratios", "losses", "temperature"})
     recovered = []
     for step in steps:
         if step.ratio not in recovery.ratios or step.spec.quantization != 0:
             continue
-        spec = pruning_pb2.PruneSpec()
-        spec.CopyFrom(step.spec)
-        spec.recovery.CopyFrom(
-            json_format.ParseDict({**settings, "seed": experiment.seed}, pruning_pb2.RecoverySpec())
-        )
-        rid = request_id("prune", {"pruned": step.request_id, "recovery": settings})
-        recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
+        for loss in recovery.losses:
+            chosen = dict(settings)
+            if loss != "lm":
+                chosen.update(loss=loss, temperature=recovery.temperature)
+            fields = {**chosen, "seed": experiment.seed}
+            fields["loss"] = prune_enum_name_of_loss(loss)
+            spec = pruning_pb2.PruneSpec()
+            spec.CopyFrom(step.spec)
+            spec.recovery.CopyFrom(json_format.ParseDict(fields, pruning_pb2.RecoverySpec()))
+            rid = request_id("prune", {"pruned": step.request_id, "recovery": chosen})
+            recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
     return [*steps, *recovered]
+
+
+def prune_enum_name_of_loss(loss: str) -> str:
+    """The ``RecoveryLoss`` value name of a file spelling (``distill``)."""
+    return pruning_pb2.RecoveryLoss.Name(enum_number(pruning_pb2.RecoveryLoss, loss))
 
 
 def eval_inputs(experiment: Experiment) -> dict[str, Any]:

@@ -50,6 +50,7 @@ from greenprune.core.limits import (
     PRUNE_SPEC,
     PRUNING_METHODS,
     QUANTIZATIONS,
+    RECOVERY_LOSSES,
     RECOVERY_SOURCE_DEFAULT,
     RECOVERY_SPEC,
     RECOVERY_TARGET_MODULES_DEFAULT,
@@ -361,7 +362,11 @@ class Services(_Strict):
 
 
 class Recovery(_Strict):
-    """LoRA recovery fine-tuning: one extra prune step, tuned and merged, per ratio named."""
+    """LoRA recovery fine-tuning: one extra prune step, tuned and merged, per ratio and loss.
+
+    ``lm`` is the language-model loss; ``distill`` the KL from the unpruned model's softened
+    distributions at ``temperature``.
+    """
 
     ratios: list[Ratio] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     rank: int = _bounded(RECOVERY_SPEC["rank"])
@@ -376,6 +381,16 @@ class Recovery(_Strict):
     batch_size: int = _bounded(RECOVERY_SPEC["batch_size"])
     sequence_length: int = _bounded(RECOVERY_SPEC["sequence_length"])
     source: Name = RECOVERY_SOURCE_DEFAULT
+    losses: list[Literal[RECOVERY_LOSSES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [RECOVERY_LOSSES[0]], min_length=1, max_length=len(RECOVERY_LOSSES)
+    )
+    temperature: float = _bounded(RECOVERY_SPEC["temperature"])
+
+    @field_validator("losses")
+    @classmethod
+    def _distinct_losses(cls, losses: list[str]) -> list[str]:
+        _unique(losses)
+        return losses
 
     @field_validator("ratios")
     @classmethod
