@@ -96,3 +96,20 @@ def test_plan_sets_the_sparsity_fields_and_shares_the_baseline(tmp_path: Path) -
     baseline = [s for s in plan.prune_steps if s.is_baseline]
     assert [(s.variant, s.ratio) for s in baseline] == [("width", 0.0)]
     assert len({s.request_id for s in plan.prune_steps}) == len(plan.prune_steps)
+
+
+def test_the_sparsity_experiment_plans_every_method_at_half_and_both_recoveries() -> None:
+    root = Path(__file__).resolve().parents[2]
+    plan = plan_experiment(load_experiment(root / "experiments" / "sparsity.yaml"))
+    plain = {(s.variant, s.ratio) for s in plan.prune_steps if not s.recovered}
+    assert plain == {
+        ("width", 0.0),
+        ("width", 0.5),
+        ("depth", 0.5),
+        ("int8", 0.0),
+        ("wanda-2:4", 0.5),
+    }
+    recovered = {(s.variant, s.distilled) for s in plan.prune_steps if s.recovered}
+    assert recovered == {(v, d) for v in ("width", "depth", "wanda-2:4") for d in (False, True)}
+    (profile,) = plan.profile_steps
+    assert len(profile.prunes) == len(plan.prune_steps)
