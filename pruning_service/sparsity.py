@@ -20,6 +20,13 @@ Calibrated criteria see the inputs each layer will see: decoder layers are visit
 the calibration windows, each layer's output (after its own sparsification) feeding the next,
 as in the papers' reference code. Layers kept by ``keep_first_layers``/``keep_last_layers``
 pass their inputs on untouched. No grpc here.
+
+Why not ``torchao.sparsity.WandaSparsifier`` (torchao 0.18): it compares scores across a whole
+layer, not per output row as the paper does for LLMs; it calibrates every layer at once on the
+dense model (observers on all linears), not each layer on the outputs of the sparsified layers
+before it; it has no SparseGPT; and it works through ``torch.ao`` parametrizations to squash.
+The scoring here is a few lines per criterion; torch's ``to_sparse_semi_structured`` runs the
+2:4 result on CUDA (:mod:`greenprune.core.kernels`).
 """
 
 from __future__ import annotations

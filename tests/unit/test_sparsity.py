@@ -251,3 +251,27 @@ def test_a_two_four_checkpoint_evaluates_with_lm_eval(checkpoints: Path, tmp_pat
     (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=tmp_path)
     accuracy = next(m.value for m in outcome.metrics if m.metric == "acc")
     assert 0.0 <= accuracy <= 1.0 and outcome.samples == 40
+
+
+@pytest.mark.parametrize("architecture", ["qwen2", "mistral"])
+def test_sparse_checkpoints_of_qwen2_and_mistral_load_with_plain_from_pretrained(
+    tmp_path: Path, architecture: str
+) -> None:
+    from tests.unit.tiny_models import save_tiny_model, tiny_config, tiny_tokenizer
+
+    root = tmp_path / "models"
+    tied = architecture == "qwen2"
+    save_tiny_model(root / architecture, tiny_config(architecture, tied=tied), tiny_tokenizer())
+    for name, fields in {
+        "wanda": {"sparsity": "wanda", "sparsity_ratio": 0.5},
+        "sparsegpt-2-4": {"sparsity": "sparsegpt", "sparsity_pattern": "2:4"},
+    }.items():
+        config = PruneConfig(model=architecture, ratio=0.0, calibration=QUICK, **fields)
+        outcome = run_prune(config, checkpoints_dir=tmp_path, checkpoint_id=name, models_root=root)
+        model = AutoModelForCausalLM.from_pretrained(outcome.path)
+        assert type(model).__name__.lower().startswith(architecture)
+        logits = model(input_ids=torch.tensor([[1, 2, 3, 4, 5]])).logits
+        assert torch.isfinite(logits).all()
+        weights = [w for _, w in _sparsified(model)]
+        zeroed = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+        assert abs(zeroed - 0.5) <= 0.01, (architecture, name, zeroed)
