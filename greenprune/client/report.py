@@ -179,8 +179,21 @@ def _energy(row: ResultRow) -> str:
 
 def _family(family: object) -> str:
     """A compression family to name ("int8", "depth"), empty for width pruning and none."""
-    name = "" if findings.missing(family) else str(family).removesuffix("+lora")
+    name = "" if findings.missing(family) else str(family)
+    name = name.removesuffix(_DISTILLED).removesuffix("+lora")
     return "" if name in ("width", findings.BASELINE_FAMILY) else name
+
+
+_DISTILLED = "+lora-distill"
+"""The family suffix of recovery by distillation (``pruning_service.recovery.method_family``)."""
+
+
+def _recovery(family: object, recovered: object) -> str:
+    """How a checkpoint was recovered: "LoRA", "LoRA distilled", or "" for none."""
+    if not recovered:
+        return ""
+    distilled = not findings.missing(family) and str(family).endswith(_DISTILLED)
+    return "LoRA distilled" if distilled else "LoRA"
 
 
 def _with_method(family: object, ratio: str) -> str:
@@ -192,7 +205,7 @@ def _ratio(row: ResultRow) -> str:
     if row.ratio is None:
         return "-"
     method = f" {_family(row.method_family)}" if _family(row.method_family) else ""
-    method += " +LoRA" if row.recovered else ""
+    method += f" +{_recovery(row.method_family, True)}" if row.recovered else ""
     if row.removed_share is None:
         return f"{row.ratio:.2f}{method}"
     return f"{row.ratio:.2f}{method} ({row.removed_share:.1%} of all)"
@@ -361,7 +374,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
         table.add_row(
             str(record["model"]),
             _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
-            "LoRA" if record["recovered"] else "no",
+            _recovery(record.get("method_family"), record["recovered"]) or "no",
             str(int(record["batch_size"])),
             _fmt(record["pruning_joules"], ".3g"),
             _fmt(record["recovery_joules"], ".3g") if record["recovered"] else "-",

@@ -213,3 +213,24 @@ def test_perplexity_changes_are_relative(tmp_path: Path) -> None:
     )
     assert rows[1].delta_value == pytest.approx(0.1)
     assert rows[1].delta_value_text == "no paired data (+10.0%)"
+
+
+def test_a_distilled_checkpoint_is_named_so_in_the_table() -> None:
+    row = ResultRow(
+        "demo",
+        "m",
+        0.5,
+        10,
+        "t",
+        "acc",
+        0.9,
+        0.02,
+        0.15,
+        -0.05,
+        0.35,
+        recovered=True,
+        method_family="wanda-2:4+lora-distill",
+    )
+    console = Console(width=250, record=True)
+    report.print_rows([row], "table", console)
+    assert "0.50 wanda-2:4 +LoRA distilled" in console.export_text()
