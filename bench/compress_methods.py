@@ -11,6 +11,10 @@ In one run, on a random-initialised Llama saved under a temporary models root:
    linear weights against fp32, and J/token against fp32 at the profile's largest batch
    (prefill, interleaved rounds of the eval service's energy profile).
 
+4. weight sparsity: Wanda at 50 % (unstructured) and Wanda 2:4, prune time against width
+   pruning's, and J/token against fp32 next to the saving their kernel path predicts on this
+   CPU (none: dense kernels multiply the zeros), so the measured ratio should read about 1.
+
 Every figure is printed as a ratio. Quantization can cost energy on CPUs without fast int8 or
 int4 kernels: the J/token ratio is the finding either way.
 
@@ -147,6 +151,16 @@ def main() -> None:
             depth_load
         ) / statistics.median(base_load)
 
+        sparse = {}
+        for name, fields in {
+            "wanda": {"sparsity": "wanda", "sparsity_ratio": 0.5},
+            "wanda-2:4": {"sparsity": "wanda", "sparsity_pattern": "2:4"},
+        }.items():
+            seconds, sparse[name] = _prune(
+                root, checkpoints, name.replace(":", "-"), ratio=0.0, **fields
+            )
+            figures[f"prune time, {name} / width"] = seconds / width_s
+
         _, base = _prune(root, checkpoints, "fp32", ratio=0.0)
         quantized = {}
         for bits in ("int8", "int4"):
@@ -162,11 +176,16 @@ def main() -> None:
                 quantized[bits]["bytes_on_disk"] / base["bytes_on_disk"]
             )
         if not args.skip_energy:
-            joules = _joules_per_token(checkpoints, ["fp32", "int8", "int4"], args)
+            names = ["fp32", "int8", "int4", "wanda", "wanda-2-4"]
+            joules = _joules_per_token(checkpoints, names, args)
             for bits in ("int8", "int4"):
                 figures[f"{bits}: J/token / fp32 (prefill, batch {args.batch})"] = (
                     joules[bits] / joules["fp32"]
                 )
+            for name, manifest in sparse.items():
+                predicted = manifest["cpu_kernel"]["macs_skipped_share"]
+                measured = joules[name.replace(":", "-")] / joules["fp32"]
+                figures[f"{name}: J/token / fp32 (predicted 1 - {predicted:.2f})"] = measured
     # Findings, not requirements: no target (quantization may cost energy on this CPU).
     found = [Figure(f"compress: {name}", value) for name, value in figures.items()]
     details = {"parameters": depth["parameters_before"], "layers": args.layers}

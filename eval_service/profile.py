@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenprune.api.common.v1.kernels_pb2 import KernelPath
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.core.energy.cpu_time import (
     disturbance_threshold,
@@ -352,12 +353,15 @@ def run_profile(
     *,
     workdir: Path,
     progress: Callable[[str, float], None],
+    kernel_paths: Sequence[KernelPath] = (),
 ) -> eval_pb2.ProfileResult:
     """Measures every model's profile in interleaved rounds.
 
     Args:
         models: The loaded models, in ``config.checkpoint_ids`` order, on ``config.device``.
         config: What to measure.
+        kernel_paths: The kernel path each model runs on (``kernels.prepare``), in the same
+            order; every window records its model's. Empty: none recorded.
         workdir: CodeCarbon's output folder (nothing is written there).
         progress: Called with (stage, overall fraction).
 
@@ -369,7 +373,7 @@ def run_profile(
     meter.prepare()
     allocator = keep_freed_memory()
     with torch_threads(meter.threads):
-        result = _profile(models, config, meter, progress)
+        result = _profile(models, config, meter, progress, kernel_paths)
     if allocator:
         result.hardware += f"; {allocator}"
     return result
@@ -380,8 +384,10 @@ def _profile(
     config: ProfileConfig,
     meter: EnergyMeter,
     progress: Callable[[str, float], None],
+    kernel_paths: Sequence[KernelPath] = (),
 ) -> eval_pb2.ProfileResult:
     info = meter.headline_info
+    paths = list(kernel_paths) or [KernelPath() for _ in models]
     on_cuda = config.device.startswith("cuda")
     cells = [(phase, batch) for phase in PHASES for batch in config.batch_sizes]
     workloads = {
@@ -462,6 +468,8 @@ def _profile(
                         attempts=attempts,
                         disturbed=reading.disturbed_windows > 0,
                         gpu_shared=reading.gpu_shared,
+                        kernel_path=paths[index].name,
+                        macs_skipped_share=paths[index].macs_skipped_share,
                     )
                 )
         rounds = round_index + 1

@@ -103,18 +103,21 @@ def _profile(
     from eval_service.eval_messages import profile_config
     from eval_service.evaluator import resolve_device
     from eval_service.profile import run_profile
-    from greenprune.core import checkpoint
+    from greenprune.core import checkpoint, kernels
 
     device = resolve_device(spec.device)
     config = profile_config(spec, device)
-    models, base_model = [], ""
+    models, paths, base_model = [], [], ""
     for index, checkpoint_id in enumerate(config.checkpoint_ids):
         progress(f"loading {checkpoint_id}", 0.0)
         path = checkpoint.checkpoint_dir(Path(context["checkpoints_dir"]), checkpoint_id)
         model, _, manifest = checkpoint.load_checkpoint(path, device=device)
         model.eval()
+        paths.append(kernels.prepare(model, manifest, device))
         models.append(model)
         if index == 0:
             base_model = manifest["source"]["model"]
-    profile = run_profile(models, config, workdir=Path(context["workdir"]), progress=progress)
+    profile = run_profile(
+        models, config, workdir=Path(context["workdir"]), progress=progress, kernel_paths=paths
+    )
     return eval_pb2.EvalResult(model=base_model, profile=profile)

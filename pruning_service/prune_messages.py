@@ -10,6 +10,7 @@ from greenprune.core.limits import (
     CALIBRATION_SOURCE_DEFAULT,
     PRUNE_SPEC,
     PRUNE_SPEC_ENUM_DEFAULTS,
+    SEMI_STRUCTURED_RATIO,
     fill_defaults,
     method_name,
     method_value,
@@ -32,6 +33,9 @@ def normalized_spec(spec: pruning_pb2.PruneSpec) -> pruning_pb2.PruneSpec:
         from pruning_service.recovery import normalize
 
         normalize(normal.recovery)
+    two_four = normal.sparsity_pattern == pruning_pb2.SPARSITY_PATTERN_2_4
+    if normal.sparsity and two_four and not normal.sparsity_ratio:
+        normal.sparsity_ratio = SEMI_STRUCTURED_RATIO  # 2:4 has one share
     if not (normal.prune_attention_heads or normal.prune_mlp or normal.prune_hidden):
         normal.prune_attention_heads = normal.prune_mlp = True  # nothing chosen: the default
     return normal

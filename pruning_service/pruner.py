@@ -26,6 +26,7 @@ from google.protobuf import json_format
 from torch import nn
 
 from greenprune.api.pruning.v1.pruning_pb2 import PruneResult, PruningMethod
+from greenprune.core import kernels
 from greenprune.core.architectures import (
     LayerGeometry,
     LayerShape,
@@ -42,6 +43,9 @@ from greenprune.core.limits import (
     PRUNING_METHODS,
     PRUNING_STRUCTURES,
     QUANTIZATIONS,
+    SEMI_STRUCTURED,
+    SPARSITIES,
+    SPARSITY_PATTERNS,
     check,
     check_text,
     default,
@@ -58,7 +62,16 @@ from greenprune.core.models import (
     resolve_model_source,
 )
 from greenprune.core.quantized import model_bytes
-from pruning_service import calibration, depth, graph, measure, planning, quantize, surgery
+from pruning_service import (
+    calibration,
+    depth,
+    graph,
+    measure,
+    planning,
+    quantize,
+    sparsity,
+    surgery,
+)
 
 STAGES = ("loading", "calibrating", "pruning", "saving")
 _STAGE_SPANS = {
@@ -112,6 +125,10 @@ class PruneConfig:
         depth_share: With ``width-and-depth``, the part of ``ratio`` removed as whole layers.
         quantization: ``none``, ``int8`` or ``int4`` weight-only, applied after pruning.
         quantization_group_size: Input channels per int4 group.
+        sparsity: ``none``, ``magnitude``, ``wanda`` or ``sparsegpt``: weight sparsity of
+            the pruned layers' projections, after the structural step, before quantization.
+        sparsity_pattern: ``unstructured`` or ``2:4``.
+        sparsity_ratio: The share of those weights to zero (2:4: 0 or 0.5, a half either way).
     """
 
     model: str
@@ -130,6 +147,9 @@ class PruneConfig:
     depth_share: float = default(PRUNE_SPEC, "depth_share")
     quantization: str = QUANTIZATIONS[0]
     quantization_group_size: int = default(PRUNE_SPEC, "quantization_group_size")
+    sparsity: str = SPARSITIES[0]
+    sparsity_pattern: str = SPARSITY_PATTERNS[0]
+    sparsity_ratio: float = 0.0
 
 
 @dataclass
@@ -248,13 +268,17 @@ def _check_fields(config: PruneConfig, models_root: Path) -> None:
         ("structure", PRUNING_STRUCTURES),
         ("depth_criterion", DEPTH_CRITERIA),
         ("quantization", QUANTIZATIONS),
+        ("sparsity", SPARSITIES),
+        ("sparsity_pattern", SPARSITY_PATTERNS),
     ):
         if getattr(config, name) not in allowed:
             raise InvalidArgumentError(f"spec.{name}", f"must be one of {', '.join(allowed)}")
     quantize.check_quantization(config.quantization, config.quantization_group_size)
+    sparsity.check_spec(config.sparsity, config.sparsity_pattern, config.sparsity_ratio)
     if config.prune_hidden:
         raise InvalidArgumentError("spec.prune_hidden", "pruning the hidden size is not supported")
-    if config.ratio > 0 and not (config.prune_attention_heads or config.prune_mlp):
+    sparse = config.sparsity != "none"
+    if (config.ratio > 0 or sparse) and not (config.prune_attention_heads or config.prune_mlp):
         raise InvalidArgumentError(
             "spec.prune_mlp", "nothing to prune: enable prune_attention_heads or prune_mlp"
         )
@@ -289,16 +313,32 @@ def _check_against_model(
 ) -> None:
     """The checks that need the model's shape: layers to keep, reachable ratio, context."""
     plan = _depth_plan(config, len(adapter.decoder_layers(model)))
-    _plan(replace(config, ratio=plan.width_ratio), model, adapter)
+    layer_plan = _plan(replace(config, ratio=plan.width_ratio), model, adapter)
+    if config.sparsity != "none" and config.sparsity_pattern == SEMI_STRUCTURED:
+        sparsity.check_planned_widths(_input_widths(config, model, layer_plan.shape))
     context = getattr(model.config, "max_position_embeddings", None)
     length = config.calibration.sequence_length
-    calibrates = (config.method == "taylor" and plan.width_ratio > 0) or (
-        plan.remove > 0 and config.depth_criterion == "block-influence"
+    calibrates = (
+        (config.method == "taylor" and plan.width_ratio > 0)
+        or (plan.remove > 0 and config.depth_criterion == "block-influence")
+        or config.sparsity in sparsity.CALIBRATED
     )
     if calibrates and context and length > context:
         raise InvalidArgumentError(
             "spec.calibration.sequence_length", f"{length} exceeds the model's context of {context}"
         )
+
+
+def _input_widths(config: PruneConfig, model: nn.Module, shape: LayerShape) -> dict[str, int]:
+    """The input width of each projection kind sparsity touches in the pruned layers."""
+    hidden = int(model.config.hidden_size)
+    widths: dict[str, int] = {}
+    if config.prune_attention_heads:
+        widths.update({"self_attn.q/k/v_proj": hidden})
+        widths["self_attn.o_proj"] = shape.attention_heads * shape.head_dim
+    if config.prune_mlp:
+        widths.update({"mlp.gate/up_proj": hidden, "mlp.down_proj": shape.intermediate_size})
+    return widths
 
 
 def _depth_plan(config: PruneConfig, layer_count: int) -> depth.DepthPlan:
@@ -502,6 +542,24 @@ def prune_model(
         calibration.accumulate_gradients(
             model, tokens, trainable, progress=lambda f: report("calibrating", 0.5 + f / 2)
         )
+    report("pruning")
+    if needs_pruning:
+        _prune_layers(width, model, adapter, pruned, plan.shape, report)
+    sparsity_record = None
+    if config.sparsity != "none":
+        if tokens is None and config.sparsity in sparsity.CALIBRATED:
+            tokens = _calibration_tokens(config, tokenizer, models_root)
+        sparsity_record = sparsity.sparsify(
+            model,
+            adapter,
+            targets=lambda layer: _prunable_modules(config, adapter, [layer]),
+            sparsified_layers={i for i in range(len(layers)) if i not in kept},
+            criterion=config.sparsity,
+            pattern=config.sparsity_pattern,
+            ratio=config.sparsity_ratio,
+            tokens=tokens,
+            progress=lambda f: report("pruning", 0.5 + f / 2),
+        )
     calibration_record = None
     if tokens is not None:
         calibration_record = {
@@ -509,9 +567,6 @@ def prune_model(
             "windows": int(tokens.shape[0]),
             "sequence_length": int(tokens.shape[1]),
         }
-    report("pruning")
-    if needs_pruning:
-        _prune_layers(width, model, adapter, pruned, plan.shape, report)
 
     shapes = [adapter.layer_shape(layer) for layer in layers]
     uniform = len(set(shapes)) == 1
@@ -573,6 +628,7 @@ def prune_model(
         "bytes_in_memory": model_bytes(model),
         "quantization": None,
         "versions": library_versions(),
+        **_sparsity_facts(config, model, sparsity_record, prunable_before, macs_length),
     }
     if config.quantization != "none":
         report("pruning", 1.0)
@@ -587,18 +643,44 @@ def prune_model(
             quantization_library=f"{record['library']} {record['library_version']}",
         )
         manifest["versions"][record["library"]] = record["library_version"]
+    for kind in kernels.DEVICE_KINDS:
+        path = kernels.predicted_path(manifest, kind)
+        manifest[f"{kind}_kernel"] = json_format.MessageToDict(
+            path, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
     manifest["prune_wall_seconds"] = round(time.monotonic() - started, 3)
     return manifest
 
 
+def _sparsity_facts(
+    config: PruneConfig,
+    model: nn.Module,
+    record: dict[str, Any] | None,
+    prunable_before: int,
+    macs_length: int,
+) -> dict[str, Any]:
+    """The manifest's sparsity fields: what was zeroed, its share, and its 2:4 linears."""
+    if record is None:
+        return {"sparsity": "", "sparsity_record": None, "zeroed_parameters": 0, "zeroed_share": 0}
+    return {
+        "sparsity": sparsity.describe(config.sparsity, config.sparsity_pattern),
+        "sparsity_record": record,
+        "zeroed_parameters": record["zeroed"],
+        "zeroed_share": record["zeroed"] / prunable_before if prunable_before else 0.0,
+        **sparsity.semi_structured_record(model, macs_length),
+    }
+
+
 def method_family(config: PruneConfig) -> str:
-    """The compression family of a spec: ``width``, ``depth``, ``int8``, ``width+int8``, ...
+    """The compression family of a spec: ``width``, ``depth``, ``int8``, ``width+wanda-2:4``, ...
 
     ``baseline`` when nothing is removed or quantized.
     """
     parts = []
     if config.ratio > 0:
         parts += {"width": ["width"], "depth": ["depth"]}.get(config.structure, ["width", "depth"])
+    if config.sparsity != "none":
+        parts.append(sparsity.describe(config.sparsity, config.sparsity_pattern))
     if config.quantization != "none":
         parts.append(config.quantization)
     return "+".join(parts) or "baseline"

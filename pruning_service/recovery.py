@@ -1,10 +1,20 @@
 """Recovery fine-tuning: LoRA on a pruned model, merged back into plain weights.
 
 A prune job whose spec carries a ``RecoverySpec`` prunes as usual, then tunes LoRA adapters
-(peft) on the pruned model with causal-LM loss on offline text (the reference corpus or a text
-file under the models root), merges them with ``merge_and_unload`` and saves the merged model
-in the same safe checkpoint format. The merged model has the pruned model's shapes and
-parameter count: the adapters leave nothing behind. No grpc here.
+(peft) on the pruned model on offline text (the reference corpus or a text file under the
+models root), merges them with ``merge_and_unload`` and saves the merged model in the same safe
+checkpoint format. The merged model has the pruned model's shapes and parameter count: the
+adapters leave nothing behind. No grpc here.
+
+What the tuning minimizes (``loss``):
+
+- ``lm``: the causal language-model loss on the text.
+- ``distill``: the KL divergence from the unpruned model's (the teacher's) next-token
+  distributions to the pruned model's, both softened by ``temperature`` and scaled by its
+  square (Hinton et al.), as Minitron recovers its pruned models.
+
+A sparse model keeps its sparsity: merging the adapters fills its zeros, so the weights that
+were zero before the tuning are zeroed again (2:4 stays 2:4) and counted.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from torch import nn
 
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import (
+    RECOVERY_LOSSES,
     RECOVERY_SOURCE_DEFAULT,
     RECOVERY_SPEC,
     RECOVERY_TARGET_MODULES_DEFAULT,
@@ -54,6 +65,8 @@ class RecoveryConfig:
         sequence_length: Tokens per window.
         seed: Seeds the adapters' initialisation and the text's order.
         source: ``reference`` (the reference corpus) or a text file under the models root.
+        loss: ``lm`` or ``distill`` (from the unpruned model).
+        temperature: The softmax temperature of distillation.
     """
 
     rank: int = default(RECOVERY_SPEC, "rank")
@@ -65,6 +78,8 @@ class RecoveryConfig:
     sequence_length: int = default(RECOVERY_SPEC, "sequence_length")
     seed: int = default(RECOVERY_SPEC, "seed")
     source: str = RECOVERY_SOURCE_DEFAULT
+    loss: str = RECOVERY_LOSSES[0]
+    temperature: float = default(RECOVERY_SPEC, "temperature")
 
 
 def learning_rate_factor(step: int, steps: int) -> float:
@@ -90,10 +105,26 @@ def config_from_stored(spec: Mapping[str, Any]) -> RecoveryConfig | None:
     for name in ("rank", "steps", "batch_size", "sequence_length", "seed"):
         if name in values:
             values[name] = int(values[name])
-    for name in ("alpha", "learning_rate"):
+    for name in ("alpha", "learning_rate", "temperature"):
         if name in values:
             values[name] = float(values[name])
+    if "loss" in values:
+        values["loss"] = _loss_spelling(values["loss"])
     return RecoveryConfig(**values)
+
+
+def _loss_spelling(stored: Any) -> str:
+    """``lm``/``distill`` of a stored loss: its proto name, number or spelling."""
+    from greenprune.api.pruning.v1.pruning_pb2 import RecoveryLoss
+    from greenprune.core.limits import enum_number, enum_spelling
+
+    if isinstance(stored, int):
+        number = stored
+    elif str(stored).startswith("RECOVERY_LOSS_"):
+        number = RecoveryLoss.Value(str(stored))
+    else:
+        number = enum_number(RecoveryLoss, str(stored))
+    return enum_spelling(RecoveryLoss, number) if number else str(stored)
 
 
 def validate(config: RecoveryConfig, models_root: Path) -> None:
@@ -103,6 +134,10 @@ def validate(config: RecoveryConfig, models_root: Path) -> None:
         InvalidArgumentError: Naming the field (``spec.recovery.<name>``).
     """
     check(config, RECOVERY_SPEC, prefix=FIELD)
+    if config.loss not in RECOVERY_LOSSES:
+        raise InvalidArgumentError(
+            f"{FIELD}.loss", f"{config.loss!r} is not one of {', '.join(RECOVERY_LOSSES)}"
+        )
     if not config.target_modules:
         raise InvalidArgumentError(f"{FIELD}.target_modules", "names no module")
     for name in config.target_modules:
@@ -157,6 +192,8 @@ def recover_model(
     models_root: Path,
     progress: Progress = _noop,
     windows: torch.Tensor | None = None,
+    teacher: nn.Module | None = None,
+    keep_zeros: bool = False,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Tunes LoRA adapters on ``model``, merges them and returns the plain model and a record.
 
@@ -167,13 +204,20 @@ def recover_model(
         models_root: Where a text file may come from.
         progress: Called with a stage (``recovering step i/N loss x``) and the fraction done.
         windows: Token windows to train on; None reads them from ``config.source``.
+        teacher: The unpruned model, for ``distill`` (frozen, same tokenizer).
+        keep_zeros: Zero again, after merging, every linear weight that was zero before (a
+            model with weight sparsity keeps it).
 
     Returns:
-        The merged model (no adapter modules left) and the record stored in the manifest.
+        The merged model (no adapter modules left, the zeros it had kept) and the record
+        stored in the manifest.
     """
     from peft import LoraConfig, get_peft_model
 
+    if config.loss == "distill" and teacher is None:
+        raise ValueError("distillation needs the unpruned model as its teacher")
     started = time.monotonic()
+    zeros = _zero_masks(model) if keep_zeros else {}
     parameters_before = sum(p.numel() for p in model.parameters())
     if windows is None:
         windows = training_windows(config, tokenizer, models_root)
@@ -207,7 +251,13 @@ def recover_model(
             permutation, cursor = torch.randperm(len(windows), generator=order), 0
         batch = windows[permutation[cursor : cursor + config.batch_size]]
         cursor += config.batch_size
-        loss = peft_model(input_ids=batch, labels=batch).loss
+        if config.loss == "distill":
+            assert teacher is not None
+            loss = distillation_loss(
+                peft_model(input_ids=batch).logits, _logits(teacher, batch), config.temperature
+            )
+        else:
+            loss = peft_model(input_ids=batch, labels=batch).loss
         value = float(loss.detach())
         if not math.isfinite(value):
             raise RuntimeError(f"recovery loss is {value} at step {step + 1}")
@@ -222,6 +272,7 @@ def recover_model(
         )
     merged = peft_model.merge_and_unload()
     merged.eval()
+    rezeroed = _rezero(merged, zeros)
     leftover = [name for name, _ in merged.named_modules() if "lora" in name.lower()]
     if leftover:
         raise RuntimeError(f"adapters left after merging: {leftover[:3]}")
@@ -234,6 +285,10 @@ def recover_model(
     record = {
         "settings": {**asdict(config), "target_modules": list(config.target_modules)},
         "method": "LoRA (peft), adapters merged with merge_and_unload",
+        "loss": config.loss,
+        "loss_description": _LOSS_WORDS[config.loss],
+        "temperature": config.temperature if config.loss == "distill" else 0.0,
+        "rezeroed_weights": rezeroed,
         "target_modules": targets,
         "steps": config.steps,
         "tokens": config.steps * config.batch_size * int(windows.shape[1]),
@@ -246,6 +301,57 @@ def recover_model(
         "peft_version": _version("peft"),
     }
     return merged, record
+
+
+_LOSS_WORDS = {
+    "lm": "causal language-model loss on the recovery text",
+    "distill": "KL divergence from the unpruned model's softened next-token distributions "
+    "(temperature squared times KL, per token)",
+}
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> Any:
+    """``T^2 * KL(teacher || student)`` of softened distributions, averaged over tokens.
+
+    Args:
+        student: ``(..., vocab)`` logits of the model being tuned.
+        teacher: The unpruned model's logits for the same tokens.
+        temperature: ``T``; above 1 softens both distributions.
+    """
+    vocab = student.shape[-1]
+    log_student = torch.log_softmax(student.reshape(-1, vocab).float() / temperature, dim=-1)
+    log_teacher = torch.log_softmax(teacher.reshape(-1, vocab).float() / temperature, dim=-1)
+    divergence = torch.nn.functional.kl_div(
+        log_student, log_teacher, log_target=True, reduction="batchmean"
+    )
+    return divergence * temperature**2
+
+
+def _logits(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=tokens, use_cache=False).logits
+
+
+def _zero_masks(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Where each linear weight that holds zeros is zero."""
+    masks = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.weight.is_floating_point():
+            mask = module.weight.detach() == 0
+            if mask.any():
+                masks[name] = mask
+    return masks
+
+
+def _rezero(model: nn.Module, masks: dict[str, torch.Tensor]) -> int:
+    """Zeroes again what merging the adapters filled; returns how many weights that was."""
+    filled = 0
+    with torch.no_grad():
+        for name, mask in masks.items():
+            weight = model.get_submodule(name).weight
+            filled += int((weight[mask] != 0).sum())
+            weight.masked_fill_(mask, 0.0)
+    return filled
 
 
 def _version(package: str) -> str:
@@ -306,10 +412,24 @@ def recover_checkpoint(
     report("recovering: loading", 0.0)
     model, tokenizer, manifest = load_checkpoint(unrecovered)
     windows = training_windows(config, tokenizer, models_root)
+    teacher = None
+    if config.loss == "distill":
+        from greenprune.core.models import load_source_model
+
+        teacher, _ = load_source_model(manifest["source"]["model"], models_root)
+        teacher.eval()
     with meter.window() as reading:
         merged, record = recover_model(
-            model, tokenizer, config, models_root=models_root, progress=report, windows=windows
+            model,
+            tokenizer,
+            config,
+            models_root=models_root,
+            progress=report,
+            windows=windows,
+            teacher=teacher,
+            keep_zeros=bool(manifest.get("sparsity")),
         )
+    del teacher
     energy = summarize(
         [reading], meter, tokens=record["tokens"], samples=config.steps * config.batch_size
     )
@@ -328,7 +448,7 @@ def recover_checkpoint(
         and key not in ("bytes_on_disk", "weight_files")
     }
     complete["recovery"] = record
-    complete["method_family"] = f"{manifest.get('method_family', 'width')}+lora"
+    complete["method_family"] = method_family(manifest.get("method_family", "width"), config)
     path = save_checkpoint(merged, tokenizer, complete, Path(checkpoints_dir), checkpoint_id)
     progress("saving", 1.0)
     result = result_from_manifest(
@@ -344,8 +464,16 @@ def recover_checkpoint(
     recovery.trainable_parameters = record["trainable_parameters"]
     recovery.wall_seconds = record["wall_seconds"]
     recovery.parent_content_hash = record["parent_content_hash"]
+    recovery.loss = record["loss"]
+    recovery.temperature = record["temperature"]
+    recovery.rezeroed_weights = record["rezeroed_weights"]
     assert isinstance(result, PruneResult)
     return result
+
+
+def method_family(pruned: str, config: RecoveryConfig) -> str:
+    """The family of a recovered checkpoint: ``width+lora``, ``wanda-2:4+lora-distill``."""
+    return f"{pruned}+lora" + ("-distill" if config.loss == "distill" else "")
 
 
 def normalize(recovery: Any) -> None:

@@ -233,3 +233,29 @@ def task_changes(breakdown: pd.DataFrame) -> pd.DataFrame:
     return changed.sort_values(
         ["model", "metric_kind", "task", "metric", "ratio"], ignore_index=True
     )
+
+
+def kernel_rows(found: pd.DataFrame) -> pd.DataFrame:
+    """What each profiled configuration's kernels could save, and what was measured.
+
+    One row per configuration: its energy finding in the profile's headline phase at the
+    largest batch size (as the payback), with kernel path, MACs skipped, realization ratio
+    and the note, labelled.
+    """
+    energy = found[(found["kind"] == "energy") & (found["phase"] == findings.PROFILE_PHASE)]
+    energy = energy[energy["kernel_note"].fillna("").astype(str) != ""]
+    if energy.empty:
+        return energy.assign(label=pd.Series(dtype="object"))
+    largest = energy.groupby(["experiment", "model"])["batch_size"].transform("max")
+    chosen = energy[energy["batch_size"] == largest]
+    return with_labels(chosen.sort_values(["model", "ratio", "checkpoint_id"], kind="stable"))
+
+
+def dense_zeroed(rows: pd.DataFrame) -> list[str]:
+    """The labels of configurations whose zeroed weights ran on dense kernels (no saving)."""
+    notes = rows.get("kernel_note", pd.Series(dtype="object")).fillna("").astype(str)
+    return [
+        label
+        for label, note in zip(rows["label"], notes, strict=True)
+        if findings.NO_SAVING in note
+    ]

@@ -52,8 +52,13 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     *CHANGE_FIELDS,
     "method_family",
     *ENERGY_MEASURE_FIELDS,
+    "kernel_path",
+    "macs_skipped_share",
+    "realization_ratio",
+    "kernel_note",
 )
-"""The columns of the ``findings`` view (``energy_method``/``estimated``: energy rows only)."""
+"""The columns of the ``findings`` view (``energy_method``/``estimated``, the kernel path, its
+MACs skipped, the realization ratio and the kernel note: energy rows only)."""
 
 
 def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, object]]:
@@ -93,8 +98,39 @@ def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, obje
                 }
                 row.update(window_change(b, o, analysis(other["experiment"]).margins))
                 row.update(energy_measure(window))
+                row.update(_kernel_path(window, other))
                 rows.append(row)
     return rows
+
+
+def _kernel_path(window: pd.DataFrame, other: Mapping[str, object]) -> dict[str, object]:
+    """The kernel path a configuration ran on in a window, and the MACs it skips."""
+    mine = window[window["checkpoint_id"].fillna("") == (other["checkpoint_id"] or "")]
+    first = mine.iloc[0].to_dict() if len(mine) else dict(other)
+    return {
+        "kernel_path": kernel_path_of(first),
+        "macs_skipped_share": first.get("macs_skipped_share"),
+        "zeroed_share": other.get("zeroed_share"),
+    }
+
+
+def kernel_path_of(row: Mapping[str, object]) -> str | None:
+    """A profile window's kernel path, None when unrecorded."""
+    path = row.get("kernel_path")
+    return None if findings.missing(path) or not path else str(path)
+
+
+def _explain_kernels(row: dict[str, object]) -> None:
+    """What an energy row's kernels made of its removal, by its adjusted verdict, in place."""
+    skipped = row.get("macs_skipped_share")
+    row["realization_ratio"] = findings.realization_ratio(row.get("estimate"), skipped)
+    row["kernel_note"] = findings.kernel_note(
+        row.get("kernel_path"),
+        skipped,
+        row.get("zeroed_share"),
+        verdict=str(row.get("verdict")),
+        estimate=row.get("estimate"),
+    )
 
 
 def _accuracy_findings(
@@ -209,6 +245,9 @@ def judged_findings(inputs: Mapping[str, pd.DataFrame]) -> list[dict[str, object
     rows = energy_findings(inputs["windows"], analysis) if "windows" in inputs else []
     rows += _accuracy_findings(inputs["runs"], inputs["items"], analysis)
     judge_findings(rows, analysis)
+    for row in rows:
+        if row["kind"] == "energy":
+            _explain_kernels(row)
     return rows
 
 
@@ -224,5 +263,12 @@ def findings_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def findings_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows of the ``findings`` view as its typed frame."""
-    floats = ("baseline_value", "value", "ratio", "parameters_removed")
+    floats = (
+        "baseline_value",
+        "value",
+        "ratio",
+        "parameters_removed",
+        "macs_skipped_share",
+        "realization_ratio",
+    )
     return change_frame(rows, FINDINGS_COLUMNS, floats)

@@ -14,7 +14,7 @@ from greenprune.api.common.v1.energy_pb2 import Interval
 from greenprune.core import findings
 from greenprune.core.findings import finite
 from greenprune.core.payback import mismatch, payback
-from results_service.findings_view import findings_frame, judged_findings
+from results_service.findings_view import findings_frame, judged_findings, kernel_path_of
 from results_service.measures import (
     CONFIG,
     ENERGY_MEASURE_FIELDS,
@@ -51,8 +51,11 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "cpu_seconds_per_token",
     "cpu_seconds_per_token_low",
     "cpu_seconds_per_token_high",
+    "kernel_path",
+    "macs_skipped_share",
 )
-"""The columns of the ``profile`` view."""
+"""The columns of the ``profile`` view (``kernel_path``: the kernels the checkpoint ran on,
+``macs_skipped_share``: the share of the baseline's MACs they skip)."""
 
 _PROFILE_MEASURES = (
     "joules_per_token",
@@ -87,6 +90,8 @@ def profile_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             rounds=len(group),
             estimated=bool(group["estimated"].any()),
             energy_method=first["energy_method"],
+            kernel_path=kernel_path_of(first),
+            macs_skipped_share=first.get("macs_skipped_share"),
         )
         for measure in _PROFILE_MEASURES:
             mid, low, high = summary(group[measure])

@@ -2,8 +2,11 @@
 
 A *configuration* is one checkpoint of one model in one experiment, or the base model evaluated
 or profiled directly (``checkpoint_id`` NULL). The ``configurations`` SQL below, written once,
-gives each its ratio (the target share of prunable parameters), both parameter shares
-(``achieved_ratio`` of prunable, ``parameters_removed`` of all parameters), method family,
+gives each its ratio (the target share of prunable parameters removed or, by weight sparsity,
+zeroed: the structure's share, then the sparsity's of what is left), both parameter shares
+(``achieved_ratio`` of prunable parameters removed or zeroed, ``zeroed_share`` the zeroed part
+of it; ``parameters_removed`` of all parameters, which zeroed weights are not), the kernel path
+predicted on a CPU and the share of the baseline's MACs it skips, method family,
 lineage (``recovered``, ``parent_checkpoint_id``) and whether it is the **baseline**; the
 ``evaluations`` SQL gives each eval run its configuration and each task its **headline
 metric**. Every SQL view selects from them, and every computed view (``comparisons.py``,
@@ -67,7 +70,8 @@ _CONFIGURATION = """
     {p}experiment, {p}model, {p}checkpoint_id, {p}ratio, {p}achieved_ratio,
     {p}parameters_before, {p}parameters_after, {p}parameters_removed, {p}macs_after,
     {p}bytes_in_memory, {p}method_family, {p}pruning_method, {p}recovered,
-    {p}parent_checkpoint_id, {p}is_baseline"""
+    {p}parent_checkpoint_id, {p}is_baseline, {p}zeroed_share, {p}cpu_kernel,
+    {p}cpu_macs_skipped_share"""
 
 _BASE = f"""
 WITH prune_facts AS (
@@ -83,8 +87,14 @@ WITH prune_facts AS (
     FROM prune_runs
 ),
 checkpoint_runs AS (
-    SELECT result_checkpoint_id AS checkpoint_id, spec_model AS model, spec_ratio AS ratio,
-        result_achieved_ratio AS achieved_ratio, result_parameters_before AS parameters_before,
+    SELECT result_checkpoint_id AS checkpoint_id, spec_model AS model,
+        CASE WHEN COALESCE(spec_sparsity_ratio, 0) = 0 THEN spec_ratio
+            ELSE 1 - (1 - spec_ratio) * (1 - spec_sparsity_ratio) END AS ratio,
+        result_achieved_ratio + COALESCE(result_zeroed_share, 0) AS achieved_ratio,
+        COALESCE(result_zeroed_share, 0) AS zeroed_share,
+        NULLIF(result_cpu_kernel_name, '') AS cpu_kernel,
+        result_cpu_kernel_macs_skipped_share AS cpu_macs_skipped_share,
+        result_parameters_before AS parameters_before,
         result_parameters_after AS parameters_after, result_macs_after AS macs_after,
         result_bytes_in_memory AS bytes_in_memory, method_family, pruning_method, recovered,
         result_content_hash AS content_hash,
@@ -123,6 +133,9 @@ configuration_facts AS (
             AS parameters_after,
         CASE WHEN s.checkpoint_id IS NULL THEN bm.macs ELSE c.macs_after END AS macs_after,
         c.bytes_in_memory,
+        CASE WHEN s.checkpoint_id IS NULL THEN 0.0::DOUBLE ELSE c.zeroed_share END
+            AS zeroed_share,
+        c.cpu_kernel, c.cpu_macs_skipped_share,
         CASE WHEN s.checkpoint_id IS NULL THEN '{BASELINE_FAMILY}' ELSE c.method_family END
             AS method_family,
         CASE WHEN s.checkpoint_id IS NULL THEN 'none' ELSE c.pruning_method END

@@ -19,8 +19,21 @@ from google.protobuf import json_format
 
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
-from greenprune.client.spec import Experiment, LoadedExperiment, parse_variant
-from greenprune.core.limits import PRUNE_SPEC_ENUM_DEFAULTS, method_value, prune_enum_name
+from greenprune.client.spec import (
+    Experiment,
+    LoadedExperiment,
+    VariantParts,
+    variant_parts,
+    variant_spelling,
+)
+from greenprune.core.limits import (
+    PRUNE_SPEC_ENUM_DEFAULTS,
+    SEMI_STRUCTURED,
+    SEMI_STRUCTURED_RATIO,
+    enum_number,
+    method_value,
+    prune_enum_name,
+)
 
 REQUEST_ID_HASH_CHARS = 24
 
@@ -55,17 +68,23 @@ class PruneStep:
         return self.spec.HasField("recovery")
 
     @property
+    def distilled(self) -> bool:
+        """Whether the recovery distills from the unpruned model (``losses: [distill]``)."""
+        return self.recovered and self.spec.recovery.loss == pruning_pb2.RECOVERY_LOSS_DISTILL
+
+    @property
     def label(self) -> str:
         """A short human name of the step."""
         parts = [] if self.variant == "width" else [self.variant]
         parts += ["LoRA-recovered"] if self.recovered else []
+        parts += ["distilled"] if self.distilled else []
         suffix = f" ({', '.join(parts)})" if parts else ""
         return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
 
     @property
     def is_baseline(self) -> bool:
-        """Whether the step writes the unpruned, unquantized copy."""
-        return self.ratio == 0 and self.spec.quantization == 0
+        """Whether the step writes the unpruned, unquantized, unsparsified copy."""
+        return self.ratio == 0 and self.spec.quantization == 0 and self.spec.sparsity == 0
 
 
 @dataclass(frozen=True)
@@ -161,9 +180,9 @@ def pruning_inputs(experiment: Experiment, variant: str = "width") -> dict[str, 
     the request ids it had before variants existed.
     """
     pruning = experiment.pruning.model_dump(exclude={"ratios", "variants"})
-    structure, quantization = parse_variant(variant)
+    parts = variant_parts(variant)
     for name, used in _VARIANT_SETTINGS.items():
-        if not used(structure, quantization):
+        if not used(parts.structure, parts.quantization):
             pruning.pop(name)
     inputs = {"pruning": pruning, "seed": experiment.seed}
     if variant != "width":
@@ -179,13 +198,15 @@ def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
     """
     steps: dict[str, PruneStep] = {}
     for variant in experiment.pruning.variants:
-        structure, quantization = parse_variant(variant)
-        ratios = experiment.pruning.ratios if structure != "none" else [0.0]
+        parts = variant_parts(variant)
+        ratios = experiment.pruning.ratios if parts.takes_ratios else [_once_ratio(parts)]
         for ratio in ratios:
-            # Ratio 0 removes nothing: it is the same checkpoint whatever the structure.
+            # Ratio 0 removes and zeroes nothing of its own: the same checkpoint as the variant
+            # without its structure and unstructured sparsity (2:4 and quantization stay).
             same = variant
             if ratio == 0:
-                same = "width" if quantization == "none" else quantization
+                same = _at_ratio_zero(parts)
+                ratio = _once_ratio(variant_parts(same))
             inputs = pruning_inputs(experiment, same)
             if ratio == 0 and same != "width":
                 inputs["pruning"].pop("method")  # nothing is scored
@@ -198,26 +219,52 @@ def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
     return list(steps.values())
 
 
+def _once_ratio(parts: VariantParts) -> float:
+    """The step ratio of a variant without a ratio of its own: 2:4's half, else 0."""
+    return SEMI_STRUCTURED_RATIO if parts.sparsity_pattern == SEMI_STRUCTURED else 0.0
+
+
+def _at_ratio_zero(parts: VariantParts) -> str:
+    """The variant that a variant is at ratio 0 (``width`` when nothing is left)."""
+    kept = VariantParts(
+        "none",
+        parts.quantization,
+        "none" if parts.unstructured_sparsity else parts.sparsity,
+        parts.sparsity_pattern,
+    )
+    return variant_spelling(kept) or "width"
+
+
 def _with_recovery(experiment: Experiment, steps: list[PruneStep]) -> list[PruneStep]:
     """``steps``, then a LoRA-recovered copy of each step whose ratio ``recovery`` names.
 
-    The copy prunes as its step does, then tunes; quantized steps get none. Its request id
-    hashes the step's and the recovery settings.
+    One copy per loss of ``recovery.losses``: it prunes as its step does, then tunes;
+    quantized steps get none. Its request id hashes the step's and the recovery settings (the
+    loss and temperature only for distillation, so LM-loss copies keep the ids they had).
     """
     recovery = experiment.recovery
-    settings = recovery.model_dump(exclude={"ratios"})
+    settings = recovery.model_dump(exclude={"ratios", "losses", "temperature"})
     recovered = []
     for step in steps:
         if step.ratio not in recovery.ratios or step.spec.quantization != 0:
             continue
-        spec = pruning_pb2.PruneSpec()
-        spec.CopyFrom(step.spec)
-        spec.recovery.CopyFrom(
-            json_format.ParseDict({**settings, "seed": experiment.seed}, pruning_pb2.RecoverySpec())
-        )
-        rid = request_id("prune", {"pruned": step.request_id, "recovery": settings})
-        recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
+        for loss in recovery.losses:
+            chosen = dict(settings)
+            if loss != "lm":
+                chosen.update(loss=loss, temperature=recovery.temperature)
+            fields = {**chosen, "seed": experiment.seed}
+            fields["loss"] = prune_enum_name_of_loss(loss)
+            spec = pruning_pb2.PruneSpec()
+            spec.CopyFrom(step.spec)
+            spec.recovery.CopyFrom(json_format.ParseDict(fields, pruning_pb2.RecoverySpec()))
+            rid = request_id("prune", {"pruned": step.request_id, "recovery": chosen})
+            recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
     return [*steps, *recovered]
+
+
+def prune_enum_name_of_loss(loss: str) -> str:
+    """The ``RecoveryLoss`` value name of a file spelling (``distill``)."""
+    return pruning_pb2.RecoveryLoss.Name(enum_number(pruning_pb2.RecoveryLoss, loss))
 
 
 def eval_inputs(experiment: Experiment) -> dict[str, Any]:
@@ -277,14 +324,23 @@ def _prune_spec(
 ) -> pruning_pb2.PruneSpec:
     """The file's pruning section as a PruneSpec, field by field name (the proto is the schema).
 
-    The variant sets ``structure`` and ``quantization``; enum fields are spelled as in the file
+    The variant sets ``structure``, ``quantization`` and the sparsity (``ratio`` is the
+    structure's; ``sparsity_ratio`` is the step's ratio for unstructured sparsity alone, a half
+    for 2:4); enum fields are spelled as in the file
     (``block-influence``) and become their proto names here.
     """
     values = experiment.pruning.model_dump(exclude={"ratios", "variants"})
     values["method"] = pruning_pb2.PruningMethod.Name(method_value(values["method"]))
-    structure, quantization = parse_variant(variant)
-    values.update(structure="width" if structure == "none" else structure)
-    values.update(quantization=quantization)
+    parts = variant_parts(variant)
+    values.update(structure="width" if parts.structure == "none" else parts.structure)
+    values.update(quantization=parts.quantization, sparsity=parts.sparsity)
+    values.update(sparsity_pattern=parts.sparsity_pattern)
+    if parts.sparsity != "none":
+        # The step's ratio is the structure's; without one, unstructured sparsity's own.
+        sparse_share = ratio if parts.unstructured_sparsity else SEMI_STRUCTURED_RATIO
+        structural = ratio if parts.structure != "none" else 0.0
+        values.update(sparsity_ratio=sparse_share)
+        ratio = structural
     for name in PRUNE_SPEC_ENUM_DEFAULTS:
         values[name] = prune_enum_name(name, values[name])
     values.update(model=model, ratio=float(ratio), seed=experiment.seed)

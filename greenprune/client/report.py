@@ -189,8 +189,21 @@ def _energy(row: ResultRow) -> str:
 
 def _family(family: object) -> str:
     """A compression family to name ("int8", "depth"), empty for width pruning and none."""
-    name = "" if findings.missing(family) else str(family).removesuffix("+lora")
+    name = "" if findings.missing(family) else str(family)
+    name = name.removesuffix(_DISTILLED).removesuffix("+lora")
     return "" if name in ("width", findings.BASELINE_FAMILY) else name
+
+
+_DISTILLED = "+lora-distill"
+"""The family suffix of recovery by distillation (``pruning_service.recovery.method_family``)."""
+
+
+def _recovery(family: object, recovered: object) -> str:
+    """How a checkpoint was recovered: "LoRA", "LoRA distilled", or "" for none."""
+    if not recovered:
+        return ""
+    distilled = not findings.missing(family) and str(family).endswith(_DISTILLED)
+    return "LoRA distilled" if distilled else "LoRA"
 
 
 def _with_method(family: object, ratio: str) -> str:
@@ -202,7 +215,7 @@ def _ratio(row: ResultRow) -> str:
     if row.ratio is None:
         return "-"
     method = f" {_family(row.method_family)}" if _family(row.method_family) else ""
-    method += " +LoRA" if row.recovered else ""
+    method += f" +{_recovery(row.method_family, True)}" if row.recovered else ""
     if row.removed_share is None:
         return f"{row.ratio:.2f}{method}"
     return f"{row.ratio:.2f}{method} ({row.removed_share:.1%} of all)"
@@ -305,6 +318,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         ("J/token", "right"),
         ("Δ J/token, paired by round [95%]", "right"),
         ("family", "left"),
+        ("kernels: what could be saved, and what was", "left"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     ordered = rows.sort_values(["model", "ratio", "phase", "batch_size"], kind="stable")
@@ -322,6 +336,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
             _fmt(record["value"], ".3g"),
             str(record["text"]),
             str(record.get("family") or "-"),
+            _kernel_note(record.get("kernel_note")),
         )
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
@@ -335,7 +350,18 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         + ".\n"
         + describe_method(list(rows.get("energy_method", [])))
     )
+    notes = [str(n) for n in rows.get("kernel_note", []) if not findings.missing(n)]
+    if any(findings.NO_SAVING in note for note in notes):
+        table.caption += (
+            "\nOn this machine some checkpoints' zeroed weights run on dense kernels, which "
+            f"multiply zeros as any other weight ({findings.NO_SAVING}): their sparsity cannot "
+            "turn into saved work here. Realization ratio: measured saving / MACs skipped."
+        )
     return table
+
+
+def _kernel_note(note: object) -> str:
+    return "" if findings.missing(note) else str(note)
 
 
 def payback_table(frame: Any, title: str = "") -> Table | None:
@@ -374,7 +400,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
         table.add_row(
             str(record["model"]),
             _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
-            "LoRA" if record["recovered"] else "no",
+            _recovery(record.get("method_family"), record["recovered"]) or "no",
             str(int(record["batch_size"])),
             _fmt(record["pruning_joules"], ".3g"),
             _fmt(record["recovery_joules"], ".3g") if record["recovered"] else "-",

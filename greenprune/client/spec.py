@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import (
@@ -52,9 +52,12 @@ from greenprune.core.limits import (
     PRUNE_SPEC,
     PRUNING_METHODS,
     QUANTIZATIONS,
+    RECOVERY_LOSSES,
     RECOVERY_SOURCE_DEFAULT,
     RECOVERY_SPEC,
     RECOVERY_TARGET_MODULES_DEFAULT,
+    SEMI_STRUCTURED,
+    SPARSITIES,
     Limit,
 )
 from greenprune.core.safe_yaml import YamlRules, load_yaml
@@ -92,19 +95,55 @@ QUANTIZATION_PARTS = QUANTIZATIONS[1:]
 """Variant parts that quantize the weights (``int8``, ``int4``)."""
 
 
-def parse_variant(text: str) -> tuple[str, str]:
-    """The ``(structure, quantization)`` of a compression variant such as ``width+int8``.
+SPARSITY_PARTS = tuple(
+    f"{criterion}{suffix}" for criterion in SPARSITIES[1:] for suffix in ("", f"-{SEMI_STRUCTURED}")
+)
+"""Variant parts that zero weights: ``wanda`` (unstructured, at each of the file's ratios),
+``wanda-2:4`` (two of every four: a half), and the same for ``magnitude`` and ``sparsegpt``."""
+
+
+class VariantParts(NamedTuple):
+    """What a compression variant does, as ``PruneSpec`` spellings.
+
+    Attributes:
+        structure: ``width``, ``depth``, ``width-and-depth`` or ``none``.
+        quantization: ``none``, ``int8`` or ``int4``.
+        sparsity: ``none``, ``magnitude``, ``wanda`` or ``sparsegpt``.
+        sparsity_pattern: ``unstructured`` or ``2:4``.
+    """
+
+    structure: str
+    quantization: str
+    sparsity: str = "none"
+    sparsity_pattern: str = "unstructured"
+
+    @property
+    def takes_ratios(self) -> bool:
+        """Whether the variant is planned at each of the file's ratios (else once)."""
+        return self.structure != "none" or self.unstructured_sparsity
+
+    @property
+    def unstructured_sparsity(self) -> bool:
+        """Whether the variant zeroes an unstructured share of the weights (the file's ratio)."""
+        return self.sparsity != "none" and self.sparsity_pattern != SEMI_STRUCTURED
+
+
+def variant_parts(text: str) -> VariantParts:
+    """What a compression variant such as ``width+wanda-2:4+int8`` does.
 
     A variant joins parts with ``+``: ``width`` and/or ``depth`` (pruned at every ratio of
-    the file; both together is ``width-and-depth``), and at most one of ``int8``/``int4``
-    (weight-only quantization after pruning). A variant of quantization alone has the
-    structure ``none`` and is planned once, unpruned.
+    the file; both together is ``width-and-depth``), at most one weight sparsity (after the
+    structural step) and at most one of ``int8``/``int4`` (weight-only quantization, last).
+    Unstructured sparsity alone zeroes the file's ratio of the weights; 2:4 zeroes a half, so
+    alone it is planned once, and after a structure it zeroes half of what is left. A
+    variant of quantization alone has the structure ``none`` and is planned once, unpruned.
 
     Raises:
-        ValueError: A part is unknown or repeated, or two quantizations are combined.
+        ValueError: A part is unknown or repeated, two quantizations or two sparsities are
+            combined, or unstructured sparsity follows a structure.
     """
     parts = [part.strip() for part in str(text).split("+")]
-    known = (*STRUCTURE_PARTS, *QUANTIZATION_PARTS)
+    known = (*STRUCTURE_PARTS, *SPARSITY_PARTS, *QUANTIZATION_PARTS)
     for part in parts:
         if part not in known:
             raise ValueError(
@@ -115,15 +154,45 @@ def parse_variant(text: str) -> tuple[str, str]:
     quantization = [p for p in parts if p in QUANTIZATION_PARTS]
     if len(quantization) > 1:
         raise ValueError(f"{text!r} combines {' and '.join(quantization)}; choose one")
+    sparsities = [p for p in parts if p in SPARSITY_PARTS]
+    if len(sparsities) > 1:
+        raise ValueError(f"{text!r} combines {' and '.join(sparsities)}; choose one")
     removes = [p for p in STRUCTURE_PARTS if p in parts]
     structure = "width-and-depth" if len(removes) == 2 else (removes[0] if removes else "none")
-    return structure, quantization[0] if quantization else "none"
+    sparsity, _, pattern = (sparsities[0] if sparsities else "none").partition("-")
+    result = VariantParts(
+        structure, quantization[0] if quantization else "none", sparsity, pattern or "unstructured"
+    )
+    if result.unstructured_sparsity and structure != "none":
+        raise ValueError(
+            f"{text!r} follows {'+'.join(removes)} with unstructured {sparsity}: both would take "
+            f"the file's ratio; use {sparsity}-{SEMI_STRUCTURED} after a structure, or list "
+            f"{sparsity} as a variant of its own"
+        )
+    return result
+
+
+def parse_variant(text: str) -> tuple[str, str]:
+    """The ``(structure, quantization)`` of a compression variant (see :func:`variant_parts`)."""
+    parts = variant_parts(text)
+    return parts.structure, parts.quantization
+
+
+def variant_spelling(parts: VariantParts) -> str:
+    """The canonical spelling of a variant: structure, sparsity, quantization, joined by ``+``."""
+    removes = {"width-and-depth": ["width", "depth"], "none": []}.get(
+        parts.structure, [parts.structure]
+    )
+    sparsity = []
+    if parts.sparsity != "none":
+        suffix = f"-{SEMI_STRUCTURED}" if parts.sparsity_pattern == SEMI_STRUCTURED else ""
+        sparsity = [parts.sparsity + suffix]
+    quantization = [] if parts.quantization == "none" else [parts.quantization]
+    return "+".join([*removes, *sparsity, *quantization])
 
 
 def _check_variant(text: str) -> str:
-    structure, quantization = parse_variant(text)
-    removes = {"width-and-depth": ["width", "depth"], "none": []}.get(structure, [structure])
-    return "+".join([*removes, *([] if quantization == "none" else [quantization])])
+    return variant_spelling(variant_parts(text))
 
 
 Ratio = Annotated[float, AfterValidator(_check_ratio)]
@@ -295,7 +364,11 @@ class Services(_Strict):
 
 
 class Recovery(_Strict):
-    """LoRA recovery fine-tuning: one extra prune step, tuned and merged, per ratio named."""
+    """LoRA recovery fine-tuning: one extra prune step, tuned and merged, per ratio and loss.
+
+    ``lm`` is the language-model loss; ``distill`` the KL from the unpruned model's softened
+    distributions at ``temperature``.
+    """
 
     ratios: list[Ratio] = Field(default_factory=list, max_length=MAX_LIST_ITEMS)
     rank: int = _bounded(RECOVERY_SPEC["rank"])
@@ -310,6 +383,16 @@ class Recovery(_Strict):
     batch_size: int = _bounded(RECOVERY_SPEC["batch_size"])
     sequence_length: int = _bounded(RECOVERY_SPEC["sequence_length"])
     source: Name = RECOVERY_SOURCE_DEFAULT
+    losses: list[Literal[RECOVERY_LOSSES]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: [RECOVERY_LOSSES[0]], min_length=1, max_length=len(RECOVERY_LOSSES)
+    )
+    temperature: float = _bounded(RECOVERY_SPEC["temperature"])
+
+    @field_validator("losses")
+    @classmethod
+    def _distinct_losses(cls, losses: list[str]) -> list[str]:
+        _unique(losses)
+        return losses
 
     @field_validator("ratios")
     @classmethod

@@ -21,6 +21,10 @@ only render what the views computed, with the wording defined here.
   with its cheaper neighbour, so that each step along the front carries its verdicts.
 * **Net energy that cannot be told from idle** (:func:`above_idle`): an interval whose lower
   bound is not above 0.
+* **Realization ratio** (:func:`realization_ratio`): the measured saving (minus the relative
+  change of J/token) over the share of the baseline's MACs the kernel path skips; a path that
+  skips none (zeroed weights on dense kernels) has none, and :func:`kernel_note` says up front
+  that no saving is expected and whether the measurement confirms it.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ NO_VERDICT = "not interleaved: no verdict"
 NOT_ABOVE_IDLE = "not distinguishable from idle"
 NOT_ABOVE_IDLE_METHOD = "not-above-idle"
 """The method of an energy change whose windows' net energy was not above idle."""
+NO_SAVING = "dense kernels: no saving expected"
+"""What a checkpoint whose zeroed or quantized weights skip no work says before measuring."""
 BASELINE_TEXT = "baseline"
 """What a change column says on the baseline's own row."""
 
@@ -442,3 +448,56 @@ def ratio_text(ratio: object, removed_share: object) -> str:
     if finite(removed_share):
         text += f" = {float(removed_share):.1%} of all parameters"  # type: ignore[arg-type]
     return text
+
+
+def realization_ratio(estimate: object, macs_skipped_share: object) -> float | None:
+    """The measured saving over the MACs skipped: 1 when the saving is all the skipped work.
+
+    Args:
+        estimate: The relative change of J/token against the baseline (negative: a saving).
+        macs_skipped_share: The share of the baseline's MACs the kernel path skips.
+    """
+    if not finite(estimate) or not finite(macs_skipped_share):
+        return None
+    if float(macs_skipped_share) <= 0:  # type: ignore[arg-type]
+        return None
+    return -float(estimate) / float(macs_skipped_share)  # type: ignore[arg-type]
+
+
+def kernel_note(
+    kernel_path: object,
+    macs_skipped_share: object,
+    zeroed_share: object,
+    *,
+    verdict: str,
+    estimate: object = None,
+) -> str:
+    """What a checkpoint's kernels could turn into saved work, and what was measured.
+
+    "dense float32 multiplies the zeroed weights too: dense kernels: no saving expected;
+    measured: equivalent (as expected)", or "skips 40% of the baseline's MACs; the measured
+    saving realizes 62% of it".
+
+    Args:
+        kernel_path: The kernels the checkpoint ran on.
+        macs_skipped_share: The share of the baseline's MACs that path skips.
+        zeroed_share: The share of prunable weights the checkpoint zeroes.
+        verdict: The energy change's verdict (``greenprune.core.verdicts``), adjusted.
+        estimate: The relative change of J/token against the baseline.
+    """
+    if missing(kernel_path) or not str(kernel_path):
+        return ""
+    path = str(kernel_path)
+    skipped = float(macs_skipped_share) if finite(macs_skipped_share) else 0.0  # type: ignore[arg-type]
+    changed = verdict in (verdicts.LOWER, verdicts.HIGHER)
+    if skipped <= 0:
+        zeroed = finite(zeroed_share) and float(zeroed_share) > 0  # type: ignore[arg-type]
+        if not zeroed:
+            return f"{path}: skips no work"
+        measured = f"{verdict}, not from skipped work" if changed else f"{verdict} (as expected)"
+        return f"{path} multiplies the zeroed weights too: {NO_SAVING}; measured: {measured}"
+    realized = realization_ratio(estimate, skipped)
+    text = f"{path} skips {skipped:.0%} of the baseline's MACs"
+    if realized is None or verdict != verdicts.LOWER:
+        return f"{text}; measured: {verdict}"
+    return f"{text}; the measured saving realizes {realized:.0%} of it"

@@ -153,6 +153,7 @@ PRUNE_SPEC: Mapping[str, Limit] = {
     "calibration.sequence_length": Limit(8, 32768, 128),
     "depth_share": Limit(0.05, 1.0, 0.5),
     "quantization_group_size": Limit(32, 256, 32),
+    "sparsity_ratio": Limit(0.0, MAX_RATIO, below_high=True),
 }
 """Bounds and defaults of ``PruneSpec``'s numeric fields."""
 
@@ -290,15 +291,21 @@ def enum_spelling(enum: Any, value: int) -> str:
         name = enum.Name(value)
     except ValueError:
         return f"unknown-{value}"
-    return name.removeprefix(_enum_prefix(enum)).lower().replace("_", "-")
+    spelled = _DIGITS_JOINED.sub(":", name.removeprefix(_enum_prefix(enum)))
+    return spelled.lower().replace("_", "-")
 
 
 def enum_number(enum: Any, spelling: str) -> int:
     """The proto enum value of an experiment-file spelling (0, UNSPECIFIED, if unknown)."""
+    name = spelling.upper().replace("-", "_").replace(":", "_")
     try:
-        return int(enum.Value(_enum_prefix(enum) + spelling.upper().replace("-", "_")))
+        return int(enum.Value(_enum_prefix(enum) + name))
     except ValueError:
         return 0
+
+
+_DIGITS_JOINED = re.compile(r"(?<=\d)_(?=\d)")
+"""An underscore between digits in a value name is a colon in its spelling (``2_4`` -> ``2:4``)."""
 
 
 def _enum_prefix(enum: Any) -> str:
@@ -309,6 +316,8 @@ PRUNE_SPEC_ENUM_DEFAULTS: Mapping[str, str] = {
     "structure": "width",
     "depth_criterion": "block-influence",
     "quantization": "none",
+    "sparsity": "none",
+    "sparsity_pattern": "unstructured",
 }
 """What an UNSPECIFIED value of a ``PruneSpec`` enum field means (``method`` has no default)."""
 
@@ -369,6 +378,25 @@ DEPTH_CRITERIA = enum_vocabulary("depth_criterion")
 QUANTIZATIONS = enum_vocabulary("quantization")
 """``none`` (the default), ``int8``, ``int4`` (weight-only)."""
 
+SPARSITIES = enum_vocabulary("sparsity")
+"""``none`` (the default), ``magnitude``, ``wanda``, ``sparsegpt`` (weight sparsity)."""
+
+SPARSITY_PATTERNS = enum_vocabulary("sparsity_pattern")
+"""``unstructured`` (the default), ``2:4``."""
+
+SEMI_STRUCTURED = "2:4"
+"""The semi-structured pattern: two of every four consecutive weights of a row are zero."""
+
+SEMI_STRUCTURED_RATIO = 0.5
+"""The share of the weights the 2:4 pattern zeroes."""
+
+RECOVERY_LOSSES = tuple(
+    enum_spelling(pruning_pb2.RecoveryLoss, v.number)
+    for v in pruning_pb2.RecoveryLoss.DESCRIPTOR.values
+    if v.number
+)
+"""``lm`` (the default: the causal language-model loss), ``distill`` (from the unpruned model)."""
+
 RECOVERY_SPEC: Mapping[str, Limit] = {
     "rank": Limit(1, 256, 8),
     "alpha": Limit(0.001, 1024.0, 16.0),
@@ -377,6 +405,7 @@ RECOVERY_SPEC: Mapping[str, Limit] = {
     "batch_size": Limit(1, 1024, 8),
     "sequence_length": Limit(8, 32768, 64),
     "seed": Limit(0, MAX_SEED, 0),
+    "temperature": Limit(0.05, 100.0, 1.0),
 }
 """Bounds and defaults of ``RecoverySpec``'s numeric fields (LoRA recovery after pruning);
 filled only when a spec asks for recovery, so an unset ``recovery`` stays unset."""

@@ -99,6 +99,50 @@ else:
             "reaches 0): lengthen the windows or use a machine with power counters."
         )
 
+st.subheader("What the kernels make of it")
+kernel_rows = frames.kernel_rows(data.query_view("findings", view_filter))
+if kernel_rows.empty:
+    st.info("No profile has recorded the kernel path its checkpoints ran on yet.")
+else:
+    dense = frames.dense_zeroed(kernel_rows)
+    if dense:
+        st.warning(
+            f"On this machine the zeroed weights of {', '.join(dense)} run on dense kernels, "
+            f"which multiply zeros as any other weight ({findings.NO_SAVING}): that sparsity "
+            "cannot turn into saved work here."
+        )
+    st.dataframe(
+        kernel_rows[
+            [
+                "label",
+                "kernel_path",
+                "macs_skipped_share",
+                "text",
+                "realization_ratio",
+                "kernel_note",
+            ]
+        ],
+        hide_index=True,
+        column_config={
+            "label": "configuration",
+            "kernel_path": "kernel path",
+            "macs_skipped_share": st.column_config.NumberColumn(
+                "baseline MACs skipped", format="percent"
+            ),
+            "text": "Δ J/token [95%]",
+            "realization_ratio": st.column_config.NumberColumn(
+                "realization (saving / MACs skipped)", format="percent"
+            ),
+            "kernel_note": "expected, then measured",
+        },
+    )
+    st.caption(
+        "Kernel path: what each checkpoint's inference ran on in the profile. Width and depth "
+        "pruning run dense matmuls over smaller shapes; zeroed weights run as dense matmuls "
+        "unless a semi-structured 2:4 kernel (CUDA) runs them. Realization ratio: the measured "
+        f"saving of J/token ({findings.PROFILE_PHASE}, largest batch) over the MACs skipped."
+    )
+
 st.subheader("When the saving repays pruning and recovery")
 payback = data.query_view("payback", view_filter)
 if payback.empty:

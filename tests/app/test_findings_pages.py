@@ -36,6 +36,11 @@ def profiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Result
         batch_sizes=BATCHES,
         round_noise=(1.0, 1.2, 0.9, 1.1, 1.3, 0.95),
     )
+    for point in run.result.points:  # the 20% checkpoint skips 30% of the baseline's MACs
+        point.kernel_path = "dense float32"
+        point.macs_skipped_share = {checkpoint_id(0.2): 0.3, checkpoint_id(0.4): 0.5}.get(
+            point.checkpoint_id, 0.0
+        )
     channel = sync_channel(server.address, server.token)
     try:
         stub = results_pb2_grpc.ResultsServiceStub(channel)
@@ -69,6 +74,23 @@ def test_overview_leads_with_the_profile_change_and_its_interval(profiled_env: N
     assert "of all parameters" in headline
     assert f"profile J/token, {findings.PROFILE_PHASE} at batch {max(BATCHES)}: " in headline
     assert "\u221215.0% [\u221215.0, \u221215.0]" in headline
+
+
+def test_overview_shows_each_kernel_path_and_its_realization_ratio(profiled_env: None) -> None:
+    app = _run()
+    table = next(
+        frame.value for frame in app.dataframe if "realization_ratio" in frame.value.columns
+    )
+    by_checkpoint = table.set_index("label")
+    realized = {
+        label.split("[")[1][:8]: value
+        for label, value in by_checkpoint["realization_ratio"].items()
+    }
+    # 15% saved of 30% skipped; 30% saved of 50% skipped
+    assert realized[checkpoint_id(0.2)[:8]] == pytest.approx(0.5)
+    assert realized[checkpoint_id(0.4)[:8]] == pytest.approx(0.6)
+    assert set(by_checkpoint["kernel_path"]) == {"dense float32"}
+    assert not any(findings.NO_SAVING in warning.value for warning in app.warning)
 
 
 def test_tradeoff_puts_profile_joules_per_token_on_the_energy_axis(profiled_env: None) -> None:

@@ -61,6 +61,8 @@ def _prune_accepts(path: str, value: Any, tmp_path: Path) -> bool:
         fields["calibration"] = CalibrationConfig(**{path.split(".")[1]: value})
     else:
         fields[path] = value
+    if path == "sparsity_ratio" and value:
+        fields["sparsity"] = "wanda"  # a share to zero needs a sparsity
     try:
         check_prune(PruneConfig(**fields), tmp_path)
     except InvalidArgumentError as error:
@@ -70,8 +72,8 @@ def _prune_accepts(path: str, value: Any, tmp_path: Path) -> bool:
 
 
 def _prune_section(path: str) -> tuple[str, ...]:
-    if path == "ratio":
-        return ("pruning", "ratios")
+    if path in ("ratio", "sparsity_ratio"):
+        return ("pruning", "ratios")  # a sparsity variant alone zeroes the file's ratio
     if path == "seed":
         return ("seed",)
     return ("pruning", *path.split("."))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core import verdicts
 from results_service.comparisons import METHOD_COMPARISON_COLUMNS
 from results_service.store import ResultsStore
@@ -83,3 +84,47 @@ def test_the_store_serves_the_view(tmp_path: Path) -> None:
     store = ResultsStore(tmp_path / "r.duckdb")
     table = store.query_view("method_comparison")
     assert [column.name for column in table.columns] == list(METHOD_COMPARISON_COLUMNS)
+
+
+def test_sparsity_pairs_with_width_at_the_same_share_and_shows_its_kernel_path(
+    tmp_path: Path,
+) -> None:
+    with ResultsStore(tmp_path / "sparse.duckdb") as store:
+        for checkpoint, family, ratio in (("base", "baseline", 0.0), ("w50", "width", 0.5)):
+            run = samples.prune_run(
+                f"prune-{checkpoint}", model="m", ratio=ratio, checkpoint_id=checkpoint
+            )
+            run.result.method_family = family
+            run.experiment = "methods"
+            store.record_prune_run(run)
+        sparse = samples.prune_run("prune-s", model="m", ratio=0.0, checkpoint_id="s24")
+        sparse.experiment = "methods"
+        sparse.spec.sparsity = pruning_pb2.SPARSITY_WANDA
+        sparse.spec.sparsity_pattern = pruning_pb2.SPARSITY_PATTERN_2_4
+        sparse.spec.sparsity_ratio = 0.5
+        sparse.result.method_family = "wanda-2:4"
+        sparse.result.sparsity = "wanda-2:4"
+        sparse.result.zeroed_share = 0.5
+        sparse.result.cpu_kernel.name = "dense float32"
+        sparse.result.cpu_kernel.expectation = "dense kernels: no saving expected"
+        store.record_prune_run(sparse)
+        for checkpoint, correct in (("base", 180), ("w50", 100), ("s24", 150)):
+            store.record_eval_run(
+                samples.eval_run(
+                    f"run-{checkpoint}",
+                    task="facts",
+                    metrics={"acc": correct / 200},
+                    net_joules=1.0,
+                    checkpoint_id=checkpoint,
+                    experiment="methods",
+                    items=samples.nested_items(correct / 200, 200),
+                )
+            )
+        configurations = store.query_view("configurations").to_pandas()
+        table = store.query_view("method_comparison").to_pandas()
+    row = configurations.set_index("checkpoint_id").loc["s24"]
+    assert (row["ratio"], row["achieved_ratio"], row["zeroed_share"]) == (0.5, 0.5, 0.5)
+    assert row["parameters_removed"] == 0  # zeroed weights are still stored
+    assert (row["method_family"], row["cpu_kernel"]) == ("wanda-2:4", "dense float32")
+    (pair,) = table[table["kind"] == "accuracy"].itertuples()
+    assert {pair.method_a, pair.method_b} == {"wanda-2:4", "width"}

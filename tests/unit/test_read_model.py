@@ -24,7 +24,7 @@ from google.protobuf import (
 )
 from google.rpc import status_pb2
 
-from greenprune.api.common.v1 import energy_pb2, jobs_pb2, layers_pb2
+from greenprune.api.common.v1 import energy_pb2, jobs_pb2, kernels_pb2, layers_pb2
 from greenprune.api.eval.v1 import eval_pb2
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.api.results.v1 import results_pb2
@@ -51,7 +51,7 @@ def _contract_with(new_fields: dict[str, tuple[str, int]]) -> dict[str, type]:
     """
     pool = descriptor_pool.DescriptorPool()
     wells = (any_pb2, timestamp_pb2, struct_pb2, status_pb2)
-    for module in (*wells, energy_pb2, layers_pb2, jobs_pb2, pruning_pb2, eval_pb2):
+    for module in (*wells, energy_pb2, kernels_pb2, layers_pb2, jobs_pb2, pruning_pb2, eval_pb2):
         file = descriptor_pb2.FileDescriptorProto()
         module.DESCRIPTOR.CopyToProto(file)
         for message in file.message_type:

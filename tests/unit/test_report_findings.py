@@ -128,6 +128,41 @@ def test_the_energy_profile_table_names_each_checkpoint_its_verdict_and_family()
     assert report.energy_findings_table(frame[frame["kind"] == "accuracy"]) is None
 
 
+def test_the_energy_table_says_when_zeroed_weights_run_on_dense_kernels() -> None:
+    import pandas as pd
+
+    note = findings.kernel_note("dense float32", 0.0, 0.5, verdict="equivalent")
+    frame = pd.DataFrame(
+        [
+            {
+                "kind": "energy",
+                "model": "m",
+                "checkpoint_id": "ckpt-wanda",
+                "method_family": "wanda-2:4",
+                "ratio": 0.5,
+                "parameters_removed": 0.0,
+                "phase": "prefill",
+                "batch_size": 8,
+                "baseline_value": 3e-4,
+                "value": 3e-4,
+                "text": "equivalent (+0.1% [−2.0, +2.2])",
+                "verdict": "equivalent",
+                "family": "primary",
+                "family_size": 1,
+                "adjustment": "holm",
+                "margin": 0.03,
+                "kernel_note": note,
+            }
+        ]
+    )
+    table = report.energy_findings_table(frame)
+    console = Console(record=True, width=400)
+    console.print(table)
+    text = console.export_text()
+    assert "multiplies the zeroed weights too" in text
+    assert "their sparsity cannot turn into saved work here" in text
+
+
 # The rows of the report: the headline metric against the baseline ------------------------------
 
 
@@ -188,3 +223,24 @@ def test_perplexity_changes_are_relative(tmp_path: Path) -> None:
     )
     assert rows[1].delta_value == pytest.approx(0.1)
     assert rows[1].delta_value_text == "no paired data (+10.0%)"
+
+
+def test_a_distilled_checkpoint_is_named_so_in_the_table() -> None:
+    row = ResultRow(
+        "demo",
+        "m",
+        0.5,
+        10,
+        "t",
+        "acc",
+        0.9,
+        0.02,
+        0.15,
+        -0.05,
+        0.35,
+        recovered=True,
+        method_family="wanda-2:4+lora-distill",
+    )
+    console = Console(width=250, record=True)
+    report.print_rows([row], "table", console)
+    assert "0.50 wanda-2:4 +LoRA distilled" in console.export_text()

@@ -75,7 +75,7 @@ class ProfileSpec(_message.Message):
     def __init__(self, checkpoint_ids: _Optional[_Iterable[str]] = ..., batch_sizes: _Optional[_Iterable[int]] = ..., prefill_tokens: _Optional[int] = ..., decode_tokens: _Optional[int] = ..., rounds: _Optional[int] = ..., window_seconds: _Optional[float] = ..., precision: _Optional[float] = ..., max_rounds: _Optional[int] = ..., threads: _Optional[int] = ...) -> None: ...
 
 class ProfilePoint(_message.Message):
-    __slots__ = ("checkpoint_id", "phase", "batch_size", "round", "position", "net_joules", "gross_joules", "wall_seconds", "tokens", "iterations", "cpu_seconds", "other_cpu_seconds", "steal_seconds", "cpu_mhz", "attempts", "disturbed", "gpu_shared")
+    __slots__ = ("checkpoint_id", "phase", "batch_size", "round", "position", "net_joules", "gross_joules", "wall_seconds", "tokens", "iterations", "cpu_seconds", "other_cpu_seconds", "steal_seconds", "cpu_mhz", "attempts", "disturbed", "gpu_shared", "kernel_path", "macs_skipped_share")
     CHECKPOINT_ID_FIELD_NUMBER: _ClassVar[int]
     PHASE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,8 @@ class ProfilePoint(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     DISTURBED_FIELD_NUMBER: _ClassVar[int]
     GPU_SHARED_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_PATH_FIELD_NUMBER: _ClassVar[int]
+    MACS_SKIPPED_SHARE_FIELD_NUMBER: _ClassVar[int]
     checkpoint_id: str
     phase: str
     batch_size: int
@@ -110,7 +112,9 @@ class ProfilePoint(_message.Message):
     attempts: int
     disturbed: bool
     gpu_shared: bool
-    def __init__(self, checkpoint_id: _Optional[str] = ..., phase: _Optional[str] = ..., batch_size: _Optional[int] = ..., round: _Optional[int] = ..., position: _Optional[int] = ..., net_joules: _Optional[float] = ..., gross_joules: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., tokens: _Optional[int] = ..., iterations: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., other_cpu_seconds: _Optional[float] = ..., steal_seconds: _Optional[float] = ..., cpu_mhz: _Optional[float] = ..., attempts: _Optional[int] = ..., disturbed: _Optional[bool] = ..., gpu_shared: _Optional[bool] = ...) -> None: ...
+    kernel_path: str
+    macs_skipped_share: float
+    def __init__(self, checkpoint_id: _Optional[str] = ..., phase: _Optional[str] = ..., batch_size: _Optional[int] = ..., round: _Optional[int] = ..., position: _Optional[int] = ..., net_joules: _Optional[float] = ..., gross_joules: _Optional[float] = ..., wall_seconds: _Optional[float] = ..., tokens: _Optional[int] = ..., iterations: _Optional[int] = ..., cpu_seconds: _Optional[float] = ..., other_cpu_seconds: _Optional[float] = ..., steal_seconds: _Optional[float] = ..., cpu_mhz: _Optional[float] = ..., attempts: _Optional[int] = ..., disturbed: _Optional[bool] = ..., gpu_shared: _Optional[bool] = ..., kernel_path: _Optional[str] = ..., macs_skipped_share: _Optional[float] = ...) -> None: ...
 
 class ProfileResult(_message.Message):
     __slots__ = ("points", "energy_method", "estimated", "hardware", "device_name", "idle_watts", "prefill_tokens", "decode_tokens", "threads", "usable_cpus", "watts_per_cpu", "rounds", "precision", "stop_reason", "widest_interval", "remeasured_windows", "disturbed_windows", "disturbance_note")

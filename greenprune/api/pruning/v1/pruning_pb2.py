@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from greenprune.api.common.v1 import energy_pb2 as greenprune_dot_api_dot_common_dot_v1_dot_energy__pb2
 from greenprune.api.common.v1 import jobs_pb2 as greenprune_dot_api_dot_common_dot_v1_dot_jobs__pb2
+from greenprune.api.common.v1 import kernels_pb2 as greenprune_dot_api_dot_common_dot_v1_dot_kernels__pb2
 from greenprune.api.common.v1 import layers_pb2 as greenprune_dot_api_dot_common_dot_v1_dot_layers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'greenprune/api/pruning/v1/pruning.proto\x12\x19greenprune.api.pruning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%greenprune/api/common/v1/energy.proto\x1a#greenprune/api/common/v1/jobs.proto\x1a%greenprune/api/common/v1/layers.proto\"K\n\x0f\x43\x61librationSpec\x12\x0f\n\x07samples\x18\x01 \x01(\x05\x12\x17\n\x0fsequence_length\x18\x02 \x01(\x05\x12\x0e\n\x06source\x18\x03 \x01(\t\"\xf5\x04\n\tPruneSpec\x12\r\n\x05model\x18\x01 \x01(\t\x12\x38\n\x06method\x18\x02 \x01(\x0e\x32(.greenprune.api.pruning.v1.PruningMethod\x12\r\n\x05ratio\x18\x03 \x01(\x01\x12\x1d\n\x15prune_attention_heads\x18\x04 \x01(\x08\x12\x11\n\tprune_mlp\x18\x05 \x01(\x08\x12\x14\n\x0cprune_hidden\x18\x06 \x01(\x08\x12\x19\n\x11keep_first_layers\x18\x07 \x01(\x05\x12\x18\n\x10keep_last_layers\x18\x08 \x01(\x05\x12\x10\n\x08round_to\x18\t \x01(\x05\x12?\n\x0b\x63\x61libration\x18\n \x01(\x0b\x32*.greenprune.api.pruning.v1.CalibrationSpec\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12>\n\tstructure\x18\x0c \x01(\x0e\x32+.greenprune.api.pruning.v1.PruningStructure\x12\x42\n\x0f\x64\x65pth_criterion\x18\r \x01(\x0e\x32).greenprune.api.pruning.v1.DepthCriterion\x12\x13\n\x0b\x64\x65pth_share\x18\x0e \x01(\x01\x12=\n\x0cquantization\x18\x0f \x01(\x0e\x32\'.greenprune.api.pruning.v1.Quantization\x12\x1f\n\x17quantization_group_size\x18\x10 \x01(\x05\x12\x39\n\x08recovery\x18\x11 \x01(\x0b\x32\'.greenprune.api.pruning.v1.RecoverySpec\"\xba\x06\n\x0bPruneResult\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x19\n\x11parameters_before\x18\x02 \x01(\x03\x12\x18\n\x10parameters_after\x18\x03 \x01(\x03\x12\"\n\x1aprunable_parameters_before\x18\x04 \x01(\x03\x12!\n\x19prunable_parameters_after\x18\x05 \x01(\x03\x12\x16\n\x0e\x61\x63hieved_ratio\x18\x06 \x01(\x01\x12\x13\n\x0bmacs_before\x18\x07 \x01(\x03\x12\x12\n\nmacs_after\x18\x08 \x01(\x03\x12\x15\n\rbytes_on_disk\x18\t \x01(\x03\x12\x34\n\x06layers\x18\n \x03(\x0b\x32$.greenprune.api.common.v1.LayerShape\x12\x14\n\x0cwall_seconds\x18\x0b \x01(\x01\x12\x36\n\x06\x65nergy\x18\x0c \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\x12\x0f\n\x07uniform\x18\r \x01(\x08\x12\x14\n\x0c\x63ontent_hash\x18\x0e \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x0f \x01(\t\x12\x46\n\x08versions\x18\x10 \x03(\x0b\x32\x34.greenprune.api.pruning.v1.PruneResult.VersionsEntry\x12\x15\n\rmethod_family\x18\x11 \x01(\t\x12\x15\n\rlayers_before\x18\x12 \x01(\x05\x12\x14\n\x0clayers_after\x18\x13 \x01(\x05\x12\x16\n\x0eremoved_layers\x18\x14 \x03(\x05\x12\x17\n\x0f\x62ytes_in_memory\x18\x15 \x01(\x03\x12\x19\n\x11quantization_bits\x18\x16 \x01(\x05\x12\x1b\n\x13quantization_scheme\x18\x17 \x01(\t\x12\x1c\n\x14quantization_library\x18\x18 \x01(\t\x12;\n\x08recovery\x18\x19 \x01(\x0b\x32).greenprune.api.pruning.v1.RecoveryResult\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\x08PruneJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0b\x32#.greenprune.api.common.v1.JobStatus\x12\x32\n\x04spec\x18\x03 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.greenprune.api.pruning.v1.PruneResult\"\x8a\x01\n\x15\x43reatePruneJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x32\n\x04spec\x18\x02 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"J\n\x16\x43reatePruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"\"\n\x12GetPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x13GetPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"Q\n\x14ListPruneJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\"c\n\x15ListPruneJobsResponse\x12\x31\n\x04jobs\x18\x01 \x03(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x15\x43\x61ncelPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16\x43\x61ncelPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"$\n\x14WatchPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15WatchPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\"v\n\x15GetCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb4\x01\n\x0cRecoverySpec\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\r\n\x05\x61lpha\x18\x02 \x01(\x01\x12\x16\n\x0etarget_modules\x18\x03 \x03(\t\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x15\n\rlearning_rate\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x17\n\x0fsequence_length\x18\x07 \x01(\x05\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x0e\n\x06source\x18\t \x01(\t\"\xe2\x01\n\x0eRecoveryResult\x12\x36\n\x06\x65nergy\x18\x01 \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x0e\n\x06tokens\x18\x03 \x01(\x03\x12\x14\n\x0cinitial_loss\x18\x04 \x01(\x01\x12\x12\n\nfinal_loss\x18\x05 \x01(\x01\x12\x1c\n\x14trainable_parameters\x18\x06 \x01(\x03\x12\x14\n\x0cwall_seconds\x18\x07 \x01(\x01\x12\x1b\n\x13parent_content_hash\x18\x08 \x01(\t*\xa7\x01\n\rPruningMethod\x12\x1e\n\x1aPRUNING_METHOD_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPRUNING_METHOD_MAGNITUDE_L1\x10\x01\x12\x1f\n\x1bPRUNING_METHOD_MAGNITUDE_L2\x10\x02\x12\x19\n\x15PRUNING_METHOD_TAYLOR\x10\x03\x12\x19\n\x15PRUNING_METHOD_RANDOM\x10\x04*\x96\x01\n\x10PruningStructure\x12!\n\x1dPRUNING_STRUCTURE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PRUNING_STRUCTURE_WIDTH\x10\x01\x12\x1b\n\x17PRUNING_STRUCTURE_DEPTH\x10\x02\x12%\n!PRUNING_STRUCTURE_WIDTH_AND_DEPTH\x10\x03*p\n\x0e\x44\x65pthCriterion\x12\x1f\n\x1b\x44\x45PTH_CRITERION_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45PTH_CRITERION_BLOCK_INFLUENCE\x10\x01\x12\x18\n\x14\x44\x45PTH_CRITERION_LAST\x10\x02*Z\n\x0cQuantization\x12\x1c\n\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n\x11QUANTIZATION_INT8\x10\x01\x12\x15\n\x11QUANTIZATION_INT4\x10\x02\x32\xca\x05\n\x0ePruningService\x12u\n\x0e\x43reatePruneJob\x12\x30.greenprune.api.pruning.v1.CreatePruneJobRequest\x1a\x31.greenprune.api.pruning.v1.CreatePruneJobResponse\x12l\n\x0bGetPruneJob\x12-.greenprune.api.pruning.v1.GetPruneJobRequest\x1a..greenprune.api.pruning.v1.GetPruneJobResponse\x12r\n\rListPruneJobs\x12/.greenprune.api.pruning.v1.ListPruneJobsRequest\x1a\x30.greenprune.api.pruning.v1.ListPruneJobsResponse\x12u\n\x0e\x43\x61ncelPruneJob\x12\x30.greenprune.api.pruning.v1.CancelPruneJobRequest\x1a\x31.greenprune.api.pruning.v1.CancelPruneJobResponse\x12t\n\rWatchPruneJob\x12/.greenprune.api.pruning.v1.WatchPruneJobRequest\x1a\x30.greenprune.api.pruning.v1.WatchPruneJobResponse0\x01\x12r\n\rGetCheckpoint\x12/.greenprune.api.pruning.v1.GetCheckpointRequest\x1a\x30.greenprune.api.pruning.v1.GetCheckpointResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'greenprune/api/pruning/v1/pruning.proto\x12\x19greenprune.api.pruning.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a%greenprune/api/common/v1/energy.proto\x1a#greenprune/api/common/v1/jobs.proto\x1a&greenprune/api/common/v1/kernels.proto\x1a%greenprune/api/common/v1/layers.proto\"K\n\x0f\x43\x61librationSpec\x12\x0f\n\x07samples\x18\x01 \x01(\x05\x12\x17\n\x0fsequence_length\x18\x02 \x01(\x05\x12\x0e\n\x06source\x18\x03 \x01(\t\"\x8a\x06\n\tPruneSpec\x12\r\n\x05model\x18\x01 \x01(\t\x12\x38\n\x06method\x18\x02 \x01(\x0e\x32(.greenprune.api.pruning.v1.PruningMethod\x12\r\n\x05ratio\x18\x03 \x01(\x01\x12\x1d\n\x15prune_attention_heads\x18\x04 \x01(\x08\x12\x11\n\tprune_mlp\x18\x05 \x01(\x08\x12\x14\n\x0cprune_hidden\x18\x06 \x01(\x08\x12\x19\n\x11keep_first_layers\x18\x07 \x01(\x05\x12\x18\n\x10keep_last_layers\x18\x08 \x01(\x05\x12\x10\n\x08round_to\x18\t \x01(\x05\x12?\n\x0b\x63\x61libration\x18\n \x01(\x0b\x32*.greenprune.api.pruning.v1.CalibrationSpec\x12\x0c\n\x04seed\x18\x0b \x01(\x03\x12>\n\tstructure\x18\x0c \x01(\x0e\x32+.greenprune.api.pruning.v1.PruningStructure\x12\x42\n\x0f\x64\x65pth_criterion\x18\r \x01(\x0e\x32).greenprune.api.pruning.v1.DepthCriterion\x12\x13\n\x0b\x64\x65pth_share\x18\x0e \x01(\x01\x12=\n\x0cquantization\x18\x0f \x01(\x0e\x32\'.greenprune.api.pruning.v1.Quantization\x12\x1f\n\x17quantization_group_size\x18\x10 \x01(\x05\x12\x39\n\x08recovery\x18\x11 \x01(\x0b\x32\'.greenprune.api.pruning.v1.RecoverySpec\x12\x35\n\x08sparsity\x18\x12 \x01(\x0e\x32#.greenprune.api.pruning.v1.Sparsity\x12\x44\n\x10sparsity_pattern\x18\x13 \x01(\x0e\x32*.greenprune.api.pruning.v1.SparsityPattern\x12\x16\n\x0esparsity_ratio\x18\x14 \x01(\x01\"\x90\x08\n\x0bPruneResult\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x19\n\x11parameters_before\x18\x02 \x01(\x03\x12\x18\n\x10parameters_after\x18\x03 \x01(\x03\x12\"\n\x1aprunable_parameters_before\x18\x04 \x01(\x03\x12!\n\x19prunable_parameters_after\x18\x05 \x01(\x03\x12\x16\n\x0e\x61\x63hieved_ratio\x18\x06 \x01(\x01\x12\x13\n\x0bmacs_before\x18\x07 \x01(\x03\x12\x12\n\nmacs_after\x18\x08 \x01(\x03\x12\x15\n\rbytes_on_disk\x18\t \x01(\x03\x12\x34\n\x06layers\x18\n \x03(\x0b\x32$.greenprune.api.common.v1.LayerShape\x12\x14\n\x0cwall_seconds\x18\x0b \x01(\x01\x12\x36\n\x06\x65nergy\x18\x0c \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\x12\x0f\n\x07uniform\x18\r \x01(\x08\x12\x14\n\x0c\x63ontent_hash\x18\x0e \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x0f \x01(\t\x12\x46\n\x08versions\x18\x10 \x03(\x0b\x32\x34.greenprune.api.pruning.v1.PruneResult.VersionsEntry\x12\x15\n\rmethod_family\x18\x11 \x01(\t\x12\x15\n\rlayers_before\x18\x12 \x01(\x05\x12\x14\n\x0clayers_after\x18\x13 \x01(\x05\x12\x16\n\x0eremoved_layers\x18\x14 \x03(\x05\x12\x17\n\x0f\x62ytes_in_memory\x18\x15 \x01(\x03\x12\x19\n\x11quantization_bits\x18\x16 \x01(\x05\x12\x1b\n\x13quantization_scheme\x18\x17 \x01(\t\x12\x1c\n\x14quantization_library\x18\x18 \x01(\t\x12;\n\x08recovery\x18\x19 \x01(\x0b\x32).greenprune.api.pruning.v1.RecoveryResult\x12\x19\n\x11zeroed_parameters\x18\x1a \x01(\x03\x12\x1c\n\x14semi_structured_macs\x18\x1b \x01(\x03\x12\x38\n\ncpu_kernel\x18\x1c \x01(\x0b\x32$.greenprune.api.common.v1.KernelPath\x12\x39\n\x0b\x63uda_kernel\x18\x1d \x01(\x0b\x32$.greenprune.api.common.v1.KernelPath\x12\x14\n\x0czeroed_share\x18\x1e \x01(\x01\x12\x10\n\x08sparsity\x18\x1f \x01(\t\x1a/\n\rVersionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb9\x01\n\x08PruneJob\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\x06status\x18\x02 \x01(\x0b\x32#.greenprune.api.common.v1.JobStatus\x12\x32\n\x04spec\x18\x03 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x36\n\x06result\x18\x04 \x01(\x0b\x32&.greenprune.api.pruning.v1.PruneResult\"\x8a\x01\n\x15\x43reatePruneJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x32\n\x04spec\x18\x02 \x01(\x0b\x32$.greenprune.api.pruning.v1.PruneSpec\x12\x12\n\nexperiment\x18\x03 \x01(\t\x12\x15\n\rvalidate_only\x18\x04 \x01(\x08\"J\n\x16\x43reatePruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"\"\n\x12GetPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x13GetPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"Q\n\x14ListPruneJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x12\n\nexperiment\x18\x03 \x01(\t\"c\n\x15ListPruneJobsResponse\x12\x31\n\x04jobs\x18\x01 \x03(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"%\n\x15\x43\x61ncelPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"J\n\x16\x43\x61ncelPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"$\n\x14WatchPruneJobRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"I\n\x15WatchPruneJobResponse\x12\x30\n\x03job\x18\x01 \x01(\x0b\x32#.greenprune.api.pruning.v1.PruneJob\"-\n\x14GetCheckpointRequest\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\"v\n\x15GetCheckpointResponse\x12\x15\n\rcheckpoint_id\x18\x01 \x01(\t\x12\x15\n\rmanifest_json\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x80\x02\n\x0cRecoverySpec\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12\r\n\x05\x61lpha\x18\x02 \x01(\x01\x12\x16\n\x0etarget_modules\x18\x03 \x03(\t\x12\r\n\x05steps\x18\x04 \x01(\x05\x12\x15\n\rlearning_rate\x18\x05 \x01(\x01\x12\x12\n\nbatch_size\x18\x06 \x01(\x05\x12\x17\n\x0fsequence_length\x18\x07 \x01(\x05\x12\x0c\n\x04seed\x18\x08 \x01(\x03\x12\x0e\n\x06source\x18\t \x01(\t\x12\x35\n\x04loss\x18\n \x01(\x0e\x32\'.greenprune.api.pruning.v1.RecoveryLoss\x12\x13\n\x0btemperature\x18\x0b \x01(\x01\"\x9f\x02\n\x0eRecoveryResult\x12\x36\n\x06\x65nergy\x18\x01 \x01(\x0b\x32&.greenprune.api.common.v1.EnergyReport\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x0e\n\x06tokens\x18\x03 \x01(\x03\x12\x14\n\x0cinitial_loss\x18\x04 \x01(\x01\x12\x12\n\nfinal_loss\x18\x05 \x01(\x01\x12\x1c\n\x14trainable_parameters\x18\x06 \x01(\x03\x12\x14\n\x0cwall_seconds\x18\x07 \x01(\x01\x12\x1b\n\x13parent_content_hash\x18\x08 \x01(\t\x12\x0c\n\x04loss\x18\t \x01(\t\x12\x13\n\x0btemperature\x18\n \x01(\x01\x12\x18\n\x10rezeroed_weights\x18\x0b \x01(\x03*\xa7\x01\n\rPruningMethod\x12\x1e\n\x1aPRUNING_METHOD_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPRUNING_METHOD_MAGNITUDE_L1\x10\x01\x12\x1f\n\x1bPRUNING_METHOD_MAGNITUDE_L2\x10\x02\x12\x19\n\x15PRUNING_METHOD_TAYLOR\x10\x03\x12\x19\n\x15PRUNING_METHOD_RANDOM\x10\x04*\x96\x01\n\x10PruningStructure\x12!\n\x1dPRUNING_STRUCTURE_UNSPECIFIED\x10\x00\x12\x1b\n\x17PRUNING_STRUCTURE_WIDTH\x10\x01\x12\x1b\n\x17PRUNING_STRUCTURE_DEPTH\x10\x02\x12%\n!PRUNING_STRUCTURE_WIDTH_AND_DEPTH\x10\x03*p\n\x0e\x44\x65pthCriterion\x12\x1f\n\x1b\x44\x45PTH_CRITERION_UNSPECIFIED\x10\x00\x12#\n\x1f\x44\x45PTH_CRITERION_BLOCK_INFLUENCE\x10\x01\x12\x18\n\x14\x44\x45PTH_CRITERION_LAST\x10\x02*Z\n\x0cQuantization\x12\x1c\n\x18QUANTIZATION_UNSPECIFIED\x10\x00\x12\x15\n\x11QUANTIZATION_INT8\x10\x01\x12\x15\n\x11QUANTIZATION_INT4\x10\x02*h\n\x08Sparsity\x12\x18\n\x14SPARSITY_UNSPECIFIED\x10\x00\x12\x16\n\x12SPARSITY_MAGNITUDE\x10\x01\x12\x12\n\x0eSPARSITY_WANDA\x10\x02\x12\x16\n\x12SPARSITY_SPARSEGPT\x10\x03*p\n\x0fSparsityPattern\x12 \n\x1cSPARSITY_PATTERN_UNSPECIFIED\x10\x00\x12!\n\x1dSPARSITY_PATTERN_UNSTRUCTURED\x10\x01\x12\x18\n\x14SPARSITY_PATTERN_2_4\x10\x02*^\n\x0cRecoveryLoss\x12\x1d\n\x19RECOVERY_LOSS_UNSPECIFIED\x10\x00\x12\x14\n\x10RECOVERY_LOSS_LM\x10\x01\x12\x19\n\x15RECOVERY_LOSS_DISTILL\x10\x02\x32\xca\x05\n\x0ePruningService\x12u\n\x0e\x43reatePruneJob\x12\x30.greenprune.api.pruning.v1.CreatePruneJobRequest\x1a\x31.greenprune.api.pruning.v1.CreatePruneJobResponse\x12l\n\x0bGetPruneJob\x12-.greenprune.api.pruning.v1.GetPruneJobRequest\x1a..greenprune.api.pruning.v1.GetPruneJobResponse\x12r\n\rListPruneJobs\x12/.greenprune.api.pruning.v1.ListPruneJobsRequest\x1a\x30.greenprune.api.pruning.v1.ListPruneJobsResponse\x12u\n\x0e\x43\x61ncelPruneJob\x12\x30.greenprune.api.pruning.v1.CancelPruneJobRequest\x1a\x31.greenprune.api.pruning.v1.CancelPruneJobResponse\x12t\n\rWatchPruneJob\x12/.greenprune.api.pruning.v1.WatchPruneJobRequest\x1a\x30.greenprune.api.pruning.v1.WatchPruneJobResponse0\x01\x12r\n\rGetCheckpoint\x12/.greenprune.api.pruning.v1.GetCheckpointRequest\x1a\x30.greenprune.api.pruning.v1.GetCheckpointResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,52 +38,58 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PRUNERESULT_VERSIONSENTRY']._loaded_options = None
   _globals['_PRUNERESULT_VERSIONSENTRY']._serialized_options = b'8\001'
-  _globals['_PRUNINGMETHOD']._serialized_start=3262
-  _globals['_PRUNINGMETHOD']._serialized_end=3429
-  _globals['_PRUNINGSTRUCTURE']._serialized_start=3432
-  _globals['_PRUNINGSTRUCTURE']._serialized_end=3582
-  _globals['_DEPTHCRITERION']._serialized_start=3584
-  _globals['_DEPTHCRITERION']._serialized_end=3696
-  _globals['_QUANTIZATION']._serialized_start=3698
-  _globals['_QUANTIZATION']._serialized_end=3788
-  _globals['_CALIBRATIONSPEC']._serialized_start=218
-  _globals['_CALIBRATIONSPEC']._serialized_end=293
-  _globals['_PRUNESPEC']._serialized_start=296
-  _globals['_PRUNESPEC']._serialized_end=925
-  _globals['_PRUNERESULT']._serialized_start=928
-  _globals['_PRUNERESULT']._serialized_end=1754
-  _globals['_PRUNERESULT_VERSIONSENTRY']._serialized_start=1707
-  _globals['_PRUNERESULT_VERSIONSENTRY']._serialized_end=1754
-  _globals['_PRUNEJOB']._serialized_start=1757
-  _globals['_PRUNEJOB']._serialized_end=1942
-  _globals['_CREATEPRUNEJOBREQUEST']._serialized_start=1945
-  _globals['_CREATEPRUNEJOBREQUEST']._serialized_end=2083
-  _globals['_CREATEPRUNEJOBRESPONSE']._serialized_start=2085
-  _globals['_CREATEPRUNEJOBRESPONSE']._serialized_end=2159
-  _globals['_GETPRUNEJOBREQUEST']._serialized_start=2161
-  _globals['_GETPRUNEJOBREQUEST']._serialized_end=2195
-  _globals['_GETPRUNEJOBRESPONSE']._serialized_start=2197
-  _globals['_GETPRUNEJOBRESPONSE']._serialized_end=2268
-  _globals['_LISTPRUNEJOBSREQUEST']._serialized_start=2270
-  _globals['_LISTPRUNEJOBSREQUEST']._serialized_end=2351
-  _globals['_LISTPRUNEJOBSRESPONSE']._serialized_start=2353
-  _globals['_LISTPRUNEJOBSRESPONSE']._serialized_end=2452
-  _globals['_CANCELPRUNEJOBREQUEST']._serialized_start=2454
-  _globals['_CANCELPRUNEJOBREQUEST']._serialized_end=2491
-  _globals['_CANCELPRUNEJOBRESPONSE']._serialized_start=2493
-  _globals['_CANCELPRUNEJOBRESPONSE']._serialized_end=2567
-  _globals['_WATCHPRUNEJOBREQUEST']._serialized_start=2569
-  _globals['_WATCHPRUNEJOBREQUEST']._serialized_end=2605
-  _globals['_WATCHPRUNEJOBRESPONSE']._serialized_start=2607
-  _globals['_WATCHPRUNEJOBRESPONSE']._serialized_end=2680
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=2682
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=2727
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=2729
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=2847
-  _globals['_RECOVERYSPEC']._serialized_start=2850
-  _globals['_RECOVERYSPEC']._serialized_end=3030
-  _globals['_RECOVERYRESULT']._serialized_start=3033
-  _globals['_RECOVERYRESULT']._serialized_end=3259
-  _globals['_PRUNINGSERVICE']._serialized_start=3791
-  _globals['_PRUNINGSERVICE']._serialized_end=4505
+  _globals['_PRUNINGMETHOD']._serialized_start=3802
+  _globals['_PRUNINGMETHOD']._serialized_end=3969
+  _globals['_PRUNINGSTRUCTURE']._serialized_start=3972
+  _globals['_PRUNINGSTRUCTURE']._serialized_end=4122
+  _globals['_DEPTHCRITERION']._serialized_start=4124
+  _globals['_DEPTHCRITERION']._serialized_end=4236
+  _globals['_QUANTIZATION']._serialized_start=4238
+  _globals['_QUANTIZATION']._serialized_end=4328
+  _globals['_SPARSITY']._serialized_start=4330
+  _globals['_SPARSITY']._serialized_end=4434
+  _globals['_SPARSITYPATTERN']._serialized_start=4436
+  _globals['_SPARSITYPATTERN']._serialized_end=4548
+  _globals['_RECOVERYLOSS']._serialized_start=4550
+  _globals['_RECOVERYLOSS']._serialized_end=4644
+  _globals['_CALIBRATIONSPEC']._serialized_start=258
+  _globals['_CALIBRATIONSPEC']._serialized_end=333
+  _globals['_PRUNESPEC']._serialized_start=336
+  _globals['_PRUNESPEC']._serialized_end=1114
+  _globals['_PRUNERESULT']._serialized_start=1117
+  _globals['_PRUNERESULT']._serialized_end=2157
+  _globals['_PRUNERESULT_VERSIONSENTRY']._serialized_start=2110
+  _globals['_PRUNERESULT_VERSIONSENTRY']._serialized_end=2157
+  _globals['_PRUNEJOB']._serialized_start=2160
+  _globals['_PRUNEJOB']._serialized_end=2345
+  _globals['_CREATEPRUNEJOBREQUEST']._serialized_start=2348
+  _globals['_CREATEPRUNEJOBREQUEST']._serialized_end=2486
+  _globals['_CREATEPRUNEJOBRESPONSE']._serialized_start=2488
+  _globals['_CREATEPRUNEJOBRESPONSE']._serialized_end=2562
+  _globals['_GETPRUNEJOBREQUEST']._serialized_start=2564
+  _globals['_GETPRUNEJOBREQUEST']._serialized_end=2598
+  _globals['_GETPRUNEJOBRESPONSE']._serialized_start=2600
+  _globals['_GETPRUNEJOBRESPONSE']._serialized_end=2671
+  _globals['_LISTPRUNEJOBSREQUEST']._serialized_start=2673
+  _globals['_LISTPRUNEJOBSREQUEST']._serialized_end=2754
+  _globals['_LISTPRUNEJOBSRESPONSE']._serialized_start=2756
+  _globals['_LISTPRUNEJOBSRESPONSE']._serialized_end=2855
+  _globals['_CANCELPRUNEJOBREQUEST']._serialized_start=2857
+  _globals['_CANCELPRUNEJOBREQUEST']._serialized_end=2894
+  _globals['_CANCELPRUNEJOBRESPONSE']._serialized_start=2896
+  _globals['_CANCELPRUNEJOBRESPONSE']._serialized_end=2970
+  _globals['_WATCHPRUNEJOBREQUEST']._serialized_start=2972
+  _globals['_WATCHPRUNEJOBREQUEST']._serialized_end=3008
+  _globals['_WATCHPRUNEJOBRESPONSE']._serialized_start=3010
+  _globals['_WATCHPRUNEJOBRESPONSE']._serialized_end=3083
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=3085
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=3130
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=3132
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=3250
+  _globals['_RECOVERYSPEC']._serialized_start=3253
+  _globals['_RECOVERYSPEC']._serialized_end=3509
+  _globals['_RECOVERYRESULT']._serialized_start=3512
+  _globals['_RECOVERYRESULT']._serialized_end=3799
+  _globals['_PRUNINGSERVICE']._serialized_start=4647
+  _globals['_PRUNINGSERVICE']._serialized_end=5361
 # @@protoc_insertion_point(module_scope)
