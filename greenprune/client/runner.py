@@ -32,6 +32,8 @@ from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 T = TypeVar("T")
 
 RPC_TIMEOUT_S = 30.0
+VIEW_TIMEOUT_S = 120.0
+"""The deadline of a view's export: its first page computes the view over the whole store."""
 TERMINAL = frozenset(
     {jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED}
 )

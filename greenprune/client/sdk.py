@@ -57,6 +57,7 @@ from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 T = TypeVar("T")
 
 RPC_TIMEOUT_S = runner.RPC_TIMEOUT_S
+VIEW_TIMEOUT_S = runner.VIEW_TIMEOUT_S
 TERMINAL = runner.TERMINAL
 
 __all__ = [
@@ -509,7 +510,7 @@ class Client:
             filter=results_pb2.ViewFilter(experiment=experiment, model=model, task=task),
             format=results_pb2.EXPORT_FORMAT_PARQUET,
         )
-        pages = read_pages(lambda r: _call(self._results.ExportView, r), request)
+        pages = read_pages(lambda r: _call(self._results.ExportView, r, VIEW_TIMEOUT_S), request)
         return pd.read_parquet(io.BytesIO(b"".join(page.data for page in pages)))
 
     def report_rows(self, experiment: str = "") -> list[report.ResultRow]:
