@@ -223,9 +223,8 @@ def pareto_front_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     floats = ("ratio", "achieved_ratio", "mean_accuracy", "net_joules", "net_joules_low")
     floats += ("net_joules_high", "accuracy_change_from_neighbour", "energy_change_from_neighbour")
     ints = ("parameters_after", "macs_after", "tasks", "step_family_size")
-    frame = typed(frame, floats=floats, ints=ints)
-    frame["step_distinct"] = frame["step_distinct"].astype("boolean")
-    return typed(frame, bools=("estimated", "is_baseline"))
+    bools = ("estimated", "is_baseline")
+    return typed(frame, floats=floats, ints=ints, bools=bools, flags=("step_distinct",))
 
 
 def _task_points_by_config(scored: pd.DataFrame) -> dict[Hashable, pd.DataFrame]:
@@ -336,6 +335,5 @@ def tradeoff_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     floats += ("energy", "energy_low", "energy_high", "accuracy_change_from_neighbour")
     floats += ("energy_change_from_neighbour",)
     ints = ("parameters_before", "parameters_after", "tasks", "step_family_size")
-    frame = typed(frame, floats=floats, ints=ints)
-    frame["step_distinct"] = frame["step_distinct"].astype("boolean")
-    return typed(frame, bools=("estimated", "is_baseline", "recovered", "on_front"))
+    bools = ("estimated", "is_baseline", "recovered", "on_front")
+    return typed(frame, floats=floats, ints=ints, bools=bools, flags=("step_distinct",))

@@ -456,10 +456,9 @@ def change_frame(
     frame = pd.DataFrame(list(rows), columns=list(columns))
     floats = ("estimate", "low", "high", "margin", "p_difference", "p_equivalence", *floats)
     bools = ("relative",)
-    frame = typed(frame, floats=floats, ints=("count", "batch_size", "family_size"), bools=bools)
-    if "estimated" in frame.columns:
-        frame["estimated"] = frame["estimated"].astype("boolean")
-    return frame
+    ints = ("count", "batch_size", "family_size")
+    flags = ["estimated"] if "estimated" in frame.columns else []
+    return typed(frame, floats=floats, ints=ints, bools=bools, flags=flags)
 
 
 def typed(
@@ -467,14 +466,21 @@ def typed(
     floats: Sequence[str] = (),
     ints: Sequence[str] = (),
     bools: Sequence[str] = (),
+    flags: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The frame with these columns as float64, nullable Int64 and bool (for stable exports)."""
+    """The frame with its columns typed for stable exports.
+
+    ``floats`` become float64, ``ints`` nullable Int64, ``bools`` bool (missing is False) and
+    ``flags`` nullable boolean (missing stays unknown).
+    """
     for column in floats:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64")
     for column in ints:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     for column in bools:
         frame[column] = frame[column].fillna(False).astype("bool")
+    for column in flags:
+        frame[column] = frame[column].astype("boolean")
     return frame
 
 

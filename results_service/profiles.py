@@ -233,11 +233,9 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
     bools = ("recovered", "comparable")
     ints = ("batch_size", "family_size")
-    frame = typed(frame, floats=("ratio", *_PAYBACK_FIGURES), ints=ints, bools=bools)
-    frame["never"] = frame["never"].astype("boolean")
-    frame["open_ended"] = frame["open_ended"].astype("boolean")
-    frame["estimated"] = frame["estimated"].astype("boolean")
-    return frame
+    flags = ("never", "open_ended", "estimated")
+    floats = ("ratio", *_PAYBACK_FIGURES)
+    return typed(frame, floats=floats, ints=ints, bools=bools, flags=flags)
 
 
 def _text(value: object) -> str:
