@@ -7,8 +7,9 @@ STAMP := $(VENV)/.greenprune-installed
 DEMO_SERVE ?= 1
 DEMO_FILE ?= experiments/demo.yaml
 PYTEST_ARGS ?=
-# Test files run in parallel, one worker per core (pytest-xdist); each file stays on one worker,
-# so a module's stack or server is started once. PYTEST_WORKERS=0 runs them in this process.
+# Tests run in parallel, one worker per core (pytest-xdist), costliest first; each file stays on
+# one worker (tests/conftest.py groups them) so a module's stack or server is started once.
+# PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
 
 export HF_HUB_OFFLINE := 1
@@ -46,8 +47,11 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The reference model is built (or found current) first, with every core: under pytest-xdist a
+# worker's build would get one core while the other worker waited for it.
 test: lint
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 $(PYTEST_ARGS)
+	$(BIN)/greenprune reference-model build
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10 $(PYTEST_ARGS)
 
 # Every bench in full (the GPU one where CUDA exists): one table, also in artifacts/bench.json.
 # BENCH_ARGS="--quick" for the quick modes, BENCH_ARGS="ray_overhead" for one bench.

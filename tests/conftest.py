@@ -37,18 +37,30 @@ def reference_model_dir() -> Path:
     return ensure_reference_model()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The costliest files first, so pytest-xdist starts them while the quick ones fill in.
+    """Keeps each file on one worker, and starts the costliest work first.
 
-    Workers take whole files (``--dist loadfile``) in collection order: a long file collected
-    last runs alone at the end. A file's cost is the largest ``minutes`` of its ``slow``
-    markers (``@pytest.mark.slow(minutes=5)``; 1 when not given, 0 for files with no slow
-    test). The order within a file is kept.
+    ``make test`` runs pytest-xdist with ``--dist loadgroup --no-loadscope-reorder``: a worker
+    takes one group at a time in collection order. Every test joins its file's group, so a
+    module's stack or server starts once, except in files that set ``SPREAD = True`` (tests
+    with no shared fixture worth keeping, such as one process per bench), whose tests go to
+    whichever worker is free. The cost of a group is the largest ``minutes`` of its ``slow``
+    markers (``@pytest.mark.slow(minutes=5)``; 1 when not given, 0 for no slow test): groups
+    are sorted costliest first, so a long file never starts last and runs alone at the end.
+    The order within a file is kept.
     """
-    cost: dict[Path, float] = {}
+    cost: dict[str, float] = {}
+    groups: list[str] = []
     for item in items:
+        spread = getattr(item.module, "SPREAD", False) if item.module else False
+        group = item.nodeid if spread else item.nodeid.split("::")[0]
+        if not spread:
+            item.add_marker(pytest.mark.xdist_group(name=group))
+        groups.append(group)
         marker = item.get_closest_marker("slow")
         if marker is not None:
             minutes = float(marker.kwargs.get("minutes", 1))
-            cost[item.path] = max(cost.get(item.path, 0.0), minutes)
-    items.sort(key=lambda item: -cost.get(item.path, 0.0))
+            cost[group] = max(cost.get(group, 0.0), minutes)
+    order = sorted(range(len(items)), key=lambda index: -cost.get(groups[index], 0.0))
+    items[:] = [items[index] for index in order]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+SPREAD = True  # one process per bench, no shared fixture: the cases go to whichever worker is free
 RUN_ELSEWHERE = {"adversarial"}  # tests/rpc/test_adversarial_smoke.py runs its quick campaign
 BENCHES = subprocess.run(
     [sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True, check=True
@@ -45,8 +46,18 @@ def test_the_runner_knows_every_bench() -> None:
     assert "adversarial" in BENCHES and "gpu_check" in BENCHES
 
 
-@pytest.mark.slow(minutes=10)
-@pytest.mark.parametrize("name", [name for name in BENCHES if name not in RUN_ELSEWHERE])
+# About how long each quick mode takes on 2 cores (the costliest start first).
+QUICK_MINUTES = {"ray_overhead": 2, "gpu_check": 0, "results_ingest": 0}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.slow(minutes=QUICK_MINUTES.get(name, 1)))
+        for name in BENCHES
+        if name not in RUN_ELSEWHERE
+    ],
+)
 def test_quick_mode_runs_and_reports_its_figures(name: str, tmp_path: Path) -> None:
     done, entry = run_bench(name, tmp_path)
     if entry["status"] == "skipped":

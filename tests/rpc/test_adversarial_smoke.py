@@ -14,9 +14,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow(minutes=1)
 def test_quick_campaign_has_no_bad_outcomes(tmp_path: Path) -> None:
     # A request is a hang only past a generous deadline: on a loaded machine the EvalService's
     # first task lookups alone can take longer than the campaign's default.

@@ -28,6 +28,7 @@ from greenprune.rpc.job_api import EVAL_JOBS, PRUNE_JOBS, JobApi
 from greenprune.rpc.server_thread import ServerThread
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow(minutes=2)
 
 
 @pytest.fixture(scope="module")

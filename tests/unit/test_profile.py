@@ -292,7 +292,7 @@ def test_the_file_refuses_rounds_and_threads_it_cannot_run(
     assert reason in str(caught.value)
 
 
-@pytest.mark.slow(minutes=3)
+@pytest.mark.slow(minutes=1)
 def test_twice_the_arithmetic_costs_about_twice_the_energy_per_token(tmp_path: Path) -> None:
     # Same family, a wider MLP: 2.0x the MACs per token (measured below, not assumed).
     narrow, wide = _model(512, hidden=512), _model(1536, hidden=512)

@@ -104,7 +104,7 @@ def recovered_run(reference_model_dir: Path, tmp_path_factory: pytest.TempPathFa
     }
 
 
-@pytest.mark.slow(minutes=7)
+@pytest.mark.slow(minutes=1)
 @pytest.mark.timeout(1800)  # about 1.5 minutes on a quiet 2-core machine
 def test_the_demos_recovery_regains_at_least_half_of_the_accuracy_pruning_lost(
     recovered_run: dict, tmp_path: Path
