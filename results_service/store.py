@@ -34,7 +34,14 @@ from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 from results_service import columns
 from results_service.columns import RUN_TABLES, RunTable
 from results_service.migrations import derive, migrate
-from results_service.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
+from results_service.views import (
+    COMPUTED_VIEWS,
+    VIEW_DOCS,
+    VIEW_NAMES,
+    VIEW_SQL,
+    in_range,
+    sql_parameters,
+)
 
 VIEWS: tuple[str, ...] = VIEW_NAMES
 """The names of the views ``query_view`` and ``export_view`` serve."""
@@ -485,7 +492,7 @@ class ResultsStore:
                 return cursor.sql(sql, params=sql_parameters(sql, *filters)).to_arrow_table()
             computed = COMPUTED_VIEWS[view]
             inputs = {
-                name: cursor.sql(sql, params=sql_parameters(sql, *filters)).df()
+                name: in_range(cursor.sql(sql, params=sql_parameters(sql, *filters)).df())
                 for name, sql in computed.inputs.items()
             }
         finally:
