@@ -12,6 +12,7 @@ in one transaction, so a crash never leaves half a run. The store sets ``create_
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -308,7 +309,10 @@ class ResultsStore:
                     outcome = work(cursor)
                     cursor.execute("COMMIT")
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    # A failed COMMIT (a full disk) has ended the transaction already: the
+                    # error to raise is the first one, not ROLLBACK's "no transaction".
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
                     raise
                 finally:
                     self._generation += 1  # the views computed before are stale now
