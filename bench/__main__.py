@@ -39,6 +39,7 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench("results_ingest", ("bench/results_ingest.py",)),
+    Bench("results_views", ("bench/results_views.py",)),
     Bench("prune_overhead", ("bench/prune_overhead.py",)),
     Bench("eval_overhead", ("bench/eval_overhead.py",)),
     Bench("energy_signal", ("bench/energy_signal.py",)),

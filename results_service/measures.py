@@ -199,7 +199,11 @@ def combined_points(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def item_scores(items: pd.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
-    """Each run's per-document scores by metric: ``{(run_id, metric): {doc_id: value}}``."""
+    """Each run's per-document scores by metric: ``{(run_id, metric): {doc_id: value}}``.
+
+    A score or document id read as missing (out of range, ``views.in_range``) is left out.
+    """
+    items = items.dropna(subset=["doc_id", "value"])
     if items.empty:
         return {}
     return {

@@ -68,7 +68,7 @@ TRUNCATION_MARKER = "…[truncated {removed} bytes]"
 KEPT_STRING_BYTES = MAX_TEXT_CHARS
 """What a cut string keeps: as much as the service accepts in a free-text field today."""
 
-_TOKEN_ROOM = 64
+TOKEN_ROOM = 64
 """Bytes kept free in a response for its next_page_token and the other small fields."""
 
 
@@ -120,6 +120,54 @@ def _cap_map(entries: Any, value_field: Any, keep: int) -> None:
             entries[new_key].CopyFrom(kept)
 
 
+_CUT_STRING_BYTES = (KEPT_STRING_BYTES, 512, 64)
+"""What cut strings keep, tried in turn, when a message is too large for a response alone."""
+
+
+def fit(message: M, budget: int) -> M:
+    """Returns ``message``, or a copy cut to at most ``budget`` serialized bytes.
+
+    Its strings are cut first (``cap_strings``, keeping less and less); a record still too
+    large (thousands of list entries: only a store written before records were bounded holds
+    one) then loses the second half of its largest list, in turn, until it fits. The promise
+    is the response size: one stored record never makes a page fail.
+    """
+    if message.ByteSize() <= budget:
+        return message
+    for keep in _CUT_STRING_BYTES:
+        cut = type(message)()
+        cut.CopyFrom(message)
+        cap_strings(cut, keep)
+        if cut.ByteSize() <= budget:
+            return cut
+    while cut.ByteSize() > budget and _halve_largest_list(cut):
+        pass
+    return cut
+
+
+def _halve_largest_list(message: Message) -> bool:
+    """Drops the second half of the largest repeated field anywhere in ``message``."""
+    largest: tuple[int, Any] | None = None
+    stack = [message]
+    while stack:
+        current = stack.pop()
+        for field, value in current.ListFields():
+            if field.is_repeated and len(value) > 1:
+                size = sum(
+                    item.ByteSize() if isinstance(item, Message) else len(str(item))
+                    for item in value
+                )
+                if largest is None or size > largest[0]:
+                    largest = (size, value)
+            if field.message_type is not None and not field.message_type.GetOptions().map_entry:
+                stack.extend(value if field.is_repeated else [value])
+    if largest is None:
+        return False
+    values = largest[1]
+    del values[(len(values) + 1) // 2 :]
+    return True
+
+
 def _entry_bytes(size: int) -> int:
     """The bytes a message of ``size`` bytes takes as an element of a repeated field."""
     return 2 + size.bit_length() // 7 + size
@@ -128,9 +176,10 @@ def _entry_bytes(size: int) -> int:
 def take_page(messages: Iterable[M], budget: int) -> list[M]:
     """Takes ``messages`` while they fit ``budget`` serialized bytes together.
 
-    The first is always taken: when it alone is larger than ``budget``, its strings are cut
-    (``cap_strings``), so that one oversized record is still served rather than failing the
-    call. At most one message past the page is drawn from ``messages``.
+    The first is always taken: when it alone is larger than ``budget``, it is cut to fit
+    (``fit``: its strings, then its largest lists), so that one oversized record is still
+    served rather than failing the call. At most one message past the page is drawn from
+    ``messages``.
     """
     page: list[M] = []
     total = 0
@@ -139,7 +188,7 @@ def take_page(messages: Iterable[M], budget: int) -> list[M]:
         if page and total + size > budget:
             break
         if not page and size > budget:
-            cap_strings(message)
+            message = fit(message, budget - (size - message.ByteSize()))
             size = _entry_bytes(message.ByteSize())
         page.append(message)
         total += size
@@ -157,7 +206,7 @@ def runs_page(
         next_offset: The store's offset of the next page, None when the page was the last.
         budget: The response's size in bytes.
     """
-    page = take_page(iter(runs), budget - _TOKEN_ROOM)
+    page = take_page(iter(runs), budget - TOKEN_ROOM)
     if len(page) < len(runs):
         next_offset = offset + len(page)
     return page, "" if next_offset is None else str(next_offset)
@@ -181,7 +230,7 @@ def table_page(
     )
     end = len(table.rows) if limit is None else min(len(table.rows), offset + limit)
     rows = (_row_to_pb(row) for row in table.rows[offset:end])
-    message.rows.extend(take_page(rows, budget - message.ByteSize() - _TOKEN_ROOM))
+    message.rows.extend(take_page(rows, budget - message.ByteSize() - TOKEN_ROOM))
     after = offset + len(message.rows)
     return message, str(after) if after < len(table.rows) else ""
 

@@ -39,7 +39,7 @@ def bindings(settings: ResultsSettings, store: ResultsStore | None = None) -> li
 async def build(settings: ResultsSettings) -> tuple[list[ServiceBinding], Cleanup]:
     """Opens the store and returns the binding and a cleanup that closes the store."""
     assert settings.db_path is not None
-    store = await asyncio.to_thread(ResultsStore, settings.db_path)
+    store = await asyncio.to_thread(ResultsStore, settings.db_path, warm_views=True)
 
     async def cleanup() -> None:
         await asyncio.to_thread(store.close)

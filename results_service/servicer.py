@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.core.errors import InvalidArgumentError
 from greenprune.core.limits import MAX_RESPONSE_BYTES
-from greenprune.rpc.common_messages import check_values, page_bounds, require_request_id
+from greenprune.rpc.common_messages import check_record, page_bounds, require_request_id
 from results_service import pages
 from results_service.store import EXPORT_MEDIA_TYPES, ResultsStore
 
@@ -60,7 +60,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
                 ``get_<kind>_run`` hold it.
         """
         require_request_id(run.request_id, "run.request_id")
-        check_values(run, "run")
+        check_record(run, "run")
         record = getattr(self._store, f"record_{kind}_run")
         get = getattr(self._store, f"get_{kind}_run")
 
@@ -85,7 +85,7 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
     ) -> results_pb2.BatchRecordEvalRunsResponse:
         for index, run in enumerate(request.runs):
             require_request_id(run.request_id, f"runs[{index}].request_id")
-            check_values(run, f"runs[{index}]")
+            check_record(run, f"runs[{index}]")
 
         created = await asyncio.to_thread(self._store.record_eval_runs, list(request.runs))
         return results_pb2.BatchRecordEvalRunsResponse(created_count=created)
@@ -97,7 +97,8 @@ class ResultsServicer(results_pb2_grpc.ResultsServiceServicer):
 
     async def _get(self, request_id: str, get: Callable[[str], M]) -> M:
         require_request_id(request_id)
-        return await asyncio.to_thread(get, request_id)
+        run = await asyncio.to_thread(get, request_id)
+        return pages.fit(run, self._budget - pages.TOKEN_ROOM)
 
     async def GetPruneRun(  # noqa: D102
         self, request: results_pb2.GetPruneRunRequest, context: grpc.aio.ServicerContext

@@ -12,11 +12,15 @@ in one transaction, so a crash never leaves half a run. The store sets ``create_
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +38,14 @@ from greenprune.core.errors import FailedPreconditionError, InvalidArgumentError
 from results_service import columns
 from results_service.columns import RUN_TABLES, RunTable
 from results_service.migrations import derive, migrate
-from results_service.views import COMPUTED_VIEWS, VIEW_DOCS, VIEW_NAMES, VIEW_SQL, sql_parameters
+from results_service.views import (
+    COMPUTED_VIEWS,
+    VIEW_DOCS,
+    VIEW_NAMES,
+    VIEW_SQL,
+    in_range,
+    sql_parameters,
+)
 
 VIEWS: tuple[str, ...] = VIEW_NAMES
 """The names of the views ``query_view`` and ``export_view`` serve."""
@@ -50,6 +61,11 @@ MAX_PAGE_SIZE = 1000
 
 EXPORT_SNAPSHOTS = 4
 """Exported files kept between the chunks of their export (the oldest is dropped first)."""
+
+WARM_DELAY_SECONDS = 0.2
+"""How long view warming waits after a write for more writes before it computes."""
+
+log = logging.getLogger(__name__)
 
 _ROW_BYTES = 1024
 """What a run's numbers add to the size of its record's text, roughly."""
@@ -117,6 +133,60 @@ class ViewTable:
         return pd.DataFrame(self.rows, columns=[column.name for column in self.columns])
 
 
+VIEW_CACHE_ENTRIES = 64
+"""Views (by name and filter) whose latest computation the store keeps."""
+
+
+class ViewCache:
+    """Computed views by name and filter, each valid for one write generation of the store.
+
+    Readers of the same view and filter at the same generation share one computation: the
+    first computes while the others wait for its result (a future), so that many readers of a
+    view cost one computation, and every record (a new generation) makes the next read compute
+    afresh. A failed computation is not kept.
+
+    Args:
+        capacity: The most entries kept; the least recently read is dropped first.
+    """
+
+    def __init__(self, capacity: int = VIEW_CACHE_ENTRIES) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[Hashable, tuple[int, Future[Any]]] = OrderedDict()
+        self.computations = 0
+        """How many computations ran (for tests and benches)."""
+
+    def get(self, key: Hashable, generation: int, compute: Callable[[], Any]) -> Any:
+        """Returns the value of ``key`` at ``generation``, computing it when none is kept."""
+        with self._lock:
+            entry = self._entries.get(key)
+            owner = entry is None or entry[0] != generation
+            if owner:
+                entry = (generation, Future())
+                self._entries[key] = entry
+                while len(self._entries) > self._capacity:
+                    self._entries.popitem(last=False)
+            self._entries.move_to_end(key)
+            assert entry is not None
+            future = entry[1]
+            if owner:
+                self.computations += 1
+        if owner:
+            try:
+                future.set_result(compute())
+            except BaseException as exc:
+                future.set_exception(exc)
+                with self._lock:
+                    if self._entries.get(key) is entry:
+                        del self._entries[key]
+        return future.result()
+
+    def kept(self) -> list[Hashable]:
+        """The keys kept, the most recently read last."""
+        with self._lock:
+            return list(self._entries)
+
+
 def _column_type(arrow_type: pa.DataType) -> str:
     if pa.types.is_boolean(arrow_type):
         return "bool"
@@ -155,19 +225,33 @@ class ResultsStore:
         path: The DuckDB file; created with its parent directory when missing (or empty),
             migrated to the latest records and derived from the run messages on open.
         tables: The run tables (``columns.RUN_TABLES``, from the contract's messages).
+        warm_views: After each write, compute again in a background thread the computed views
+            readers read since the previous write (unfiltered), so that their next reader finds
+            them ready; the service turns it on.
 
     Raises:
         FailedPreconditionError: The file is not a DuckDB database, another process holds it,
             or its schema is newer than this code.
     """
 
-    def __init__(self, path: Path, tables: Mapping[str, RunTable] = RUN_TABLES) -> None:
+    def __init__(
+        self, path: Path, tables: Mapping[str, RunTable] = RUN_TABLES, *, warm_views: bool = False
+    ) -> None:
         self._path = Path(path)
         self._tables = dict(tables)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._exports: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._exports_lock = threading.Lock()
+        self._generation = 0
+        self._views = ViewCache()
+        self._inputs = ViewCache()
+        self._warm_wanted = threading.Event()
+        self._warm_thread: threading.Thread | None = None
+        if warm_views:
+            self._warm_thread = threading.Thread(
+                target=self._warm_views, name="results-view-warming", daemon=True
+            )
         if self._path.is_file() and self._path.stat().st_size == 0:
             self._path.unlink()  # an empty file holds no data; DuckDB refuses to open it
         try:
@@ -182,6 +266,8 @@ class ResultsStore:
         except BaseException:
             self._connection.close()
             raise
+        if self._warm_thread is not None:
+            self._warm_thread.start()
 
     @property
     def path(self) -> Path:
@@ -200,6 +286,9 @@ class ResultsStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+        self._warm_wanted.set()
+        if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
+            self._warm_thread.join(timeout=60)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
@@ -220,8 +309,14 @@ class ResultsStore:
                     outcome = work(cursor)
                     cursor.execute("COMMIT")
                 except BaseException:
-                    cursor.execute("ROLLBACK")
+                    # A failed COMMIT (a full disk) has ended the transaction already: the
+                    # error to raise is the first one, not ROLLBACK's "no transaction".
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
                     raise
+                finally:
+                    self._generation += 1  # the views computed before are stale now
+                    self._warm_wanted.set()
                 return outcome
             finally:
                 cursor.close()
@@ -464,8 +559,22 @@ class ResultsStore:
 
     # Views -------------------------------------------------------------------------------
 
+    @property
+    def generation(self) -> int:
+        """Counts the store's writes: a view computed at one generation holds until the next."""
+        return self._generation
+
+    @property
+    def view_computations(self) -> int:
+        """How many views were computed (not served from the cache) since the store opened."""
+        return self._views.computations
+
     def view_arrow(self, view: str, view_filter: ViewFilter | None = None) -> pa.Table:
         """Returns a view as an Arrow table.
+
+        A view is computed once per write generation and filter: later reads until the next
+        record are served the same table (:class:`ViewCache`), and concurrent readers of a view
+        share one computation.
 
         Args:
             view: One of ``VIEWS``.
@@ -477,20 +586,68 @@ class ResultsStore:
         if view not in VIEWS:
             raise InvalidArgumentError("view", f"unknown view {view!r}; one of {', '.join(VIEWS)}")
         view_filter = view_filter or ViewFilter()
+        with self._lock:
+            generation = self._generation  # read before the data: a later write recomputes
+        return self._views.get(
+            (view, view_filter),
+            generation,
+            lambda: self._compute_view(view, view_filter, generation),
+        )
+
+    def _warm_views(self) -> None:
+        """Computes again, after each write, the unfiltered computed views read before it."""
+        while True:
+            self._warm_wanted.wait()
+            if self._connection is None:
+                return
+            time.sleep(WARM_DELAY_SECONDS)  # a burst of records is one warming
+            self._warm_wanted.clear()
+            wanted = [
+                key[0]
+                for key in self._views.kept()
+                if isinstance(key, tuple) and key[0] in COMPUTED_VIEWS and key[1] == ViewFilter()
+            ]
+            for view in wanted:
+                if self._warm_wanted.is_set() or self._connection is None:
+                    break  # written again (or closed) meanwhile: start over
+                try:
+                    self.view_arrow(view)
+                except Exception:  # noqa: BLE001 - a reader computes it again and sees the error
+                    if self._connection is not None:
+                        log.exception("warming view %s failed", view)
+
+    def _compute_view(self, view: str, view_filter: ViewFilter, generation: int) -> pa.Table:
         filters = (view_filter.experiment, view_filter.model, view_filter.task)
+        if view in VIEW_SQL:
+            sql = VIEW_SQL[view]
+            return self._read_arrow(sql, sql_parameters(sql, *filters))
+        computed = COMPUTED_VIEWS[view]
+        inputs = {}
+        for name, sql in computed.inputs.items():
+            parameters = sql_parameters(sql, *filters)
+            # The computed views share their inputs (runs, scores, windows): read once per
+            # write, each view computing from its own copy.
+            frame = self._inputs.get(
+                (sql, tuple(sorted(parameters.items()))),
+                generation,
+                lambda sql=sql, parameters=parameters: in_range(self._read_frame(sql, parameters)),
+            )
+            inputs[name] = frame.copy()
+        return pa.Table.from_pandas(computed.compute(inputs), preserve_index=False)
+
+    def _read_arrow(self, sql: str, parameters: dict[str, str]) -> pa.Table:
         cursor = self._read_cursor()
         try:
-            if view in VIEW_SQL:
-                sql = VIEW_SQL[view]
-                return cursor.sql(sql, params=sql_parameters(sql, *filters)).to_arrow_table()
-            computed = COMPUTED_VIEWS[view]
-            inputs = {
-                name: cursor.sql(sql, params=sql_parameters(sql, *filters)).df()
-                for name, sql in computed.inputs.items()
-            }
+            return cursor.sql(sql, params=parameters).to_arrow_table()
         finally:
             cursor.close()
-        return pa.Table.from_pandas(computed.compute(inputs), preserve_index=False)
+
+    def _read_frame(self, sql: str, parameters: dict[str, str]) -> pd.DataFrame:
+        cursor = self._read_cursor()
+        try:
+            return cursor.sql(sql, params=parameters).df()
+        finally:
+            cursor.close()
 
     def query_view(self, view: str, view_filter: ViewFilter | None = None) -> ViewTable:
         """Returns a view's columns and rows; arguments as ``view_arrow``."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from greenprune.core.findings import ACCURACY_METRICS, BASELINE_FAMILY, PERPLEXITY_METRICS
+from greenprune.core.limits import record_number_bound
 from results_service import comparisons, fronts, profiles
 from results_service.findings_view import findings_table
 
@@ -469,6 +470,26 @@ WHERE ($experiment = '' OR experiment = $experiment) AND accuracy_points IS NOT 
 GROUP BY experiment
 """
 """Each experiment's margins and adjustment (``EvalSpec.analysis``) of its latest run."""
+
+
+def in_range(frame: pd.DataFrame) -> pd.DataFrame:
+    """An input frame of a computed view with every number beyond its bound read as missing.
+
+    The bound is ``limits.record_number_bound`` of the column's name, the rule the service
+    records under; a run stored before that rule (or through the store's own API) may hold any
+    finite value, and one of them must not make a view fail (a sum of ``1e308`` overflows) nor
+    pass as a measurement: it is shown as missing, out of range. Boolean columns are kept.
+    """
+    out_of_range = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            continue
+        bound = record_number_bound(str(name))
+        beyond = column.abs() > bound
+        if beyond.any():
+            out_of_range[name] = column.astype("float64").mask(beyond)
+    return frame.assign(**out_of_range) if out_of_range else frame
 
 
 @dataclass(frozen=True)

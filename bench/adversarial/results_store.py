@@ -1,8 +1,10 @@
 """Category 2, the results store takes anything; then every read still answers.
 
 1 MB and 35 MB strings, NUL bytes, inf/nan/-inf in every double of RecordEvalRun,
-RecordPruneRun and RecordProfileRun, extreme finite values; afterwards every read (each
-QueryView view, List*, ExportView csv/parquet, ``greenprune report``) answers.
+RecordPruneRun and RecordProfileRun, extreme finite values (one field, and every window of a
+profile), a run of thousands of 4 KB metric names; afterwards every read (each QueryView view,
+List*, ExportView csv/parquet, ``greenprune report``, List* and QueryView by a client with
+gRPC's default 4 MiB receive limit) answers.
 """
 
 from __future__ import annotations
@@ -144,6 +146,47 @@ def category_store_writes(c: Campaign) -> None:
             pb.RecordPruneRunRequest(run=run),
             timeout=120,
         )
+    # Every window of a profile at the float range's ends (one such run once made the profile
+    # view and its exports INTERNAL for every reader), and a run of thousands of 4 KB metric
+    # names (once a 20 MB page of ListEvalRuns): refused or stored, the reads must answer.
+    from greenprune.api.eval.v1 import eval_pb2
+    from tests import samples
+
+    extreme_profile = samples.profile_run(
+        "adv/extreme/profile",
+        model="adv-m",
+        costs={"adv-c": 1e-3},
+        experiment="adv-extreme",
+        rounds=3,
+    )
+    for index, point in enumerate(extreme_profile.result.points):
+        point.net_joules = -1.7976931348623157e308 if index % 2 else 1.7976931348623157e308
+        point.gross_joules, point.tokens = 1.7976931348623157e308, 2**63 - 1
+    c.call(
+        "2",
+        "profile of extreme windows",
+        "results",
+        "RecordProfileRun",
+        pb.RecordProfileRunRequest(run=extreme_profile),
+        EITHER,
+    )
+    many = pb.EvalRun()
+    many.CopyFrom(evals[0])
+    many.request_id = "adv/huge/metrics"
+    task = many.result.task
+    many.result.metrics.extend(
+        eval_pb2.MetricValue(task=task, metric=f"{i:05d}" + "m" * 4090, value=0.5)
+        for i in range(1100 if c.quick else 5000)
+    )
+    c.call(
+        "2",
+        f"{len(many.result.metrics)} metrics of 4 KB names",
+        "results",
+        "BatchRecordEvalRuns",
+        pb.BatchRecordEvalRunsRequest(runs=[many]),
+        EITHER,
+        timeout=120,
+    )
     bad = pb.EvalRun()
     bad.CopyFrom(evals[1])
     bad.request_id = "adv/batch/bad"
@@ -195,6 +238,21 @@ def category_store_reads(c: Campaign) -> None:
         ("ListPruneRuns", pb.ListPruneRunsRequest(page_size=1000)),
     ):
         _read_pages(c, f"page_size={request.page_size}", method, request, ACCEPT)
+    # A client with gRPC's default 4 MiB receive limit reads every page (README: about 4 MiB).
+    small = grpc.insecure_channel(
+        c.servers["results"].address,
+        options=[("grpc.max_receive_message_length", 4 * MB)],
+    )
+    try:
+        token = [("authorization", f"Bearer {c.token}")] if c.token else None
+        for method, request in (
+            ("ListEvalRuns", pb.ListEvalRunsRequest(page_size=1000)),
+            ("ListPruneRuns", pb.ListPruneRunsRequest(page_size=1000)),
+            ("QueryView", pb.QueryViewRequest(view=pb.VIEW_RUNS)),
+        ):
+            _read_pages(c, f"{method} at 4 MiB", method, request, ACCEPT, small, token)
+    finally:
+        small.close()
     for request_id in ("adv-0.2-greenprune_facts", "adv/batch/good"):
         c.call(
             "2",
@@ -209,7 +267,15 @@ def category_store_reads(c: Campaign) -> None:
             _report(c, experiment, fmt)
 
 
-def _read_pages(c: Campaign, label: str, method: str, request: Any, expect: str) -> None:
+def _read_pages(
+    c: Campaign,
+    label: str,
+    method: str,
+    request: Any,
+    expect: str,
+    channel: grpc.Channel | None = None,
+    metadata: Sequence[tuple[str, str]] | None = None,
+) -> None:
     """Reads every page of a read RPC (following next_page_token where the protos have one)."""
     out_type = message_class(c.method("results", method).output_type)
     pages = 0
@@ -222,6 +288,8 @@ def _read_pages(c: Campaign, label: str, method: str, request: Any, expect: str)
             request,
             expect,
             timeout=60,
+            metadata=metadata,
+            channel=channel,
         )
         pages += 1
         if answer.code != grpc.StatusCode.OK or answer.response is None:

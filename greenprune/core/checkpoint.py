@@ -17,7 +17,6 @@ into place, so a checkpoint id never names a half-written directory.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -34,6 +33,7 @@ from greenprune.core.errors import (
     InvalidArgumentError,
     NotFoundError,
     ResourceExhaustedError,
+    is_disk_full,
 )
 from greenprune.core.file_read import RefusedFileError, read_regular_file
 from greenprune.core.limits import MANIFEST_MAX_BYTES, MAX_CHECKPOINT_ENTRIES, quoted
@@ -268,16 +268,14 @@ def save_checkpoint(
         _fsync_tree(staging)
         os.rename(staging, final)
         _fsync_directory(checkpoints_dir)
-    except OSError as exc:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):  # safetensors says so in an error of its own, not an OSError
+            where = getattr(exc, "filename", None) or staging
             raise ResourceExhaustedError(
-                f"no space left writing {exc.filename or staging}: checkpoint {checkpoint_id!r}"
+                f"no space left writing {where}: checkpoint {checkpoint_id!r}"
                 f" needs about {_mib(needed)}, {_mib(_free_bytes(checkpoints_dir))} free"
             ) from exc
-        raise
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         raise
     return final
 

@@ -96,9 +96,32 @@ _KINDS: tuple[type[GreenpruneError], ...] = (
 )
 
 
+DISK_FULL_MESSAGES = (
+    "no space left on device",  # strerror(ENOSPC), in safetensors' and DuckDB's messages
+    "os error 28",  # Rust's io::Error (safetensors)
+    "disk quota exceeded",
+    "database or disk is full",  # SQLite's SQLITE_FULL
+)
+"""How libraries that do not raise ``OSError`` say that the disk is full."""
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` says the disk (or the user's quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """Whether ``exc`` (or an error it was raised from) says the disk or the quota is full.
+
+    An ``OSError`` with ``ENOSPC`` or ``EDQUOT``, or a library's own error (safetensors,
+    SQLite, DuckDB) whose message says so.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(current).lower()
+        if any(message in text for message in DISK_FULL_MESSAGES):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def code_name(exc: BaseException) -> str:

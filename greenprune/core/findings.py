@@ -101,7 +101,8 @@ def stderr_of_mean(stderrs: Iterable[object]) -> float | None:
     values = list(stderrs)
     if not values or not all(finite(value) for value in values):
         return None
-    return math.sqrt(sum(float(value) ** 2 for value in values)) / len(values)  # type: ignore[arg-type]
+    # hypot: the root of the sum of squares without overflowing on the way (1e200 squared)
+    return math.hypot(*(float(value) for value in values)) / len(values)  # type: ignore[arg-type]
 
 
 # Changes -----------------------------------------------------------------------------------

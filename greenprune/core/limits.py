@@ -74,6 +74,37 @@ MAX_CHECKPOINT_ENTRIES = 10_000
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 """Serialized bytes a read response aims to stay under; longer results are paged."""
 
+MAX_RECORD_BYTES = MAX_RESPONSE_BYTES - 64 * 1024
+"""Serialized bytes of one recorded run, refused beyond: a page of ``List*Runs`` holds it whole."""
+
+RECORD_NUMBER_BOUNDS: tuple[tuple[str, float], ...] = (
+    ("joules", 1e12),
+    ("watts", 1e7),
+    ("seconds", 1e9),
+    ("tokens", 1e15),
+    ("bytes", 1e15),
+    ("macs", 1e18),
+)
+"""The largest magnitude of a recorded number whose field name holds the word: no real run
+comes near (a terajoule is a megawatt for eleven days; a billion seconds is 31 years;
+a forward pass of a 70B model over 4096 tokens is 3e14 MACs)."""
+
+MAX_RECORD_NUMBER = 1e15
+"""The largest magnitude of any other recorded number (parameters, MACs, counts, scores)."""
+
+
+def record_number_bound(name: str) -> float:
+    """The largest magnitude a recorded number (or a view's column) of this name may hold.
+
+    The ResultsService refuses a run holding a larger one, and the computed views read a larger
+    one already stored as missing (out of range), so that no sum over them can overflow.
+    """
+    for word, bound in RECORD_NUMBER_BOUNDS:
+        if word in name:
+            return bound
+    return MAX_RECORD_NUMBER
+
+
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(?::\d{1,2})?")
 """Devices a job may ask for: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``."""
 

@@ -77,12 +77,26 @@ def interval(values: Sequence[float], confidence: float = CONFIDENCE) -> Interva
     if k is not None:
         low, high, method = data[k - 1], data[n - k], "order-statistic-median"
     else:
-        mean = statistics.fmean(data)
-        half = sps.t.ppf(0.5 + confidence / 2.0, n - 1) * statistics.stdev(data) / math.sqrt(n)
+        mean, spread = _mean_and_stdev(data)
+        half = float(sps.t.ppf(0.5 + confidence / 2.0, n - 1)) * spread / math.sqrt(n)
         low, high, method = mean - half, mean + half, "student-t-mean"
     return Interval(
         median=median, low=min(low, median), high=max(high, median), count=n, method=method
     )
+
+
+def _mean_and_stdev(data: list[float]) -> tuple[float, float]:
+    """The mean and sample standard deviation of finite values, never overflowing on the way.
+
+    Values whose sums overflow ``fsum`` (``1e308`` twice) are scaled by their largest magnitude
+    first; a result beyond the float range is infinite rather than an error.
+    """
+    try:
+        return statistics.fmean(data), statistics.stdev(data)
+    except OverflowError:
+        scale = max(abs(v) for v in data)
+        scaled = [v / scale for v in data]
+        return statistics.fmean(scaled) * scale, statistics.stdev(scaled) * scale
 
 
 def _order_statistic_rank(n: int, confidence: float) -> int | None:

@@ -217,7 +217,7 @@ def scores_test(baseline: Sequence[float], other: Sequence[float], margin: float
     new = np.asarray(other, dtype="float64")
     if base.shape != new.shape:
         raise ValueError(f"paired values need equal lengths, got {base.size} and {new.size}")
-    if not np.all(np.isfinite(base + new)):
+    if not (np.all(np.isfinite(base)) and np.all(np.isfinite(new))):
         raise ValueError("scores_test() needs finite values")
     n = int(base.size)
     diffs = new - base

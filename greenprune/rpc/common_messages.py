@@ -16,8 +16,10 @@ from greenprune.core.jobs import Job
 from greenprune.core.limits import (
     MAX_LIST_ITEMS,
     MAX_NAME_CHARS,
+    MAX_RECORD_BYTES,
     MAX_TEXT_CHARS,
     check_text,
+    record_number_bound,
 )
 from greenprune.rpc.errors import rpc_status
 
@@ -121,16 +123,38 @@ NAME_FIELDS = frozenset(
 MAX_MESSAGE_DEPTH = 32
 
 
+def check_record(run: Message, prefix: str = "run") -> None:
+    """Refuses a run the ResultsService must not record, naming the field.
+
+    Everything :func:`check_values` refuses, and beyond it: a number of a magnitude no real run
+    reaches (``limits.record_number_bound`` of its field's name; a sum over such values would
+    overflow every view that aggregates them), and a run whose serialized size passes
+    ``MAX_RECORD_BYTES`` (no page of ``List*Runs`` could hold it whole).
+    """
+    check_values(run, prefix, bounded=True)
+    size = run.ByteSize()
+    if size > MAX_RECORD_BYTES:
+        raise InvalidArgumentError(
+            prefix, f"is {size} bytes serialized (at most {MAX_RECORD_BYTES} per recorded run)"
+        )
+
+
 def check_values(
-    message: Message, prefix: str = "", depth: int = 0, max_items: int | None = None
+    message: Message,
+    prefix: str = "",
+    depth: int = 0,
+    max_items: int | None = None,
+    *,
+    bounded: bool = False,
 ) -> None:
     """Refuses oversized strings and non-finite numbers anywhere in ``message``.
 
     Name fields (:data:`NAME_FIELDS`) and map keys are held to ``MAX_NAME_CHARS`` without
     control characters; other strings to ``MAX_TEXT_CHARS`` without NUL; float and double
-    fields must be finite; with ``max_items``, no list or map holds more entries. Raises
-    :class:`InvalidArgumentError` naming the field path and quoting at most a short prefix of
-    the value.
+    fields must be finite; with ``max_items``, no list or map holds more entries; with
+    ``bounded``, no number's magnitude passes ``record_number_bound`` of its field's name.
+    Raises :class:`InvalidArgumentError` naming the field path and quoting at most a short
+    prefix of the value.
     """
     if depth > MAX_MESSAGE_DEPTH:
         raise InvalidArgumentError(prefix or "request", "is nested too deeply")
@@ -143,12 +167,14 @@ def check_values(
             for key, item in value.items():
                 if isinstance(key, str):
                     check_text(f"{path} key", key, MAX_NAME_CHARS)
-                _check_one(value_field, item, f"{path}[{str(key)[:40]!r}]", depth, max_items)
+                _check_one(
+                    value_field, item, f"{path}[{str(key)[:40]!r}]", depth, max_items, bounded
+                )
         elif field.is_repeated:
             for index, item in enumerate(value):
-                _check_one(field, item, f"{path}[{index}]", depth, max_items)
+                _check_one(field, item, f"{path}[{index}]", depth, max_items, bounded)
         else:
-            _check_one(field, value, path, depth, max_items)
+            _check_one(field, value, path, depth, max_items, bounded)
 
 
 def check_submission(request: Message, run_ids: Sequence[str] = ()) -> None:
@@ -176,10 +202,15 @@ def check_submission(request: Message, run_ids: Sequence[str] = ()) -> None:
 
 
 def _check_one(
-    field: FieldDescriptor, value: Any, path: str, depth: int, max_items: int | None
+    field: FieldDescriptor,
+    value: Any,
+    path: str,
+    depth: int,
+    max_items: int | None,
+    bounded: bool,
 ) -> None:
     if isinstance(value, Message):
-        check_values(value, path, depth + 1, max_items)
+        check_values(value, path, depth + 1, max_items, bounded=bounded)
     elif isinstance(value, str):
         if field.name in NAME_FIELDS:
             check_text(path, value, MAX_NAME_CHARS)
@@ -189,3 +220,9 @@ def _check_one(
             raise InvalidArgumentError(path, f"holds a NUL character: {value[:40]!r}")
     elif isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgumentError(path, f"must be a finite number, got {value!r}")
+    elif bounded and field.enum_type is None and isinstance(value, int | float):
+        bound = record_number_bound(field.name)
+        if abs(value) > bound and not isinstance(value, bool):
+            raise InvalidArgumentError(
+                path, f"{value!r} is beyond what any run measures (magnitude at most {bound:g})"
+            )

@@ -46,8 +46,8 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, GreenpruneError):
         return code, _wire(str(exc))
     if is_disk_full(exc):
-        assert isinstance(exc, OSError)
-        where = f" writing {str(exc.filename)[:200]!r}" if exc.filename else ""
+        filename = getattr(exc, "filename", None)
+        where = f" writing {str(filename)[:200]!r}" if filename else ""
         return code, f"no space left on the device{where}"
     return grpc.StatusCode[INTERNAL], INTERNAL_MESSAGE
 

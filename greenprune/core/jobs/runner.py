@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 OnSucceeded = Callable[[Job], Awaitable[None]]
 
+_TABLE_FULL = "no space left on the device for the job table; the job was stopped"
+
 
 class JobRunner:
     """Runs the jobs of one service.
@@ -158,7 +160,11 @@ class JobRunner:
                 # Report it again (recording is idempotent): the results store may have been
                 # lost or replaced since, and a rerun must be able to finish.
                 existing.state, existing.stage, existing.end_time = RUNNING, "reporting", None
-                self._table.save(existing)
+                try:
+                    self._table.save(existing)
+                except ResourceExhaustedError:
+                    self._table.forget(existing.id)  # it stays SUCCEEDED as written
+                    raise
                 self._start_reporting(existing)
                 await self._notify()
             return existing
@@ -172,7 +178,11 @@ class JobRunner:
             lane=lane,
             experiment=experiment,
         )
-        self._table.save(job)
+        try:
+            self._table.save(job)
+        except ResourceExhaustedError:
+            self._table.forget(job.id)  # refused: nothing queued
+            raise
         await self._notify()
         self._wake(job.lane)
         return job
@@ -277,9 +287,22 @@ class JobRunner:
             self._finish(job, FAILED, "INTERNAL", "the job could not be run")
             return None
         job.state, job.stage, job.start_time = RUNNING, "starting", time.time()
-        self._table.save(job)
+        if not self._keep(job):
+            self._cancelled.add(job.id)
+            asyncio.get_running_loop().create_task(execution.kill())
+            self._finish(job, FAILED, "RESOURCE_EXHAUSTED", _TABLE_FULL)
+            return None
         self._running[job.id] = execution
         return execution
+
+    def _keep(self, job: Job) -> bool:
+        """Saves ``job``; False when the disk is full (the table holds the row in memory)."""
+        try:
+            self._table.save(job)
+        except ResourceExhaustedError as exc:
+            log.warning("job %s: %s", job.id, exc)
+            return False
+        return True
 
     async def _follow(self, job: Job, execution: Execution) -> None:
         """Reads a running job's messages into the table, then concludes it."""
@@ -290,7 +313,11 @@ class JobRunner:
                 async for message in execution.messages():
                     if message[0] == PROGRESS and job.id not in self._cancelled:
                         job.stage, job.progress = message[1], message[2]
-                        self._table.save(job)
+                        if not self._keep(job):
+                            # The job cannot be followed: it fails now, never stuck RUNNING.
+                            self._cancelled.add(job.id)
+                            self._finish(job, FAILED, "RESOURCE_EXHAUSTED", _TABLE_FULL)
+                            await execution.kill()
                         await self._notify()
                     elif message[0] in (RESULT, ERROR):
                         outcome = message
@@ -310,6 +337,7 @@ class JobRunner:
                 await self._notify()
 
     def _finish(self, job: Job, state: str, code: str | None, message: str | None) -> None:
+        """Ends a job; with a full disk its end is held in memory (``JobTable.save``)."""
         job.state = state
         job.end_time = time.time()
         if state == SUCCEEDED:
@@ -318,7 +346,7 @@ class JobRunner:
         else:
             job.error_code, job.error_message = code, message
             job.stage = state.lower()
-        self._table.save(job)
+        self._keep(job)
 
     async def _conclude(self, job: Job, outcome: Message | None, execution: Execution) -> None:
         if outcome is None:
@@ -329,7 +357,9 @@ class JobRunner:
             job.result = outcome[1]
             if self._on_succeeded is not None:
                 job.stage = "reporting"
-                self._table.save(job)
+                # Reported even when the table has no room to write it: the work is complete
+                # (a checkpoint on disk), and recorded it is never lost.
+                self._keep(job)
                 self._start_reporting(job)  # off the lane: the next job need not wait for it
                 await self._notify()
                 return
@@ -370,7 +400,7 @@ class JobRunner:
                 attempt += 1
                 log.warning("reporting job %s failed (attempt %d): %s", job.id, attempt, exc)
                 job.stage = f"reporting (retry {attempt})"
-                self._table.save(job)
+                self._keep(job)
                 await self._notify()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
