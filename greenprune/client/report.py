@@ -473,12 +473,24 @@ def method_comparison_table(frame: Any, title: str = "") -> Table | None:
         + findings.families_text(
             zip(frame["family"], frame["family_size"], frame["adjustment"], strict=True)
         )
-        + findings.margin_text(list(energy_rows["margin"]), relative=True)
-        + findings.margin_text(list(accuracy_rows["margin"]), relative=False)
+        + _kind_margins(energy_rows, accuracy_rows)
         + ".\n"
         + describe_method(list(energy_rows.get("energy_method", [])))
     )
     return table
+
+
+def _kind_margins(energy: Any, accuracy: Any) -> str:
+    """``, margin ±3.0% (energy), ±1.0 pt (accuracy)``: each kind's margins, named."""
+    parts = [
+        text.removeprefix(", margin ") + f" ({kind})"
+        for kind, text in (
+            ("energy", findings.margin_text(list(energy["margin"]), relative=True)),
+            ("accuracy", findings.margin_text(list(accuracy["margin"]), relative=False)),
+        )
+        if text
+    ]
+    return ", margin " + ", ".join(parts) if parts else ""
 
 
 def report_tables(
