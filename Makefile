@@ -65,16 +65,22 @@ up: venv
 down: venv
 	$(BIN)/greenprune down
 
-# The demo: reference model, local stack, the experiment, the table, then the app.
+# The demo: reference model, local stack, the experiment, the table, the HTML report (and its
+# figures as SVG and PNG), then the app.
+DEMO_REPORT ?= artifacts/demo-report.html
 demo: venv
 	$(BIN)/greenprune reference-model build
 	$(BIN)/greenprune up
 	$(BIN)/greenprune run $(DEMO_FILE) || { $(BIN)/greenprune down; exit 1; }
+	$(BIN)/greenprune report --file $(DEMO_FILE) --html $(DEMO_REPORT) \
+	  --figures $(dir $(DEMO_REPORT))demo-figures > /dev/null || { $(BIN)/greenprune down; exit 1; }
 	@if [ "$(DEMO_SERVE)" = "1" ]; then \
 	  echo "The app is at $$($(BIN)/greenprune status --app-url). Ctrl-C stops the stack."; \
+	  echo "The HTML report is at $(abspath $(DEMO_REPORT)) (open it in any browser, offline)."; \
 	  trap '$(BIN)/greenprune down' INT TERM EXIT; while true; do sleep 3600; done; \
 	else \
 	  $(BIN)/greenprune down; \
+	  echo "The HTML report is at $(abspath $(DEMO_REPORT)) (open it in any browser, offline)."; \
 	fi
 
 # The compose stack for real with podman: build, start, run the demo, restart, tear down

@@ -168,6 +168,54 @@ def headline_text(row: pd.Series) -> str:
     return f"at {both}: {accuracy}; {energy} over {tasks} task{'s' if tasks != 1 else ''}"
 
 
+TRADEOFF_CAPTION = (
+    "Colour: pruning ratio; shape: compression method. Ringed in black and labelled: the "
+    "baseline. Grey line: the Pareto front (no other point is both more accurate and "
+    "cheaper), dashed where a point's accuracy or energy change from its cheaper "
+    "neighbour on the front is equivalent or inconclusive, and that point ringed in red. "
+    "Vertical bars: \u00b1 one standard error of accuracy; horizontal bars: the energy interval "
+    "(the profile's J/token over rounds where a profile exists). Payback: inference tokens "
+    "until the J/token saved repays the pruning and recovery energy (\u2265 N when the "
+    "saving's interval reaches 0, never only when it is measurably not above 0). "
+)
+"""What the trade-off chart shows, as the app and the HTML report caption it."""
+
+
+def tradeoff_points(points: pd.DataFrame, task: str | None = None) -> tuple[pd.DataFrame, str]:
+    """The rows of the ``tradeoff`` view the trade-off chart draws, and its energy axis title.
+
+    Args:
+        points: The ``tradeoff`` view.
+        task: One task's rows; None for each configuration over all its tasks.
+
+    Returns:
+        ``(plottable, energy_title)``: the labelled rows with both an accuracy and an energy.
+    """
+    shown = points[points["task"].isna()] if task is None else points[points["task"] == task]
+    shown = with_labels(shown)
+    if (shown["energy_measure"] == "joules_per_token").any():
+        energy_title = "net energy per token, profile at the largest batch (J/token)"
+    elif task is None:
+        energy_title = "net energy, summed over tasks (J)"
+    else:
+        energy_title = f"net energy on {task} (J)"
+    plottable = shown[shown["accuracy"].notna() & shown["energy"].notna()]
+    return plottable, energy_title
+
+
+def tradeoff_caption(plottable: pd.DataFrame) -> str:
+    """The trade-off chart's caption: what it shows, then how its steps were judged."""
+    return TRADEOFF_CAPTION + verdict_caption(
+        plottable.rename(
+            columns={
+                "step_family": "family",
+                "step_family_size": "family_size",
+                "step_adjustment": "adjustment",
+            }
+        ).assign(margin=None, relative=False)
+    )
+
+
 def sparsity_curves(accuracy: pd.DataFrame, energy: pd.DataFrame) -> pd.DataFrame:
     """The long frame the sparsity curves plot, one row per model, task, ratio and measure.
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenprune.client import report, runner, stack
+from greenprune.client import figures, html_report, report, runner, stack
 from greenprune.client.display import LineDisplay, rich_progress
 from greenprune.client.plan import Plan, ProfileStep, PruneStep, plan_experiment
 from greenprune.client.sdk import Client, RpcError
@@ -69,8 +69,43 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = commands.add_parser("report", help="the results table from the ResultsService")
     rep.add_argument("--experiment", default="", help="only this experiment")
+    rep.add_argument(
+        "--file",
+        type=Path,
+        default=None,
+        help="the experiment file: its experiment, and its text in the HTML report",
+    )
     rep.add_argument("--format", choices=report.FORMATS, default="table")
     rep.add_argument("--results", default="", help="ResultsService address (default: local)")
+    rep.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the experiment's figures and tables as one self-contained HTML file",
+    )
+    rep.add_argument(
+        "--figures",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also write the experiment's figures as SVG and PNG into DIR",
+    )
+
+    ckpt = commands.add_parser("checkpoint", help="a checkpoint's model card, or an export")
+    ckpt_actions = ckpt.add_subparsers(dest="action", required=True, metavar="ACTION")
+    card = ckpt_actions.add_parser(
+        "card", help="rewrite a checkpoint's README.md with the verdicts recorded for it"
+    )
+    card.add_argument("id", help="the checkpoint id")
+    card.add_argument("--results", default="", help="ResultsService address (default: local)")
+    card.add_argument("--checkpoints-dir", type=Path, default=None, help="default: the stack's")
+    export = ckpt_actions.add_parser(
+        "export", help="copy a checkpoint plain transformers loads into a folder"
+    )
+    export.add_argument("id", help="the checkpoint id")
+    export.add_argument("dir", type=Path, help="the folder to write (new or empty)")
+    export.add_argument("--checkpoints-dir", type=Path, default=None, help="default: the stack's")
 
     cancel = commands.add_parser("cancel", help="cancel the queued and running jobs of a file")
     cancel.add_argument("file", type=Path, help="the experiment file (YAML)")
@@ -94,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": _run,
         "report": _report,
         "cancel": _cancel,
+        "checkpoint": _checkpoint,
         "reference-model": _reference_model,
     }
     try:
@@ -294,12 +330,13 @@ def _plan_table(plan: Plan, recorded: set[str] | None) -> Table:
 
 
 def _print_outcome(outcome: runner.RunOutcome, seconds: float, results: str) -> int:
-    if outcome.evaluated:
-        with Client(results=results) as client:
+    with Client(results=results) as client:
+        if outcome.evaluated:
             try:
                 _print_results(client, outcome.plan.experiment)
             except RpcError as exc:
                 errors.print(f"error: reading the results at {results}: {exc}", markup=False)
+        _refresh_cards(client, outcome.plan.experiment)
     recorded = sum(1 for o in outcome.outcomes.values() if o.state == runner.RECORDED)
     console.print(
         f"{len(outcome.plan.steps)} steps: {recorded} already recorded, "
@@ -318,10 +355,41 @@ def _print_outcome(outcome: runner.RunOutcome, seconds: float, results: str) -> 
     return EXIT_FAILED
 
 
+def _refresh_cards(client: Client, experiment: str) -> None:
+    """Rewrites the model cards of the experiment's checkpoints with their verdicts."""
+    from greenprune.client.cards import refresh_cards
+
+    try:
+        written = refresh_cards(client, experiment)
+    except (GreenpruneError, OSError) as exc:
+        errors.print(f"warning: the model cards were not updated: {exc}", markup=False)
+        return
+    if written:
+        console.print(f"model cards updated: {len(written)} (README.md in each checkpoint)")
+
+
 def _report(args: argparse.Namespace) -> int:
+    experiment = args.experiment
+    experiment_text = ""
+    if args.file is not None:
+        loaded = _load(args.file)
+        if loaded is None:
+            return EXIT_USAGE
+        experiment = experiment or loaded.experiment.name
+        experiment_text = args.file.read_text(encoding="utf-8")
+    if (args.html or args.figures) and not experiment:
+        errors.print("error: --html and --figures need --experiment or --file", markup=False)
+        return EXIT_USAGE
     client = Client(results=args.results or None)
     try:
-        return _print_results(client, args.experiment, args.format)
+        code = _print_results(client, experiment, args.format)
+        if args.figures is not None:
+            written = figures.write_figures(client.figures(experiment), args.figures)
+            console.print(f"figures: {len(written)} files in {args.figures}", markup=False)
+        if args.html is not None:
+            _write_html(client, experiment, args.html, args.file, experiment_text)
+            console.print(f"HTML report: {args.html.resolve()}", markup=False)
+        return code
     except RpcError as exc:
         errors.print(
             f"error: the ResultsService at {client.addresses.results}: {exc}", markup=False
@@ -331,23 +399,82 @@ def _report(args: argparse.Namespace) -> int:
         client.close()
 
 
+def _tables(client: Client, experiment: str) -> list[Table]:
+    """The tables of the report, from the views (the terminal and the HTML show these)."""
+    return report.report_tables(
+        client.report_rows(experiment),
+        client.results("findings", experiment=experiment),
+        client.results("method_comparison", experiment=experiment),
+        client.results("payback", experiment=experiment),
+        experiment,
+    )
+
+
+def _write_html(client: Client, experiment: str, path: Path, file: Path | None, text: str) -> None:
+    from importlib import metadata
+
+    provenance = html_report.Provenance(
+        experiment=experiment,
+        results=client.addresses.results,
+        versions=client.versions(experiment),
+        experiment_file=file,
+        experiment_text=text,
+        greenprune_version=metadata.version("greenprune"),
+    )
+    document = html_report.render_html(
+        _tables(client, experiment), client.figures(experiment), provenance
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document, encoding="utf-8")
+
+
 def _print_results(client: Client, experiment: str, output_format: str = "table") -> int:
-    """Prints the results table and, as a table, the energy profile's findings."""
-    rows = client.report_rows(experiment)
-    if not rows and output_format == "table":
+    """Prints the results table and, as tables, the profile, method and payback findings."""
+    if output_format != "table":
+        report.print_rows(client.report_rows(experiment), output_format, console, experiment)
+        return EXIT_OK
+    tables = _tables(client, experiment)
+    if not tables[0].row_count:
         console.print("no results recorded" + (f" for {experiment}" if experiment else ""))
         return EXIT_OK
-    report.print_rows(rows, output_format, console, title=experiment)
-    if output_format == "table":
-        found = client.results("findings", experiment=experiment)
-        table = report.energy_findings_table(found, title=f"{experiment} energy profile")
-        if table is not None:
-            console.print(table)
-        payback = report.payback_table(
-            client.results("payback", experiment=experiment), title=f"{experiment} payback"
+    for table in tables:
+        console.print(table)
+    return EXIT_OK
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from greenprune.client.cards import refresh_cards
+    from greenprune.core import checkpoint
+
+    if args.action == "export":
+        folder = args.checkpoints_dir or stack.StackConfig.from_env().home / "checkpoints"
+        path = checkpoint.checkpoint_dir(folder, args.id)
+        checkpoint.export_checkpoint(path, args.dir)
+        console.print(
+            f"exported {args.id} to {args.dir.resolve()}: load it with "
+            f'AutoModelForCausalLM.from_pretrained("{args.dir}")',
+            markup=False,
         )
-        if payback is not None:
-            console.print(payback)
+        return EXIT_OK
+    client = Client(results=args.results or None, checkpoints_dir=args.checkpoints_dir)
+    try:
+        written = refresh_cards(client, checkpoint_ids=[args.id])
+    except RpcError as exc:
+        if exc.code_name != "UNAVAILABLE":
+            raise
+        errors.print(
+            f"error: the ResultsService at {client.addresses.results}: {exc}", markup=False
+        )
+        return EXIT_UNAVAILABLE
+    finally:
+        client.close()
+    if not written:
+        errors.print(
+            f"error: checkpoint {args.id!r} is not in {client.checkpoints_dir} on this machine",
+            markup=False,
+        )
+        return EXIT_FAILED
+    console.print(f"model card: {written[0]}", markup=False)
     return EXIT_OK
 
 

@@ -418,6 +418,109 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
     return table
 
 
+def method_comparison_table(frame: Any, title: str = "") -> Table | None:
+    """Compression methods of equal size against each other: one row per pair and change.
+
+    Args:
+        frame: The ``method_comparison`` view as a DataFrame (b against a, at one ratio).
+        title: The table's title.
+
+    Returns:
+        The table, or None when the view is empty (fewer than two methods at one ratio).
+    """
+    if frame is None or not len(frame):
+        return None
+    table = Table(title=title or None, header_style="bold")
+    for name, justify in (
+        ("model", "left"),
+        ("ratio", "right"),
+        ("a", "left"),
+        ("b", "left"),
+        ("kind", "left"),
+        ("task or phase", "left"),
+        ("batch", "right"),
+        ("a value", "right"),
+        ("b value", "right"),
+        ("Δ b against a [95%]", "right"),
+        ("family", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    ordered = frame.sort_values(["model", "ratio", "method_a", "method_b", "kind"], kind="stable")
+    for record in ordered.to_dict("records"):
+        energy = record["kind"] == "energy"
+        where = str(record["phase"]) if energy else str(record.get("task") or findings.MINUS)
+        spec = ".3g" if energy else ".3f"
+        table.add_row(
+            str(record["model"]),
+            _fmt(record["ratio"], ".2f"),
+            str(record["method_a"]),
+            str(record["method_b"]),
+            str(record["kind"]),
+            where,
+            "" if findings.missing(record.get("batch_size")) else str(int(record["batch_size"])),
+            _fmt(_plain(record["value_a"]), spec),
+            _fmt(_plain(record["value_b"]), spec),
+            str(record["text"]),
+            str(record.get("family") or "-"),
+        )
+    energy_rows = frame[frame["kind"] == "energy"]
+    accuracy_rows = frame[frame["kind"] != "energy"]
+    table.caption = (
+        "Each pair shares a model and a target ratio: b against a, energy (J/token of the "
+        "steady-state profile) paired by round and accuracy paired by document; verdicts: "
+        + findings.VERDICT_NOTE
+        + " "
+        + findings.families_text(
+            zip(frame["family"], frame["family_size"], frame["adjustment"], strict=True)
+        )
+        + _kind_margins(energy_rows, accuracy_rows)
+        + ".\n"
+        + describe_method(list(energy_rows.get("energy_method", [])))
+    )
+    return table
+
+
+def _kind_margins(energy: Any, accuracy: Any) -> str:
+    """``, margin ±3.0% (energy), ±1.0 pt (accuracy)``: each kind's margins, named."""
+    parts = [
+        text.removeprefix(", margin ") + f" ({kind})"
+        for kind, text in (
+            ("energy", findings.margin_text(list(energy["margin"]), relative=True)),
+            ("accuracy", findings.margin_text(list(accuracy["margin"]), relative=False)),
+        )
+        if text
+    ]
+    return ", margin " + ", ".join(parts) if parts else ""
+
+
+def report_tables(
+    rows: Sequence[ResultRow],
+    found: Any,
+    methods: Any,
+    payback: Any,
+    experiment: str = "",
+) -> list[Table]:
+    """Every table of ``greenprune report``, in order, as the terminal and the HTML show them.
+
+    Args:
+        rows: The results rows (:func:`rows_from_view`): accuracy by task.
+        found: The ``findings`` view: energy by phase and batch.
+        methods: The ``method_comparison`` view.
+        payback: The ``payback`` view.
+        experiment: The experiment, for the titles.
+    """
+    name = f"{experiment} " if experiment else ""
+    tables = [results_table(rows, title=experiment)]
+    for table in (
+        energy_findings_table(found, title=f"{name}energy profile"),
+        method_comparison_table(methods, title=f"{name}compression methods of equal size"),
+        payback_table(payback, title=f"{name}payback"),
+    ):
+        if table is not None:
+            tables.append(table)
+    return tables
+
+
 def print_rows(
     rows: Sequence[ResultRow], output_format: str, console: Console, title: str = ""
 ) -> None:

@@ -469,16 +469,33 @@ class Client:
 
         Returns:
             The outcome; ``outcome.ok`` says whether every step is done. The results table is
-            :meth:`report` (``report_rows``), read from the ResultsService.
+            :meth:`report` (``report_rows``), read from the ResultsService. The model cards of
+            the experiment's checkpoints on this machine are rewritten with their verdicts.
         """
         loaded = self._load(experiment)
         addresses = runner.resolve_addresses(loaded.experiment, dict(self.addresses.items()))
         plan = plan_experiment(loaded)
         work = runner.Runner(plan, addresses, self.token, display, reconnect_timeout)
         try:
-            return _run_coroutine(work.run())
+            outcome = _run_coroutine(work.run())
         except runner.ServiceUnavailableError as exc:
             raise _received(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+        self.refresh_cards(plan.experiment)
+        return outcome
+
+    def refresh_cards(self, experiment: str) -> list[Path]:
+        """Rewrites the model cards of the experiment's checkpoints that are on this machine.
+
+        Each ``README.md`` gets the accuracy and energy verdicts the ResultsService recorded
+        for its checkpoint (``greenprune checkpoint card ID`` does one). :meth:`run` calls it
+        when the experiment ends.
+
+        Returns:
+            The cards written.
+        """
+        from greenprune.client.cards import refresh_cards
+
+        return refresh_cards(self, experiment)
 
     @staticmethod
     def _load(experiment: str | Path | Mapping[str, Any]) -> LoadedExperiment:
@@ -528,6 +545,40 @@ class Client:
 
         rows = self.report_rows(experiment)
         return pd.DataFrame(report.to_records(rows), columns=list(report.EXPORTED))
+
+    def figures(self, experiment: str = "") -> dict[str, Any]:
+        """The experiment's figures, drawn by the app's chart code (``greenprune report --html``).
+
+        Returns:
+            :class:`greenprune.client.figures.Figure` by name (``tradeoff``,
+            ``accuracy_change``, ``energy_change``), each with its Altair ``chart``, ``caption``,
+            ``energy_method``, and ``svg()`` / ``png()``.
+        """
+        from greenprune.client.figures import FIGURE_VIEWS, build_figures
+
+        return build_figures(
+            {name: self.results(name, experiment=experiment) for name in FIGURE_VIEWS}
+        )
+
+    def versions(self, experiment: str) -> dict[str, list[str]]:
+        """The library versions the experiment's prune and eval runs recorded, by library."""
+        found: dict[str, set[str]] = {}
+        for rpc, request in (
+            (
+                self._results.ListPruneRuns,
+                results_pb2.ListPruneRunsRequest(experiment=experiment, page_size=1000),
+            ),
+            (
+                self._results.ListEvalRuns,
+                results_pb2.ListEvalRunsRequest(experiment=experiment, page_size=1000),
+            ),
+        ):
+            for response in read_pages(lambda page, rpc=rpc: _call(rpc, page), request):
+                for run in response.runs:
+                    versions = run.result.versions if hasattr(run.result, "versions") else {}
+                    for name, version in {**versions, **getattr(run, "versions", {})}.items():
+                        found.setdefault(name, set()).add(version)
+        return {name: sorted(values) for name, values in sorted(found.items())}
 
     def prune_run(self, request_id: str) -> Any:
         """The recorded PruneRun of a prune job's request_id."""

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greenprune.core import model_card
 from greenprune.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -211,7 +212,10 @@ def save_checkpoint(
     """Writes a checkpoint atomically and returns its directory.
 
     The manifest is completed with ``format``, ``format_version``, ``checkpoint_id``,
-    ``bytes_on_disk`` (every file but the manifest), ``content_hash`` and ``weight_files``.
+    ``bytes_on_disk`` (every file but the manifest and the model card), ``content_hash`` and
+    ``weight_files``. The model card (``README.md``, :mod:`greenprune.core.model_card`) is
+    written from the completed manifest, without verdicts yet; it is not hashed, so rewriting it
+    later with the verdicts leaves the content hash as it is.
 
     Args:
         model: The (pruned) model; its config must already describe uniform shapes when the
@@ -265,6 +269,7 @@ def save_checkpoint(
             **({"quantized_tensors": quantized} if quantized else {}),
         }
         _write_text_durably(staging / MANIFEST_NAME, json.dumps(complete, indent=2) + "\n")
+        _write_text_durably(staging / model_card.CARD_NAME, model_card.render_card(complete))
         _fsync_tree(staging)
         os.rename(staging, final)
         _fsync_directory(checkpoints_dir)
@@ -372,6 +377,81 @@ def load_checkpoint(
     model.to(device)
     model.eval()
     return model, tokenizer, manifest
+
+
+def export_refusal(manifest: dict[str, Any]) -> str | None:
+    """Why plain transformers cannot load a checkpoint and what to use instead; None when it can.
+
+    Args:
+        manifest: The checkpoint's manifest.
+    """
+    plain, why = model_card.loading(manifest)
+    if plain:
+        return None
+    checkpoint_id = manifest.get("checkpoint_id", "?")
+    instead = (
+        "load it where greenprune is installed with "
+        "`from greenprune.core.checkpoint import load_checkpoint; "
+        f'model, tokenizer, manifest = load_checkpoint("<folder of {checkpoint_id}>")`'
+    )
+    if manifest.get("quantization"):
+        instead += ", or export the unquantized checkpoint of the same method and ratio"
+    else:
+        instead += (
+            ", or prune again with pruning.keep_first_layers: 0 and keep_last_layers: 0, which "
+            "writes a uniform checkpoint that plain transformers loads"
+        )
+    return (
+        f"checkpoint {checkpoint_id!r} cannot be exported for plain transformers: {why}. "
+        f"Instead, {instead}."
+    )
+
+
+def export_checkpoint(path: Path, destination: Path) -> Path:
+    """Copies a checkpoint plain ``from_pretrained`` loads into ``destination``.
+
+    The copy holds every file of the checkpoint (weights, config, tokenizer, the manifest and
+    the model card); its weights are hashed against the manifest before it is renamed into
+    place, so ``destination`` never holds a partial or corrupted copy.
+
+    Args:
+        path: The checkpoint folder.
+        destination: A folder that does not exist yet (or is empty).
+
+    Returns:
+        ``destination``.
+
+    Raises:
+        FailedPreconditionError: Plain transformers cannot load the checkpoint (the message
+            says why and what to use instead), ``destination`` holds files, or the copy's weights
+            do not match the manifest. Nothing is written then.
+    """
+    path, destination = Path(path), Path(destination)
+    manifest = read_manifest(path)
+    refusal = export_refusal(manifest)
+    if refusal is not None:
+        raise FailedPreconditionError(refusal)
+    if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+        raise FailedPreconditionError(f"{str(destination)!r} exists and is not an empty folder")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.export-", dir=destination.parent))
+    try:
+        for entry in sorted(path.iterdir()):
+            if entry.name.startswith(".") or entry.is_symlink() or not entry.is_file():
+                continue
+            shutil.copy2(entry, staging / entry.name)
+        if weights_content_hash(staging)[0] != manifest.get("content_hash"):
+            raise FailedPreconditionError(
+                f"the weights copied from {str(path)!r} do not match its manifest's content hash"
+            )
+        _fsync_tree(staging)
+        if destination.exists():
+            destination.rmdir()
+        os.rename(staging, destination)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return destination
 
 
 def _save_quantized(model: Any, staging: Path) -> dict[str, Any]:
@@ -483,7 +563,7 @@ def _named_tensors(model: Any) -> list[tuple[str, Any]]:
 
 
 def _write_text_durably(path: Path, text: str) -> None:
-    with path.open("w") as handle:
+    with path.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

@@ -16,40 +16,14 @@ left, right = st.columns([3, 1])
 task = left.selectbox("Tasks", [AVERAGE, *tasks], key="tradeoff_task")
 log_scale = right.toggle("Log energy axis", key="tradeoff_log")
 
-shown = points[points["task"].isna()] if task == AVERAGE else points[points["task"] == task]
-shown = frames.with_labels(shown)
-if (shown["energy_measure"] == "joules_per_token").any():
-    energy_title = "net energy per token, profile at the largest batch (J/token)"
-elif task == AVERAGE:
-    energy_title = "net energy, summed over tasks (J)"
-else:
-    energy_title = f"net energy on {task} (J)"
-plottable = shown[shown["accuracy"].notna() & shown["energy"].notna()]
+plottable, energy_title = frames.tradeoff_points(points, None if task == AVERAGE else task)
 
 ui.estimate_warning(plottable["estimated"])
 if plottable.empty:
     st.info("No configuration has both an accuracy and an energy measurement yet.")
 else:
     ui.chart(charts.tradeoff_chart(plottable, log_scale=log_scale, energy_title=energy_title))
-    st.caption(
-        "Colour: pruning ratio; shape: compression method. Ringed in black and labelled: the "
-        "baseline. Grey line: the Pareto front (no other point is both more accurate and "
-        "cheaper), dashed where a point's accuracy or energy change from its cheaper "
-        "neighbour on the front is equivalent or inconclusive, and that point ringed in red. "
-        "Vertical bars: ± one standard error of accuracy; horizontal bars: the energy interval "
-        "(the profile's J/token over rounds where a profile exists). Payback: inference tokens "
-        "until the J/token saved repays the pruning and recovery energy (\u2265 N when the "
-        "saving's interval reaches 0, never only when it is measurably not above 0). "
-        + frames.verdict_caption(
-            plottable.rename(
-                columns={
-                    "step_family": "family",
-                    "step_family_size": "family_size",
-                    "step_adjustment": "adjustment",
-                }
-            ).assign(margin=None, relative=False)
-        )
-    )
+    st.caption(frames.tradeoff_caption(plottable))
     st.subheader("Pareto front")
     front = plottable[plottable["on_front"]].sort_values("energy")
     st.dataframe(

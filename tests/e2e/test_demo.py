@@ -6,7 +6,11 @@ One module-scoped stack in a temporary GREENPRUNE_HOME on free ports. The tests 
    runner reports the interrupted step with its reason and exits non-zero;
 2. a second run is stopped with Ctrl-C while it waits: it says the jobs keep running;
 3. a third run finishes the rest: the table prints and every row is in the store, once;
-4. a fourth run submits nothing; an invalid file submits nothing either.
+4. a fourth run submits nothing; an invalid file submits nothing either;
+5. every checkpoint has a model card equal to the store's figures; the uniform one exports for
+   plain transformers, one with kept layers is refused;
+6. ``report --html`` opens in Chromium with the network cut: the chart drawn, every table of
+   ``report`` with the same cells.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from greenprune.api.results.v1 import results_pb2, results_pb2_grpc
 from greenprune.client.plan import Plan, plan_experiment
 from greenprune.client.spec import load_experiment
 from greenprune.rpc.client import sync_channel
+from tests.app.test_browser import browser  # noqa: F401 - the fixture of the report's test
 
 pytestmark = [pytest.mark.slow(minutes=8), pytest.mark.timeout(1200)]
 
@@ -322,3 +327,99 @@ def test_a_finished_sweep_submits_nothing(stack: Stack, plan: Plan, tmp_path: Pa
     cancel = stack.cli("cancel", str(stack.experiment))
     assert cancel.returncode == 0, cancel.stderr
     assert "no queued or running jobs of demo" in cancel.stdout
+
+
+def assert_cards_match_the_store(stack: Stack, experiment: str) -> None:
+    """Every checkpoint of ``experiment`` has a card whose header parses and equals the store.
+
+    Every compressed checkpoint's card carries its verdicts (the findings view's rows); the
+    baseline's has none (it is what the others are compared with).
+    """
+    from greenprune import Client
+    from greenprune.core import model_card
+
+    with Client(results=stack.addresses["results"]) as client:
+        prune_runs = client.results("prune_runs", experiment=experiment)
+        found = client.results("findings", experiment=experiment)
+    assert len(prune_runs)
+    for run in prune_runs.to_dict("records"):
+        folder = stack.home / "checkpoints" / run["checkpoint_id"]
+        header = model_card.parse_card((folder / model_card.CARD_NAME).read_text("utf-8"))
+        block = header["greenprune"]
+        assert header["library_name"] == "transformers"
+        assert block["checkpoint_id"] == run["checkpoint_id"]
+        assert block["content_hash"] == run["content_hash"]
+        assert block["lineage"]["base_model"] == run["model"]
+        assert block["lineage"]["method_family"] == run["method_family"]
+        assert block["parameters"]["before"] == run["parameters_before"]
+        assert block["parameters"]["after"] == run["parameters_after"]
+        assert block["loads_with_plain_from_pretrained"] is bool(
+            run["uniform"] and "int" not in str(run["method_family"])
+        )
+        if run["recovered"]:
+            assert block["lineage"]["parent_content_hash"] == run["recovery_parent_content_hash"]
+        mine = found[found["checkpoint_id"] == run["checkpoint_id"]]
+        assert block["verdicts"] == model_card.verdict_records(mine.to_dict("records"))
+        assert bool(block["verdicts"]) is (run["method_family"] != "baseline"), run
+
+
+def test_every_checkpoint_has_a_card_and_a_uniform_one_exports(
+    stack: Stack, plan: Plan, tmp_path: Path
+) -> None:
+    # The runs above ended by rewriting the cards with the verdicts the store recorded.
+    assert_cards_match_the_store(stack, plan.experiment)
+    checkpoints = str(stack.home / "checkpoints")
+    with sync_channel(stack.addresses["results"]) as chan:
+        runs = (
+            results_pb2_grpc.ResultsServiceStub(chan)
+            .ListPruneRuns(results_pb2.ListPruneRunsRequest(experiment=plan.experiment))
+            .runs
+        )
+    uniform = next(run.result.checkpoint_id for run in runs if run.result.uniform)
+    kept = next(run.result.checkpoint_id for run in runs if not run.result.uniform)
+    refused = stack.cli(
+        "checkpoint", "export", kept, str(tmp_path / "kept"), "--checkpoints-dir", checkpoints
+    )
+    assert refused.returncode == 1 and "load_checkpoint" in refused.stderr
+    assert not (tmp_path / "kept").exists()
+    exported = stack.cli(
+        "checkpoint", "export", uniform, str(tmp_path / "plain"), "--checkpoints-dir", checkpoints
+    )
+    assert exported.returncode == 0, exported.stderr
+    card = stack.cli("checkpoint", "card", kept)
+    assert card.returncode == 0, card.stderr
+    assert_cards_match_the_store(stack, plan.experiment)
+
+
+def test_the_html_report_opens_offline_with_the_tables_of_report(
+    stack: Stack,
+    plan: Plan,
+    tmp_path: Path,
+    browser: Any,  # noqa: F811 - the fixture
+) -> None:
+    from greenprune import Client
+    from greenprune.client import cli, html_report
+    from tests.app.report_check import open_offline
+    from tests.app.test_browser import artifacts_dir
+
+    report = tmp_path / "demo.html"
+    result = stack.cli(
+        "report", "--file", str(stack.experiment), "--html", str(report), "--figures", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"HTML report: {report}" in " ".join(result.stdout.split())
+    assert {p.name for p in tmp_path.glob("tradeoff.*")} == {"tradeoff.svg", "tradeoff.png"}
+    shown = open_offline(browser, report, artifacts_dir() / "demo-report-tradeoff.png")
+    assert shown.requests == [] and shown.errors == []
+    assert "tradeoff" in shown.figures
+    assert shown.chart_ink > 0.03 and shown.chart_colours > 16
+    with Client(results=stack.addresses["results"]) as client:
+        tables = cli._tables(client, plan.experiment)
+    titles = [str(t.title) for t in tables]
+    assert titles[:2] == [plan.experiment, f"{plan.experiment} energy profile"]
+    assert f"{plan.experiment} payback" in titles
+    assert [t["title"] for t in shown.tables] == titles
+    for seen, table in zip(shown.tables, tables, strict=True):
+        assert (seen["headers"], seen["rows"]) == html_report.table_cells(table)
+    text = report.read_text("utf-8")
+    assert "demo.yaml" in text and "lm_eval" in text

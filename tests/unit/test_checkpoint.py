@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from greenprune.core import checkpoint
+from greenprune.core import checkpoint, model_card
 from greenprune.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
@@ -76,8 +76,10 @@ def test_sharded_non_uniform_checkpoint_reloads_identically(
     assert len(shards) > 1 and (path / "model.safetensors.index.json").is_file()
     assert checkpoint.checkpoint_dir(tmp_path, "sharded") == path
     saved = checkpoint.read_manifest(path)
-    assert saved["bytes_on_disk"] == sum(
-        p.stat().st_size for p in path.iterdir() if p.name != checkpoint.MANIFEST_NAME
+    assert saved["bytes_on_disk"] == sum(  # the manifest and the model card are not counted
+        p.stat().st_size
+        for p in path.iterdir()
+        if p.name not in (checkpoint.MANIFEST_NAME, model_card.CARD_NAME)
     )
     assert set(saved["weight_files"]) == {p.name for p in shards}
     loaded, _, _ = checkpoint.load_checkpoint(path, verify_hash=True)

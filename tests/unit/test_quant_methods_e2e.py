@@ -16,7 +16,7 @@ import yaml
 
 from greenprune.client.plan import plan_experiment
 from greenprune.client.spec import load_experiment
-from tests.e2e.test_demo import SUCCEEDED, Stack
+from tests.e2e.test_demo import SUCCEEDED, Stack, assert_cards_match_the_store
 
 pytestmark = [pytest.mark.slow(minutes=6), pytest.mark.timeout(1800)]
 pytest.importorskip("torchao")
@@ -65,3 +65,6 @@ def test_methods_experiment_produces_every_method(stack: Stack) -> None:
     prune_runs, eval_runs = stack.runs("methods")
     assert len(prune_runs) == len(plan.prune_steps)
     assert len(eval_runs) >= len(plan.eval_steps)
+    # Every checkpoint's model card: its header parses and its figures are the store's; every
+    # compressed one carries its verdicts (the run rewrote the cards when it ended).
+    assert_cards_match_the_store(stack, "methods")
