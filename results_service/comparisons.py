@@ -268,8 +268,15 @@ METHOD_COMPARISON_COLUMNS: tuple[str, ...] = (
     "value_b",
     *CHANGE_FIELDS,
     *measures.ENERGY_MEASURE_FIELDS,
+    "kernel_path_a",
+    "kernel_path_b",
+    "realization_a",
+    "realization_b",
 )
-"""The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size."""
+"""The columns of the ``method_comparison`` view: ``b`` against ``a``, of equal size. Energy rows
+carry each side's kernel path and realization ratio (measured saving against the baseline /
+MACs its kernels skip) from the ``findings`` view, so a verdict between two methods reads next
+to what each one's kernels made of its removal."""
 
 
 def _equal_size_pairs(configs: pd.DataFrame) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -361,7 +368,32 @@ def method_comparison_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                 row.update(measures.value_change(a, b, metric, kind, scores, margins))
                 rows.append(row)
     _judge_pairwise(rows, analysis)
-    return measures.change_frame(rows, METHOD_COMPARISON_COLUMNS, ("value_a", "value_b", "ratio"))
+    _add_realization(rows, inputs)
+    return measures.change_frame(
+        rows,
+        METHOD_COMPARISON_COLUMNS,
+        ("value_a", "value_b", "ratio", "realization_a", "realization_b"),
+    )
+
+
+def _add_realization(rows: list[dict[str, object]], inputs: Mapping[str, pd.DataFrame]) -> None:
+    """Gives energy rows each side's kernel path and realization ratio, from the findings."""
+    if not any(row["kind"] == "energy" for row in rows):
+        return
+    where = ("experiment", "model", "checkpoint_id", "phase", "batch_size")
+    found = {
+        tuple(row[name] for name in where): row
+        for row in judged_findings(inputs)
+        if row["kind"] == "energy"
+    }
+    for row in rows:
+        if row["kind"] != "energy":
+            continue
+        for side in ("a", "b"):
+            key = (row["experiment"], row["model"], row[f"checkpoint_{side}"])
+            finding = found.get((*key, row["phase"], row["batch_size"]), {})
+            row[f"kernel_path_{side}"] = finding.get("kernel_path")
+            row[f"realization_{side}"] = finding.get("realization_ratio")
 
 
 def _judge_pairwise(

@@ -418,6 +418,12 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
     return table
 
 
+def _realization_pair(record: Mapping[str, Any]) -> str:
+    """Each side's realization ratio (saving against the baseline / MACs skipped), "a / b"."""
+    sides = [_plain(record.get(f"realization_{side}")) for side in ("a", "b")]
+    return " / ".join(_fmt(None if findings.missing(v) else v, ".2f") for v in sides)
+
+
 def method_comparison_table(frame: Any, title: str = "") -> Table | None:
     """Compression methods of equal size against each other: one row per pair and change.
 
@@ -443,6 +449,7 @@ def method_comparison_table(frame: Any, title: str = "") -> Table | None:
         ("b value", "right"),
         ("Δ b against a [95%]", "right"),
         ("family", "left"),
+        ("realization a / b", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     ordered = frame.sort_values(["model", "ratio", "method_a", "method_b", "kind"], kind="stable")
@@ -462,6 +469,7 @@ def method_comparison_table(frame: Any, title: str = "") -> Table | None:
             _fmt(_plain(record["value_b"]), spec),
             str(record["text"]),
             str(record.get("family") or "-"),
+            _realization_pair(record) if energy else "",
         )
     energy_rows = frame[frame["kind"] == "energy"]
     accuracy_rows = frame[frame["kind"] != "energy"]
@@ -474,8 +482,8 @@ def method_comparison_table(frame: Any, title: str = "") -> Table | None:
             zip(frame["family"], frame["family_size"], frame["adjustment"], strict=True)
         )
         + _kind_margins(energy_rows, accuracy_rows)
-        + ".\n"
-        + describe_method(list(energy_rows.get("energy_method", [])))
+        + ". Realization: each method's J/token saving against the baseline / the share of "
+        "MACs its kernels skip.\n" + describe_method(list(energy_rows.get("energy_method", [])))
     )
     return table
 

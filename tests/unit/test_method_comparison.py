@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from greenprune.api.pruning.v1 import pruning_pb2
 from greenprune.core import verdicts
@@ -16,7 +17,9 @@ DRIFT = (1.0, 1.05, 1.1, 1.15, 1.2, 1.25)
 """A drift common to every checkpoint of a round."""
 
 
-def _method_comparison(tmp_path: Path, depth_factor: float, depth_correct: int) -> pd.DataFrame:
+def _method_comparison(
+    tmp_path: Path, depth_factor: float, depth_correct: int, view: str = "method_comparison"
+) -> pd.DataFrame:
     families = {"base": ("baseline", 0.0), "w25": ("width", 0.25), "d25": ("depth", 0.25)}
     correct = {"base": 180, "w25": 100, "d25": depth_correct}
     with ResultsStore(tmp_path / "methods.duckdb") as store:
@@ -42,19 +45,22 @@ def _method_comparison(tmp_path: Path, depth_factor: float, depth_correct: int) 
                 )
             )
         costs = {"base": 1e-3, "w25": 0.8e-3, "d25": 0.8e-3 * depth_factor}
-        store.record_profile_run(
-            samples.profile_run(
-                "profile-1",
-                model="m",
-                costs=costs,
-                experiment="methods",
-                rounds=len(DRIFT),
-                batch_sizes=(32,),
-                phases=("prefill",),
-                round_noise=DRIFT,
-            )
+        profile = samples.profile_run(
+            "profile-1",
+            model="m",
+            costs=costs,
+            experiment="methods",
+            rounds=len(DRIFT),
+            batch_sizes=(32,),
+            phases=("prefill",),
+            round_noise=DRIFT,
         )
-        return store.query_view("method_comparison").to_pandas()
+        skipped = {"base": 0.0, "w25": 0.25, "d25": 0.3}
+        for point in profile.result.points:
+            point.kernel_path = "dense float32"
+            point.macs_skipped_share = skipped[point.checkpoint_id]
+        store.record_profile_run(profile)
+        return store.query_view(view).to_pandas()
 
 
 def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_finding(
@@ -68,6 +74,23 @@ def test_depth_cheaper_and_more_accurate_than_width_at_the_same_ratio_is_a_findi
     accuracy = table[table["kind"] == "accuracy"].iloc[0]
     assert accuracy["verdict"] == verdicts.LOWER and accuracy["high"] < 0  # width: 70 fewer right
     assert (table["family"] == verdicts.PAIRWISE).all() and (table["family_size"] == 2).all()
+
+
+def test_each_side_of_an_energy_pair_carries_its_findings_realization(tmp_path: Path) -> None:
+    table = _method_comparison(tmp_path / "a", depth_factor=0.5, depth_correct=160)
+    found = _method_comparison(tmp_path / "b", 0.5, 160, view="findings")
+    energy = found[found["kind"] == "energy"].set_index("checkpoint_id")
+    (pair,) = table[table["kind"] == "energy"].to_dict("records")
+    for side in ("a", "b"):
+        finding = energy.loc[pair[f"checkpoint_{side}"]]
+        # width saves 20% for 25% of MACs skipped (0.8), depth 60% for 30% (2.0): not 1 or equal
+        assert pair[f"realization_{side}"] == finding["realization_ratio"]
+        assert pair[f"kernel_path_{side}"] == "dense float32"
+    assert {pair["method_a"], pair["method_b"]} == {"width", "depth"}
+    assert pair["realization_a"] != pair["realization_b"]
+    realized = {pair["method_a"]: pair["realization_a"], pair["method_b"]: pair["realization_b"]}
+    assert realized["width"] == pytest.approx(0.2 / 0.25, rel=0.05)
+    assert realized["depth"] == pytest.approx(0.6 / 0.3, rel=0.05)
 
 
 def test_methods_that_measure_alike_are_never_lower_or_higher(tmp_path: Path) -> None:
