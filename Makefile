@@ -8,7 +8,7 @@ DEMO_SERVE ?= 1
 DEMO_FILE ?= experiments/demo.yaml
 PYTEST_ARGS ?=
 # Tests run in parallel, one worker per core (pytest-xdist), costliest first; each file stays on
-# one worker (tests/conftest.py groups them) so a module's stack or server is started once.
+# one worker (tests/conftest.py schedules them) so a module's stack or server is started once.
 # PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
 
@@ -51,7 +51,7 @@ format: venv
 # worker's build would get one core while the other worker waited for it.
 test: lint
 	$(BIN)/greenprune reference-model build
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=10 $(PYTEST_ARGS)
 
 # Every bench in full (the GPU one where CUDA exists): one table, also in artifacts/bench.json.
 # BENCH_ARGS="--quick" for the quick modes, BENCH_ARGS="ray_overhead" for one bench.

@@ -64,6 +64,8 @@ EXPORT_SNAPSHOTS = 4
 
 WARM_DELAY_SECONDS = 0.2
 """How long view warming waits after a write for more writes before it computes."""
+WARM_JOIN_SECONDS = 30.0
+"""How long close() waits for a view being warmed to finish computing."""
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +290,7 @@ class ResultsStore:
                 self._connection = None
         self._warm_wanted.set()
         if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
-            self._warm_thread.join(timeout=60)
+            self._warm_thread.join(timeout=WARM_JOIN_SECONDS)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
@@ -602,6 +604,8 @@ class ResultsStore:
                 return
             time.sleep(WARM_DELAY_SECONDS)  # a burst of records is one warming
             self._warm_wanted.clear()
+            if self._connection is None:
+                return  # closed while it slept: close() set the event this clear() took back
             wanted = [
                 key[0]
                 for key in self._views.kept()

@@ -37,30 +37,49 @@ def reference_model_dir() -> Path:
     return ensure_reference_model()
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keeps each file on one worker, and starts the costliest work first.
+SPREAD_FILES = frozenset({"tests/bench/test_bench_quick.py"})
+"""Files whose tests share no fixture worth keeping (one process per bench): under
+pytest-xdist each of their tests goes to whichever worker is free; every other file stays on
+one worker, so a module's stack or server starts once."""
 
-    ``make test`` runs pytest-xdist with ``--dist loadgroup --no-loadscope-reorder``: a worker
-    takes one group at a time in collection order. Every test joins its file's group, so a
-    module's stack or server starts once, except in files that set ``SPREAD = True`` (tests
-    with no shared fixture worth keeping, such as one process per bench), whose tests go to
-    whichever worker is free. The cost of a group is the largest ``minutes`` of its ``slow``
-    markers (``@pytest.mark.slow(minutes=5)``; 1 when not given, 0 for no slow test): groups
-    are sorted costliest first, so a long file never starts last and runs alone at the end.
-    The order within a file is kept.
+
+def _scope(nodeid: str) -> str:
+    """A test's unit of scheduling: its file, or itself in a :data:`SPREAD_FILES` file."""
+    path = nodeid.split("::", 1)[0]
+    return nodeid if path in SPREAD_FILES else path
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook; absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist's file scheduling, with :data:`SPREAD_FILES` spread test by test.
+
+    (``--dist loadgroup`` would say the same with markers, but it renames node ids, which
+    pytest 9 no longer allows, so every test went its own way.) Units go to the workers in
+    collection order, the order :func:`pytest_collection_modifyitems` sets.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _scope(nodeid)
+
+    config.option.loadscopereorder = False
+    return FileScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest units of scheduling first, so that a long file never starts last.
+
+    A unit's cost (a file, or one test of a :data:`SPREAD_FILES` file) is the largest
+    ``minutes`` of its ``slow`` markers (``@pytest.mark.slow(minutes=5)``; 1 when not given, 0
+    for no slow test). The order within a file is kept.
     """
     cost: dict[str, float] = {}
-    groups: list[str] = []
-    for item in items:
-        spread = getattr(item.module, "SPREAD", False) if item.module else False
-        group = item.nodeid if spread else item.nodeid.split("::")[0]
-        if not spread:
-            item.add_marker(pytest.mark.xdist_group(name=group))
-        groups.append(group)
+    units = [_scope(item.nodeid) for item in items]
+    for item, unit in zip(items, units, strict=True):
         marker = item.get_closest_marker("slow")
         if marker is not None:
             minutes = float(marker.kwargs.get("minutes", 1))
-            cost[group] = max(cost.get(group, 0.0), minutes)
-    order = sorted(range(len(items)), key=lambda index: -cost.get(groups[index], 0.0))
+            cost[unit] = max(cost.get(unit, 0.0), minutes)
+    order = sorted(range(len(items)), key=lambda index: -cost.get(units[index], 0.0))
     items[:] = [items[index] for index in order]

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SPREAD = True  # one process per bench, no shared fixture: the cases go to whichever worker is free
 RUN_ELSEWHERE = {"adversarial"}  # tests/rpc/test_adversarial_smoke.py runs its quick campaign
 BENCHES = subprocess.run(
     [sys.executable, "-m", "bench", "--list"], cwd=REPO, capture_output=True, text=True, check=True
