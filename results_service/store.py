@@ -252,7 +252,7 @@ class ResultsStore:
         self._warm_thread: threading.Thread | None = None
         if warm_views:
             self._warm_thread = threading.Thread(
-                target=self._warm_views, name="results-view-warming", daemon=True
+                target=self._warm_views, name=f"results-view-warming {self._path}", daemon=True
             )
         if self._path.is_file() and self._path.stat().st_size == 0:
             self._path.unlink()  # an empty file holds no data; DuckDB refuses to open it

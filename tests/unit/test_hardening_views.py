@@ -167,10 +167,11 @@ def test_closing_right_after_a_write_stops_the_warming_thread(tmp_path: Path) ->
     # close() during the warming thread's pause after a write once left it waiting forever,
     # and close() waited 60 s for it: every service stop right after a record took a minute.
     for attempt in range(5):
-        store = ResultsStore(tmp_path / f"warm-{attempt}.duckdb", warm_views=True)
+        path = tmp_path / f"warm-{attempt}.duckdb"
+        store = ResultsStore(path, warm_views=True)
         store.query_view("findings")  # a view read before the write: the thread warms it
         run = samples.eval_run(f"run-{attempt}", task="facts", metrics={"acc": 0.5}, net_joules=1.0)
         store.record_eval_run(run)
-        warming = [t for t in threading.enumerate() if t.name == "results-view-warming"]
+        warming = [t for t in threading.enumerate() if t.name == f"results-view-warming {path}"]
         store.close()
         assert warming and not any(thread.is_alive() for thread in warming)
