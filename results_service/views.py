@@ -72,7 +72,7 @@ _CONFIGURATION = """
     {p}parameters_before, {p}parameters_after, {p}parameters_removed, {p}macs_after,
     {p}bytes_in_memory, {p}method_family, {p}pruning_method, {p}recovered,
     {p}parent_checkpoint_id, {p}is_baseline, {p}zeroed_share, {p}cpu_kernel,
-    {p}cpu_macs_skipped_share"""
+    {p}cpu_macs_skipped_share, {p}pruning_seed, {p}draw_of, {p}draws"""
 
 _BASE = f"""
 WITH prune_facts AS (
@@ -84,7 +84,9 @@ WITH prune_facts AS (
                 || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
         ) AS method_family,
         spec_method || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
-            AS pruning_method
+            AS pruning_method,
+        md5(CAST(struct_pack(*COLUMNS(lambda c: c LIKE 'spec\\_%' ESCAPE '\\'
+            AND c NOT IN ('spec_seed', 'spec_json'))) AS VARCHAR)) AS draw_point
     FROM prune_runs
 ),
 checkpoint_runs AS (
@@ -99,10 +101,17 @@ checkpoint_runs AS (
         result_parameters_after AS parameters_after, result_macs_after AS macs_after,
         result_bytes_in_memory AS bytes_in_memory, method_family, pruning_method, recovered,
         result_content_hash AS content_hash,
-        NULLIF(result_recovery_parent_content_hash, '') AS parent_content_hash, seq
+        NULLIF(result_recovery_parent_content_hash, '') AS parent_content_hash, seq,
+        experiment AS pruned_in, spec_seed AS pruning_seed, draw_point
     FROM prune_facts
     WHERE result_checkpoint_id <> ''
     QUALIFY row_number() OVER (PARTITION BY result_checkpoint_id ORDER BY seq DESC) = 1
+),
+point_draws AS (
+    SELECT pruned_in, draw_point, count(DISTINCT pruning_seed) AS draws,
+        arg_min(checkpoint_id, (pruning_seed, -seq)) AS draw_of
+    FROM checkpoint_runs
+    GROUP BY pruned_in, draw_point
 ),
 parents AS (
     SELECT content_hash, arg_max(checkpoint_id, seq) AS checkpoint_id
@@ -143,9 +152,10 @@ configuration_facts AS (
             AS pruning_method,
         COALESCE(c.recovered, false) AS recovered,
         parent.checkpoint_id AS parent_checkpoint_id,
-        c.seq AS pruned_seq
+        c.seq AS pruned_seq, c.pruning_seed, pd.draw_of, pd.draws
     FROM measured s
     LEFT JOIN checkpoint_runs c ON c.checkpoint_id = s.checkpoint_id
+    LEFT JOIN point_draws pd ON pd.pruned_in = c.pruned_in AND pd.draw_point = c.draw_point
     LEFT JOIN parents parent ON parent.content_hash = c.parent_content_hash
     LEFT JOIN models bm ON bm.model = s.model
     WHERE ($experiment = '' OR s.experiment = $experiment) AND ($model = '' OR s.model = $model)
@@ -444,7 +454,8 @@ SELECT result_checkpoint_id AS checkpoint_id,
     result_energy_net_joules_median AS pruning_joules,
     result_recovery_energy_net_joules_median AS recovery_joules, recovered,
     result_energy_energy_method AS pruning_method,
-    result_recovery_energy_energy_method AS recovery_method
+    result_recovery_energy_energy_method AS recovery_method,
+    experiment AS pruned_in, draw_point, spec_seed AS pruning_seed
 FROM prune_facts
 WHERE result_checkpoint_id <> ''
     AND ($experiment = '' OR experiment = $experiment)
