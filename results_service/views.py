@@ -466,21 +466,30 @@ ORDER BY seq
 _ANALYSIS = """
 WITH recorded AS (
     SELECT experiment, create_time, spec_analysis_accuracy_points AS accuracy_points,
-        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment
+        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment,
+        spec_seed AS seed, spec_analysis_workload_prompt_tokens AS prompt_tokens,
+        spec_analysis_workload_output_tokens AS output_tokens,
+        spec_analysis_workload_batch_size AS workload_batch_size
     FROM eval_runs
     UNION ALL
     SELECT experiment, create_time, spec_analysis_accuracy_points,
-        spec_analysis_energy_relative, spec_analysis_adjustment
+        spec_analysis_energy_relative, spec_analysis_adjustment, spec_seed,
+        spec_analysis_workload_prompt_tokens, spec_analysis_workload_output_tokens,
+        spec_analysis_workload_batch_size
     FROM profile_runs
 )
 SELECT experiment, arg_max(accuracy_points, create_time) AS accuracy_points,
     arg_max(energy_relative, create_time) AS energy_relative,
-    arg_max(adjustment, create_time) AS adjustment
+    arg_max(adjustment, create_time) AS adjustment, arg_max(seed, create_time) AS seed,
+    arg_max(prompt_tokens, create_time) AS prompt_tokens,
+    arg_max(output_tokens, create_time) AS output_tokens,
+    arg_max(workload_batch_size, create_time) AS workload_batch_size
 FROM recorded
 WHERE ($experiment = '' OR experiment = $experiment) AND accuracy_points IS NOT NULL
 GROUP BY experiment
 """
-"""Each experiment's margins and adjustment (``EvalSpec.analysis``) of its latest run."""
+"""Each experiment's margins, adjustment, workload (``EvalSpec.analysis``) and seed of its
+latest run."""
 
 
 def in_range(frame: pd.DataFrame) -> pd.DataFrame:
