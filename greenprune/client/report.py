@@ -386,6 +386,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
         "recovery J",
         "saved J/token [95%]",
         "payback (inference tokens) [95%]",
+        *(_REQUEST_COLUMNS if _has_workload(frame) else ()),
     ):
         table.add_column(name, justify="left" if name == "model" else "right")
     ordered = frame.sort_values(["model", "ratio", "recovered"], kind="stable")
@@ -406,16 +407,53 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
             _fmt(record["recovery_joules"], ".3g") if record["recovered"] else "-",
             saving,
             str(record["text"]),
+            *(_request_cells(record) if _has_workload(frame) else ()),
         )
     table.caption = (
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline, in the "
-        f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval comes "
-        "from the paired J/token change; \u2265 N tokens (possibly never) when the saving's "
-        "interval reaches 0, never only when the saving is measurably not above 0. "
+        f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval "
+        "propagates the paired J/token change's, the baseline J/token's and the cost's (the "
+        "spread of the pruning draws, when a point has several; one draw is one measurement) "
+        "by Monte Carlo with the experiment's seed; \u2265 N tokens (possibly never) when the "
+        "saving's interval reaches 0, never only when the saving is measurably not above 0. "
         "Costs cover the pruning and tuning work (not loading or saving), measured as the "
-        "saving is, net of idle.\n" + describe_method(list(frame.get("energy_method", [])))
+        "saving is, net of idle."
+        + _workload_caption(frame)
+        + "\n"
+        + describe_method(list(frame.get("energy_method", [])))
     )
     return table
+
+
+_REQUEST_COLUMNS = ("J/request", "\u0394 J/request [95%]", "payback (requests) [95%]")
+"""The payback table's columns of the declared request mix."""
+
+
+def _has_workload(frame: Any) -> bool:
+    column = frame.get("workload_prompt_tokens")
+    return column is not None and bool(column.notna().any())
+
+
+def _request_cells(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A checkpoint's J/request, its change (verdict and interval) and payback in requests."""
+    if not findings.finite(record.get("joules_per_request")):
+        return "-", "-", "-"
+    cpu = record.get("cpu_seconds_per_request")
+    energy = _fmt(record["joules_per_request"], ".3g")
+    if findings.finite(cpu):
+        energy += f" ({cpu:.3g} CPU-s)"
+    return energy, str(record["request_text"]), str(record["payback_requests_text"])
+
+
+def _workload_caption(frame: Any) -> str:
+    if not _has_workload(frame):
+        return ""
+    first = frame[frame["workload_prompt_tokens"].notna()].iloc[0]
+    return (
+        f" Request mix: {int(first['workload_prompt_tokens'])} prompt + "
+        f"{int(first['workload_output_tokens'])} output tokens = prefill J/token x prompt + "
+        f"decode J/token x output at batch {int(first['request_batch_size'])}, paired by round."
+    )
 
 
 def print_rows(

@@ -183,7 +183,8 @@ def payback(
     with np.errstate(divide="ignore"):
         paybacks = np.where(savings > 0, cost_draws / np.where(savings > 0, savings, 1.0), np.inf)
     tail = (1.0 - CONFIDENCE) / 2.0
-    low, high = (float(v) for v in np.quantile(paybacks, [tail, 1.0 - tail]))
+    # No interpolation: draws without a saving are infinite paybacks.
+    low, high = (float(v) for v in np.quantile(paybacks, [tail, 1.0 - tail], method="inverted_cdf"))
     saving_low, saving_high = (float(v) for v in np.quantile(savings, [tail, 1.0 - tail]))
     if tokens is not None:
         low, high = min(low, tokens), max(high, tokens)
