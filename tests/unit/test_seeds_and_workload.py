@@ -262,3 +262,36 @@ def test_the_request_mix_is_priced_per_phase_and_paid_back_in_requests(tmp_path:
     console.print(payback_table(frame.reset_index()))
     text = console.export_text()
     assert "J/request" in text and "requests [" in text and "96 prompt + 32 output" in text
+
+
+def test_the_app_shows_each_draws_accuracy() -> None:
+    import pandas as pd
+
+    from results_app import charts, frames
+
+    points = pd.DataFrame(
+        {
+            "experiment": ["x"] * 4,
+            "model": ["m"] * 4,
+            "checkpoint_id": ["base", "d0", "d1", "d0"],
+            "ratio": [0.0, 0.4, 0.4, 0.4],
+            "method_family": ["baseline", "width", "width", "width"],
+            "task": ["arith", "arith", "arith", None],
+            "accuracy": [0.9, 0.8, 0.6, 0.8],
+        }
+    )
+    configurations = pd.DataFrame(
+        {
+            "experiment": ["x"] * 3,
+            "checkpoint_id": ["base", "d0", "d1"],
+            "draw_of": ["base", "d0", "d0"],
+            "draws": [1, 2, 2],
+            "pruning_seed": [7, 7, 8],
+        }
+    )
+    draws = frames.pruning_draws(points, configurations)
+    arith = draws[draws["task"] == "arith"]
+    assert list(arith["pruning_seed"]) == [7, 8] and list(arith["accuracy"]) == [0.8, 0.6]
+    assert set(draws["draw"]) == {"d0"} and len(draws) == 3
+    assert charts.draws_chart(draws).to_dict()["mark"]["type"] == "circle"
+    assert frames.pruning_draws(points, configurations.assign(draws=1)).empty
