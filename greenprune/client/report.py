@@ -330,7 +330,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
                 findings.ratio_text(record["ratio"], record["parameters_removed"]),
             ),
             str(record["checkpoint_id"] or "")[:16],
-            str(record["phase"]),
+            "request mix (J/request)" if record["phase"] == "request" else str(record["phase"]),
             str(int(record["batch_size"])),
             _fmt(record["baseline_value"], ".3g"),
             _fmt(record["value"], ".3g"),
@@ -340,7 +340,14 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         )
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
-        "checkpoint once, in a shuffled order); verdicts: "
+        "checkpoint once, in a shuffled order); "
+        + (
+            "a request-mix row prices the declared workload (prefill J/token x prompt + decode "
+            "J/token x output tokens, per round); "
+            if (rows["phase"] == "request").any()
+            else ""
+        )
+        + "verdicts: "
         + findings.VERDICT_NOTE
         + " "
         + findings.families_text(
