@@ -602,6 +602,8 @@ class ResultsStore:
                 return
             time.sleep(WARM_DELAY_SECONDS)  # a burst of records is one warming
             self._warm_wanted.clear()
+            if self._connection is None:
+                return  # closed while asleep: the clear above erased close()'s wake-up
             wanted = [
                 key[0]
                 for key in self._views.kept()
