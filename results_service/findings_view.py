@@ -307,6 +307,10 @@ def _accuracy_findings(
     return rows
 
 
+def _over_draws(count: int) -> str:
+    return f"mean of {count} pruning draws"
+
+
 def _mean(values: list[float]) -> float:
     return math.fsum(values) / len(values)
 
@@ -405,6 +409,8 @@ def judged_findings(inputs: Mapping[str, pd.DataFrame]) -> list[dict[str, object
     for row in rows:
         if row["kind"] == "energy":
             _explain_kernels(row)
+        elif finite(row.get("draws")) and int(row["draws"]) > 1:  # type: ignore[arg-type]
+            row["text"] = f"{row['text']} ({_over_draws(int(row['draws']))})"  # type: ignore[arg-type]
     return rows
 
 

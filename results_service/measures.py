@@ -136,6 +136,19 @@ def key_of(row: Mapping[str, Any]) -> Key:
     )
 
 
+def point_checkpoint(row: Mapping[str, Any]) -> Hashable:
+    """The checkpoint whose findings row holds a configuration's change against the baseline.
+
+    The first draw's checkpoint (``draw_of``) for a draw of a point pruned with several
+    calibration draws (the findings view joins them), else the configuration's own.
+    """
+    draws, point = row.get("draws"), row.get("draw_of")
+    if finite(draws) and int(draws) > 1 and not findings.missing(point):  # type: ignore[arg-type]
+        return point
+    checkpoint = row.get("checkpoint_id")
+    return None if findings.missing(checkpoint) else checkpoint
+
+
 def normalized(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame with missing checkpoint ids as None and ``is_baseline`` a plain bool."""
     frame = frame.copy()

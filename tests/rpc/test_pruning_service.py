@@ -164,7 +164,7 @@ def test_cancel_and_restart_mid_job_leave_no_checkpoint(
         restarted.stop()
 
 
-@pytest.mark.slow(minutes=2)
+@pytest.mark.slow(minutes=1)
 def test_two_calibration_draws_are_two_checkpoints(
     service_factory: Callable[..., ServerThread], tiny_llama_files: Path
 ) -> None:

@@ -199,10 +199,12 @@ def test_the_findings_view_joins_the_draws_of_a_point(tmp_path: Path) -> None:
                 )
             found = store.query_view("findings").to_pandas()
             configurations = store.query_view("configurations").to_pandas()
-        return found[found["metric"] == "acc"].set_index("checkpoint_id"), configurations
+            breakdown = store.query_view("task_breakdown").to_pandas()
+        texts = dict(zip(breakdown["checkpoint_id"], breakdown["value_change_text"], strict=True))
+        return found[found["metric"] == "acc"].set_index("checkpoint_id"), configurations, texts
 
-    one, _ = study(tmp_path / "one.duckdb", {"d0": (7, 80)})
-    two, configurations = study(tmp_path / "two.duckdb", {"d0": (7, 80), "d1": (8, 60)})
+    one, _, one_texts = study(tmp_path / "one.duckdb", {"d0": (7, 80)})
+    two, configurations, texts = study(tmp_path / "two.duckdb", {"d0": (7, 80), "d1": (8, 60)})
     # One draw: today's paired test, unchanged.
     expected = verdicts.scores_test(list(_items(90).values()), list(_items(80).values()), 0.01)
     assert one.loc["d0", "low"] == pytest.approx(expected.interval.low)
@@ -216,6 +218,10 @@ def test_the_findings_view_joins_the_draws_of_a_point(tmp_path: Path) -> None:
     drawn = configurations.set_index("checkpoint_id")
     assert drawn.loc["d1", "draw_of"] == "d0" and drawn.loc["d1", "draws"] == 2
     assert drawn.loc["base", "draws"] == 1
+    # Every table reads the point's change on each of its draws, saying so.
+    assert texts["d0"] == texts["d1"] == two.loc["d0", "text"]
+    assert texts["d1"].endswith("(mean of 2 pruning draws)")
+    assert "draws" not in one_texts["d0"] and one_texts["d0"] == one.loc["d0", "text"]
 
 
 def test_the_request_mix_is_priced_per_phase_and_paid_back_in_requests(tmp_path: Path) -> None:
