@@ -598,8 +598,9 @@ VIEW_DOCS: Mapping[str, str] = {
     "configurations": "One row per configuration (a checkpoint of a model in an experiment, or "
     "the base model measured directly) and task it was evaluated on (task NULL when it was only "
     "pruned or profiled): target ratio, the shares of prunable and of all parameters removed, "
-    "method family, lineage, whether it is its model's baseline, and the task's headline "
-    "metric.",
+    "method family, lineage, whether it is its model's baseline, the task's headline "
+    "metric, and its pruning draw: pruning_seed, draw_of (the checkpoint of the first draw of "
+    "its point) and draws (the point's draws, pruning.seeds).",
     "profile": "One row per experiment, model, checkpoint, phase (prefill, decode) and batch "
     "size of the energy profiles: J/token (net joules over tokens), tokens/s and latency per "
     "batch, each a median over rounds with its interval; the target ratio (share of prunable "
@@ -616,7 +617,12 @@ VIEW_DOCS: Mapping[str, str] = {
     "'primary' (energy at the largest prefill batch and each task's headline accuracy) and "
     "'secondary' (the rest); p_difference and p_equivalence are the unadjusted tests; text is "
     "the ready description ('lower: −23.4% [...]', 'no paired data' for runs without "
-    "per-document scores); energy rows carry their energy_method and estimated.",
+    "per-document scores); energy rows carry their energy_method and estimated. With a declared "
+    "request mix (workload), phase 'request' rows give J/request (prefill J/token x prompt + "
+    "decode J/token x output tokens, paired by round; secondary family). The pruning draws of "
+    "a point (pruning.seeds) are one accuracy row on the first draw's checkpoint: the draws' "
+    "mean, its interval over documents and draws (two-stage bootstrap), draws and the range "
+    "of the draws' values (draw_low, draw_high).",
     "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
     "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
@@ -624,7 +630,11 @@ VIEW_DOCS: Mapping[str, str] = {
     "never)' when the saving's interval reaches 0 (open_ended), 'never' only when the saving is "
     "measurably not above 0, 'not comparable' when cost and saving were measured differently "
     "(energy_method of the saving, cost_energy_method of the costs, estimated); the energy "
-    "change's verdict and family come from the findings view.",
+    "change's verdict and family come from the findings view. The interval propagates the "
+    "change's, the baseline J/token's and the cost's (the mean and spread of the point's "
+    "pruning draws, cost_draws) by Monte Carlo seeded with the experiment's seed "
+    "(interval_method); with a workload, J and CPU-s per request, the request change's verdict "
+    "and the payback in requests.",
     "method_comparison": "One row per pair of compression methods of equal size (the same "
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "
