@@ -13,9 +13,11 @@ draws of a point, ``pruning.seeds``) when given. With the change's alone it is e
 largest saving gives the fewest tokens and the smallest saving the most. With the others it is
 a Monte Carlo propagation seeded with the experiment's seed (:func:`payback`): each figure is
 drawn from its interval on the log scale (Student's t with the interval's degrees of freedom,
-a split scale where the interval is not symmetric; the cost from the draws' mean and standard
-error, at least 0), and the payback's bounds are the quantiles of cost / saving. A cost known
-from one draw is one measurement (``cost_draws`` 1) and is taken as exact.
+a split scale where the interval is not symmetric; the cost around the draws' mean with the
+standard error of their logarithms, Student's t with one degree of freedom fewer than the
+draws: two draws give a wide interval, as they should), and the payback's bounds are the
+quantiles of cost / saving. A cost known from one draw is one measurement (``cost_draws`` 1)
+and is taken as exact.
 
 Whether the payback is bounded, open or never is read from the change's interval alone (the
 baseline's J/token and the cost are positive and cannot turn a saving into a loss): when the
@@ -176,9 +178,15 @@ def payback(
     )
     cost_draws = np.full(MONTE_CARLO_DRAWS, cost)
     if uncertain_cost:
-        error = float(np.std(costs, ddof=1)) / math.sqrt(len(costs))
         noise = sps.t.rvs(len(costs) - 1, size=MONTE_CARLO_DRAWS, random_state=rng)
-        cost_draws = np.maximum(cost + error * noise, 0.0)
+        if min(costs) > 0:
+            # Energies vary by factors: the mean's error on the log scale, never below 0.
+            logs = np.log(costs)
+            error = float(np.std(logs, ddof=1)) / math.sqrt(len(costs))
+            cost_draws = cost * np.exp(error * noise)
+        else:
+            error = float(np.std(costs, ddof=1)) / math.sqrt(len(costs))
+            cost_draws = np.maximum(cost + error * noise, 0.0)
     savings = -change_draws * base_draws
     with np.errstate(divide="ignore"):
         paybacks = np.where(savings > 0, cost_draws / np.where(savings > 0, savings, 1.0), np.inf)
