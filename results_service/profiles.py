@@ -183,10 +183,48 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             without recovery), ``recovered``, and its point (``pruned_in``, ``draw_point``,
             ``pruning_seed``).
     """
+    return _payback_frame(_payback_rows(inputs, every_window=False), PAYBACK_COLUMNS)
+
+
+PAYBACK_WINDOW_COLUMNS: tuple[str, ...] = tuple(
+    name
+    for name in PAYBACK_COLUMNS
+    if not name.startswith(("workload_", "request_", "payback_requests"))
+    and "per_request" not in name
+)
+"""The columns of the ``payback_windows`` view: the ``payback`` view's, without the request
+mix."""
+
+
+def payback_windows_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``payback_windows`` view: the payback in every profiled phase and batch size.
+
+    As the ``payback`` view (same cost, same propagation), with the saving per token of each
+    phase and batch size: serving small batches or decoding saves another share per token.
+
+    Args:
+        inputs: As :func:`payback_table`.
+    """
+    return _payback_frame(_payback_rows(inputs, every_window=True), PAYBACK_WINDOW_COLUMNS)
+
+
+def _payback_frame(rows: list[dict[str, object]], columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
+    bools = ("recovered", "comparable")
+    ints = ("batch_size", "family_size")
+    flags = ("never", "open_ended", "estimated")
+    floats = ("ratio", *(name for name in _PAYBACK_FIGURES if name in columns))
+    return typed(frame, floats=floats, ints=ints, bools=bools, flags=flags)
+
+
+def _payback_rows(
+    inputs: Mapping[str, pd.DataFrame], every_window: bool
+) -> list[dict[str, object]]:
+    """The rows of the payback views: at the largest prefill batch, or in every window."""
     costs = inputs["costs"]
     judged = [row for row in judged_findings(inputs) if row["kind"] == "energy"]
     if not judged or costs.empty:
-        return pd.DataFrame(columns=list(PAYBACK_COLUMNS))
+        return []
     analysis = analysis_of(inputs)
     cost_of = costs.drop_duplicates("checkpoint_id", keep="last").set_index("checkpoint_id")
     requests = {key_of(row): row for row in judged if row["phase"] == findings_view.REQUEST_PHASE}
@@ -195,9 +233,14 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     for row in energy:
         key = (row["experiment"], row["model"])
         largest[key] = max(largest.get(key, 0), int(row["batch_size"]))  # type: ignore[arg-type]
+    if every_window:
+        energy = [row for row in judged if row["phase"] != findings_view.REQUEST_PHASE]
     rows = []
-    for finding in sorted(energy, key=lambda r: (str(r["experiment"]), str(r["model"]))):
-        if finding["batch_size"] != largest[(finding["experiment"], finding["model"])]:
+    order = ("experiment", "model", "phase", "batch_size")
+    for finding in sorted(energy, key=lambda r: tuple(str(r[k]) for k in order)):
+        if not every_window and finding["batch_size"] != largest.get(
+            (finding["experiment"], finding["model"])
+        ):
             continue
         checkpoint = finding["checkpoint_id"]
         if checkpoint not in cost_of.index:
@@ -255,15 +298,10 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             adjustment=finding["adjustment"],
         )
         request = requests.get(key_of(finding))
-        if request is not None and the.workload is not None:
+        if not every_window and request is not None and the.workload is not None:
             row.update(_request_columns(request, the, cost_draws, unlike))
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
-    bools = ("recovered", "comparable")
-    ints = ("batch_size", "family_size")
-    flags = ("never", "open_ended", "estimated")
-    floats = ("ratio", *_PAYBACK_FIGURES)
-    return typed(frame, floats=floats, ints=ints, bools=bools, flags=flags)
+    return rows
 
 
 def _request_columns(

@@ -537,6 +537,7 @@ COMPUTED_VIEWS: Mapping[str, ComputedView] = {
     "profile": ComputedView({"windows": _PROFILE_WINDOWS}, profiles.profile_table),
     "findings": ComputedView({**_MEASURED, "windows": _PROFILE_WINDOWS}, findings_table),
     "payback": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_table),
+    "payback_windows": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_windows_table),
     "method_comparison": ComputedView(
         {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.method_comparison_table
     ),
@@ -635,6 +636,10 @@ VIEW_DOCS: Mapping[str, str] = {
     "pruning draws, cost_draws) by Monte Carlo seeded with the experiment's seed "
     "(interval_method); with a workload, J and CPU-s per request, the request change's verdict "
     "and the payback in requests.",
+    "payback_windows": "The payback view in every profiled phase and batch size (one row per "
+    "compressed checkpoint, phase and batch size): the saving per token of that window against "
+    "the same cost, with the same propagated interval, verdict and family; without the request "
+    "mix.",
     "method_comparison": "One row per pair of compression methods of equal size (the same "
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "

@@ -348,6 +348,12 @@ def _print_results(client: Client, experiment: str, output_format: str = "table"
         )
         if payback is not None:
             console.print(payback)
+        windows = report.payback_windows_table(
+            client.results("payback_windows", experiment=experiment),
+            title=f"{experiment} payback per phase and batch size",
+        )
+        if windows is not None:
+            console.print(windows)
     return EXIT_OK
 
 

@@ -432,6 +432,35 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
     return table
 
 
+def payback_windows_table(frame: Any, title: str = "") -> Table | None:
+    """The payback in every profiled phase and batch size (the ``payback_windows`` view).
+
+    Returns:
+        The table, or None when the view is empty.
+    """
+    if frame is None or not len(frame):
+        return None
+    table = Table(title=title or None, header_style="bold")
+    for name in ("model", "ratio", "recovered", "phase", "batch", "payback [95%]", "verdict"):
+        table.add_column(name, justify="left" if name in ("model", "phase") else "right")
+    ordered = frame.sort_values(["model", "ratio", "recovered", "phase", "batch_size"])
+    for record in ordered.to_dict("records"):
+        table.add_row(
+            str(record["model"]),
+            _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
+            _recovery(record.get("method_family"), record["recovered"]) or "no",
+            str(record["phase"]),
+            str(int(record["batch_size"])),
+            str(record["text"]),
+            str(record.get("verdict") or "-"),
+        )
+    table.caption = (
+        "The same cost over the J/token saved in each phase and batch size (the headline table "
+        f"above: {findings.PROFILE_PHASE} at the largest batch); interval and bounds as there."
+    )
+    return table
+
+
 _REQUEST_COLUMNS = ("J/request", "\u0394 J/request [95%]", "payback (requests) [95%]")
 """The payback table's columns of the declared request mix."""
 

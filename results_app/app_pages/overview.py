@@ -191,6 +191,17 @@ else:
         + describe_method(list(payback.get("energy_method", [])))
     )
 
+    windows = data.query_view("payback_windows", view_filter)
+    if not windows.empty:
+        with st.expander("Payback in every phase and batch size"):
+            st.dataframe(
+                windows[
+                    ["model", "ratio", "recovered", "phase", "batch_size", "text", "verdict"]
+                ].sort_values(["model", "ratio", "recovered", "phase", "batch_size"]),
+                hide_index=True,
+                column_config={"text": "payback [95%]"},
+            )
+
 st.subheader("Experiments")
 st.dataframe(experiments, hide_index=True)
 ui.downloads("experiments")

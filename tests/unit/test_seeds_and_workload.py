@@ -227,7 +227,7 @@ def test_the_findings_view_joins_the_draws_of_a_point(tmp_path: Path) -> None:
 def test_the_request_mix_is_priced_per_phase_and_paid_back_in_requests(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from greenprune.client.report import payback_table
+    from greenprune.client.report import payback_table, payback_windows_table
     from results_service.store import ResultsStore
     from tests import samples
 
@@ -248,7 +248,15 @@ def test_the_request_mix_is_priced_per_phase_and_paid_back_in_requests(tmp_path:
         store.record_profile_run(profile)
         frame = store.query_view("payback").to_pandas().set_index("checkpoint_id")
         found = store.query_view("findings").to_pandas()
+        windows = store.query_view("payback_windows").to_pandas()
     row = frame.loc["pruned"]
+    # Every phase and batch size: the same cost over that window's saving per token.
+    by_window = windows.set_index(["phase", "batch_size"])
+    assert sorted(by_window.index) == [("decode", 1), ("decode", 8), ("prefill", 1), ("prefill", 8)]
+    assert by_window.loc[("prefill", 8), "text"] == row["text"]
+    assert by_window.loc[("prefill", 1), "payback_tokens"] == pytest.approx(
+        row["payback_tokens"] / math.sqrt(8), rel=0.06
+    )  # a batch of 1 costs sqrt(8) times the J/token: the same share saves more per token
     # Prefill and decode cost alike here: a request is (prompt + output) tokens at batch 8.
     per_token = 1e-3 / math.sqrt(8)
     assert row["request_batch_size"] == 8
@@ -267,6 +275,10 @@ def test_the_request_mix_is_priced_per_phase_and_paid_back_in_requests(tmp_path:
     console = Console(record=True, width=260)
     console.print(payback_table(frame.reset_index()))
     text = console.export_text()
+    per_window = Console(record=True, width=260)
+    per_window.print(payback_windows_table(windows))
+    rows = per_window.export_text()
+    assert rows.count("│ decode ") == 2 and rows.count("│ prefill ") == 2
     assert "J/request" in text and "requests [" in text and "96 prompt + 32 output" in text
 
 
