@@ -118,7 +118,8 @@ class EvalStep:
     @property
     def label(self) -> str:
         """A short human name of the step."""
-        return f"eval {self.prune.model} @ {self.prune.ratio:.2f} on {self.task}"
+        draw = f" (draw {self.prune.draw + 1})" if self.prune.draw else ""
+        return f"eval {self.prune.model} @ {self.prune.ratio:.2f}{draw} on {self.task}"
 
 
 @dataclass(frozen=True)
