@@ -355,3 +355,30 @@ def compare_chart(comparison: pd.DataFrame, first: str, second: str) -> alt.Char
         )
         .properties(title="accuracy per task", height=380)
     )
+
+
+def draws_chart(draws: pd.DataFrame) -> alt.Chart:
+    """The accuracy of every pruning draw, one dot per draw, by point and task.
+
+    Args:
+        draws: ``frames.pruning_draws`` rows.
+    """
+    frame = draws.assign(
+        task=draws["task"].fillna("all"),
+        point=[
+            f"{model} @ {ratio:.2f} ({family})"
+            for model, ratio, family in zip(
+                draws["model"], draws["ratio"], draws["method_family"], strict=True
+            )
+        ],
+    )
+    return (
+        alt.Chart(frame)
+        .mark_circle(size=70, opacity=0.8)
+        .encode(
+            x=alt.X("accuracy:Q", title="accuracy of each draw", scale=alt.Scale(zero=False)),
+            y=alt.Y("point:N", title=None),
+            color=alt.Color("task:N"),
+            tooltip=["point", "task", "pruning_seed", alt.Tooltip("accuracy:Q", format=".3f")],
+        )
+    )

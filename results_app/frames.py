@@ -307,3 +307,36 @@ def dense_zeroed(rows: pd.DataFrame) -> list[str]:
         for label, note in zip(rows["label"], notes, strict=True)
         if findings.NO_SAVING in note
     ]
+
+
+DRAW_COLUMNS = ("model", "ratio", "method_family", "task", "draw", "pruning_seed", "accuracy")
+"""The columns of :func:`pruning_draws`."""
+
+
+def pruning_draws(points: pd.DataFrame, configurations: pd.DataFrame) -> pd.DataFrame:
+    """Each pruning draw's accuracy, for the points pruned with several draws (``seeds``).
+
+    Args:
+        points: The ``tradeoff`` view (one row per configuration and task, task NULL: the
+            mean over tasks).
+        configurations: The ``configurations`` view (``draw_of``, ``draws``,
+            ``pruning_seed``).
+
+    Returns:
+        One row per draw and task (``task`` None: over tasks), ``draw`` the checkpoint of the
+        point's first draw (:data:`DRAW_COLUMNS`); empty when no point has several draws.
+    """
+    if points.empty or configurations.empty or "draws" not in configurations.columns:
+        return pd.DataFrame(columns=list(DRAW_COLUMNS))
+    drawn = configurations[configurations["draws"].fillna(1) > 1]
+    drawn = drawn.drop_duplicates(["experiment", "checkpoint_id"])
+    if drawn.empty:
+        return pd.DataFrame(columns=list(DRAW_COLUMNS))
+    merged = points.merge(
+        drawn[["experiment", "checkpoint_id", "draw_of", "pruning_seed"]],
+        on=["experiment", "checkpoint_id"],
+    ).rename(columns={"draw_of": "draw"})
+    merged = merged[merged["accuracy"].notna()]
+    return merged.sort_values(["model", "ratio", "draw", "task", "pruning_seed"])[
+        list(DRAW_COLUMNS)
+    ].reset_index(drop=True)

@@ -197,7 +197,7 @@ def task_breakdown_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
                     _finding_key(
                         point["experiment"],
                         point["model"],
-                        point["checkpoint_id"],
+                        measures.point_checkpoint(point),
                         "accuracy",
                         point["task"],
                     )
@@ -492,10 +492,11 @@ def comparisons_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     ) -> dict[str, object] | None:
         if a["is_baseline"] or b["is_baseline"]:
             other = b if a["is_baseline"] else a
+            checkpoint = (
+                measures.point_checkpoint(other) if kind == "accuracy" else other["checkpoint_id"]
+            )
             found = judged.get(
-                _finding_key(
-                    other["experiment"], other["model"], other["checkpoint_id"], kind, task
-                )
+                _finding_key(other["experiment"], other["model"], checkpoint, kind, task)
             )
             if found is not None:
                 return change_of(found) if a["is_baseline"] else flipped(change_of(found))

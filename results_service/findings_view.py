@@ -15,13 +15,14 @@ Every view that shows a change against the baseline takes it from here
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 from typing import Any
 
 import pandas as pd
 
 from greenprune.core import findings, verdicts
-from greenprune.core.findings import CHANGE_FIELDS
+from greenprune.core.findings import CHANGE_FIELDS, finite
 from results_service import measures
 from results_service.measures import (
     CONFIG,
@@ -56,9 +57,13 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "macs_skipped_share",
     "realization_ratio",
     "kernel_note",
+    "draws",
+    "draw_low",
+    "draw_high",
 )
 """The columns of the ``findings`` view (``energy_method``/``estimated``, the kernel path, its
-MACs skipped, the realization ratio and the kernel note: energy rows only)."""
+MACs skipped, the realization ratio and the kernel note: energy rows only; ``draws`` and the
+range of the draws' values ``draw_low``/``draw_high``: accuracy rows only)."""
 
 
 def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, object]]:
@@ -71,7 +76,7 @@ def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, obje
         return []
     frame = with_window_measures(windows)
     rows: list[dict[str, object]] = []
-    for (_experiment, _model, _run), run in frame.groupby(
+    for (experiment, _model, _run), run in frame.groupby(
         ["experiment", "model", "run_id"], sort=True
     ):
         baselines = run[run["is_baseline"]]
@@ -99,8 +104,103 @@ def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, obje
                 row.update(window_change(b, o, analysis(other["experiment"]).margins))
                 row.update(energy_measure(window))
                 row.update(_kernel_path(window, other))
+                row[BASELINE_ROUNDS] = [float(v) for v in b]
                 rows.append(row)
+        workload = analysis(experiment).workload
+        if workload is not None:
+            rows += _request_findings(run, base, others, workload, analysis)
     return rows
+
+
+REQUEST_PHASE = "request"
+"""The ``phase`` of an energy finding of the declared request mix (``workload:``)."""
+
+BASELINE_ROUNDS = "_baseline_rounds"
+"""The key of an energy finding's baseline values by round (for the payback; not a column)."""
+
+CPU_SECONDS = "_cpu_seconds"
+"""The key of a request finding's median CPU seconds per request (baseline, other)."""
+
+
+def request_batch(run: pd.DataFrame, workload: measures.Workload) -> int | None:
+    """The batch size that prices a request: the declared one, else the largest in both phases.
+
+    Only the prefill phase is needed when the mix decodes nothing; None when no batch size
+    was profiled in every phase the mix needs.
+    """
+    needed = [findings.PROFILE_PHASE] + (["decode"] if workload.output_tokens else [])
+    sizes = set.intersection(*(set(run.loc[run["phase"] == p, "batch_size"]) for p in needed))
+    if workload.batch_size:
+        return workload.batch_size if workload.batch_size in sizes else None
+    return int(max(sizes)) if sizes else None
+
+
+def _request_findings(
+    run: pd.DataFrame,
+    base: tuple[Hashable, ...],
+    others: pd.DataFrame,
+    workload: measures.Workload,
+    analysis: Any,
+) -> list[dict[str, object]]:
+    """The energy per request of the declared mix, each configuration against the baseline.
+
+    Per round: prefill J/token x prompt tokens + decode J/token x output tokens, at the batch
+    size of :func:`request_batch`, paired by round as every energy change.
+    """
+    batch = request_batch(run, workload)
+    if batch is None:
+        return []
+    phases = {findings.PROFILE_PHASE: workload.prompt_tokens, "decode": workload.output_tokens}
+    rows: list[dict[str, object]] = []
+    for other in others.sort_values("checkpoint_id").to_dict("records"):
+        key = key_of(other)
+        parts: list[tuple[pd.Series, pd.Series, pd.Series, pd.Series]] = []
+        for phase, tokens in phases.items():
+            if not tokens:
+                continue
+            window = run[(run["phase"] == phase) & (run["batch_size"] == batch)]
+            b, o = paired_rounds(window, base, key)
+            cpu_b, cpu_o = _paired_cpu(window, base, key)
+            parts.append((b * tokens, o * tokens, cpu_b * tokens, cpu_o * tokens))
+        rounds = sorted(set.intersection(*(set(p[0].index) for p in parts)))
+        b, o, cpu_b, cpu_o = (
+            sum(p[i].reindex(rounds) for p in parts)
+            for i in range(4)  # type: ignore[misc]
+        )
+        window = run[run["batch_size"] == batch]
+        row: dict[str, object] = {
+            "kind": "energy",
+            **{name: other[name] for name in CONFIG},
+            "ratio": other["ratio"],
+            "parameters_removed": other["parameters_removed"],
+            "method_family": other["method_family"],
+            "phase": REQUEST_PHASE,
+            "batch_size": batch,
+            "task": None,
+            "metric": "joules_per_request",
+            "baseline_value": summary(b)[0],
+            "value": summary(o)[0],
+            "relative": True,
+        }
+        row.update(window_change(b, o, analysis(other["experiment"]).margins))
+        row.update(energy_measure(window))
+        row.update(_kernel_path(window, other))
+        row[BASELINE_ROUNDS] = [float(v) for v in b]
+        row[CPU_SECONDS] = (summary(cpu_b)[0], summary(cpu_o)[0])
+        rows.append(row)
+    return rows
+
+
+def _paired_cpu(window: pd.DataFrame, first: tuple, second: tuple) -> tuple[pd.Series, pd.Series]:
+    """The CPU seconds per token of two configurations in the rounds both measured."""
+    checkpoints = window["checkpoint_id"].fillna("")
+    mine = window[checkpoints == (first[2] or "")].set_index("round")
+    theirs = window[checkpoints == (second[2] or "")].set_index("round")
+    rounds = sorted(set(mine.index) & set(theirs.index))
+    return (
+        mine.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
+        theirs.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
+    )
 
 
 def _kernel_path(window: pd.DataFrame, other: Mapping[str, object]) -> dict[str, object]:
@@ -138,7 +238,10 @@ def _accuracy_findings(
 ) -> list[dict[str, object]]:
     """Every configuration's headline value against the baseline's, per task and over tasks.
 
-    Paired by document; "no paired data" without per-document scores.
+    Paired by document; "no paired data" without per-document scores. The pruning draws of one
+    point (``pruning.seeds``) are one row, on the checkpoint of the first draw: their mean
+    against the baseline, the interval over documents and draws (``draws``, and the spread of
+    the draws' values ``draw_low``/``draw_high``).
     """
     points = measures.task_points(runs)
     if points.empty:
@@ -147,23 +250,33 @@ def _accuracy_findings(
     base = points[points["is_baseline"]]
     baselines = {(r["experiment"], r["model"], r["task"]): r for r in base.to_dict("records")}
     rows: list[dict[str, object]] = []
-    for point in points[~points["is_baseline"]].to_dict("records"):
+    others = points[~points["is_baseline"]]
+    for members in _draw_groups(others, ["experiment", "model", "task"]):
+        point = members[0].iloc[0].to_dict()
         reference = baselines.get((point["experiment"], point["model"], point["task"]))
         metric = None if reference is None else reference["headline_metric"]
         if reference is None or findings.missing(metric):
             continue
         kind = reference["headline_kind"]
-        row = _finding_row("accuracy", point, reference["value"], point["value"])
+        values = [float(m.iloc[0]["value"]) for m in members]
+        row = _finding_row("accuracy", point, reference["value"], _mean(values))
         row.update(task=point["task"], metric=metric)
-        margins = analysis(point["experiment"]).margins
-        row.update(measures.value_change(reference, point, metric, kind, scores, margins))
+        the = analysis(point["experiment"])
+        if len(members) > 1 and kind == "accuracy":
+            frame = pd.DataFrame([reference])
+            row.update(
+                measures.draws_accuracy_change(frame, members, scores, the.margins, the.seed)
+            )
+        else:
+            row.update(measures.value_change(reference, point, metric, kind, scores, the.margins))
+        row.update(_spread(values))
         rows.append(row)
     scored = measures.accuracy_points(points)
     by_config = {key: part for key, part in _by_config(scored)}
-    for key, part in by_config.items():
-        first = part.iloc[0]
-        if first["is_baseline"]:
-            continue
+    configs = [part for part in by_config.values() if not part.iloc[0]["is_baseline"]]
+    for members in _draw_groups(pd.concat(configs) if configs else scored.iloc[:0], []):
+        first = members[0].iloc[0]
+        key = key_of(first)
         base_key = next(
             (
                 other
@@ -175,17 +288,65 @@ def _accuracy_findings(
         if base_key is None:
             continue
         reference = by_config[base_key]
-        shared = sorted(set(part["task"]) & set(reference["task"]))
+        shared = sorted(set(reference["task"]).intersection(*(set(m["task"]) for m in members)))
         if not shared:
             continue
         mean_a = float(reference.set_index("task").loc[shared, "value"].mean())
-        mean_b = float(part.set_index("task").loc[shared, "value"].mean())
-        row = _finding_row("accuracy", first.to_dict(), mean_a, mean_b)
+        values = [float(m.set_index("task").loc[shared, "value"].mean()) for m in members]
+        row = _finding_row("accuracy", first.to_dict(), mean_a, _mean(values))
         row.update(task=None, metric=MEAN_ACCURACY)
-        margins = analysis(first["experiment"]).margins
-        row.update(measures.pooled_accuracy_change(reference, part, scores, margins))
+        the = analysis(first["experiment"])
+        if len(members) > 1:
+            row.update(
+                measures.draws_accuracy_change(reference, members, scores, the.margins, the.seed)
+            )
+        else:
+            row.update(measures.pooled_accuracy_change(reference, members[0], scores, the.margins))
+        row.update(_spread(values))
         rows.append(row)
     return rows
+
+
+def _over_draws(count: int) -> str:
+    return f"mean of {count} pruning draws"
+
+
+def _mean(values: list[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _spread(values: list[float]) -> dict[str, object]:
+    """How many pruning draws a row covers and the range of their values."""
+    return {"draws": len(values), "draw_low": min(values), "draw_high": max(values)}
+
+
+def _draw_groups(points: pd.DataFrame, by: list[str]) -> list[list[pd.DataFrame]]:
+    """Task points grouped by ``by`` and configuration, the draws of one point together.
+
+    Each group lists one frame per configuration, the first draw's first: a point's draws are
+    the configurations whose ``draw_of`` names the same checkpoint (``draws`` above 1); every
+    other configuration is a group of its own.
+    """
+    if points.empty:
+        return []
+    groups: dict[tuple[Hashable, ...], list[pd.DataFrame]] = {}
+    for key, part in points.groupby([*by, *CONFIG], dropna=False, sort=True):
+        first = part.iloc[0]
+        draws = first.get("draws")
+        point = first.get("draw_of")
+        joined = finite(draws) and int(draws) > 1 and not findings.missing(point)
+        name = point if joined else first["checkpoint_id"]
+        groups.setdefault((*key[: len(by)], *key[len(by) : len(by) + 2], name), []).append(part)
+    ordered = []
+    for (*_, name), members in groups.items():
+        members.sort(key=lambda m: (m.iloc[0]["checkpoint_id"] != name, _seed(m.iloc[0])))
+        ordered.append(members)
+    return ordered
+
+
+def _seed(row: Mapping[str, Any]) -> float:
+    seed = row.get("pruning_seed")
+    return float(seed) if finite(seed) else math.inf
 
 
 def _by_config(points: pd.DataFrame) -> list[tuple[tuple[Hashable, ...], pd.DataFrame]]:
@@ -248,6 +409,8 @@ def judged_findings(inputs: Mapping[str, pd.DataFrame]) -> list[dict[str, object
     for row in rows:
         if row["kind"] == "energy":
             _explain_kernels(row)
+        elif finite(row.get("draws")) and int(row["draws"]) > 1:  # type: ignore[arg-type]
+            row["text"] = f"{row['text']} ({_over_draws(int(row['draws']))})"  # type: ignore[arg-type]
     return rows
 
 
@@ -270,5 +433,9 @@ def findings_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
         "parameters_removed",
         "macs_skipped_share",
         "realization_ratio",
+        "draw_low",
+        "draw_high",
     )
-    return change_frame(rows, FINDINGS_COLUMNS, floats)
+    frame = change_frame(rows, FINDINGS_COLUMNS, floats)
+    frame["draws"] = frame["draws"].astype("Int64")
+    return frame

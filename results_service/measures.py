@@ -15,6 +15,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from greenprune.core import findings, stats, verdicts
@@ -37,8 +38,13 @@ CONFIGURATION = [
     "recovered",
     "parent_checkpoint_id",
     "is_baseline",
+    "pruning_seed",
+    "draw_of",
+    "draws",
 ]
-"""The columns of a configuration that every computed view may carry (``views.py``)."""
+"""The columns of a configuration that every computed view may carry (``views.py``):
+``draw_of`` is the checkpoint of the first calibration draw of its point, ``draws`` how many
+draws the point has (``pruning.seeds``)."""
 
 ALL_TASKS = None
 """The ``task`` of a row that stands for every task of its configuration."""
@@ -52,6 +58,23 @@ class Analysis:
 
     margins: verdicts.Margins = verdicts.DEFAULT_MARGINS
     adjustment: str = verdicts.DEFAULT_ADJUSTMENT
+    seed: int = 0
+    workload: Workload | None = None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A declared request mix (``workload:`` in the experiment file, ``Analysis.workload``).
+
+    Attributes:
+        prompt_tokens: Prefill tokens per request.
+        output_tokens: Decode tokens per request.
+        batch_size: The profile batch size that prices it; 0: the largest in both phases.
+    """
+
+    prompt_tokens: int
+    output_tokens: int = 0
+    batch_size: int = 0
 
 
 def analyses(frame: pd.DataFrame | None) -> dict[Hashable, Analysis]:
@@ -78,8 +101,23 @@ def analyses(frame: pd.DataFrame | None) -> dict[Hashable, Analysis]:
                 else float(limits["analysis.energy_relative"].default),  # type: ignore[arg-type]
             ),
             str(adjustment) if adjustment in ADJUSTMENTS else verdicts.DEFAULT_ADJUSTMENT,
+            seed=int(row["seed"]) if finite(row.get("seed")) else 0,
+            workload=_workload(row),
         )
     return found
+
+
+def _workload(row: Mapping[str, Any]) -> Workload | None:
+    """The recorded request mix, None when unset (no prompt tokens)."""
+    prompt = row.get("prompt_tokens")
+    if not finite(prompt) or int(prompt) <= 0:  # type: ignore[arg-type]
+        return None
+    output, batch = row.get("output_tokens"), row.get("workload_batch_size")
+    return Workload(
+        int(prompt),  # type: ignore[arg-type]
+        int(output) if finite(output) and int(output) > 0 else 0,  # type: ignore[arg-type]
+        int(batch) if finite(batch) and int(batch) > 0 else 0,  # type: ignore[arg-type]
+    )
 
 
 def analysis_of(inputs: Mapping[str, pd.DataFrame]) -> Any:
@@ -96,6 +134,19 @@ def key_of(row: Mapping[str, Any]) -> Key:
         row.get("model"),
         None if findings.missing(checkpoint) else checkpoint,
     )
+
+
+def point_checkpoint(row: Mapping[str, Any]) -> Hashable:
+    """The checkpoint whose findings row holds a configuration's change against the baseline.
+
+    The first draw's checkpoint (``draw_of``) for a draw of a point pruned with several
+    calibration draws (the findings view joins them), else the configuration's own.
+    """
+    draws, point = row.get("draws"), row.get("draw_of")
+    if finite(draws) and int(draws) > 1 and not findings.missing(point):  # type: ignore[arg-type]
+        return point
+    checkpoint = row.get("checkpoint_id")
+    return None if findings.missing(checkpoint) else checkpoint
 
 
 def normalized(frame: pd.DataFrame) -> pd.DataFrame:
@@ -267,6 +318,52 @@ def pooled_accuracy_change(
     estimate = float(right.loc[shared, "value"].mean() - left.loc[shared, "value"].mean())
     test = findings.accuracy_change(pooled[0], pooled[1], margins.of(relative=False))
     return findings.change_fields(test, relative=False, estimate=estimate)
+
+
+def draws_accuracy_change(
+    a: pd.DataFrame,
+    draws: Sequence[pd.DataFrame],
+    scores: Mapping[tuple[str, str], Mapping[Hashable, float]],
+    margins: verdicts.Margins,
+    seed: int,
+) -> dict[str, object]:
+    """The pruning draws of one point against ``a``, over the tasks and documents all share.
+
+    Paired by (task, document); the interval covers the documents and the draws
+    (``verdicts.draws_test``, seeded with the experiment's seed). With one draw this is
+    :func:`pooled_accuracy_change`.
+
+    Args:
+        a: Task points of the baseline (one task, or every task for the mean over tasks).
+        draws: Task points of each draw of the point.
+        scores: Per-document scores (:func:`item_scores`).
+        margins: The experiment's margins.
+        seed: The experiment's seed.
+    """
+    if len(draws) == 1:
+        return pooled_accuracy_change(a, draws[0], scores, margins)
+    shared = sorted(set(a["task"]).intersection(*(set(d["task"]) for d in draws)))
+    pooled: list[dict[Hashable, float]] = []
+    for frame in (a, *draws):
+        indexed = frame.set_index("task")
+        items: dict[Hashable, float] = {}
+        for task in shared:
+            row = indexed.loc[task]
+            found = scores.get((row["run_id"], row["headline_metric"]), {})
+            items.update({(task, doc): value for doc, value in found.items()})
+        pooled.append(items)
+    documents = sorted(set(pooled[0]).intersection(*pooled[1:]), key=str)
+    base = a.set_index("task").loc[shared, "value"].mean()
+    estimate = float(np.mean([d.set_index("task").loc[shared, "value"].mean() for d in draws]))
+    if not documents:
+        return findings.change_fields(None, relative=False, estimate=estimate - base)
+    test = verdicts.draws_test(
+        [pooled[0][doc] for doc in documents],
+        [[items[doc] for doc in documents] for items in pooled[1:]],
+        margins.of(relative=False),
+        seed=seed,
+    )
+    return findings.change_fields(test, relative=False, estimate=estimate - base)
 
 
 def value_change(

@@ -11,13 +11,17 @@ from collections.abc import Mapping
 import pandas as pd
 
 from greenprune.api.common.v1.energy_pb2 import Interval
-from greenprune.core import findings
+from greenprune.core import findings, stats
 from greenprune.core.findings import finite
-from greenprune.core.payback import mismatch, payback
-from results_service.findings_view import findings_frame, judged_findings, kernel_path_of
+from greenprune.core.payback import Payback, mismatch, payback
+from results_service import findings_view
+from results_service.findings_view import judged_findings, kernel_path_of
 from results_service.measures import (
     CONFIG,
     ENERGY_MEASURE_FIELDS,
+    Analysis,
+    analysis_of,
+    key_of,
     summary,
     typed,
     with_window_measures,
@@ -120,9 +124,27 @@ PAYBACK_COLUMNS: tuple[str, ...] = (
     "payback_tokens",
     "payback_tokens_low",
     "payback_tokens_high",
+    "workload_prompt_tokens",
+    "workload_output_tokens",
+    "request_batch_size",
+    "baseline_joules_per_request",
+    "joules_per_request",
+    "request_change",
+    "request_change_low",
+    "request_change_high",
+    "baseline_cpu_seconds_per_request",
+    "cpu_seconds_per_request",
+    "payback_requests",
+    "payback_requests_low",
+    "payback_requests_high",
     "never",
     "open_ended",
     "text",
+    "request_verdict",
+    "request_text",
+    "payback_requests_text",
+    "cost_draws",
+    "interval_method",
     "verdict",
     "family",
     "family_size",
@@ -134,7 +156,9 @@ PAYBACK_COLUMNS: tuple[str, ...] = (
 )
 """The columns of the ``payback`` view: ``energy_method``/``estimated`` of the saving (the
 profile), ``cost_energy_method`` of the pruning and recovery, ``comparable`` whether they were
-measured alike (else no payback is computed)."""
+measured alike (else no payback is computed); the ``workload``/``request`` columns price the
+declared request mix (NULL without ``workload:``); ``cost_draws`` the pruning draws the cost is
+the mean of, ``interval_method`` how the payback's interval was found."""
 
 _PAYBACK_FIGURES = PAYBACK_COLUMNS[
     PAYBACK_COLUMNS.index("pruning_joules") : PAYBACK_COLUMNS.index("never")
@@ -147,95 +171,214 @@ def payback_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
     The saving per token is the paired J/token change against the baseline in the profile's
     ``findings.PROFILE_PHASE`` at the largest batch size profiled (the steady state of
-    serving); the cost is the pruning's net energy plus the recovery's
-    (``greenprune.core.payback``).
+    serving); the cost is the pruning's net energy plus the recovery's, the mean over the
+    point's pruning draws when it has several (``greenprune.core.payback``). The interval
+    propagates the change's, the baseline J/token's (its rounds) and the cost's (the draws'
+    spread), seeded with the experiment's seed. With a declared request mix (``workload:``)
+    the same is given per request, and the payback in requests.
 
     Args:
-        inputs: ``windows`` (``views._PROFILE_WINDOWS``) and ``costs``, one row per prune run:
-            ``checkpoint_id``, ``pruning_joules``, ``recovery_joules`` (NULL without
-            recovery), ``recovered``.
+        inputs: ``windows`` (``views._PROFILE_WINDOWS``), ``analysis`` and ``costs``, one row
+            per prune run: ``checkpoint_id``, ``pruning_joules``, ``recovery_joules`` (NULL
+            without recovery), ``recovered``, and its point (``pruned_in``, ``draw_point``,
+            ``pruning_seed``).
     """
-    costs = inputs["costs"]
-    judged = [row for row in judged_findings(inputs) if row["kind"] == "energy"]
-    energy = findings_frame(judged)
-    energy = energy[energy["phase"] == findings.PROFILE_PHASE]
-    if energy.empty or costs.empty:
-        return pd.DataFrame(columns=list(PAYBACK_COLUMNS))
-    cost_of = costs.drop_duplicates("checkpoint_id", keep="last").set_index("checkpoint_id")
-    rows = []
-    for _, group in energy.groupby(["experiment", "model"], sort=True):
-        largest = group["batch_size"].max()
-        for _, finding in group[group["batch_size"] == largest].iterrows():
-            checkpoint = finding["checkpoint_id"]
-            if checkpoint not in cost_of.index:
-                continue
-            cost = cost_of.loc[checkpoint]
-            pruning = float(cost["pruning_joules"]) if finite(cost["pruning_joules"]) else 0.0
-            recovery = float(cost["recovery_joules"]) if finite(cost["recovery_joules"]) else 0.0
-            recovered = not findings.missing(cost["recovered"]) and bool(cost["recovered"])
-            cost_methods = {"pruning": _text(cost.get("pruning_method"))}
-            if recovered:
-                cost_methods["recovery"] = _text(cost.get("recovery_method"))
-            saving_method = _text(finding["energy_method"])
-            unlike = mismatch(saving_method, cost_methods)
-            never: bool | None = None
-            row: dict[str, object] = {
-                **{key: finding[key] for key in (*CONFIG, "ratio", "phase", "batch_size")},
-                "method_family": finding["method_family"],
-                "recovered": recovered,
-                "pruning_joules": pruning,
-                "recovery_joules": recovery,
-                "cost_joules": max(pruning + recovery, 0.0),
-                "baseline_joules_per_token": finding["baseline_value"],
-                "change": finding["estimate"],
-                "change_low": finding["low"],
-                "change_high": finding["high"],
-            }
-            base = finding["baseline_value"]
-            if unlike is not None:
-                saving, tokens = (None, None, None), (None, None, None)
-                text = f"not comparable: {unlike}"
-            elif all(finite(finding[k]) for k in ("estimate", "low", "high")) and (
-                finite(base) and float(base) > 0
-            ):
-                change = Interval(
-                    median=float(finding["estimate"]),
-                    low=float(finding["low"]),
-                    high=float(finding["high"]),
-                )
-                result = payback(float(row["cost_joules"]), float(base), change)  # type: ignore[arg-type]
-                saving, text = result.saving, result.describe()
-                tokens = (result.tokens, result.tokens_low, result.tokens_high)
-                never = result.never
-            else:
-                saving, tokens = (None, None, None), (None, None, None)
-                text = f"unknown: {finding['text']}"
-            row.update(
-                saving_joules_per_token=saving[0],
-                saving_joules_per_token_low=saving[1],
-                saving_joules_per_token_high=saving[2],
-                payback_tokens=tokens[0],
-                payback_tokens_low=tokens[1],
-                payback_tokens_high=tokens[2],
-                never=never,
-                open_ended=unlike is None and never is False and tokens[2] is None,
-                text=text,
-                energy_method=saving_method or None,
-                estimated=finding["estimated"],
-                cost_energy_method=", ".join(sorted(set(cost_methods.values()))) or None,
-                comparable=unlike is None,
-                verdict=finding["verdict"],
-                family=finding["family"],
-                family_size=finding["family_size"],
-                adjustment=finding["adjustment"],
-            )
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(PAYBACK_COLUMNS))
+    return _payback_frame(_payback_rows(inputs, every_window=False), PAYBACK_COLUMNS)
+
+
+PAYBACK_WINDOW_COLUMNS: tuple[str, ...] = tuple(
+    name
+    for name in PAYBACK_COLUMNS
+    if not name.startswith(("workload_", "request_", "payback_requests"))
+    and "per_request" not in name
+)
+"""The columns of the ``payback_windows`` view: the ``payback`` view's, without the request
+mix."""
+
+
+def payback_windows_table(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``payback_windows`` view: the payback in every profiled phase and batch size.
+
+    As the ``payback`` view (same cost, same propagation), with the saving per token of each
+    phase and batch size: serving small batches or decoding saves another share per token.
+
+    Args:
+        inputs: As :func:`payback_table`.
+    """
+    return _payback_frame(_payback_rows(inputs, every_window=True), PAYBACK_WINDOW_COLUMNS)
+
+
+def _payback_frame(rows: list[dict[str, object]], columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(columns))
     bools = ("recovered", "comparable")
     ints = ("batch_size", "family_size")
     flags = ("never", "open_ended", "estimated")
-    floats = ("ratio", *_PAYBACK_FIGURES)
+    floats = ("ratio", *(name for name in _PAYBACK_FIGURES if name in columns))
     return typed(frame, floats=floats, ints=ints, bools=bools, flags=flags)
+
+
+def _payback_rows(
+    inputs: Mapping[str, pd.DataFrame], every_window: bool
+) -> list[dict[str, object]]:
+    """The rows of the payback views: at the largest prefill batch, or in every window."""
+    costs = inputs["costs"]
+    judged = [row for row in judged_findings(inputs) if row["kind"] == "energy"]
+    if not judged or costs.empty:
+        return []
+    analysis = analysis_of(inputs)
+    cost_of = costs.drop_duplicates("checkpoint_id", keep="last").set_index("checkpoint_id")
+    requests = {key_of(row): row for row in judged if row["phase"] == findings_view.REQUEST_PHASE}
+    energy = [row for row in judged if row["phase"] == findings.PROFILE_PHASE]
+    largest: dict[tuple[object, object], int] = {}
+    for row in energy:
+        key = (row["experiment"], row["model"])
+        largest[key] = max(largest.get(key, 0), int(row["batch_size"]))  # type: ignore[arg-type]
+    if every_window:
+        energy = [row for row in judged if row["phase"] != findings_view.REQUEST_PHASE]
+    rows = []
+    order = ("experiment", "model", "phase", "batch_size")
+    for finding in sorted(energy, key=lambda r: tuple(str(r[k]) for k in order)):
+        if not every_window and finding["batch_size"] != largest.get(
+            (finding["experiment"], finding["model"])
+        ):
+            continue
+        checkpoint = finding["checkpoint_id"]
+        if checkpoint not in cost_of.index:
+            continue
+        cost = cost_of.loc[checkpoint]
+        recovered = not findings.missing(cost["recovered"]) and bool(cost["recovered"])
+        draws = _draw_costs(costs, cost)
+        pruning = _mean(draws, "pruning_joules")
+        recovery = _mean(draws, "recovery_joules")
+        cost_methods = {"pruning": _text(cost.get("pruning_method"))}
+        if recovered:
+            cost_methods["recovery"] = _text(cost.get("recovery_method"))
+        saving_method = _text(finding["energy_method"])
+        unlike = mismatch(saving_method, cost_methods)
+        the = analysis(finding["experiment"])
+        cost_draws = [
+            max(_number(d["pruning_joules"]) + _number(d["recovery_joules"]), 0.0)
+            for d in draws.to_dict("records")
+        ]
+        row: dict[str, object] = {
+            **{key: finding[key] for key in (*CONFIG, "ratio", "phase", "batch_size")},
+            "method_family": finding["method_family"],
+            "recovered": recovered,
+            "pruning_joules": pruning,
+            "recovery_joules": recovery,
+            "cost_joules": max(pruning + recovery, 0.0),
+            "cost_draws": len(cost_draws),
+            "baseline_joules_per_token": finding["baseline_value"],
+            "change": finding["estimate"],
+            "change_low": finding["low"],
+            "change_high": finding["high"],
+        }
+        result, text = _payback_of(finding, cost_draws, unlike, the.seed, "tokens")
+        saving = result.saving if result else (None, None, None)
+        tokens = (result.tokens, result.tokens_low, result.tokens_high) if result else (None,) * 3
+        never = result.never if result else None
+        row.update(
+            saving_joules_per_token=saving[0],
+            saving_joules_per_token_low=saving[1],
+            saving_joules_per_token_high=saving[2],
+            payback_tokens=tokens[0],
+            payback_tokens_low=tokens[1],
+            payback_tokens_high=tokens[2],
+            never=never,
+            open_ended=unlike is None and never is False and tokens[2] is None,
+            text=text,
+            interval_method=result.method if result else None,
+            energy_method=saving_method or None,
+            estimated=finding["estimated"],
+            cost_energy_method=", ".join(sorted(set(cost_methods.values()))) or None,
+            comparable=unlike is None,
+            verdict=finding["verdict"],
+            family=finding["family"],
+            family_size=finding["family_size"],
+            adjustment=finding["adjustment"],
+        )
+        request = requests.get(key_of(finding))
+        if not every_window and request is not None and the.workload is not None:
+            row.update(_request_columns(request, the, cost_draws, unlike))
+        rows.append(row)
+    return rows
+
+
+def _request_columns(
+    request: Mapping[str, object], the: Analysis, costs: list[float], unlike: str | None
+) -> dict[str, object]:
+    """The payback view's columns of the declared request mix."""
+    assert the.workload is not None
+    cpu = request.get(findings_view.CPU_SECONDS) or (None, None)
+    result, text = _payback_of(request, costs, unlike, the.seed, "requests")
+    return {
+        "workload_prompt_tokens": the.workload.prompt_tokens,
+        "workload_output_tokens": the.workload.output_tokens,
+        "request_batch_size": request["batch_size"],
+        "baseline_joules_per_request": request["baseline_value"],
+        "joules_per_request": request["value"],
+        "request_change": request["estimate"],
+        "request_change_low": request["low"],
+        "request_change_high": request["high"],
+        "baseline_cpu_seconds_per_request": cpu[0],  # type: ignore[index]
+        "cpu_seconds_per_request": cpu[1],  # type: ignore[index]
+        "request_verdict": request["verdict"],
+        "request_text": request["text"],
+        "payback_requests": result.tokens if result else None,
+        "payback_requests_low": result.tokens_low if result else None,
+        "payback_requests_high": result.tokens_high if result else None,
+        "payback_requests_text": text,
+    }
+
+
+def _payback_of(
+    finding: Mapping[str, object], costs: list[float], unlike: str | None, seed: int, unit: str
+) -> tuple[Payback | None, str]:
+    """The payback of one energy finding, or None with the reason it has none."""
+    if unlike is not None:
+        return None, f"not comparable: {unlike}"
+    base = finding["baseline_value"]
+    if not (
+        all(finite(finding[k]) for k in ("estimate", "low", "high"))
+        and finite(base)
+        and float(base) > 0  # type: ignore[arg-type]
+    ):
+        return None, f"unknown: {finding['text']}"
+    change = Interval(
+        median=float(finding["estimate"]),  # type: ignore[arg-type]
+        low=float(finding["low"]),  # type: ignore[arg-type]
+        high=float(finding["high"]),  # type: ignore[arg-type]
+        count=int(finding["count"] or 0),  # type: ignore[call-overload]
+    )
+    rounds = [v for v in finding.get(findings_view.BASELINE_ROUNDS) or [] if finite(v)]  # type: ignore[attr-defined]
+    baseline = stats.interval(rounds) if rounds else None
+    result = payback(
+        costs or [0.0],
+        float(base),  # type: ignore[arg-type]
+        change,
+        baseline=baseline,
+        seed=seed,
+        unit=unit,
+    )
+    return result, result.describe()
+
+
+def _draw_costs(costs: pd.DataFrame, cost: pd.Series) -> pd.DataFrame:
+    """The cost rows of every pruning draw of a checkpoint's point (the latest per seed)."""
+    point = cost.get("draw_point")
+    if findings.missing(point) or "draw_point" not in costs.columns:
+        return cost.to_frame().T
+    same = costs[(costs["draw_point"] == point) & (costs["pruned_in"] == cost.get("pruned_in"))]
+    same = same.drop_duplicates("pruning_seed", keep="last")
+    return same if len(same) else cost.to_frame().T
+
+
+def _mean(frame: pd.DataFrame, column: str) -> float:
+    return float(sum(_number(v) for v in frame[column]) / max(len(frame), 1))
+
+
+def _number(value: object) -> float:
+    return float(value) if finite(value) else 0.0  # type: ignore[arg-type]
 
 
 def _text(value: object) -> str:

@@ -72,7 +72,7 @@ _CONFIGURATION = """
     {p}parameters_before, {p}parameters_after, {p}parameters_removed, {p}macs_after,
     {p}bytes_in_memory, {p}method_family, {p}pruning_method, {p}recovered,
     {p}parent_checkpoint_id, {p}is_baseline, {p}zeroed_share, {p}cpu_kernel,
-    {p}cpu_macs_skipped_share"""
+    {p}cpu_macs_skipped_share, {p}pruning_seed, {p}draw_of, {p}draws"""
 
 _BASE = f"""
 WITH prune_facts AS (
@@ -84,7 +84,9 @@ WITH prune_facts AS (
                 || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
         ) AS method_family,
         spec_method || CASE WHEN spec_recovery_rank IS NOT NULL THEN '+lora' ELSE '' END
-            AS pruning_method
+            AS pruning_method,
+        md5(CAST(struct_pack(*COLUMNS(lambda c: c LIKE 'spec\\_%' ESCAPE '\\'
+            AND c NOT IN ('spec_seed', 'spec_json'))) AS VARCHAR)) AS draw_point
     FROM prune_runs
 ),
 checkpoint_runs AS (
@@ -99,10 +101,17 @@ checkpoint_runs AS (
         result_parameters_after AS parameters_after, result_macs_after AS macs_after,
         result_bytes_in_memory AS bytes_in_memory, method_family, pruning_method, recovered,
         result_content_hash AS content_hash,
-        NULLIF(result_recovery_parent_content_hash, '') AS parent_content_hash, seq
+        NULLIF(result_recovery_parent_content_hash, '') AS parent_content_hash, seq,
+        experiment AS pruned_in, spec_seed AS pruning_seed, draw_point
     FROM prune_facts
     WHERE result_checkpoint_id <> ''
     QUALIFY row_number() OVER (PARTITION BY result_checkpoint_id ORDER BY seq DESC) = 1
+),
+point_draws AS (
+    SELECT pruned_in, draw_point, count(DISTINCT pruning_seed) AS draws,
+        arg_min(checkpoint_id, (pruning_seed, -seq)) AS draw_of
+    FROM checkpoint_runs
+    GROUP BY pruned_in, draw_point
 ),
 parents AS (
     SELECT content_hash, arg_max(checkpoint_id, seq) AS checkpoint_id
@@ -143,9 +152,10 @@ configuration_facts AS (
             AS pruning_method,
         COALESCE(c.recovered, false) AS recovered,
         parent.checkpoint_id AS parent_checkpoint_id,
-        c.seq AS pruned_seq
+        c.seq AS pruned_seq, c.pruning_seed, pd.draw_of, pd.draws
     FROM measured s
     LEFT JOIN checkpoint_runs c ON c.checkpoint_id = s.checkpoint_id
+    LEFT JOIN point_draws pd ON pd.pruned_in = c.pruned_in AND pd.draw_point = c.draw_point
     LEFT JOIN parents parent ON parent.content_hash = c.parent_content_hash
     LEFT JOIN models bm ON bm.model = s.model
     WHERE ($experiment = '' OR s.experiment = $experiment) AND ($model = '' OR s.model = $model)
@@ -444,7 +454,8 @@ SELECT result_checkpoint_id AS checkpoint_id,
     result_energy_net_joules_median AS pruning_joules,
     result_recovery_energy_net_joules_median AS recovery_joules, recovered,
     result_energy_energy_method AS pruning_method,
-    result_recovery_energy_energy_method AS recovery_method
+    result_recovery_energy_energy_method AS recovery_method,
+    experiment AS pruned_in, draw_point, spec_seed AS pruning_seed
 FROM prune_facts
 WHERE result_checkpoint_id <> ''
     AND ($experiment = '' OR experiment = $experiment)
@@ -455,21 +466,30 @@ ORDER BY seq
 _ANALYSIS = """
 WITH recorded AS (
     SELECT experiment, create_time, spec_analysis_accuracy_points AS accuracy_points,
-        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment
+        spec_analysis_energy_relative AS energy_relative, spec_analysis_adjustment AS adjustment,
+        spec_seed AS seed, spec_analysis_workload_prompt_tokens AS prompt_tokens,
+        spec_analysis_workload_output_tokens AS output_tokens,
+        spec_analysis_workload_batch_size AS workload_batch_size
     FROM eval_runs
     UNION ALL
     SELECT experiment, create_time, spec_analysis_accuracy_points,
-        spec_analysis_energy_relative, spec_analysis_adjustment
+        spec_analysis_energy_relative, spec_analysis_adjustment, spec_seed,
+        spec_analysis_workload_prompt_tokens, spec_analysis_workload_output_tokens,
+        spec_analysis_workload_batch_size
     FROM profile_runs
 )
 SELECT experiment, arg_max(accuracy_points, create_time) AS accuracy_points,
     arg_max(energy_relative, create_time) AS energy_relative,
-    arg_max(adjustment, create_time) AS adjustment
+    arg_max(adjustment, create_time) AS adjustment, arg_max(seed, create_time) AS seed,
+    arg_max(prompt_tokens, create_time) AS prompt_tokens,
+    arg_max(output_tokens, create_time) AS output_tokens,
+    arg_max(workload_batch_size, create_time) AS workload_batch_size
 FROM recorded
 WHERE ($experiment = '' OR experiment = $experiment) AND accuracy_points IS NOT NULL
 GROUP BY experiment
 """
-"""Each experiment's margins and adjustment (``EvalSpec.analysis``) of its latest run."""
+"""Each experiment's margins, adjustment, workload (``EvalSpec.analysis``) and seed of its
+latest run."""
 
 
 def in_range(frame: pd.DataFrame) -> pd.DataFrame:
@@ -517,6 +537,7 @@ COMPUTED_VIEWS: Mapping[str, ComputedView] = {
     "profile": ComputedView({"windows": _PROFILE_WINDOWS}, profiles.profile_table),
     "findings": ComputedView({**_MEASURED, "windows": _PROFILE_WINDOWS}, findings_table),
     "payback": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_table),
+    "payback_windows": ComputedView({**_MEASURED, **_PROFILED}, profiles.payback_windows_table),
     "method_comparison": ComputedView(
         {**_MEASURED, "windows": _PROFILE_WINDOWS}, comparisons.method_comparison_table
     ),
@@ -578,8 +599,9 @@ VIEW_DOCS: Mapping[str, str] = {
     "configurations": "One row per configuration (a checkpoint of a model in an experiment, or "
     "the base model measured directly) and task it was evaluated on (task NULL when it was only "
     "pruned or profiled): target ratio, the shares of prunable and of all parameters removed, "
-    "method family, lineage, whether it is its model's baseline, and the task's headline "
-    "metric.",
+    "method family, lineage, whether it is its model's baseline, the task's headline "
+    "metric, and its pruning draw: pruning_seed, draw_of (the checkpoint of the first draw of "
+    "its point) and draws (the point's draws, pruning.seeds).",
     "profile": "One row per experiment, model, checkpoint, phase (prefill, decode) and batch "
     "size of the energy profiles: J/token (net joules over tokens), tokens/s and latency per "
     "batch, each a median over rounds with its interval; the target ratio (share of prunable "
@@ -596,7 +618,12 @@ VIEW_DOCS: Mapping[str, str] = {
     "'primary' (energy at the largest prefill batch and each task's headline accuracy) and "
     "'secondary' (the rest); p_difference and p_equivalence are the unadjusted tests; text is "
     "the ready description ('lower: −23.4% [...]', 'no paired data' for runs without "
-    "per-document scores); energy rows carry their energy_method and estimated.",
+    "per-document scores); energy rows carry their energy_method and estimated. With a declared "
+    "request mix (workload), phase 'request' rows give J/request (prefill J/token x prompt + "
+    "decode J/token x output tokens, paired by round; secondary family). The pruning draws of "
+    "a point (pruning.seeds) are one accuracy row on the first draw's checkpoint: the draws' "
+    "mean, its interval over documents and draws (two-stage bootstrap), draws and the range "
+    "of the draws' values (draw_low, draw_high).",
     "payback": "One row per compressed checkpoint with an energy profile: the pruning's and "
     "the recovery fine-tuning's net joules, the J/token saved against the baseline (paired "
     "change in the prefill phase at the largest profiled batch size) and the inference tokens "
@@ -604,7 +631,15 @@ VIEW_DOCS: Mapping[str, str] = {
     "never)' when the saving's interval reaches 0 (open_ended), 'never' only when the saving is "
     "measurably not above 0, 'not comparable' when cost and saving were measured differently "
     "(energy_method of the saving, cost_energy_method of the costs, estimated); the energy "
-    "change's verdict and family come from the findings view.",
+    "change's verdict and family come from the findings view. The interval propagates the "
+    "change's, the baseline J/token's and the cost's (the mean and spread of the point's "
+    "pruning draws, cost_draws) by Monte Carlo seeded with the experiment's seed "
+    "(interval_method); with a workload, J and CPU-s per request, the request change's verdict "
+    "and the payback in requests.",
+    "payback_windows": "The payback view in every profiled phase and batch size (one row per "
+    "compressed checkpoint, phase and batch size): the saving per token of that window against "
+    "the same cost, with the same propagated interval, verdict and family; without the request "
+    "mix.",
     "method_comparison": "One row per pair of compression methods of equal size (the same "
     "target ratio of a model: width vs depth vs width+int8) and per profile phase and batch "
     "size (J/token, paired by round) or per task (accuracy, paired by document): b against a, "

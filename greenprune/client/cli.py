@@ -407,6 +407,7 @@ def _tables(client: Client, experiment: str) -> list[Table]:
         client.results("method_comparison", experiment=experiment),
         client.results("payback", experiment=experiment),
         experiment,
+        client.results("payback_windows", experiment=experiment),
     )
 
 

@@ -1,10 +1,14 @@
 """The plan of an experiment: its prune and eval steps, each keyed by a hash of its inputs.
 
 The plan is deterministic before anything runs: every step's ``request_id`` is a hash of its
-inputs. A prune step (one per model and ratio; ratio 0 writes an unpruned copy) hashes the
-experiment name, the model, the pruning settings, the ratio and the seed. An eval step (one per
-prune step and task) hashes its prune step's request_id, the task and the eval settings. The
-EvalService records each task of a job as an eval run ``{job request_id}/{task}``.
+inputs. A prune step (one per model, ratio and calibration draw; ratio 0 writes an unpruned
+copy) hashes the experiment name, the model, the pruning settings, the ratio and the seed: with
+``pruning.seeds: N`` a pruned point has N steps, draw k seeded ``seed + k`` (draw 0 is the
+step a single seed plans, with the same id). The energy profile measures draw 0 of each point
+(the draws share the architecture; their energy differs by the noise the profile measures).
+An eval step (one per prune step and task) hashes its prune step's request_id, the task and
+the eval settings. The EvalService records each task of a
+job as an eval run ``{job request_id}/{task}``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ class PruneStep:
         ratio: The target ratio; 0 writes an unpruned copy.
         spec: The PruneSpec to send.
         variant: The compression variant (``width``, ``depth``, ``int8``, ``width+int8``, ...).
+        draw: The calibration draw of the point (``pruning.seeds``); 0 is the first.
     """
 
     request_id: str
@@ -61,6 +66,7 @@ class PruneStep:
     ratio: float
     spec: pruning_pb2.PruneSpec = field(compare=False, repr=False)
     variant: str = "width"
+    draw: int = 0
 
     @property
     def recovered(self) -> bool:
@@ -78,6 +84,7 @@ class PruneStep:
         parts = [] if self.variant == "width" else [self.variant]
         parts += ["LoRA-recovered"] if self.recovered else []
         parts += ["distilled"] if self.distilled else []
+        parts += [f"draw {self.draw + 1}, seed {self.spec.seed}"] if self.draw else []
         suffix = f" ({', '.join(parts)})" if parts else ""
         return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
 
@@ -111,7 +118,8 @@ class EvalStep:
     @property
     def label(self) -> str:
         """A short human name of the step."""
-        return f"eval {self.prune.model} @ {self.prune.ratio:.2f} on {self.task}"
+        draw = f" (draw {self.prune.draw + 1})" if self.prune.draw else ""
+        return f"eval {self.prune.model} @ {self.prune.ratio:.2f}{draw} on {self.task}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ def pruning_inputs(experiment: Experiment, variant: str = "width") -> dict[str, 
     Settings only some variants use count for those alone, so that plain width pruning keeps
     the request ids it had before variants existed.
     """
-    pruning = experiment.pruning.model_dump(exclude={"ratios", "variants"})
+    pruning = experiment.pruning.model_dump(exclude={"ratios", "variants", "seeds"})
     parts = variant_parts(variant)
     for name, used in _VARIANT_SETTINGS.items():
         if not used(parts.structure, parts.quantization):
@@ -194,7 +202,8 @@ def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
     """The prune steps of one model: every variant at every ratio, duplicates once.
 
     Quantization alone is planned once (unpruned); ratio 0 of any pruning variant is the
-    baseline, or the variant's quantization of it.
+    baseline, or the variant's quantization of it. A point that prunes or zeroes weights by a
+    score is planned once per calibration draw (``pruning.seeds``); the others draw nothing.
     """
     steps: dict[str, PruneStep] = {}
     for variant in experiment.pruning.variants:
@@ -207,16 +216,37 @@ def _variant_steps(experiment: Experiment, model: str) -> list[PruneStep]:
             if ratio == 0:
                 same = _at_ratio_zero(parts)
                 ratio = _once_ratio(variant_parts(same))
-            inputs = pruning_inputs(experiment, same)
-            if ratio == 0 and same != "width":
-                inputs["pruning"].pop("method")  # nothing is scored
-            rid = request_id(
-                "prune",
-                {"experiment": experiment.name, "model": model, "ratio": float(ratio), **inputs},
-            )
-            spec = _prune_spec(experiment, model, ratio, same)
-            steps.setdefault(rid, PruneStep(rid, model, float(ratio), spec, same))
+            draws = experiment.pruning.seeds if _draws_calibration(ratio, same) else 1
+            for draw in range(draws):
+                inputs = pruning_inputs(experiment, same)
+                inputs["seed"] = experiment.seed + draw
+                if ratio == 0 and same != "width":
+                    inputs["pruning"].pop("method")  # nothing is scored
+                rid = request_id(
+                    "prune",
+                    {
+                        "experiment": experiment.name,
+                        "model": model,
+                        "ratio": float(ratio),
+                        **inputs,
+                    },
+                )
+                spec = _prune_spec(experiment, model, ratio, same)
+                spec.seed = experiment.seed + draw
+                steps.setdefault(rid, PruneStep(rid, model, float(ratio), spec, same, draw))
     return list(steps.values())
+
+
+def _draws_calibration(ratio: float, variant: str) -> bool:
+    """Whether a point's checkpoint depends on a calibration draw (else one step suffices).
+
+    Ratio 0 removes and zeroes nothing; 2:4 sparsity and quantization alone are drawn only
+    when they score weights on calibration text (sparsity other than magnitude).
+    """
+    parts = variant_parts(variant)
+    if parts.structure != "none" and ratio > 0:
+        return True
+    return parts.sparsity not in ("none", "magnitude")
 
 
 def _once_ratio(parts: VariantParts) -> float:
@@ -258,7 +288,7 @@ def _with_recovery(experiment: Experiment, steps: list[PruneStep]) -> list[Prune
             spec.CopyFrom(step.spec)
             spec.recovery.CopyFrom(json_format.ParseDict(fields, pruning_pb2.RecoverySpec()))
             rid = request_id("prune", {"pruned": step.request_id, "recovery": chosen})
-            recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant))
+            recovered.append(PruneStep(rid, step.model, step.ratio, spec, step.variant, step.draw))
     return [*steps, *recovered]
 
 
@@ -295,7 +325,7 @@ def plan_experiment(loaded: LoadedExperiment) -> Plan:
             # The baseline first: the lowest ratio (ratio 0 when the file lists it), then every
             # variant's checkpoint (unquantized before quantized at equal ratios).
             prunes = sorted(
-                (s for s in prune_steps if s.model == model),
+                (s for s in prune_steps if s.model == model and s.draw == 0),
                 key=lambda s: (s.ratio, not s.is_baseline),
             )
             inputs = {
@@ -329,7 +359,7 @@ def _prune_spec(
     for 2:4); enum fields are spelled as in the file
     (``block-influence``) and become their proto names here.
     """
-    values = experiment.pruning.model_dump(exclude={"ratios", "variants"})
+    values = experiment.pruning.model_dump(exclude={"ratios", "variants", "seeds"})
     values["method"] = pruning_pb2.PruningMethod.Name(method_value(values["method"]))
     parts = variant_parts(variant)
     values.update(structure="width" if parts.structure == "none" else parts.structure)
@@ -348,12 +378,15 @@ def _prune_spec(
 
 
 def analysis(experiment: Experiment) -> dict[str, Any]:
-    """The file's margins as an ``Analysis`` (recorded with every run, not part of step ids).
+    """The file's margins and workload as an ``Analysis`` (recorded with every run).
 
-    Changing the margins re-judges the recorded runs once a run of the experiment is recorded
-    with them; it never repeats an evaluation.
+    Neither is part of a step's id. Changing them re-judges the recorded runs once a run of
+    the experiment is recorded with them; it never repeats an evaluation.
     """
-    return experiment.margins.model_dump()
+    values = experiment.margins.model_dump()
+    if experiment.workload is not None:
+        values["workload"] = experiment.workload.model_dump()
+    return values
 
 
 def _eval_spec(experiment: Experiment, task: str) -> eval_pb2.EvalSpec:

@@ -330,7 +330,7 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
                 findings.ratio_text(record["ratio"], record["parameters_removed"]),
             ),
             str(record["checkpoint_id"] or "")[:16],
-            str(record["phase"]),
+            "request mix (J/request)" if record["phase"] == "request" else str(record["phase"]),
             str(int(record["batch_size"])),
             _fmt(record["baseline_value"], ".3g"),
             _fmt(record["value"], ".3g"),
@@ -340,7 +340,14 @@ def energy_findings_table(frame: Any, title: str = "") -> Table | None:
         )
     table.caption = (
         "Steady-state windows measured in interleaved rounds (each round visits every "
-        "checkpoint once, in a shuffled order); verdicts: "
+        "checkpoint once, in a shuffled order); "
+        + (
+            "a request-mix row prices the declared workload (prefill J/token x prompt + decode "
+            "J/token x output tokens, per round); "
+            if (rows["phase"] == "request").any()
+            else ""
+        )
+        + "verdicts: "
         + findings.VERDICT_NOTE
         + " "
         + findings.families_text(
@@ -386,6 +393,7 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
         "recovery J",
         "saved J/token [95%]",
         "payback (inference tokens) [95%]",
+        *(_REQUEST_COLUMNS if _has_workload(frame) else ()),
     ):
         table.add_column(name, justify="left" if name == "model" else "right")
     ordered = frame.sort_values(["model", "ratio", "recovered"], kind="stable")
@@ -406,14 +414,49 @@ def payback_table(frame: Any, title: str = "") -> Table | None:
             _fmt(record["recovery_joules"], ".3g") if record["recovered"] else "-",
             saving,
             str(record["text"]),
+            *(_request_cells(record) if _has_workload(frame) else ()),
         )
     table.caption = (
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline, in the "
-        f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval comes "
-        "from the paired J/token change; \u2265 N tokens (possibly never) when the saving's "
-        "interval reaches 0, never only when the saving is measurably not above 0. "
+        f"profile's {findings.PROFILE_PHASE} phase at its largest batch size; the interval "
+        "propagates the paired J/token change's, the baseline J/token's and the cost's (the "
+        "spread of the pruning draws, when a point has several; one draw is one measurement) "
+        "by Monte Carlo with the experiment's seed; \u2265 N tokens (possibly never) when the "
+        "saving's interval reaches 0, never only when the saving is measurably not above 0. "
         "Costs cover the pruning and tuning work (not loading or saving), measured as the "
-        "saving is, net of idle.\n" + describe_method(list(frame.get("energy_method", [])))
+        "saving is, net of idle."
+        + _workload_caption(frame)
+        + "\n"
+        + describe_method(list(frame.get("energy_method", [])))
+    )
+    return table
+
+
+def payback_windows_table(frame: Any, title: str = "") -> Table | None:
+    """The payback in every profiled phase and batch size (the ``payback_windows`` view).
+
+    Returns:
+        The table, or None when the view is empty.
+    """
+    if frame is None or not len(frame):
+        return None
+    table = Table(title=title or None, header_style="bold")
+    for name in ("model", "ratio", "recovered", "phase", "batch", "payback [95%]", "verdict"):
+        table.add_column(name, justify="left" if name in ("model", "phase") else "right")
+    ordered = frame.sort_values(["model", "ratio", "recovered", "phase", "batch_size"])
+    for record in ordered.to_dict("records"):
+        table.add_row(
+            str(record["model"]),
+            _with_method(record.get("method_family"), _fmt(record["ratio"], ".2f")),
+            _recovery(record.get("method_family"), record["recovered"]) or "no",
+            str(record["phase"]),
+            str(int(record["batch_size"])),
+            str(record["text"]),
+            str(record.get("verdict") or "-"),
+        )
+    table.caption = (
+        "The same cost over the J/token saved in each phase and batch size (the headline table "
+        f"above: {findings.PROFILE_PHASE} at the largest batch); interval and bounds as there."
     )
     return table
 
@@ -507,6 +550,7 @@ def report_tables(
     methods: Any,
     payback: Any,
     experiment: str = "",
+    payback_windows: Any = None,
 ) -> list[Table]:
     """Every table of ``greenprune report``, in order, as the terminal and the HTML show them.
 
@@ -516,6 +560,7 @@ def report_tables(
         methods: The ``method_comparison`` view.
         payback: The ``payback`` view.
         experiment: The experiment, for the titles.
+        payback_windows: The ``payback_windows`` view: payback per phase and batch size.
     """
     name = f"{experiment} " if experiment else ""
     tables = [results_table(rows, title=experiment)]
@@ -523,10 +568,42 @@ def report_tables(
         energy_findings_table(found, title=f"{name}energy profile"),
         method_comparison_table(methods, title=f"{name}compression methods of equal size"),
         payback_table(payback, title=f"{name}payback"),
+        payback_windows_table(payback_windows, title=f"{name}payback per phase and batch size"),
     ):
         if table is not None:
             tables.append(table)
     return tables
+
+
+_REQUEST_COLUMNS = ("J/request", "\u0394 J/request [95%]", "payback (requests) [95%]")
+"""The payback table's columns of the declared request mix."""
+
+
+def _has_workload(frame: Any) -> bool:
+    column = frame.get("workload_prompt_tokens")
+    return column is not None and bool(column.notna().any())
+
+
+def _request_cells(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A checkpoint's J/request, its change (verdict and interval) and payback in requests."""
+    if not findings.finite(record.get("joules_per_request")):
+        return "-", "-", "-"
+    cpu = record.get("cpu_seconds_per_request")
+    energy = _fmt(record["joules_per_request"], ".3g")
+    if findings.finite(cpu):
+        energy += f" ({cpu:.3g} CPU-s)"
+    return energy, str(record["request_text"]), str(record["payback_requests_text"])
+
+
+def _workload_caption(frame: Any) -> str:
+    if not _has_workload(frame):
+        return ""
+    first = frame[frame["workload_prompt_tokens"].notna()].iloc[0]
+    return (
+        f" Request mix: {int(first['workload_prompt_tokens'])} prompt + "
+        f"{int(first['workload_output_tokens'])} output tokens = prefill J/token x prompt + "
+        f"decode J/token x output at batch {int(first['request_batch_size'])}, paired by round."
+    )
 
 
 def print_rows(

@@ -51,6 +51,7 @@ from greenprune.core.limits import (
     PROFILE_THREADS,
     PRUNE_SPEC,
     PRUNING_METHODS,
+    PRUNING_SEEDS,
     QUANTIZATIONS,
     RECOVERY_LOSSES,
     RECOVERY_SOURCE_DEFAULT,
@@ -238,6 +239,7 @@ class Pruning(_Strict):
     depth_criterion: Literal[DEPTH_CRITERIA] = DEPTH_CRITERIA[0]
     depth_share: float = _bounded(PRUNE_SPEC["depth_share"])
     quantization_group_size: int = _bounded(PRUNE_SPEC["quantization_group_size"])
+    seeds: int = _bounded(PRUNING_SEEDS)
 
     @field_validator("ratios")
     @classmethod
@@ -416,6 +418,19 @@ class Margins(_Strict):
     adjustment: Literal[ADJUSTMENTS] = ADJUSTMENTS[0]  # type: ignore[valid-type]
 
 
+class Workload(_Strict):
+    """A declared request mix: the results price each request with the profile's J/token.
+
+    Energy per request = prefill J/token x ``prompt_tokens`` + decode J/token x
+    ``output_tokens``, at ``batch_size`` (0: the largest batch size profiled in both phases);
+    the payback is then also given in requests.
+    """
+
+    prompt_tokens: int = Field(**ANALYSIS_SPEC["analysis.workload.prompt_tokens"].pydantic_bounds())
+    output_tokens: int = _bounded(ANALYSIS_SPEC["analysis.workload.output_tokens"])
+    batch_size: int = _bounded(ANALYSIS_SPEC["analysis.workload.batch_size"])
+
+
 class Experiment(_Strict):
     """One experiment: every model at every ratio, evaluated on every task."""
 
@@ -427,6 +442,7 @@ class Experiment(_Strict):
     services: Services = Field(default_factory=Services)
     recovery: Recovery = Field(default_factory=Recovery)
     margins: Margins = Field(default_factory=Margins)
+    workload: Workload | None = None
     seed: int = _bounded(PRUNE_SPEC["seed"])
 
     @field_validator("name")

@@ -218,9 +218,16 @@ then, since a precision of 0 asks for exactly ``profile.rounds`` rounds."""
 ANALYSIS_SPEC: Mapping[str, Limit] = {
     "analysis.accuracy_points": Limit(0.01, 50.0, 1.0),
     "analysis.energy_relative": Limit(0.001, 0.5, 0.03),
+    "analysis.workload.prompt_tokens": Limit(1, 1_000_000),
+    "analysis.workload.output_tokens": Limit(0, 1_000_000, 0),
+    "analysis.workload.batch_size": Limit(0, 1024, 0),
 }
 """Bounds and defaults of the equivalence margins (``margins:`` in the experiment file,
-``EvalSpec.analysis``): accuracy in points, energy as a relative change."""
+``EvalSpec.analysis``): accuracy in points, energy as a relative change; and of the declared
+request mix (``workload:``; batch size 0: the largest profiled in both phases)."""
+
+PRUNING_SEEDS = Limit(1, 16, 1)
+"""``pruning.seeds``: the calibration draws each point is pruned with (one prune step each)."""
 
 ADJUSTMENTS: tuple[str, ...] = ("holm", "bh", "none")
 """Adjustments of a family's verdicts (``margins.adjustment``); the first is the default."""

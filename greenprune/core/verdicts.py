@@ -257,6 +257,71 @@ def scores_test(baseline: Sequence[float], other: Sequence[float], margin: float
     return Test(interval, p_diff, p_equiv, margin)
 
 
+BOOTSTRAP_RESAMPLES = 2000
+"""The resamples of the two-stage bootstrap over pruning draws and documents."""
+
+
+def draws_test(
+    baseline: Sequence[float],
+    draws: Sequence[Sequence[float]],
+    margin: float,
+    seed: int = 0,
+) -> Test:
+    """The difference ``draw - baseline`` of per-document scores over several pruning draws.
+
+    Each draw is a checkpoint pruned with another calibration draw (``pruning.seeds``), scored
+    on the same documents as the baseline. With one draw this is :func:`scores_test`. With
+    more, the estimate is the mean over draws of the paired difference, and the interval covers
+    both the documents and the draws: a two-stage bootstrap (draws resampled, then documents,
+    the same documents for the baseline and every draw so that the pairing stays), seeded with
+    ``seed``, percentile bounds, joined with the mean of the draws' own document intervals (so
+    that draws that agree on every document never give [0, 0]). The p-values are the normal
+    tests read from that interval (difference from 0; two one-sided tests at ``± margin``).
+
+    Raises:
+        ValueError: On no draw, unequal lengths or values that are not finite.
+    """
+    if not draws:
+        raise ValueError("draws_test() needs at least one draw")
+    if len(draws) == 1:
+        return scores_test(baseline, draws[0], margin)
+    singles = [scores_test(baseline, draw, margin) for draw in draws]
+    base = np.asarray(baseline, dtype="float64")
+    n = int(base.size)
+    diffs = np.asarray(draws, dtype="float64") - base
+    estimate = float(diffs.mean()) if n else math.nan
+    if n < MIN_ROUNDS:
+        return _untestable(estimate, n, "too-few-documents", margin)
+    rng = np.random.default_rng(seed)
+    count = len(draws)
+    chosen_draws = rng.multinomial(count, [1.0 / count] * count, size=BOOTSTRAP_RESAMPLES)
+    chosen_docs = rng.multinomial(n, [1.0 / n] * n, size=BOOTSTRAP_RESAMPLES)
+    per_draw = diffs @ chosen_docs.T / n  # (draws, resamples): each draw's mean difference
+    resampled = (chosen_draws.T * per_draw).sum(axis=0) / count
+    tail = (1.0 - CONFIDENCE) / 2.0
+    boot_low, boot_high = (float(v) for v in np.quantile(resampled, [tail, 1.0 - tail]))
+    low = min(boot_low, float(np.mean([t.interval.low for t in singles])), estimate)
+    high = max(boot_high, float(np.mean([t.interval.high for t in singles])), estimate)
+    interval = Interval(
+        median=estimate,
+        low=low,
+        high=high,
+        count=n,
+        method=f"two-stage-bootstrap-{count}-draws",
+    )
+    z = float(sps.norm.ppf(0.5 + CONFIDENCE / 2.0))
+    below, above = (estimate - low) / z, (high - estimate) / z
+    if below <= 0 or above <= 0:
+        return Test(
+            interval, 0.0 if estimate else 1.0, 0.0 if abs(estimate) < margin else 1.0, margin
+        )
+    toward_zero = below if estimate > 0 else above
+    p_diff = float(2.0 * sps.norm.sf(abs(estimate) / toward_zero))
+    p_low = float(sps.norm.sf((estimate + margin) / below))
+    p_high = float(sps.norm.cdf((estimate - margin) / above))
+    return Test(interval, p_diff, max(p_low, p_high), margin)
+
+
 def adjust(p_values: Sequence[float], adjustment: str = DEFAULT_ADJUSTMENT) -> list[float]:
     """The p-values of one family adjusted with ``adjustment`` (a key of :data:`ADJUSTMENTS`).
 

@@ -153,22 +153,54 @@ else:
         outcome = f"repaid after {row['text']}"
         if row["never"] is True or not row.get("comparable", True) or pd.isna(row["never"]):
             outcome = "never repaid" if row["never"] is True else str(row["text"])
+        request = ""
+        if pd.notna(row.get("joules_per_request")):
+            request = (
+                f"; per request {row['joules_per_request']:.3g} J, {row['request_text']}, "
+                f"repaid after {row['payback_requests_text']}"
+            )
+        draws = int(row["cost_draws"]) if pd.notna(row.get("cost_draws")) else 1
+        spent = f"{row['cost_joules']:.3g} J spent" + (
+            f" (mean of {draws} pruning draws)" if draws > 1 else ""
+        )
         st.markdown(
-            f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: "
-            f"{row['cost_joules']:.3g} J spent, {outcome}"
-            + f" (batch {int(row['batch_size'])}, {row['phase']})"
+            f"**{row['model']}** at ratio {row['ratio']:.2f}{recovered}: {spent}, {outcome}"
+            + f" (batch {int(row['batch_size'])}, {row['phase']}){request}"
+        )
+    mixes = payback.dropna(subset=["workload_prompt_tokens"]) if len(payback) else payback
+    mix = ""
+    if len(mixes):
+        first = mixes.iloc[0]
+        mix = (
+            f"Request mix: {int(first['workload_prompt_tokens'])} prompt + "
+            f"{int(first['workload_output_tokens'])} output tokens, priced with the prefill and "
+            f"decode J/token at batch {int(first['request_batch_size'])}. "
         )
     st.caption(
         "Payback: (pruning + recovery net joules) / J/token saved against the baseline "
-        "(the profile's paired change at its largest batch); the interval follows the change's "
-        "interval; \u2265 N tokens (possibly never) when the saving's interval reaches 0, never "
-        "only when the saving is measurably not above 0. Energy verdict: "
+        "(the profile's paired change at its largest batch); the interval propagates the "
+        "change's, the baseline J/token's and the cost's (the pruning draws' spread) by Monte "
+        "Carlo with the experiment's seed; \u2265 N tokens (possibly never) when the saving's "
+        "interval reaches 0, never only when the saving is measurably not above 0. "
+        + mix
+        + "Energy verdict: "
         + findings.families_text(
             zip(payback["family"], payback["family_size"], payback["adjustment"], strict=True)
         )
         + ". "
         + describe_method(list(payback.get("energy_method", [])))
     )
+
+    windows = data.query_view("payback_windows", view_filter)
+    if not windows.empty:
+        with st.expander("Payback in every phase and batch size"):
+            st.dataframe(
+                windows[
+                    ["model", "ratio", "recovered", "phase", "batch_size", "text", "verdict"]
+                ].sort_values(["model", "ratio", "recovered", "phase", "batch_size"]),
+                hide_index=True,
+                column_config={"text": "payback [95%]"},
+            )
 
 st.subheader("Experiments")
 st.dataframe(experiments, hide_index=True)

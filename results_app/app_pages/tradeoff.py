@@ -57,5 +57,28 @@ else:
             "energy change from the cheaper neighbour is equivalent or inconclusive, so those "
             "points may not really trade accuracy for energy.",
         )
+draws = frames.pruning_draws(points, data.query_view("configurations", view_filter))
+if not draws.empty:
+    st.subheader("Pruning draws")
+    found = data.query_view("findings", view_filter)
+    combined = found[(found["kind"] == "accuracy") & (found["draws"].fillna(1) > 1)]
+    st.dataframe(
+        combined[["model", "ratio", "task", "metric", "draws", "draw_low", "draw_high", "text"]],
+        hide_index=True,
+        column_config={
+            "ratio": st.column_config.NumberColumn(format="percent"),
+            "draw_low": st.column_config.NumberColumn("lowest draw", format="%.3f"),
+            "draw_high": st.column_config.NumberColumn("highest draw", format="%.3f"),
+            "text": "Δ accuracy against the baseline, over documents and draws",
+        },
+    )
+    ui.chart(charts.draws_chart(draws))
+    st.caption(
+        "Each point pruned with several calibration draws (pruning.seeds): one dot per draw "
+        "and task, the accuracy its checkpoint scored (task 'all': the mean over tasks). The "
+        "change against the baseline is the draws' mean, its interval covering the documents "
+        "and the draws (a two-stage bootstrap seeded with the experiment's seed); the energy "
+        "profile measures the first draw."
+    )
 ui.downloads("tradeoff")
 ui.downloads("pareto_front")

@@ -120,6 +120,7 @@ def test_the_html_holds_every_table_of_report_with_its_verdicts(
         f"{EXPERIMENT} energy profile",
         f"{EXPERIMENT} compression methods of equal size",
         f"{EXPERIMENT} payback",
+        f"{EXPERIMENT} payback per phase and batch size",
     ]
     for table in tables:
         _, rows = html_report.table_cells(table)

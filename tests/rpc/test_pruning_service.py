@@ -162,3 +162,39 @@ def test_cancel_and_restart_mid_job_leave_no_checkpoint(
             assert _checkpoint_entries(restarted) == []
     finally:
         restarted.stop()
+
+
+@pytest.mark.slow(minutes=1)
+def test_two_calibration_draws_are_two_checkpoints(
+    service_factory: Callable[..., ServerThread], tiny_llama_files: Path
+) -> None:
+    # pruning.seeds: the planner sends one job per draw, seeded seed + k; each is its own
+    # job, checkpoint and record, and a repeated request returns the draw's own job (resume).
+    results, pruning = _stack(service_factory, tiny_llama_files)
+    calibration = pruning_pb2.CalibrationSpec(samples=4, sequence_length=32)
+    with (
+        grpc.insecure_channel(pruning.address) as chan,
+        grpc.insecure_channel(results.address) as rchan,
+    ):
+        stub = pruning_pb2_grpc.PruningServiceStub(chan)
+        jobs = {}
+        for seed in (3, 4):
+            spec = _spec(calibration=calibration, seed=seed)
+            spec.method = pruning_pb2.PRUNING_METHOD_TAYLOR
+            request = pruning_pb2.CreatePruneJobRequest(
+                request_id=f"draw-{seed}", spec=spec, experiment="draws"
+            )
+            jobs[seed] = stub.CreatePruneJob(request, timeout=10).job.name
+            assert stub.CreatePruneJob(request, timeout=10).job.name == jobs[seed]
+        done = {seed: _wait(stub, name) for seed, name in jobs.items()}
+        for job in done.values():
+            assert job.status.state == jobs_pb2.JOB_STATE_SUCCEEDED, job.status.error.message
+        first, second = (done[seed].result for seed in (3, 4))
+        assert first.checkpoint_id != second.checkpoint_id
+        assert first.content_hash != second.content_hash  # other calibration text, other scores
+        store = results_pb2_grpc.ResultsServiceStub(rchan)
+        for seed in (3, 4):
+            run = store.GetPruneRun(
+                results_pb2.GetPruneRunRequest(request_id=f"draw-{seed}"), timeout=10
+            ).run
+            assert run.spec.seed == seed

@@ -43,14 +43,26 @@ class EvalSpec(_message.Message):
     def __init__(self, checkpoint_id: _Optional[str] = ..., model: _Optional[str] = ..., tasks: _Optional[_Iterable[str]] = ..., task_paths: _Optional[_Iterable[str]] = ..., num_fewshot: _Optional[int] = ..., limit: _Optional[int] = ..., batch_size: _Optional[int] = ..., device: _Optional[str] = ..., repeats: _Optional[int] = ..., warmup_batches: _Optional[int] = ..., idle_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., profile: _Optional[_Union[ProfileSpec, _Mapping]] = ..., task_sources: _Optional[_Iterable[str]] = ..., analysis: _Optional[_Union[Analysis, _Mapping]] = ...) -> None: ...
 
 class Analysis(_message.Message):
-    __slots__ = ("accuracy_points", "energy_relative", "adjustment")
+    __slots__ = ("accuracy_points", "energy_relative", "adjustment", "workload")
     ACCURACY_POINTS_FIELD_NUMBER: _ClassVar[int]
     ENERGY_RELATIVE_FIELD_NUMBER: _ClassVar[int]
     ADJUSTMENT_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_FIELD_NUMBER: _ClassVar[int]
     accuracy_points: float
     energy_relative: float
     adjustment: str
-    def __init__(self, accuracy_points: _Optional[float] = ..., energy_relative: _Optional[float] = ..., adjustment: _Optional[str] = ...) -> None: ...
+    workload: Workload
+    def __init__(self, accuracy_points: _Optional[float] = ..., energy_relative: _Optional[float] = ..., adjustment: _Optional[str] = ..., workload: _Optional[_Union[Workload, _Mapping]] = ...) -> None: ...
+
+class Workload(_message.Message):
+    __slots__ = ("prompt_tokens", "output_tokens", "batch_size")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    output_tokens: int
+    batch_size: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., batch_size: _Optional[int] = ...) -> None: ...
 
 class ProfileSpec(_message.Message):
     __slots__ = ("checkpoint_ids", "batch_sizes", "prefill_tokens", "decode_tokens", "rounds", "window_seconds", "precision", "max_rounds", "threads")

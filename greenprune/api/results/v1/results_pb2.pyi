@@ -32,6 +32,7 @@ class View(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VIEW_CONFIGURATIONS: _ClassVar[View]
     VIEW_TRADEOFF: _ClassVar[View]
     VIEW_COMPARISONS: _ClassVar[View]
+    VIEW_PAYBACK_WINDOWS: _ClassVar[View]
 
 class ExportFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -55,6 +56,7 @@ VIEW_METHOD_COMPARISON: View
 VIEW_CONFIGURATIONS: View
 VIEW_TRADEOFF: View
 VIEW_COMPARISONS: View
+VIEW_PAYBACK_WINDOWS: View
 EXPORT_FORMAT_UNSPECIFIED: ExportFormat
 EXPORT_FORMAT_CSV: ExportFormat
 EXPORT_FORMAT_PARQUET: ExportFormat
