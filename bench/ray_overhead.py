@@ -184,8 +184,11 @@ def _watch_until_done(watch: Callable[[], Any]) -> Any:
 # -- part 1: overhead ------------------------------------------------------------------------------
 
 
-def one_prune_and_eval(addresses: dict[str, str], tag: str) -> tuple[float, float]:
-    """Seconds from Create to SUCCEEDED of a prune job and of an eval job of its checkpoint."""
+def one_prune_and_eval(addresses: dict[str, str], tag: str) -> tuple[float, float | None]:
+    """Seconds from Create to SUCCEEDED of a prune job and of an eval job of its checkpoint.
+
+    The eval is left out (None) when the stack has no EvalService.
+    """
     import grpc
 
     from greenprune.api.common.v1 import jobs_pb2
@@ -194,7 +197,7 @@ def one_prune_and_eval(addresses: dict[str, str], tag: str) -> tuple[float, floa
 
     with (
         grpc.insecure_channel(addresses["pruning"]) as pchan,
-        grpc.insecure_channel(addresses["eval"]) as echan,
+        grpc.insecure_channel(addresses.get("eval", addresses["pruning"])) as echan,
     ):
         prune = pruning_pb2_grpc.PruningServiceStub(pchan)
         spec = pruning_pb2.PruneSpec(
@@ -214,6 +217,8 @@ def one_prune_and_eval(addresses: dict[str, str], tag: str) -> tuple[float, floa
         job = prune.GetPruneJob(pruning_pb2.GetPruneJobRequest(name=name), timeout=10).job
         if job.status.state != jobs_pb2.JOB_STATE_SUCCEEDED:
             raise RuntimeError(f"prune {tag} failed: {job.status.error.message}")
+        if "eval" not in addresses:
+            return prune_seconds, None
         evaluate = eval_pb2_grpc.EvalServiceStub(echan)
         espec = eval_pb2.EvalSpec(
             checkpoint_id=job.result.checkpoint_id,
@@ -238,15 +243,13 @@ def one_prune_and_eval(addresses: dict[str, str], tag: str) -> tuple[float, floa
         return prune_seconds, eval_seconds
 
 
-def overhead(trials: int) -> dict[str, Any]:
-    """Part 1; returns the medians and ratios."""
+def overhead(trials: int, kinds: tuple[str, ...] = ("pruning", "eval")) -> dict[str, Any]:
+    """Part 1; returns the medians and ratios (of the prune job alone without ``eval``)."""
     from greenprune.core.reference import ensure_reference_model
 
     ensure_reference_model()
-    kinds = ("pruning", "eval")
-    times: dict[str, dict[str, list[float]]] = {
-        b: {"prune": [], "eval": []} for b in ("local", "ray")
-    }
+    jobs = [{"pruning": "prune", "eval": "eval"}[kind] for kind in kinds]
+    times: dict[str, dict[str, list[float]]] = {b: {j: [] for j in jobs} for b in ("local", "ray")}
     with (
         tempfile.TemporaryDirectory(prefix="gp-ray-bench-") as tmp,
         local_ray(num_cpus=2, num_gpus=0) as address,
@@ -259,10 +262,11 @@ def overhead(trials: int) -> dict[str, Any]:
             for backend in order:
                 prune_s, eval_s = one_prune_and_eval(stacks[backend], f"{backend}-{trial}")
                 times[backend]["prune"].append(prune_s)
-                times[backend]["eval"].append(eval_s)
-                print(f"trial {trial} {backend}: prune {prune_s:.2f} s, eval {eval_s:.2f} s")
+                if eval_s is not None:
+                    times[backend]["eval"].append(eval_s)
+                print(f"trial {trial} {backend}: prune {prune_s:.2f} s, eval {eval_s} s")
     out: dict[str, Any] = {"trials": trials, "seconds": times}
-    for kind in ("prune", "eval"):
+    for kind in jobs:
         local_m = statistics.median(times["local"][kind])
         ray_m = statistics.median(times["ray"][kind])
         out[f"{kind}_median_local_s"] = round(local_m, 3)
@@ -416,9 +420,11 @@ def main() -> None:
     args = parse(parser, {"trials": 1, "steps": 24, "gpus": 4, "median": 0.2})
     figures, details = [], {}
     if args.part in ("overhead", "both"):
-        result = details["overhead"] = overhead(args.trials)
+        # Quick: the prune job alone (half the services); tests/rpc/test_ray.py runs evals on Ray.
+        kinds = ("pruning",) if args.quick else ("pruning", "eval")
+        result = details["overhead"] = overhead(args.trials, kinds)
         print(json.dumps(result, indent=2))
-        for kind in ("prune", "eval"):
+        for kind in [kind for kind in ("prune", "eval") if f"{kind}_ratio" in result]:
             figures.append(
                 Figure(f"ray: {kind} job, ray / local backend, medians", result[f"{kind}_ratio"],
                        OVERHEAD_TARGET)

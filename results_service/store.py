@@ -249,6 +249,7 @@ class ResultsStore:
         self._views = ViewCache()
         self._inputs = ViewCache()
         self._warm_wanted = threading.Event()
+        self._closing = threading.Event()
         self._warm_thread: threading.Thread | None = None
         if warm_views:
             self._warm_thread = threading.Thread(
@@ -283,14 +284,19 @@ class ResultsStore:
         self.close()
 
     def close(self) -> None:
-        """Closes the file; later calls raise FailedPreconditionError."""
+        """Closes the file; later calls raise FailedPreconditionError.
+
+        The view-warming thread stops first: DuckDB refuses to close a connection whose cursor
+        is still computing a view.
+        """
+        self._closing.set()
+        self._warm_wanted.set()
+        if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
+            self._warm_thread.join(timeout=WARM_JOIN_SECONDS)
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-        self._warm_wanted.set()
-        if self._warm_thread is not None and self._warm_thread is not threading.current_thread():
-            self._warm_thread.join(timeout=WARM_JOIN_SECONDS)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         if self._connection is None:
@@ -600,11 +606,11 @@ class ResultsStore:
         """Computes again, after each write, the unfiltered computed views read before it."""
         while True:
             self._warm_wanted.wait()
-            if self._connection is None:
+            if self._closing.is_set():
                 return
             time.sleep(WARM_DELAY_SECONDS)  # a burst of records is one warming
             self._warm_wanted.clear()
-            if self._connection is None:
+            if self._closing.is_set():
                 return  # closed while it slept: close() set the event this clear() took back
             wanted = [
                 key[0]
@@ -612,12 +618,12 @@ class ResultsStore:
                 if isinstance(key, tuple) and key[0] in COMPUTED_VIEWS and key[1] == ViewFilter()
             ]
             for view in wanted:
-                if self._warm_wanted.is_set() or self._connection is None:
+                if self._warm_wanted.is_set() or self._closing.is_set():
                     break  # written again (or closed) meanwhile: start over
                 try:
                     self.view_arrow(view)
                 except Exception:  # noqa: BLE001 - a reader computes it again and sees the error
-                    if self._connection is not None:
+                    if not self._closing.is_set():
                         log.exception("warming view %s failed", view)
 
     def _compute_view(self, view: str, view_filter: ViewFilter, generation: int) -> pa.Table:

@@ -246,12 +246,17 @@ def test_killing_the_eval_service_mid_sweep_fails_only_the_interrupted_step(
 def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Plan) -> None:
     before = len(stack.eval_jobs())
     runner = stack.start("run", str(stack.experiment), "--no-progress")
+    # The EvalService and its job process (one process group) are held stopped while the
+    # runner is interrupted: on a quiet machine the retried job can finish in under a second,
+    # and then there is nothing left running to leave alone.
+    service_group = stack.pid("eval")
     try:
         _wait_for(lambda: len(stack.eval_jobs()) > before, 120, "the retry to be submitted")
-        time.sleep(0.5)
+        os.killpg(service_group, signal.SIGSTOP)
         runner.send_signal(signal.SIGINT)
         out, err = runner.communicate(timeout=60)
     finally:
+        os.killpg(service_group, signal.SIGCONT)
         if runner.poll() is None:
             runner.kill()
             runner.wait()
