@@ -87,25 +87,10 @@ def energy_findings(windows: pd.DataFrame, analysis: Any) -> list[dict[str, obje
         for (phase, batch), window in run.groupby(["phase", "batch_size"], sort=True):
             for other in others.sort_values("checkpoint_id").to_dict("records"):
                 b, o = paired_rounds(window, base, key_of(other))
-                row: dict[str, object] = {
-                    "kind": "energy",
-                    **{name: other[name] for name in CONFIG},
-                    "ratio": other["ratio"],
-                    "parameters_removed": other["parameters_removed"],
-                    "method_family": other["method_family"],
-                    "phase": phase,
-                    "batch_size": batch,
-                    "task": None,
-                    "metric": "joules_per_token",
-                    "baseline_value": summary(b)[0],
-                    "value": summary(o)[0],
-                    "relative": True,
-                }
-                row.update(window_change(b, o, analysis(other["experiment"]).margins))
-                row.update(energy_measure(window))
-                row.update(_kernel_path(window, other))
-                row[BASELINE_ROUNDS] = [float(v) for v in b]
-                rows.append(row)
+                margins = analysis(other["experiment"]).margins
+                rows.append(
+                    _energy_row(other, phase, batch, "joules_per_token", (b, o), window, margins)
+                )
         workload = analysis(experiment).workload
         if workload is not None:
             rows += _request_findings(run, base, others, workload, analysis)
@@ -168,24 +153,10 @@ def _request_findings(
             for i in range(4)  # type: ignore[misc]
         )
         window = run[run["batch_size"] == batch]
-        row: dict[str, object] = {
-            "kind": "energy",
-            **{name: other[name] for name in CONFIG},
-            "ratio": other["ratio"],
-            "parameters_removed": other["parameters_removed"],
-            "method_family": other["method_family"],
-            "phase": REQUEST_PHASE,
-            "batch_size": batch,
-            "task": None,
-            "metric": "joules_per_request",
-            "baseline_value": summary(b)[0],
-            "value": summary(o)[0],
-            "relative": True,
-        }
-        row.update(window_change(b, o, analysis(other["experiment"]).margins))
-        row.update(energy_measure(window))
-        row.update(_kernel_path(window, other))
-        row[BASELINE_ROUNDS] = [float(v) for v in b]
+        margins = analysis(other["experiment"]).margins
+        row = _energy_row(
+            other, REQUEST_PHASE, batch, "joules_per_request", (b, o), window, margins
+        )
         row[CPU_SECONDS] = (summary(cpu_b)[0], summary(cpu_o)[0])
         rows.append(row)
     return rows
@@ -201,6 +172,38 @@ def _paired_cpu(window: pd.DataFrame, first: tuple, second: tuple) -> tuple[pd.S
         mine.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
         theirs.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
     )
+
+
+def _energy_row(
+    other: Mapping[str, Any],
+    phase: object,
+    batch: object,
+    metric: str,
+    paired: tuple[pd.Series, pd.Series],
+    window: pd.DataFrame,
+    margins: Any,
+) -> dict[str, object]:
+    """One energy finding: ``other`` against the baseline, paired by round (``paired``)."""
+    b, o = paired
+    row: dict[str, object] = {
+        "kind": "energy",
+        **{name: other[name] for name in CONFIG},
+        "ratio": other["ratio"],
+        "parameters_removed": other["parameters_removed"],
+        "method_family": other["method_family"],
+        "phase": phase,
+        "batch_size": batch,
+        "task": None,
+        "metric": metric,
+        "baseline_value": summary(b)[0],
+        "value": summary(o)[0],
+        "relative": True,
+    }
+    row.update(window_change(b, o, margins))
+    row.update(energy_measure(window))
+    row.update(_kernel_path(window, other))
+    row[BASELINE_ROUNDS] = [float(v) for v in b]
+    return row
 
 
 def _kernel_path(window: pd.DataFrame, other: Mapping[str, object]) -> dict[str, object]:
