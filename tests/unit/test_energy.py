@@ -158,13 +158,18 @@ def test_busy_window_costs_more_than_an_idle_one(idle_meter: EnergyMeter) -> Non
 def test_window_shorter_than_codecarbons_refresh_keeps_its_energy(
     idle_meter: EnergyMeter,
 ) -> None:
-    """A 30 ms window (CodeCarbon skips a stop-time measurement under 50 ms) is still metered."""
+    """A 30 ms window (CodeCarbon skips a stop-time measurement under 50 ms) is still metered.
+
+    Skipped, the window's energy was 0. CodeCarbon times its measurements itself, so on a
+    loaded machine its span and the window's wall time differ by a scheduling delay, a large
+    share of 30 ms: the RAM energy is held to at least half of its power over the window.
+    """
     with idle_meter.window() as reading:
         end = time.process_time() + 0.03
         while time.process_time() < end:
             pass
     ram_watts = idle_meter.idle_watts["ram"]
-    assert reading.joules["ram"] == pytest.approx(ram_watts * reading.metered_seconds, rel=0.2)
+    assert reading.joules["ram"] > 0.5 * ram_watts * reading.metered_seconds
     assert reading.joules["cpu"] > 0
 
 
