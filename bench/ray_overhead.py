@@ -419,8 +419,11 @@ def main() -> None:
     add_arguments(parser)
     args = parse(parser, {"trials": 1, "steps": 24, "gpus": 4, "median": 0.2})
     figures, details = [], {}
-    if args.part in ("overhead", "both"):
-        # Quick: the prune job alone (half the services); tests/rpc/test_ray.py runs evals on Ray.
+    # Quick: the sweep alone (its stack, Ray actors, records); the overhead part starts two
+    # more stacks and a second Ray, and tests/rpc/test_ray.py already runs prune and eval jobs
+    # on Ray against local ones. `--quick --part overhead` runs it with the prune job alone.
+    part = "sweep" if args.quick and args.part == "both" else args.part
+    if part in ("overhead", "both"):
         kinds = ("pruning",) if args.quick else ("pruning", "eval")
         result = details["overhead"] = overhead(args.trials, kinds)
         print(json.dumps(result, indent=2))
@@ -429,7 +432,7 @@ def main() -> None:
                 Figure(f"ray: {kind} job, ray / local backend, medians", result[f"{kind}_ratio"],
                        OVERHEAD_TARGET)
             )  # fmt: skip
-    if args.part in ("sweep", "both"):
+    if part in ("sweep", "both"):
         result = details["sweep"] = sweep(args.steps, args.gpus, args.median)
         print(json.dumps(result, indent=2))
         steps = result["steps"]

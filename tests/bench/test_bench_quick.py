@@ -46,7 +46,7 @@ def test_the_runner_knows_every_bench() -> None:
 
 
 # About how long each quick mode takes on 2 cores (the costliest start first).
-QUICK_MINUTES = {"ray_overhead": 2, "gpu_check": 0, "results_ingest": 0}
+QUICK_MINUTES = {"gpu_check": 0, "results_ingest": 0}
 
 
 @pytest.mark.parametrize(
