@@ -15,6 +15,7 @@ One module-scoped stack in a temporary GREENPRUNE_HOME on free ports. The tests 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
@@ -246,17 +248,21 @@ def test_killing_the_eval_service_mid_sweep_fails_only_the_interrupted_step(
 def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Plan) -> None:
     before = len(stack.eval_jobs())
     runner = stack.start("run", str(stack.experiment), "--no-progress")
-    # The EvalService and its job process (one process group) are held stopped while the
-    # runner is interrupted: on a quiet machine the retried job can finish in under a second,
-    # and then there is nothing left running to leave alone.
-    service_group = stack.pid("eval")
+    # The EvalService's job processes are held stopped while the runner is interrupted (on a
+    # quiet machine the retried job can finish in under a second, and then nothing is left
+    # running to leave alone); the service itself keeps answering.
+    held: list[psutil.Process] = []
     try:
         _wait_for(lambda: len(stack.eval_jobs()) > before, 120, "the retry to be submitted")
-        os.killpg(service_group, signal.SIGSTOP)
+        held = psutil.Process(stack.pid("eval")).children(recursive=True)
+        for process in held:
+            process.suspend()
         runner.send_signal(signal.SIGINT)
         out, err = runner.communicate(timeout=60)
     finally:
-        os.killpg(service_group, signal.SIGCONT)
+        for process in held:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
         if runner.poll() is None:
             runner.kill()
             runner.wait()
