@@ -250,7 +250,8 @@ def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Pl
     runner = stack.start("run", str(stack.experiment), "--no-progress")
     # The EvalService's job processes are held stopped while the runner is interrupted (on a
     # quiet machine the retried job can finish in under a second, and then nothing is left
-    # running to leave alone); the service itself keeps answering.
+    # running to leave alone), then let go: the runner's last watch returns with the job's
+    # next update.
     held: list[psutil.Process] = []
     try:
         _wait_for(lambda: len(stack.eval_jobs()) > before, 120, "the retry to be submitted")
@@ -258,6 +259,10 @@ def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Pl
         for process in held:
             process.suspend()
         runner.send_signal(signal.SIGINT)
+        time.sleep(2.0)
+        for process in held:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
         out, err = runner.communicate(timeout=60)
     finally:
         for process in held:
