@@ -247,17 +247,15 @@ def test_killing_the_eval_service_mid_sweep_fails_only_the_interrupted_step(
 
 def test_ctrl_c_stops_waiting_and_leaves_the_jobs_running(stack: Stack, plan: Plan) -> None:
     before = len(stack.eval_jobs())
+    # The EvalService's job processes are held stopped from before the run until 2 s after the
+    # interrupt (on a quiet machine the retried job finishes within a poll, and then nothing is
+    # left running to leave alone); the service itself keeps answering.
+    held = psutil.Process(stack.pid("eval")).children(recursive=True)
+    for process in held:
+        process.suspend()
     runner = stack.start("run", str(stack.experiment), "--no-progress")
-    # The EvalService's job processes are held stopped while the runner is interrupted (on a
-    # quiet machine the retried job can finish in under a second, and then nothing is left
-    # running to leave alone), then let go: the runner's last watch returns with the job's
-    # next update.
-    held: list[psutil.Process] = []
     try:
         _wait_for(lambda: len(stack.eval_jobs()) > before, 120, "the retry to be submitted")
-        held = psutil.Process(stack.pid("eval")).children(recursive=True)
-        for process in held:
-            process.suspend()
         runner.send_signal(signal.SIGINT)
         time.sleep(2.0)
         for process in held:
