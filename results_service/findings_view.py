@@ -145,7 +145,7 @@ def _request_findings(
                 continue
             window = run[(run["phase"] == phase) & (run["batch_size"] == batch)]
             b, o = paired_rounds(window, base, key)
-            cpu_b, cpu_o = _paired_cpu(window, base, key)
+            cpu_b, cpu_o = paired_rounds(window, base, key, "cpu_seconds_per_token")
             parts.append((b * tokens, o * tokens, cpu_b * tokens, cpu_o * tokens))
         rounds = sorted(set.intersection(*(set(p[0].index) for p in parts)))
         b, o, cpu_b, cpu_o = (
@@ -160,18 +160,6 @@ def _request_findings(
         row[CPU_SECONDS] = (summary(cpu_b)[0], summary(cpu_o)[0])
         rows.append(row)
     return rows
-
-
-def _paired_cpu(window: pd.DataFrame, first: tuple, second: tuple) -> tuple[pd.Series, pd.Series]:
-    """The CPU seconds per token of two configurations in the rounds both measured."""
-    checkpoints = window["checkpoint_id"].fillna("")
-    mine = window[checkpoints == (first[2] or "")].set_index("round")
-    theirs = window[checkpoints == (second[2] or "")].set_index("round")
-    rounds = sorted(set(mine.index) & set(theirs.index))
-    return (
-        mine.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
-        theirs.loc[rounds, "cpu_seconds_per_token"].astype("float64"),
-    )
 
 
 def _energy_row(

@@ -501,22 +501,25 @@ def window_change(
     return findings.change_fields(test, relative=True)
 
 
-def paired_rounds(window: pd.DataFrame, first: Key, second: Key) -> tuple[pd.Series, pd.Series]:
-    """The J/token of two configurations in the rounds of one profile window both measured.
+def paired_rounds(
+    window: pd.DataFrame, first: Key, second: Key, measure: str = "joules_per_token"
+) -> tuple[pd.Series, pd.Series]:
+    """A measure of two configurations in the rounds of one profile window both measured.
 
     Args:
         window: Windows of one profile run (one experiment and model), phase and batch size
             (:func:`with_window_measures`).
         first: The first configuration's key.
         second: The second's.
+        measure: The per-window column (J/token by default; ``cpu_seconds_per_token``).
     """
     checkpoints = window["checkpoint_id"].fillna("")
     mine = window[checkpoints == (first[2] or "")].set_index("round")
     theirs = window[checkpoints == (second[2] or "")].set_index("round")
     rounds = sorted(set(mine.index) & set(theirs.index))
     return (
-        mine.loc[rounds, "joules_per_token"].astype("float64"),
-        theirs.loc[rounds, "joules_per_token"].astype("float64"),
+        mine.loc[rounds, measure].astype("float64"),
+        theirs.loc[rounds, measure].astype("float64"),
     )
 
 
