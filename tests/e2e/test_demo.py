@@ -99,6 +99,11 @@ class Stack:
         )
 
     def start(self, *args: str) -> subprocess.Popen[str]:
+        """Starts the CLI as a terminal would: Ctrl-C (SIGINT) interrupts it.
+
+        A shell that starts a job in the background (``make test &``) has it ignore SIGINT,
+        and every process it starts inherits that; the runner here gets the default back.
+        """
         return subprocess.Popen(
             self.command(*args),
             stdout=subprocess.PIPE,
@@ -106,6 +111,7 @@ class Stack:
             text=True,
             env=self.env,
             cwd=ROOT,
+            preexec_fn=_default_sigint,
         )
 
     def pid(self, name: str) -> int:
@@ -131,6 +137,10 @@ class Stack:
                 results_pb2.ListEvalRunsRequest(experiment=experiment, page_size=1000)
             ).runs
         return list(prune), list(evals)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
