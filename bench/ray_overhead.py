@@ -348,7 +348,7 @@ def sweep(steps: int, gpus: int, median: float) -> dict[str, Any]:
             job_worker="bench.ray_overhead:standin",
             ray_lane_resources="gpu",
             ray_num_gpus="1",
-            ray_reuse_actors="true",
+            reuse_job_process="true",
             max_queued_jobs=str(steps + 10),
             warm_job_process="false",
         )

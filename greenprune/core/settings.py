@@ -70,6 +70,12 @@ class WorkerServiceSettings(ServerSettings):
         " so a job starts in milliseconds; costs the memory of one idle process. The server"
         " reports SERVING once it is warm.",
     )
+    reuse_job_process: bool = Field(
+        default=False,
+        description="Run a lane's next job in the process (local child or Ray actor) that ran"
+        " its last one well, rather than a fresh process per job: saves each job the start"
+        " (seconds of imports); memory is not returned between jobs.",
+    )
 
     backend: Literal["local", "ray"] = Field(
         default="local",
@@ -90,10 +96,6 @@ class WorkerServiceSettings(ServerSettings):
         default="device",
         description="device: CUDA lanes ask for ray_num_gpus, others ray_num_cpus; gpu or cpu:"
         " every job asks for GPUs (or CPUs) whatever its lane.",
-    )
-    ray_reuse_actors: bool = Field(
-        default=False,
-        description="Run a lane's next job in the same warm actor rather than a fresh process.",
     )
     ray_local_num_cpus: int | None = Field(default=None, ge=1)
     ray_local_num_gpus: int | None = Field(

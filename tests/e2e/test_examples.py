@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_demo import REUSE_JOB_PROCESSES
+
 pytestmark = [pytest.mark.slow(minutes=2), pytest.mark.timeout(1200)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,7 @@ def stack_env(
         GREENPRUNE_EVAL_PORT=str(eval_),
         GREENPRUNE_APP_PORT=str(app),
         GREENPRUNE_TOKEN=TOKEN,
+        **REUSE_JOB_PROCESSES,
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
         TOKENIZERS_PARALLELISM="false",

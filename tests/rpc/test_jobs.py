@@ -26,6 +26,7 @@ from greenprune.core.jobs import (
     JobRunner,
     JobTable,
 )
+from greenprune.core.jobs.local_backend import LocalBackend
 
 
 async def _wait_done(runner: JobRunner, job_id: str, timeout: float = 60) -> None:
@@ -145,6 +146,37 @@ def test_warm_lane_runs_each_job_in_a_child_warmed_before_it_arrived(tmp_path: P
             assert result["warmed"]["lane"] == "default"
             assert result["warmed"]["pid"] == result["pid"] != os.getpid()
         assert results[0]["pid"] != results[1]["pid"]  # one job per child
+        await runner.stop()
+        assert multiprocessing.active_children() == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("warm_lanes", [("default",), ()], ids=["warm lane", "cold lane"])
+def test_a_reusing_backend_runs_the_next_job_in_the_child_that_ended_well(
+    tmp_path: Path, warm_lanes: tuple[str, ...]
+) -> None:
+    async def scenario() -> None:
+        runner = JobRunner(
+            state_dir=tmp_path,
+            worker="tests.rpc.workers:echo_or_refuse",
+            warm="tests.rpc.workers:record_warm",
+            warm_lanes=warm_lanes,
+            backend=LocalBackend(reuse=True),
+        )
+        await runner.start()
+        done = []
+        for name, spec in [("a", {}), ("b", {}), ("refused", {"refuse": True}), ("c", {})]:
+            job = await runner.submit(name, spec)
+            await _wait_done(runner, job.id)
+            done.append(runner.get(job.id))
+        first, second, refused, third = done
+        assert refused.state == FAILED and "refused on purpose" in refused.error_message
+        # One child ran a and b, in that order; a child whose job failed is not reused.
+        assert first.result["pid"] == second.result["pid"] != os.getpid()
+        assert second.result["ran"] == [first.id, second.id]
+        assert third.result["pid"] != first.result["pid"]
+        assert third.result["ran"] == [third.id]
         await runner.stop()
         assert multiprocessing.active_children() == []
 

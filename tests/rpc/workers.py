@@ -64,3 +64,17 @@ def report_warm(
 ) -> dict[str, Any]:
     """Returns what the warm-up hook recorded in this process, with this process's pid."""
     return {"warmed": dict(WARMED), "pid": os.getpid()}
+
+
+def echo_or_refuse(
+    spec: dict[str, Any], context: dict[str, Any], progress: Callable[[str, float], None]
+) -> dict[str, Any]:
+    """Returns its pid and the jobs this process ran before; ``{"refuse": True}`` fails."""
+    if spec.get("refuse"):
+        raise InvalidArgumentError("spec.refuse", "refused on purpose")
+    RAN.append(context["job_id"])
+    return {"pid": os.getpid(), "ran": list(RAN)}
+
+
+RAN: list[str] = []
+"""The jobs :func:`echo_or_refuse` ran in this process, in order."""

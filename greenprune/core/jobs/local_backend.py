@@ -7,8 +7,10 @@ signal), so no job outlives it.
 
 Starting a child costs seconds (imports of torch, transformers, lm-eval; CodeCarbon's hardware
 detection) that no job should pay. For the warm lanes the backend keeps a *warm* child: spawned
-while the lane is idle, it loads the worker and runs its warm-up hook, then waits for its one
-job. Each child still runs exactly one job and exits.
+while the lane is idle, it loads the worker and runs its warm-up hook, then waits for its job.
+By default each child runs exactly one job and exits (memory returned, nothing carried over);
+with ``reuse`` a child that ended its job well waits for the lane's next one instead, which
+saves every later job the start (several CPU seconds each, for a sweep of short jobs).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from greenprune.core.jobs.backend import Backend, Execution
-from greenprune.core.jobs.protocol import Message, WorkerProcess
+from greenprune.core.jobs.protocol import ERROR, RESULT, Message, WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -70,31 +72,41 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _child_main(
-    worker: str, warm: str | None, lane: str, conn: Connection, parent_pid: int
+    worker: str, warm: str | None, lane: str, conn: Connection, parent_pid: int, reuse: bool
 ) -> None:
-    """Loads the worker, waits for one job on ``conn`` and reports on it over ``conn``.
+    """Loads the worker, waits for a job on ``conn`` and reports on it over ``conn``.
 
     The child says ``("ready",)`` once the worker is loaded and warmed, then receives
-    ``(spec, context)``; a closed pipe before that means no job, and the child exits.
+    ``(spec, context)``; a closed pipe means no (more) jobs, and the child exits. With
+    ``reuse`` it waits for the next job after each one, else it exits after its first.
     """
     # Ctrl-C in a terminal reaches the whole process group; the server decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent_pid)
     process = WorkerProcess(worker, warm, lane)
     _send_or_exit(conn, READY)
-    request = _receive(conn)
-    if request is None:
-        return
-    spec, context = request
-    try:
+    while (request := _receive(conn)) is not None:
+        spec, context = request
         process.run_job(spec, context, lambda message: _send_or_exit(conn, message))
-    finally:
-        conn.close()
+        if not reuse:
+            break
+        _release_memory()
+    conn.close()
     # The job is reported; skip the interpreter's slow teardown (freeing a model, joining
     # library threads): the parent waits for this exit before the job is done.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def _release_memory() -> None:
+    """Between two jobs of one child: frees the last job's objects and cached device memory."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 @contextlib.contextmanager
@@ -135,19 +147,30 @@ class LocalExecution(Execution):
         self._backend = backend
         self._lane = lane
         self._child = child
+        self._succeeded = False  # a child whose job failed is never reused
 
     async def messages(self) -> AsyncIterator[Message]:
-        """The child's messages, until its pipe closes."""
+        """The child's messages, until its outcome (a result or an error) or its pipe closes."""
         while (message := await asyncio.to_thread(_receive, self._child.conn)) is not None:
             if message != READY:
                 yield message
+                if message[0] in (RESULT, ERROR):
+                    self._succeeded = message[0] == RESULT
+                    return
 
     async def close(self, reusable: bool) -> None:
-        """Waits for the child to exit (each child runs one job), then warms the lane again."""
+        """Keeps a ``reusable`` child for its lane's next job, or waits for it to exit.
+
+        A child is kept with ``reuse`` when its job ended with a result; otherwise its lane
+        warms again.
+        """
+        if reusable and self._succeeded and self._backend.keeps(self._child):
+            self._backend.finished(self, keep=self._child)
+            return
         try:
+            self._child.conn.close()  # a reusing child waiting for its next job exits
             await asyncio.to_thread(self._child.process.join)
         finally:
-            self._child.conn.close()
             self._backend.finished(self)
 
     def death(self) -> str:
@@ -179,9 +202,15 @@ class LocalExecution(Execution):
 
 
 class LocalBackend(Backend):
-    """Runs jobs in spawned child processes of the server, one at a time per lane."""
+    """Runs jobs in spawned child processes of the server, one at a time per lane.
 
-    def __init__(self) -> None:
+    Args:
+        reuse: Keep a child that ended its job well for the lane's next job, rather than a
+            fresh process per job (faster for short jobs; memory is not returned between jobs).
+    """
+
+    def __init__(self, reuse: bool = False) -> None:
+        self._reuse = reuse
         self._worker = ""
         self._warm: str | None = None
         self._warm_lanes: tuple[str, ...] = ()
@@ -218,10 +247,24 @@ class LocalBackend(Backend):
             child.conn.send((spec, context))
         return execution
 
-    def finished(self, execution: LocalExecution) -> None:
-        """A job's child has exited: a warm lane spawns its next child now."""
+    def keeps(self, child: _Child) -> bool:
+        """Whether a child that ended its job well serves its lane's next job."""
+        return self._reuse and not self._stopping and child.process.is_alive()
+
+    def finished(self, execution: LocalExecution, keep: _Child | None = None) -> None:
+        """A job has ended: its kept child is the lane's spare, else a warm lane spawns one.
+
+        Args:
+            execution: The job that ended.
+            keep: Its child, alive and waiting for the lane's next job (``reuse``), or None.
+        """
         self._running.discard(execution)
         lane = execution.lane
+        if keep is not None:
+            spare = self._spares.setdefault(lane, keep)
+            if spare is not keep:  # the lane has a spare already (one job per lane at a time)
+                keep.discard()
+            return
         if lane in self._warm_lanes and lane not in self._spares and not self._stopping:
             self._spares[lane] = self._spawn(lane)
 
@@ -247,7 +290,7 @@ class LocalBackend(Backend):
         parent_end, child_end = mp.Pipe(duplex=True)
         process = mp.Process(
             target=_child_main,
-            args=(self._worker, self._warm, lane, child_end, os.getpid()),
+            args=(self._worker, self._warm, lane, child_end, os.getpid(), self._reuse),
             name=f"job-{lane}",
             daemon=True,
         )

@@ -41,6 +41,7 @@ from typing import Any
 
 from greenprune.core.errors import FailedPreconditionError, NotFoundError
 from greenprune.core.jobs.backend import Backend, Execution
+from greenprune.core.jobs.local_backend import LocalBackend
 from greenprune.core.jobs.protocol import PROGRESS, Message, Progress, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,13 @@ class RayOptions:
     namespace: str = "greenprune"
 
 
-def backend_from_settings(settings: Any) -> RayBackend | None:
-    """The Ray backend a service's settings ask for (``backend = "ray"``), or None for local."""
+def backend_from_settings(settings: Any) -> Backend:
+    """The backend a service's settings ask for: Ray actors or local child processes.
+
+    Either reuses a job's process for its lane's next job with ``reuse_job_process``.
+    """
     if getattr(settings, "backend", "local") != "ray":
-        return None
+        return LocalBackend(reuse=settings.reuse_job_process)
     return RayBackend(
         RayOptions(
             address=settings.ray_address,
@@ -90,7 +94,7 @@ def backend_from_settings(settings: Any) -> RayBackend | None:
             num_gpus=settings.ray_num_gpus,
             max_concurrent=settings.ray_max_concurrent,
             lane_resources=settings.ray_lane_resources,
-            reuse_actors=settings.ray_reuse_actors,
+            reuse_actors=settings.reuse_job_process,
             local_num_cpus=settings.ray_local_num_cpus,
             local_num_gpus=settings.ray_local_num_gpus,
         )
