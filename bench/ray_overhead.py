@@ -417,7 +417,7 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=64)
     parser.add_argument("--median", type=float, default=2.0, help="median stand-in job seconds")
     add_arguments(parser)
-    args = parse(parser, {"trials": 1, "steps": 24, "gpus": 4, "median": 0.2})
+    args = parse(parser, {"trials": 1, "steps": 8, "gpus": 2, "median": 0.2})
     figures, details = [], {}
     # Quick: the sweep alone (its stack, Ray actors, records); the overhead part starts two
     # more stacks and a second Ray, and tests/rpc/test_ray.py already runs prune and eval jobs
