@@ -13,7 +13,7 @@ Run:
 (``sSEEDtTHREADS``; ``s0t2`` is the default recipe; builds are made when missing).
 Options: ``--steps``, ``--learning-rate``, ``--rank``, ``--alpha``, ``--tasks``,
 ``--build-steps N`` (builds trained for only N steps, in a folder of their own), ``--quick``
-(one short build in a temporary folder, one task, a few steps), ``--json PATH``.
+(one build of 2 steps in a temporary folder, one task, a few steps), ``--json PATH``.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--grid", help="JSON list of overrides, e.g. '[{\"steps\": 300}]'")
     parser.add_argument("--build-steps", type=int, default=0, help="shorten the builds' training")
     add_arguments(parser)
-    quick = {"builds": ["s0t2"], "build_steps": 8, "steps": 4, "batch_size": 4,
+    quick = {"builds": ["s0t2"], "build_steps": 2, "steps": 4, "batch_size": 4,
              "sequence_length": 32, "tasks": ["greenprune_arith"]}  # fmt: skip
     args = parse(parser, quick)
     if args.quick and args.root == parser.get_default("root"):
