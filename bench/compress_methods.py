@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.figures import Figure, add_arguments, parse, report  # noqa: E402
 from bench.prune_overhead import build_model  # noqa: E402
-from bench.services import run_python  # noqa: E402
+from bench.services import run_code  # noqa: E402
 
 _LOAD = """
 import json, sys, time
@@ -57,9 +57,12 @@ print(json.dumps(time.perf_counter() - started))
 """
 
 
-def _load_seconds(path: Path, how: str) -> float:
-    """Seconds one fresh process spends loading ``path`` (imports excluded)."""
-    out = run_python(["-c", _LOAD, str(path), how])
+def _load_seconds(path: Path, how: str, fresh: bool = True) -> float:
+    """Seconds one fresh process spends loading ``path`` (imports excluded).
+
+    With ``fresh`` False (quick mode) the same code runs in this process.
+    """
+    out = run_code(_LOAD, [str(path), how], fresh=fresh)
     return float(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -121,7 +124,7 @@ def main() -> None:
     parser.add_argument("--skip-energy", action="store_true")
     add_arguments(parser)
     quick = {"layers": 4, "hidden": 128, "trials": 1, "batch": 4, "prefill_tokens": 16,
-             "rounds": 2, "window_seconds": 0.1, "idle_seconds": 0.0}  # fmt: skip
+             "rounds": 2, "window_seconds": 0.05, "idle_seconds": 0.0}  # fmt: skip
     args = parse(parser, quick)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -143,10 +146,11 @@ def main() -> None:
         )
         figures["prune time, depth / width"] = depth_s / width_s
 
+        fresh = not args.quick  # quick: the loads run in this process
         depth_load = [
-            _load_seconds(checkpoints / "depth", "greenprune") for _ in range(args.trials)
+            _load_seconds(checkpoints / "depth", "greenprune", fresh) for _ in range(args.trials)
         ]
-        base_load = [_load_seconds(root / "base", "hf") for _ in range(args.trials)]
+        base_load = [_load_seconds(root / "base", "hf", fresh) for _ in range(args.trials)]
         figures["load time, depth checkpoint / original from_pretrained"] = statistics.median(
             depth_load
         ) / statistics.median(base_load)

@@ -51,10 +51,12 @@ def _demo_energy() -> dict[str, Any]:
     return yaml.safe_load((REPO / "experiments" / "demo.yaml").read_text())["energy"]
 
 
-def _prune(root: Path) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
+def _prune(root: Path, quick: bool = False) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
+    """Prunes the demo's checkpoints (quick: Taylor calibrated on a few short windows)."""
     from greenprune.core.checkpoint import load_checkpoint
-    from pruning_service.pruner import PruneConfig, run_prune
+    from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 
+    few = {"calibration": CalibrationConfig(samples=4, sequence_length=32)} if quick else {}
     ids = []
     for ratio in RATIOS:
         config = PruneConfig(
@@ -63,6 +65,7 @@ def _prune(root: Path) -> tuple[list[str], list[Any], list[dict[str, Any]]]:
             ratio=ratio,
             keep_first_layers=1,
             keep_last_layers=1,
+            **few,
         )
         checkpoint_id = f"r{ratio}"
         run_prune(config, checkpoints_dir=root, checkpoint_id=checkpoint_id, models_root=root)
@@ -119,7 +122,7 @@ def main() -> None:
     parser.add_argument("--decode-tokens", type=int, default=int(demo["decode_tokens"]))
     parser.add_argument("--no-neighbour", action="store_true")
     add_arguments(parser)
-    quick = {"runs": 1, "window": 0.1, "precision": 0.0, "max_rounds": 0, "batches": [8],
+    quick = {"runs": 1, "window": 0.05, "precision": 0.0, "max_rounds": 0, "batches": [8],
              "prefill_tokens": 32, "decode_tokens": 4, "no_neighbour": True}  # fmt: skip
     args = parse(parser, quick)
 
@@ -128,7 +131,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="greenprune-bench-") as tmp:
         root = Path(tmp)
-        ids, models, manifests = _prune(root)
+        ids, models, manifests = _prune(root, args.quick)
         config = ProfileConfig(
             checkpoint_ids=tuple(ids),
             batch_sizes=tuple(args.batches),
@@ -137,7 +140,7 @@ def main() -> None:
             rounds=PROFILE_AUTO_FIRST_ROUNDS,
             window_seconds=args.window,
             device="cpu",
-            idle_seconds=1.0,
+            idle_seconds=0.0 if args.quick else 1.0,  # quick: no idle baseline
             seed=0,
             precision=args.precision,
             max_rounds=args.max_rounds,

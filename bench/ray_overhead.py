@@ -334,12 +334,12 @@ def _count_recorded(address: str) -> int:
     return len(ids)
 
 
-def sweep(steps: int, gpus: int, median: float) -> dict[str, Any]:
-    """Part 2; returns the control plane's figures."""
+def sweep(steps: int, gpus: int, median: float, cpus: int = 2) -> dict[str, Any]:
+    """Part 2; returns the control plane's figures (``cpus``: of the local Ray)."""
     os.environ[MEDIAN_VARIABLE] = str(median)  # the local Ray's workers inherit it
     with (
         tempfile.TemporaryDirectory(prefix="gp-ray-sweep-") as tmp,
-        local_ray(num_cpus=2, num_gpus=gpus) as address,
+        local_ray(num_cpus=cpus, num_gpus=gpus) as address,
     ):
         home = Path(tmp)
         env = ray_env(
@@ -417,7 +417,7 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=64)
     parser.add_argument("--median", type=float, default=2.0, help="median stand-in job seconds")
     add_arguments(parser)
-    args = parse(parser, {"trials": 1, "steps": 24, "gpus": 4, "median": 0.2})
+    args = parse(parser, {"trials": 1, "steps": 8, "gpus": 2, "median": 0.2})
     figures, details = [], {}
     # Quick: the sweep alone (its stack, Ray actors, records); the overhead part starts two
     # more stacks and a second Ray, and tests/rpc/test_ray.py already runs prune and eval jobs
@@ -433,7 +433,9 @@ def main() -> None:
                        OVERHEAD_TARGET)
             )  # fmt: skip
     if part in ("sweep", "both"):
-        result = details["sweep"] = sweep(args.steps, args.gpus, args.median)
+        # Quick: a Ray of one CPU (it starts an idle worker per CPU; the jobs ask for GPUs).
+        cpus = 1 if args.quick else 2
+        result = details["sweep"] = sweep(args.steps, args.gpus, args.median, cpus)
         print(json.dumps(result, indent=2))
         steps = result["steps"]
         figures += [

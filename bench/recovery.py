@@ -12,7 +12,8 @@ LoRA for ``--steps`` steps of ``--batch`` x ``--length`` tokens, alternately
 Each trial is a fresh process (so peak RSS is its own), the two kinds alternating. Reports the
 median and the best steps/s of each, their ratios (target <= 1.10, direct / service; on a
 shared machine the best trials are the least disturbed) and the service's peak RSS against the
-bytes of the checkpoint's weights.
+bytes of the checkpoint's weights. ``--quick`` prunes with a small calibration and runs its one
+trial of each kind in the bench's own process.
 
 Run: ``python bench/recovery.py [--steps 40] [--trials 3] [--quick] [--json PATH]``
 """
@@ -113,11 +114,18 @@ def _child(kind: str, checkpoint: Path, steps: int, batch: int, length: int) -> 
 
 def _trials(home: Path, args: argparse.Namespace) -> tuple[dict[str, list[dict]], int]:
     """Prunes the reference model under ``home``, then runs the alternating child trials."""
-    from pruning_service.pruner import PruneConfig, run_prune
+    from pruning_service.pruner import CalibrationConfig, PruneConfig, run_prune
 
+    # Quick: Taylor's gradients from a few short windows (the default calibration costs more
+    # CPU than the rest of the quick run).
+    few = {"calibration": CalibrationConfig(samples=4, sequence_length=32)} if args.quick else {}
     outcome = run_prune(
         PruneConfig(
-            model="reference:tiny-llama", ratio=0.4, keep_first_layers=1, keep_last_layers=1
+            model="reference:tiny-llama",
+            ratio=0.4,
+            keep_first_layers=1,
+            keep_last_layers=1,
+            **few,
         ),
         checkpoints_dir=home / "checkpoints",
         checkpoint_id="pruned",
@@ -127,6 +135,9 @@ def _trials(home: Path, args: argparse.Namespace) -> tuple[dict[str, list[dict]]
     runs: dict[str, list[dict]] = {"service": [], "direct": []}
     for _ in range(args.trials):
         for kind in ("service", "direct"):
+            if args.quick:  # the same trial in this process: no fresh torch import each
+                runs[kind].append(_child(kind, outcome.path, args.steps, args.batch, args.length))
+                continue
             command = [
                 __file__,
                 "--child",

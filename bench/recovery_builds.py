@@ -13,7 +13,8 @@ Run:
 (``sSEEDtTHREADS``; ``s0t2`` is the default recipe; builds are made when missing).
 Options: ``--steps``, ``--learning-rate``, ``--rank``, ``--alpha``, ``--tasks``,
 ``--build-steps N`` (builds trained for only N steps, in a folder of their own), ``--quick``
-(one short build in a temporary folder, one task, a few steps), ``--json PATH``.
+(one build of 2 steps in a temporary folder, one task's first 32 documents, a small
+calibration, a few steps), ``--json PATH``.
 """
 
 from __future__ import annotations
@@ -65,22 +66,42 @@ def use_build(build: str, root: Path, build_steps: int = 0) -> Path:
     return build_module.ensure_reference_model(cache_dir=cache, log=print)
 
 
-def scores(model, tokenizer, task: str, workdir: Path) -> list[float]:  # noqa: ANN001
-    """Each document's acc on ``task``, in document order."""
+def scores(
+    model,  # noqa: ANN001
+    tokenizer,  # noqa: ANN001
+    task: str,
+    workdir: Path,
+    limit: int | None = None,
+) -> list[float]:
+    """Each document's acc on ``task`` (its first ``limit`` documents), in document order."""
     from eval_service.evaluator import EvalConfig, run_eval
     from eval_service.tasks import task_manager
 
     config = EvalConfig(
-        tasks=(task,), batch_size=32, repeats=1, warmup_batches=0, idle_seconds=0.0, device="cpu"
+        tasks=(task,),
+        batch_size=32,
+        repeats=1,
+        warmup_batches=0,
+        idle_seconds=0.0,
+        device="cpu",
+        limit=limit,
     )
     (outcome,) = run_eval(model, tokenizer, config, task_manager=task_manager(), workdir=workdir)
     return [v for _, v in sorted((i.doc_id, i.value) for i in outcome.items if i.metric == "acc")]
 
 
 def measure(
-    build: str, root: Path, grid: list[dict], tasks: list[str], build_steps: int = 0
+    build: str,
+    root: Path,
+    grid: list[dict],
+    tasks: list[str],
+    build_steps: int = 0,
+    quick: bool = False,
 ) -> list[dict]:
-    """Base, pruned and recovered accuracy of one build on each task, for each setting."""
+    """Base, pruned and recovered accuracy of one build on each task, for each setting.
+
+    ``quick``: Taylor calibrated on a few short windows, the first 32 documents of each task.
+    """
     from greenprune.core import stats
     from greenprune.core.checkpoint import load_checkpoint
     from greenprune.core.models import load_source_model
@@ -95,7 +116,9 @@ def measure(
             ratio=0.4,
             keep_first_layers=1,
             keep_last_layers=1,
-            calibration=CalibrationConfig(),
+            calibration=CalibrationConfig(samples=4, sequence_length=32)
+            if quick
+            else CalibrationConfig(),
         ),
         checkpoints_dir=home / "checkpoints",
         checkpoint_id="pruned",
@@ -103,8 +126,9 @@ def measure(
     )
     base_model, base_tokenizer = load_source_model(REFERENCE, home)
     pruned_model, pruned_tokenizer, _ = load_checkpoint(plain.path)
-    base = {t: scores(base_model, base_tokenizer, t, home / f"b-{t}") for t in tasks}
-    pruned = {t: scores(pruned_model, pruned_tokenizer, t, home / f"p-{t}") for t in tasks}
+    limit = 32 if quick else None
+    base = {t: scores(base_model, base_tokenizer, t, home / f"b-{t}", limit) for t in tasks}
+    pruned = {t: scores(pruned_model, pruned_tokenizer, t, home / f"p-{t}", limit) for t in tasks}
     outcomes = []
     for index, settings in enumerate(grid):
         config = recovery.RecoveryConfig(**settings)
@@ -119,7 +143,7 @@ def measure(
             "tasks": {},
         }
         for task in tasks:
-            recovered = scores(merged, tokenizer, task, home / f"r{index}-{task}")
+            recovered = scores(merged, tokenizer, task, home / f"r{index}-{task}", limit)
             lost = stats.paired_difference(pruned[task], base[task])
             regained = stats.paired_difference(pruned[task], recovered)
             row = {
@@ -165,7 +189,7 @@ def main() -> None:
     parser.add_argument("--grid", help="JSON list of overrides, e.g. '[{\"steps\": 300}]'")
     parser.add_argument("--build-steps", type=int, default=0, help="shorten the builds' training")
     add_arguments(parser)
-    quick = {"builds": ["s0t2"], "build_steps": 8, "steps": 4, "batch_size": 4,
+    quick = {"builds": ["s0t2"], "build_steps": 2, "steps": 4, "batch_size": 4,
              "sequence_length": 32, "tasks": ["greenprune_arith"]}  # fmt: skip
     args = parse(parser, quick)
     if args.quick and args.root == parser.get_default("root"):
@@ -197,7 +221,7 @@ def _run(args: argparse.Namespace) -> None:
     results = [
         row
         for build in args.builds
-        for row in measure(build, args.root, grid, args.tasks, args.build_steps)
+        for row in measure(build, args.root, grid, args.tasks, args.build_steps, args.quick)
     ]
     print(json.dumps(results, indent=2))
     rows = [row for result in results for row in result["tasks"].values()]

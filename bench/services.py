@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -93,3 +94,22 @@ def run_python(args: Sequence[str], **kwargs: object) -> str:
             f"python {' '.join(args)[:200]} exited {done.returncode}:\n{done.stderr[-3000:]}"
         )
     return done.stdout
+
+
+def run_code(code: str, argv: Sequence[str] = (), *, fresh: bool = True) -> str:
+    """Runs ``python -c CODE ARGV`` and returns its stdout: in a fresh process, or in this one.
+
+    A quick mode passes ``fresh=False`` to run the same code (``sys.argv`` set as the fresh
+    process would see it) without the cost of a fresh interpreter importing torch again; its
+    timings then mean little, as quick ones do.
+    """
+    if fresh:
+        return run_python(["-c", code, *argv])
+    out, saved = io.StringIO(), sys.argv
+    sys.argv = ["-c", *argv]
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "<bench code>", "exec"), {"__name__": "__main__"})
+    finally:
+        sys.argv = saved
+    return out.getvalue()
