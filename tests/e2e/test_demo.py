@@ -10,7 +10,9 @@ One module-scoped stack in a temporary GREENPRUNE_HOME on free ports. The tests 
 5. every checkpoint has a model card equal to the store's figures; the uniform one exports for
    plain transformers, one with kept layers is refused;
 6. ``report --html`` opens in Chromium with the network cut: the chart drawn, every table of
-   ``report`` with the same cells.
+   ``report`` with the same cells;
+7. ``experiments/methods.yaml`` (smaller evaluations and profile) runs on the same stack: every
+   method gets its points, and every checkpoint its card.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from greenprune.client.spec import load_experiment
 from greenprune.rpc.client import sync_channel
 from tests.app.test_browser import browser  # noqa: F401 - the fixture of the report's test
 
-pytestmark = [pytest.mark.slow(minutes=8), pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow(minutes=9), pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SUCCEEDED, RUNNING = jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_RUNNING
@@ -455,3 +457,36 @@ def test_the_html_report_opens_offline_with_the_tables_of_report(
         assert (seen["headers"], seen["rows"]) == html_report.table_cells(table)
     text = report.read_text("utf-8")
     assert "demo.yaml" in text and "lm_eval" in text
+
+
+def test_the_methods_experiment_produces_every_method(stack: Stack, tmp_path: Path) -> None:
+    pytest.importorskip("torchao")
+    # experiments/methods.yaml with smaller evaluations and profile: the mechanics of every
+    # method through the services, within a minute or two of jobs.
+    methods = yaml.safe_load((ROOT / "experiments" / "methods.yaml").read_text())
+    methods["pruning"]["ratios"] = [0.0, 0.5]  # the baseline and one compressed size
+    methods["eval"].update(tasks=["greenprune_facts"], limit=16, idle_seconds=0, warmup_batches=0)
+    methods["energy"].update(batch_sizes=[4], rounds=2, window_seconds=0.1, decode_tokens=2)
+    experiment = tmp_path / "methods.yaml"
+    experiment.write_text(yaml.safe_dump(methods, sort_keys=False))
+    result = stack.cli("run", str(experiment), "--no-progress", timeout=1500)
+    if os.environ.get("GREENPRUNE_SHOW_TABLE"):
+        print(result.stdout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = plan_experiment(load_experiment(experiment))
+    prune_runs, eval_runs = stack.runs("methods")  # one row per step
+    assert sorted(run.request_id for run in prune_runs) == sorted(
+        step.request_id for step in plan.prune_steps
+    )
+    assert len(eval_runs) >= len(plan.eval_steps)
+    results = [run.result for run in prune_runs]
+    assert {"baseline", "width", "depth", "int8", "width+int8"} <= {
+        result.method_family for result in results
+    }
+    depth = [result for result in results if result.method_family == "depth"]
+    assert [result.layers_after for result in depth] == [2]
+    quantized = [result for result in results if result.quantization_bits == 8]
+    assert quantized and all(result.quantization_library for result in quantized)
+    # Every checkpoint's model card: its header parses and its figures are the store's; every
+    # compressed one carries its verdicts (the run rewrote the cards when it ended).
+    assert_cards_match_the_store(stack, "methods")
