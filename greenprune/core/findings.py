@@ -132,7 +132,9 @@ def energy_change_unpaired(
 
     The interval is conservative: the other's ends over the baseline's opposite ends (method
     ``interval-ends``). It has no verdict: the runs were not interleaved, so drift between
-    them is not in the interval. None when a figure is missing or the baseline is not positive.
+    them is not in the interval. A side measured in one repeat has no interval to widen: the
+    change is then the bare ratio, method :data:`ONE_REPEAT`. None when a figure is missing or
+    the baseline is not positive.
     """
     if not all(finite(value) for value in (*baseline, *other)):
         return None
@@ -140,6 +142,9 @@ def energy_change_unpaired(
     o_mid, o_low, o_high = (float(v) for v in other)  # type: ignore[arg-type]
     if b_mid <= 0 or b_low <= 0 or b_high <= 0:
         return None
+    if b_low == b_high or o_low == o_high:  # a figure of one repeat has no interval
+        change = o_mid / b_mid - 1.0
+        return Interval(median=change, low=change, high=change, count=1, method=ONE_REPEAT)
     return Interval(
         median=o_mid / b_mid - 1.0,
         low=min(o_low / b_high - 1.0, o_mid / b_mid - 1.0),
@@ -203,7 +208,8 @@ def describe_change(
 
     Returns:
         "lower: −23.4% [−25.1, −21.0]", "inconclusive: −1.2% [−5.0, +3.0]", "inconclusive:
-        too few rounds (2)", "−15.6% [−46.3, +59.5] (not interleaved: no verdict)", and "no
+        too few rounds (2)", "−15.6% [−46.3, +59.5] (not interleaved: no verdict)", "+9.9%,
+        one repeat: no interval (not interleaved: no verdict)", and "no
         paired data (−3.7 pt)" (or "no paired data") without an interval.
     """
     unit = "%" if relative else " pt"
@@ -215,12 +221,17 @@ def describe_change(
     if change.method in TOO_FEW:
         what = "rounds" if change.method == "too-few-rounds" else "documents"
         text = f"too few {what} ({change.count} < {verdicts.MIN_ROUNDS})"
+    elif change.method == ONE_REPEAT:
+        text = f"{_signed(change.median, 100)}{unit}, one repeat: no interval"
     else:
         text = format_change(change, relative=relative)
     if verdict is None:
         return f"{text} ({NO_VERDICT})"
     return f"{verdict}: {text}"
 
+
+ONE_REPEAT = "one-repeat"
+"""The method of a change between runs of which one was measured in a single repeat."""
 
 TOO_FEW = ("too-few-rounds", "too-few-documents")
 """The methods of a change measured on too few rounds or documents for a verdict."""

@@ -279,6 +279,22 @@ def test_describe_change_leads_with_the_verdict() -> None:
     )
 
 
+def test_eval_runs_of_one_repeat_show_their_change_without_an_interval() -> None:
+    # Net energy as (median, low, high): one repeat has no spread, three repeats have.
+    one, other_one = (0.40, 0.40, 0.40), (0.44, 0.44, 0.44)
+    change = findings.energy_change_unpaired(one, other_one)
+    assert change is not None and change.method == findings.ONE_REPEAT
+    assert change.median == pytest.approx(0.1)
+    text = findings.describe_change(change, relative=True)
+    assert text == "+10.0%, one repeat: no interval (not interleaved: no verdict)"
+    spread = findings.energy_change_unpaired((0.40, 0.38, 0.42), (0.44, 0.43, 0.45))
+    assert spread is not None and spread.method == "interval-ends"
+    assert spread.low < spread.median < spread.high
+    assert findings.describe_change(spread, relative=True).startswith("+10.0% [")
+    # One side of one repeat is enough: its own spread is unknown.
+    assert findings.energy_change_unpaired(one, (0.44, 0.43, 0.45)).method == findings.ONE_REPEAT
+
+
 def test_an_int8_point_of_the_unpruned_model_is_not_the_baseline(tmp_path: Path) -> None:
     with ResultsStore(tmp_path / "int8.duckdb") as store:
         # "a-int8" sorts first and was pruned last, yet the baseline is the uncompressed one.
