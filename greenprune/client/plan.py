@@ -81,12 +81,20 @@ class PruneStep:
     @property
     def label(self) -> str:
         """A short human name of the step."""
+        return f"prune {self.point}"
+
+    @property
+    def point(self) -> str:
+        """The model, ratio and what else tells this checkpoint apart, in words.
+
+        e.g. ``reference:tiny-llama @ 0.50 (depth, LoRA-recovered, distilled)``.
+        """
         parts = [] if self.variant == "width" else [self.variant]
         parts += ["LoRA-recovered"] if self.recovered else []
         parts += ["distilled"] if self.distilled else []
         parts += [f"draw {self.draw + 1}, seed {self.spec.seed}"] if self.draw else []
         suffix = f" ({', '.join(parts)})" if parts else ""
-        return f"prune {self.model} @ {self.ratio:.2f}{suffix}"
+        return f"{self.model} @ {self.ratio:.2f}{suffix}"
 
     @property
     def is_baseline(self) -> bool:
@@ -118,8 +126,7 @@ class EvalStep:
     @property
     def label(self) -> str:
         """A short human name of the step."""
-        draw = f" (draw {self.prune.draw + 1})" if self.prune.draw else ""
-        return f"eval {self.prune.model} @ {self.prune.ratio:.2f}{draw} on {self.task}"
+        return f"eval {self.prune.point} on {self.task}"
 
 
 @dataclass(frozen=True)

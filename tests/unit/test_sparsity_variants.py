@@ -113,3 +113,8 @@ def test_the_sparsity_experiment_plans_every_method_at_half_and_both_recoveries(
     assert recovered == {(v, d) for v in ("width", "depth", "wanda-2:4") for d in (False, True)}
     (profile,) = plan.profile_steps
     assert len(profile.prunes) == len(plan.prune_steps)
+    # Every step says which checkpoint it is about: no two eval steps read the same.
+    assert len({s.label for s in plan.eval_steps}) == len(plan.eval_steps)
+    assert "eval reference:tiny-llama @ 0.50 (depth, LoRA-recovered, distilled) on " + (
+        "greenprune_facts"
+    ) in {s.label for s in plan.eval_steps}
