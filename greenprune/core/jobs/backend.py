@@ -25,7 +25,10 @@ class Execution(abc.ABC):
 
     @abc.abstractmethod
     async def close(self, reusable: bool) -> None:
-        """After the messages: lets the process end, or keeps a ``reusable`` one for reuse."""
+        """After the messages: lets the process end, or keeps a ``reusable`` one for reuse.
+
+        ``reusable``: the job returned a result and was not cancelled.
+        """
 
     @abc.abstractmethod
     def death(self) -> str:

@@ -147,7 +147,6 @@ class LocalExecution(Execution):
         self._backend = backend
         self._lane = lane
         self._child = child
-        self._succeeded = False  # a child whose job failed is never reused
 
     async def messages(self) -> AsyncIterator[Message]:
         """The child's messages, until its outcome (a result or an error) or its pipe closes."""
@@ -155,16 +154,14 @@ class LocalExecution(Execution):
             if message != READY:
                 yield message
                 if message[0] in (RESULT, ERROR):
-                    self._succeeded = message[0] == RESULT
                     return
 
     async def close(self, reusable: bool) -> None:
         """Keeps a ``reusable`` child for its lane's next job, or waits for it to exit.
 
-        A child is kept with ``reuse`` when its job ended with a result; otherwise its lane
-        warms again.
+        A ``reusable`` child is kept with ``reuse``; otherwise its lane warms again.
         """
-        if reusable and self._succeeded and self._backend.keeps(self._child):
+        if reusable and self._backend.keeps(self._child):
             self._backend.finished(self, keep=self._child)
             return
         try:

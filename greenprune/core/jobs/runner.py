@@ -323,7 +323,10 @@ class JobRunner:
                         outcome = message
             finally:
                 self._running.pop(job.id, None)
-                reusable = outcome is not None and job.id not in self._cancelled
+                # Only a process whose job returned a result runs another (reuse_job_process).
+                reusable = (
+                    outcome is not None and outcome[0] == RESULT and job.id not in self._cancelled
+                )
                 await execution.close(reusable)
             if job.id not in self._cancelled:
                 await self._conclude(job, outcome, execution)
