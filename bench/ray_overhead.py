@@ -264,7 +264,8 @@ def overhead(trials: int, kinds: tuple[str, ...] = ("pruning", "eval")) -> dict[
                 times[backend]["prune"].append(prune_s)
                 if eval_s is not None:
                     times[backend]["eval"].append(eval_s)
-                print(f"trial {trial} {backend}: prune {prune_s:.2f} s, eval {eval_s} s")
+                evaluated = f", eval {eval_s:.2f} s" if eval_s is not None else ""
+                print(f"trial {trial} {backend}: prune {prune_s:.2f} s{evaluated}")
     out: dict[str, Any] = {"trials": trials, "seconds": times}
     for kind in jobs:
         local_m = statistics.median(times["local"][kind])
