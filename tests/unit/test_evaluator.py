@@ -278,9 +278,11 @@ def work_runs(
     return runs
 
 
-def _relative_half_range(values: list[float]) -> float:
-    median = sorted(values)[len(values) // 2]
-    return (max(values) - min(values)) / (2 * median)
+WORK_RATIO_BAND = (1.5, 2.5)
+"""Where the energy of twice the samples must fall, as a multiple of the energy of once: it tells
+energy that follows the work (2) from a fixed cost (1), and leaves a quarter either way for what
+a neighbouring test moves (its memory traffic slows the metered thread: a repeat beside it has
+measured 1.4 times its partners on 2 cores)."""
 
 
 def test_twice_the_samples_cost_twice_the_net_energy(
@@ -290,17 +292,14 @@ def test_twice_the_samples_cost_twice_the_net_energy(
     assert {small.samples for small in smalls} == {60} and large.samples == 120
     assert large.tokens / smalls[0].tokens == pytest.approx(2.0, rel=0.05)
     assert min(small.wall_seconds.median for small in smalls) > 0.3  # above the overheads
-    # Tolerance from the measured spread: each median lies within its repeats' range, so the
-    # ratio can be off by about the sum of the relative half-ranges; doubled for safety, plus
-    # 10% for what the spread cannot show (per-call overheads, token mix).
-    spread = max(_relative_half_range(s.repeat_net_joules) for s in smalls)
-    spread += _relative_half_range(large.repeat_net_joules)
-    tolerance = 0.10 + 2 * spread
-    assert tolerance < 0.5, f"repeats too noisy to test: {[s.repeat_net_joules for s in smalls]}"
-    small_joules = statistics.mean(small.net_joules.median for small in smalls)
-    small_per_token = statistics.mean(small.joules_per_token for small in smalls)
-    assert large.net_joules.median / small_joules == pytest.approx(2.0, rel=tolerance)
-    assert large.joules_per_token == pytest.approx(small_per_token, rel=tolerance)
+    # Medians of the pooled repeats (six small, three large): one disturbed repeat moves neither.
+    small_joules = statistics.median(j for small in smalls for j in small.repeat_net_joules)
+    large_joules = statistics.median(large.repeat_net_joules)
+    repeats = [small.repeat_net_joules for small in smalls] + [large.repeat_net_joules]
+    low, high = WORK_RATIO_BAND
+    assert low < large_joules / small_joules < high, f"net joules of the repeats: {repeats}"
+    small_per_token = small_joules / smalls[0].tokens
+    assert low / 2 < (large_joules / large.tokens) / small_per_token < high / 2, repeats
 
 
 def test_repeats_give_intervals_that_contain_the_median(
