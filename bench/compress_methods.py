@@ -15,6 +15,11 @@ In one run, on a random-initialised Llama saved under a temporary models root:
    pruning's, and J/token against fp32 next to the saving their kernel path predicts on this
    CPU (none: dense kernels multiply the zeros), so the measured ratio should read about 1.
 
+The energy workload is small (batch 1, 16 prompt tokens) because torchao's int4 CPU kernel
+(``_weight_int4pack_mm_for_cpu``) ran 72 times slower than fp32 on a 1024 x 2816 projection on
+this 2-core machine: at batch 32 x 64 tokens the step did not finish in 19 minutes; at batch 1 x
+16 the whole bench takes about 3.
+
 Every figure is printed as a ratio. Quantization can cost energy on CPUs without fast int8 or
 int4 kernels: the J/token ratio is the finding either way.
 
@@ -116,8 +121,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=1024)
     parser.add_argument("--ratio", type=float, default=0.25)
     parser.add_argument("--trials", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=32, help="the profile's largest batch")
-    parser.add_argument("--prefill-tokens", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=1, help="the profile's largest batch")
+    parser.add_argument("--prefill-tokens", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--window-seconds", type=float, default=1.0)
     parser.add_argument("--idle-seconds", type=float, default=2.0)
