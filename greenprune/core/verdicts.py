@@ -39,6 +39,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
 from greenprune.api.common.v1.energy_pb2 import Interval
+from greenprune.core import limits
 from greenprune.core.stats import CONFIDENCE
 
 LOWER = "lower"
@@ -54,10 +55,12 @@ ALPHA = 1.0 - CONFIDENCE
 MIN_ROUNDS = 3
 """The fewest shared rounds (or documents) a comparison needs for any verdict but inconclusive."""
 
-ADJUSTMENTS: dict[str, str] = {"holm": "holm", "bh": "fdr_bh", "none": "none"}
-"""Family adjustments by their experiment-file name: statsmodels ``multipletests`` methods."""
+_MULTIPLETESTS_METHODS = {"holm": "holm", "bh": "fdr_bh", "none": "none"}
+ADJUSTMENTS: dict[str, str] = {name: _MULTIPLETESTS_METHODS[name] for name in limits.ADJUSTMENTS}
+"""Family adjustments by their experiment-file name (``limits.ADJUSTMENTS``): statsmodels
+``multipletests`` methods."""
 
-DEFAULT_ADJUSTMENT = "holm"
+DEFAULT_ADJUSTMENT = limits.ADJUSTMENTS[0]
 
 PRIMARY = "primary"
 SECONDARY = "secondary"
