@@ -183,7 +183,10 @@ def payback(
             # Energies vary by factors: the mean's error on the log scale, never below 0.
             logs = np.log(costs)
             error = float(np.std(logs, ddof=1)) / math.sqrt(len(costs))
-            cost_draws = cost * np.exp(error * noise)
+            # t's heavy tail with few draws can overflow: an infinite cost never pays back,
+            # which the quantiles below read as an open top.
+            with np.errstate(over="ignore"):
+                cost_draws = cost * np.exp(error * noise)
         else:
             error = float(np.std(costs, ddof=1)) / math.sqrt(len(costs))
             cost_draws = np.maximum(cost + error * noise, 0.0)
