@@ -179,6 +179,25 @@ class Plan:
         """All steps: prune steps, then eval steps, then profiles."""
         return (*self.prune_steps, *self.eval_steps, *self.profile_steps)
 
+    def recovered_pair(self) -> tuple[PruneStep, PruneStep]:
+        """The first draw's unrecovered and recovered prune steps at the largest recovered ratio.
+
+        Raises:
+            ValueError: The plan recovers no checkpoint.
+        """
+        recovered = [step for step in self.prune_steps if step.recovered and step.draw == 0]
+        if not recovered:
+            raise ValueError(f"experiment {self.experiment!r} recovers no checkpoint")
+        chosen = max(recovered, key=lambda step: step.ratio)
+        plain = next(
+            step
+            for step in self.prune_steps
+            if not step.recovered
+            and (step.model, step.ratio, step.variant, step.draw)
+            == (chosen.model, chosen.ratio, chosen.variant, chosen.draw)
+        )
+        return plain, chosen
+
 
 _VARIANT_SETTINGS = {
     "depth_criterion": lambda structure, quantization: "depth" in structure,

@@ -14,6 +14,7 @@ costs no task anything measurable, and there is nothing to regain (the test says
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,7 @@ TASKS = ("greenprune_arith", "greenprune_facts")
 
 def _demo_specs() -> tuple[pruning_pb2.PruneSpec, pruning_pb2.PruneSpec]:
     """The demo's pruned and recovered specs at its largest recovered ratio."""
-    plan = plan_experiment(load_experiment(DEMO))
-    ratio = max(step.ratio for step in plan.prune_steps if step.recovered)
-    plain = next(s for s in plan.prune_steps if s.ratio == ratio and not s.recovered)
-    recovered = next(s for s in plan.prune_steps if s.ratio == ratio and s.recovered)
+    plain, recovered = plan_experiment(load_experiment(DEMO)).recovered_pair()
     return plain.spec, recovered.spec
 
 
@@ -241,6 +239,19 @@ def test_the_file_adds_one_recovered_prune_step_per_ratio_named() -> None:
     (profile,) = plan.profile_steps
     assert profile.prunes[0].ratio == 0.0 and step in profile.prunes
     assert _plan("0.4").prune_steps[-1].request_id == step.request_id  # deterministic
+
+
+def test_the_recovered_pair_is_the_largest_recovered_ratio_and_its_unrecovered_step() -> None:
+    plain, recovered = _plan("0.2, 0.4").recovered_pair()
+    assert (plain.ratio, recovered.ratio) == (0.4, 0.4)
+    assert recovered.recovered and not plain.recovered
+    assert plain.spec.ratio == recovered.spec.ratio and not plain.spec.HasField("recovery")
+    without = _plan("0.4")
+    without = dataclasses.replace(
+        without, prune_steps=tuple(s for s in without.prune_steps if not s.recovered)
+    )
+    with pytest.raises(ValueError, match="experiment 'rec' recovers no checkpoint"):
+        without.recovered_pair()
 
 
 @pytest.mark.parametrize(
