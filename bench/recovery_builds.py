@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -49,6 +50,7 @@ HOLDS_TARGET = at_least(1.0)
 measurably and at least half of the loss."""
 
 
+@functools.cache
 def demo_steps():  # noqa: ANN201
     """The demo's prune config and recovery settings at its largest recovered ratio."""
     from greenprune.client.plan import plan_experiment
@@ -171,6 +173,11 @@ def measure(
                     round(regained.high, 3),
                 ],
                 "share": round(regained.median / lost.median, 2) if lost.median > 0 else None,
+                # The demo's promise, on the unrounded intervals: where pruning lost measurably,
+                # the gain is measurable and at least half the loss (test_recovery's rule).
+                "lost_measurably": lost.low > 0,
+                "keeps_promise": lost.low <= 0
+                or (regained.low > 0 and regained.median >= 0.5 * lost.median),
             }
             out["tasks"][task] = row
             print(
@@ -237,14 +244,14 @@ def _run(args: argparse.Namespace) -> None:
     ]
     print(json.dumps(results, indent=2))
     rows = [row for result in results for row in result["tasks"].values()]
-    lost = [row for row in rows if row["lost"][0] > 0]  # pruning cost accuracy measurably
-    broken = [row for row in lost if not (row["regained"][0] > 0 and row["share"] >= 0.5)]
+    lost = [row for row in rows if row["lost_measurably"]]
+    kept = sum(row["keeps_promise"] for row in rows)
     # A pair where pruning lost nothing keeps the promise vacuously: the count beside says how
     # many pairs put it to the test.
     figures = [
         Figure("recovery builds: build x task pairs where pruning lost measurably", len(lost)),
         Figure("recovery builds: pairs keeping the promise (lost nothing, or regained "
-               "measurably and >= half) (share)", 1 - len(broken) / len(rows), HOLDS_TARGET),
+               "measurably and >= half) (share)", kept / len(rows), HOLDS_TARGET),
     ]  # fmt: skip
     if lost:
         lowest = min(row["share"] for row in lost)
